@@ -1,0 +1,67 @@
+"""Imports in helpers/ go one way along data -> converter -> dataset -> model -> train -> sample -> render."""
+
+import ast
+from pathlib import Path
+
+import pytest
+
+HELPERS = Path(__file__).resolve().parents[1] / "helpers"
+
+# A module may import only modules listed before it. Entry points (`if __name__ == "__main__":`)
+# and `pipeline`, the end-to-end job, sit outside the chain and may compose anything.
+CHAIN = (
+    "constants",
+    "config",
+    "converter",
+    "data",
+    "dataset",
+    "model",
+    "train",
+    "sample",
+    "render",
+    "evaluate",
+    "pipeline",
+)
+
+
+def _is_main_guard(node: ast.stmt) -> bool:
+    return (
+        isinstance(node, ast.If)
+        and isinstance(node.test, ast.Compare)
+        and isinstance(node.test.left, ast.Name)
+        and node.test.left.id == "__name__"
+    )
+
+
+def _helpers_imports(tree: ast.Module) -> set[str]:
+    """Names of helpers modules imported anywhere outside a __main__ guard."""
+    found = set()
+    todo = [n for n in tree.body if not _is_main_guard(n)]
+    while todo:
+        node = todo.pop()
+        if isinstance(node, ast.ImportFrom) and node.module:
+            if node.module.startswith("helpers."):
+                found.add(node.module.split(".")[1])
+            elif node.module == "helpers":
+                found.update(a.name for a in node.names)
+            elif node.level:  # relative import: `from .model import X` or `from . import model`
+                found.update([node.module] if node.module else [a.name for a in node.names])
+        elif isinstance(node, ast.Import):
+            found.update(a.name.split(".")[1] for a in node.names if a.name.startswith("helpers."))
+        todo.extend(ast.iter_child_nodes(node))
+    return found
+
+
+def test_every_module_is_in_the_chain():
+    modules = {p.stem for p in HELPERS.glob("*.py")} - {"__init__", "__main__"}
+    assert modules <= set(CHAIN), f"place {sorted(modules - set(CHAIN))} in CHAIN"
+
+
+@pytest.mark.parametrize("module", CHAIN)
+def test_imports_point_backwards(module):
+    path = HELPERS / f"{module}.py"
+    if not path.exists():
+        pytest.skip(f"{module}.py not written yet")
+    imported = _helpers_imports(ast.parse(path.read_text()))
+    allowed = set(CHAIN[: CHAIN.index(module)])
+    assert imported <= allowed, f"{module} imports later modules {sorted(imported - allowed)}"
