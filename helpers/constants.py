@@ -1,5 +1,7 @@
 """Shared numbers of the groove representation: drum classes, grid and tensor layout."""
 
+from pathlib import Path
+
 # Drum classes, one tuple of MIDI pitches per class, in the model's class order. The first
 # pitch of each tuple is the one written back on output (spec §2.1).
 DRUM_CLASS_NAMES = (
@@ -64,3 +66,6 @@ GMD_ZIP_URL = (
 )
 GMD_ZIP_NAME = "groove-v1.0.0-midionly.zip"
 GMD_ZIP_SHA256 = "651cbc524ffb891be1a3e46d89dc82a1cecb09a57c748c7b45b844c4841dcc1e"
+
+# Everything the suite writes (caches, runs, samples) goes under the repository's outputs/ folder.
+OUTPUTS_DIR = Path(__file__).resolve().parents[1] / "outputs"

@@ -1,0 +1,37 @@
+# Two entry points for a fresh machine: `make run` (the main job) and `make test` (the whole suite).
+# Both create .venv/ on first use and install what they need into it.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+# The main job's knobs; `make run STEPS=300 BATCH_SIZE=64` gives a quick CPU taste.
+CONFIG ?= groovae_4bar
+STEPS ?=
+BATCH_SIZE ?=
+
+.PHONY: setup audio run test
+
+setup: $(VENV)/.installed audio
+
+$(VENV)/.installed: requirements.txt requirements-dev.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -r requirements-dev.txt
+	$(PY) -m pip install -q --no-deps -e .
+	touch $@
+
+# FluidSynth and a General MIDI soundfont make the audio sound like a real kit. Without them
+# (no root, no apt) the helpers fall back to a built-in synthetic kit, so this never fails.
+audio:
+	@if [ ! -e /usr/share/sounds/sf2/FluidR3_GM.sf2 ] && command -v apt-get >/dev/null; then \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  ( $$SUDO apt-get update -qq && \
+	    DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq fluidsynth fluid-soundfont-gm ) \
+	    >/dev/null 2>&1 || echo "FluidSynth not installed; audio will use the built-in drum kit"; \
+	fi
+
+run: setup
+	$(PY) -m helpers.pipeline --config $(CONFIG) $(if $(STEPS),--steps $(STEPS)) \
+	  $(if $(BATCH_SIZE),--batch-size $(BATCH_SIZE))
+
+test: setup
+	$(PY) -m pytest --nbmake --nbmake-timeout=900 -p no:cacheprovider
