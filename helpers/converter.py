@@ -1,0 +1,415 @@
+"""GrooveConverter: drum NoteSequences <-> [64, 27] hit | velocity | offset tensors (spec §2)."""
+
+from __future__ import annotations
+
+import collections
+from typing import NamedTuple, Sequence
+
+import note_seq
+import numpy as np
+
+from helpers import constants
+from helpers.config import ConverterConfig
+
+# Why a sequence or clip gives no window. Magenta returns empty tensors for all of them (spec §2.2);
+# we also say which rule fired so data summaries can count them.
+MULTIPLE_TIME_SIGNATURES = "multiple time signatures"
+BAD_TIME_SIGNATURE = "bad time signature"
+MULTIPLE_TEMPOS = "multiple tempos"
+NEGATIVE_TIME = "negative time"
+NOT_4_4 = "not 4/4"
+NO_NOTES = "no notes"
+SHORTER_THAN_WINDOW = "no onset in the last bar of a window"
+
+QUANTIZE_CUTOFF = 0.5  # note-seq rounds t * steps_per_second + 0.5 down (spec §2.2 step 1)
+MODES = ("train", "eval", "infer")
+
+
+class ConverterError(ValueError):
+    """A converter setting or a tensor that the converter cannot handle."""
+
+
+class Rejected(Exception):
+    """A sequence the converter turns into no window; `reason` is one of the constants above."""
+
+    def __init__(self, reason: str):
+        super().__init__(reason)
+        self.reason = reason
+
+
+class ConverterTensors(NamedTuple):
+    """Magenta's converter output: one entry per window."""
+
+    inputs: list  # float32 [64, input_depth] encoder inputs
+    outputs: list  # float32 [64, output_depth] decoder targets
+    controls: list  # bool [64, control_depth]
+    lengths: list  # int, 64 each
+
+
+def pitch_class_lookup(pitch_classes: Sequence[Sequence[int]]) -> dict[int, int]:
+    """Maps each MIDI pitch to its class index; a pitch listed twice keeps its last class."""
+    return {pitch: cls for cls, pitches in enumerate(pitch_classes) for pitch in pitches}
+
+
+def single_tempo(tempos: Sequence[tuple[float, float]]) -> float:
+    """The one tempo note-seq's quantizer accepts, from (time, qpm) pairs in sequence order.
+
+    Raises:
+      Rejected: MULTIPLE_TEMPOS, with note-seq's rules (spec §2.2 step 1).
+    """
+    if not tempos:
+        return constants.DEFAULT_QPM
+    ordered = sorted(tempos, key=lambda t: t[0])
+    # An implicit 120 qpm holds until the first tempo event.
+    if ordered[0][0] != 0 and ordered[0][1] != constants.DEFAULT_QPM:
+        raise Rejected(MULTIPLE_TEMPOS)
+    # note-seq compares the later tempos with the first one *in sequence order*.
+    if any(qpm != tempos[0][1] for _, qpm in ordered[1:]):
+        raise Rejected(MULTIPLE_TEMPOS)
+    return tempos[0][1]
+
+
+def single_time_signature(time_signatures: Sequence[tuple[float, int, int]]) -> tuple[int, int]:
+    """The one (numerator, denominator) the quantizer accepts, from (time, num, den) triples.
+
+    Raises:
+      Rejected: MULTIPLE_TIME_SIGNATURES or BAD_TIME_SIGNATURE (spec §2.2 step 1).
+    """
+    if time_signatures:
+        ordered = sorted(time_signatures, key=lambda ts: ts[0])
+        # An implicit 4/4 holds until the first time signature event.
+        if ordered[0][0] != 0 and ordered[0][1:] != (4, 4):
+            raise Rejected(MULTIPLE_TIME_SIGNATURES)
+        if any(ts[1:] != tuple(time_signatures[0][1:]) for ts in ordered[1:]):
+            raise Rejected(MULTIPLE_TIME_SIGNATURES)
+        numerator, denominator = time_signatures[0][1:]
+    else:
+        numerator, denominator = 4, 4
+    if denominator <= 0 or denominator & (denominator - 1) or numerator == 0:
+        raise Rejected(BAD_TIME_SIGNATURE)
+    return numerator, denominator
+
+
+def quantize_to_step(times: np.ndarray, steps_per_second: float) -> np.ndarray:
+    """note-seq's quantization: int(t * steps_per_second + 0.5), truncating toward zero."""
+    return (np.asarray(times, np.float64) * steps_per_second + (1 - QUANTIZE_CUTOFF)).astype(
+        np.int64
+    )
+
+
+def encoder_inputs(
+    outputs: np.ndarray, config: ConverterConfig, rng: np.random.Generator | None = None
+) -> np.ndarray:
+    """Derives encoder inputs from converter outputs, as the options of spec §2.4 do.
+
+    Order: note dropout -> tapify -> humanize -> fixed_velocities -> add_instruments. Dropout draws
+    one probability q ~ U(0, p) per sequence (per [steps, 27] slice) and drops each cell with
+    probability max(0.2, 1 - velocity) * q.
+
+    Args:
+      outputs: float [..., steps, 27] hits | velocities | offsets; not modified.
+      config: the options; hits_as_controls does not change inputs.
+      rng: needed only when config.max_note_dropout_probability > 0.
+
+    Returns:
+      Array of the same shape and dtype as `outputs`.
+    """
+    outputs = np.asarray(outputs)
+    if outputs.shape[-1] != constants.GROOVE_DEPTH:
+        raise ConverterError(f"want [..., steps, 27] groove tensors, got shape {outputs.shape}")
+    hits = outputs[..., constants.HITS].copy()
+    velocities = outputs[..., constants.VELOCITIES].copy()
+    offsets = outputs[..., constants.OFFSETS].copy()
+
+    if config.max_note_dropout_probability:
+        if rng is None:
+            raise ConverterError("note dropout needs an rng (np.random.default_rng(seed))")
+        q = rng.uniform(0.0, config.max_note_dropout_probability, size=outputs.shape[:-2])
+        drop_p = np.maximum(0.2, 1 - velocities) * q[..., None, None]
+        keep = (rng.random(velocities.shape) >= drop_p).astype(outputs.dtype)
+        hits, velocities, offsets = hits * keep, velocities * keep, offsets * keep
+
+    if config.tapify:
+        # Quirk (spec §2.4): argmax over the dropped-out velocities, values from the originals.
+        loudest = np.argmax(velocities, axis=-1)[..., None]
+        tapped = [
+            np.take_along_axis(outputs[..., part], loudest, axis=-1)
+            for part in (constants.HITS, constants.VELOCITIES, constants.OFFSETS)
+        ]
+        hits, velocities, offsets = (np.zeros_like(hits) for _ in range(3))
+        for part, values in zip((hits, velocities, offsets), tapped):
+            part[..., 3:4] = values  # class 3: open hi-hat
+
+    if config.humanize:
+        velocities[:] = 0
+        offsets[:] = 0
+    if config.fixed_velocities:
+        velocities[:] = 0
+    if config.add_instruments:
+        for part in (hits, velocities, offsets):
+            part[..., list(config.add_instruments)] = 0
+    return np.concatenate([hits, velocities, offsets], axis=-1)
+
+
+class GrooveConverter:
+    """Magenta's GrooveConverter, continuous (non-categorical) encoding.
+
+    Differs from Magenta in one way: a pitch missing from the active drum map is skipped and
+    counted in `skipped_pitches` instead of raising KeyError (spec §2.1). `drop_reasons` counts
+    why sequences gave no window.
+    """
+
+    def __init__(
+        self,
+        split_bars: int | None = 4,
+        steps_per_quarter: int = constants.STEPS_PER_QUARTER,
+        quarters_per_bar: int = constants.QUARTERS_PER_BAR,
+        pitch_classes: Sequence[Sequence[int]] = constants.ROLAND_DRUM_PITCH_CLASSES,
+        inference_pitch_classes: Sequence[Sequence[int]] | None = (
+            constants.REDUCED_DRUM_PITCH_CLASSES
+        ),
+        humanize: bool = False,
+        tapify: bool = False,
+        fixed_velocities: bool = False,
+        hits_as_controls: bool = False,
+        max_note_dropout_probability: float | None = None,
+        add_instruments: Sequence[int] | None = None,
+        max_tensors_per_notesequence: int = 20,
+        hop_size: int | None = None,
+        seed: int | None = None,
+    ):
+        inference_pitch_classes = inference_pitch_classes or pitch_classes
+        if len(pitch_classes) != constants.NUM_DRUM_CLASSES or len(
+            inference_pitch_classes
+        ) != len(pitch_classes):
+            raise ConverterError(
+                f"want {constants.NUM_DRUM_CLASSES} pitch classes in both maps, got "
+                f"{len(pitch_classes)} and {len(inference_pitch_classes)}"
+            )
+        if split_bars is None and hop_size is not None:
+            raise ConverterError("hop_size needs split_bars")
+        self.split_bars = split_bars
+        self.steps_per_quarter = steps_per_quarter
+        self.steps_per_bar = steps_per_quarter * quarters_per_bar
+        self.hop_size = hop_size
+        self.hits_as_controls = hits_as_controls
+        # Dead at Magenta HEAD (spec §2.2): stored for the surface, never read.
+        self.max_tensors_per_notesequence = max_tensors_per_notesequence
+        self.options = ConverterConfig(
+            split_bars=split_bars or 0,
+            steps_per_quarter=steps_per_quarter,
+            quarters_per_bar=quarters_per_bar,
+            humanize=humanize,
+            tapify=tapify,
+            fixed_velocities=fixed_velocities,
+            max_note_dropout_probability=max_note_dropout_probability or 0.0,
+            add_instruments=tuple(add_instruments or ()),
+        )
+        self._pitch_classes = {False: tuple(map(tuple, pitch_classes))}
+        self._pitch_classes[True] = tuple(map(tuple, inference_pitch_classes))
+        self._class_maps = {k: pitch_class_lookup(v) for k, v in self._pitch_classes.items()}
+        self.rng = np.random.default_rng(seed)
+        self.mode = "train"
+        self.skipped_pitches: collections.Counter = collections.Counter()
+        self.drop_reasons: collections.Counter = collections.Counter()
+
+    @classmethod
+    def from_config(cls, config: ConverterConfig, **kwargs) -> GrooveConverter:
+        """A converter with the settings of a ConverterConfig (plus any keyword of __init__)."""
+        return cls(
+            split_bars=config.split_bars,
+            steps_per_quarter=config.steps_per_quarter,
+            quarters_per_bar=config.quarters_per_bar,
+            humanize=config.humanize,
+            tapify=config.tapify,
+            fixed_velocities=config.fixed_velocities,
+            max_note_dropout_probability=config.max_note_dropout_probability or None,
+            add_instruments=config.add_instruments or None,
+            **kwargs,
+        )
+
+    # --- Magenta's surface -------------------------------------------------------------------
+
+    def set_mode(self, mode: str) -> None:
+        """'train' and 'eval' use pitch_classes; 'infer' the inference map (spec §2.1)."""
+        if mode not in MODES:
+            raise ConverterError(f"mode must be one of {MODES}, got {mode!r}")
+        self.mode = mode
+
+    @property
+    def is_inferring(self) -> bool:
+        return self.mode == "infer"
+
+    @property
+    def pitch_classes(self) -> tuple[tuple[int, ...], ...]:
+        return self._pitch_classes[self.is_inferring]
+
+    @property
+    def pitch_class_map(self) -> dict[int, int]:
+        return self._class_maps[self.is_inferring]
+
+    @property
+    def input_depth(self) -> int:
+        return constants.GROOVE_DEPTH
+
+    @property
+    def output_depth(self) -> int:
+        return constants.GROOVE_DEPTH
+
+    @property
+    def control_depth(self) -> int:
+        return constants.NUM_DRUM_CLASSES if self.hits_as_controls else 0
+
+    @property
+    def end_token(self) -> bool:
+        return False
+
+    # --- NoteSequence -> tensors ---------------------------------------------------------------
+
+    def to_tensors(self, note_sequence: note_seq.NoteSequence) -> ConverterTensors:
+        """Windows of a NoteSequence (spec §2.2); empty lists when the converter rejects it."""
+        try:
+            groove = self.note_sequence_to_groove(note_sequence)
+        except Rejected as rejected:
+            self.drop_reasons[rejected.reason] += 1
+            return ConverterTensors([], [], [], [])
+        return self.groove_to_tensors(groove)
+
+    def note_sequence_to_groove(self, note_sequence: note_seq.NoteSequence) -> np.ndarray:
+        """The whole sequence on the grid: float64 [16 * bars, 27], before windowing.
+
+        Raises:
+          Rejected: the reason the converter gives no window.
+        """
+        ns = note_sequence
+        numerator, denominator = single_time_signature(
+            [(ts.time, ts.numerator, ts.denominator) for ts in ns.time_signatures]
+        )
+        qpm = single_tempo([(t.time, t.qpm) for t in ns.tempos])
+        events = [cc.time for cc in ns.control_changes] + [a.time for a in ns.text_annotations]
+        return self.notes_to_groove(
+            start_times=np.array([n.start_time for n in ns.notes], np.float64),
+            end_times=np.array([n.end_time for n in ns.notes], np.float64),
+            pitches=np.array([n.pitch for n in ns.notes], np.int64),
+            velocities=np.array([n.velocity for n in ns.notes], np.int64),
+            qpm=qpm,
+            numerator=numerator,
+            denominator=denominator,
+            event_times=np.array(events, np.float64),
+        )
+
+    def notes_to_groove(
+        self,
+        start_times: np.ndarray,
+        end_times: np.ndarray,
+        pitches: np.ndarray,
+        velocities: np.ndarray,
+        qpm: float,
+        numerator: int = 4,
+        denominator: int = 4,
+        event_times: np.ndarray | None = None,
+    ) -> np.ndarray:
+        """Notes (in sequence order) of a one-tempo, one-meter sequence on the grid.
+
+        Args:
+          start_times, end_times: float64 [n] seconds.
+          pitches, velocities: int [n].
+          qpm, numerator, denominator: the checked tempo and time signature.
+          event_times: float64 control change / text annotation times (negative ones reject).
+
+        Returns:
+          float64 [16 * bars, 27]; bars counted up to the bar of the last onset (spec §2.2 step 5).
+
+        Raises:
+          Rejected: NEGATIVE_TIME, NOT_4_4 or NO_NOTES.
+        """
+        steps_per_second = self.steps_per_quarter * qpm / 60.0
+        starts = quantize_to_step(start_times, steps_per_second)
+        ends = quantize_to_step(end_times, steps_per_second)
+        ends = np.where(ends == starts, ends + 1, ends)
+        negative_events = event_times is not None and (
+            quantize_to_step(event_times, steps_per_second) < 0
+        ).any()
+        if (starts < 0).any() or (ends < 0).any() or negative_events:
+            raise Rejected(NEGATIVE_TIME)
+        steps_per_bar = self.steps_per_quarter * (4.0 / denominator * numerator)
+        if steps_per_bar != self.steps_per_bar:
+            raise Rejected(NOT_4_4)
+
+        classes = np.array([self.pitch_class_map.get(int(p), -1) for p in pitches], np.int64)
+        unknown = classes < 0
+        if unknown.any():
+            self.skipped_pitches.update(int(p) for p in pitches[unknown])
+        known = ~unknown
+        starts, classes = starts[known], classes[known]
+        start_times, velocities = start_times[known], velocities[known]
+        if not len(starts):
+            raise Rejected(NO_NOTES)
+
+        total_bars = int(np.ceil((starts.max() + 1) / self.steps_per_bar))
+        groove = np.zeros((self.steps_per_bar * total_bars, constants.GROOVE_DEPTH))
+        # One note per (step, class): the loudest, the first of equal maxima (spec §2.2 step 6).
+        order = np.lexsort((np.arange(len(starts)), -velocities, classes, starts))
+        cell = starts[order] * constants.NUM_DRUM_CLASSES + classes[order]
+        winners = order[np.r_[True, cell[1:] != cell[:-1]]]
+        step, cls = starts[winners], classes[winners]
+        step_length = 60.0 / qpm / self.steps_per_quarter
+        groove[step, cls] = 1.0
+        groove[step, constants.NUM_DRUM_CLASSES + cls] = velocities[winners] / 127.0
+        # Positive = played early (spec §2.2 step 6); same float operations as Magenta.
+        offsets = (step_length * step - start_times[winners]) / step_length * 2
+        groove[step, 2 * constants.NUM_DRUM_CLASSES + cls] = offsets
+        return groove
+
+    def groove_to_tensors(self, groove: np.ndarray) -> ConverterTensors:
+        """Encoder inputs, controls and windows of a whole-sequence groove [steps, 27]."""
+        inputs = encoder_inputs(groove, self.options, self.rng)
+        controls = groove[:, constants.HITS].astype(bool)
+        if not self.hits_as_controls:
+            controls = controls[:, :0]
+        if self.split_bars:
+            window = self.steps_per_bar * self.split_bars
+            starts = range(0, len(groove) - window + 1, self.hop_size or window)
+        else:
+            window, starts = len(groove), [0]
+        if not starts:
+            self.drop_reasons[SHORTER_THAN_WINDOW] += 1
+        return ConverterTensors(
+            inputs=[inputs[i : i + window].astype(np.float32) for i in starts],
+            outputs=[groove[i : i + window].astype(np.float32) for i in starts],
+            controls=[controls[i : i + window] for i in starts],
+            lengths=[window for _ in starts],
+        )
+
+    # --- tensors -> NoteSequence ---------------------------------------------------------------
+
+    def from_tensors(self, samples: np.ndarray) -> list[note_seq.NoteSequence]:
+        """Decodes [n, steps, 27] grooves to 120 qpm drum NoteSequences (spec §2.3).
+
+        Cells with hit > 0.5 become notes of the active mode's first class pitch; velocity
+        round(v * 127) clipped to [0, 127]; start (step - clip(offset / 2, -0.5, 0.5)) * 0.125 s,
+        in the samples' own float precision as Magenta computes it.
+        """
+        samples = np.asarray(samples)
+        if samples.ndim != 3 or samples.shape[-1] != constants.GROOVE_DEPTH:
+            raise ConverterError(f"want [n, steps, 27] grooves, got shape {samples.shape}")
+        step_length = 60.0 / constants.DEFAULT_QPM / self.steps_per_quarter
+        first_pitches = [pitches[0] for pitches in self.pitch_classes]
+        sequences = []
+        for sample in samples:
+            ns = note_seq.NoteSequence()
+            ns.tempos.add(qpm=constants.DEFAULT_QPM)
+            for i, j in zip(*np.nonzero(sample[:, constants.HITS] > 0.5)):
+                velocity = sample[i, constants.NUM_DRUM_CLASSES + j]
+                offset = np.clip(sample[i, 2 * constants.NUM_DRUM_CLASSES + j] / 2, -0.5, 0.5)
+                start = (int(i) - offset) * step_length
+                note = ns.notes.add(
+                    pitch=first_pitches[j],
+                    velocity=int(np.clip(int(np.round(velocity * 127)), 0, 127)),
+                    start_time=start,
+                    instrument=constants.MIDI_DRUM_CHANNEL,
+                    is_drum=True,
+                )
+                note.end_time = note.start_time + step_length
+            sequences.append(ns)
+        return sequences
