@@ -1,0 +1,449 @@
+"""GrooVAE: Magenta's groovae_4bar network and objective (spec §3-§4) as a Keras 3 model."""
+
+from __future__ import annotations
+
+import math
+import os
+
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+from keras import layers, ops  # noqa: E402
+
+from helpers.config import GrooVAEConfig, ModelConfig  # noqa: E402
+from helpers.constants import GROOVE_DEPTH, HITS, OFFSETS, VELOCITIES  # noqa: E402
+
+LOG_LOSS_EPSILON = 1e-7  # tf.losses.log_loss's default, on probabilities (spec §3.4)
+MAGENTA_FORGET_BIAS = 1.0  # LSTMBlockCell adds it inside the cell; Keras keeps it in the bias
+TRAIN_TERMS = ("loss", "r_loss", "kl_loss", "kl_bits", "kl_beta", "global_norm")
+EVAL_TERMS = (
+    *TRAIN_TERMS[:-1],
+    "hits_loss",  # per-timestep sums over the 9 classes, averaged over timesteps (spec §4)
+    "velocities_loss",
+    "offsets_loss",
+    "hit_accuracy",  # fraction of the 9 x 64 hit cells right at p > 0.5, teacher forced
+)
+HIT_COUNTS = ("hit_tp", "hit_fp", "hit_fn")  # streamed over an evaluation for the hit F1
+
+
+class ModelError(Exception):
+    """Weights or inputs that do not fit the model's config."""
+
+
+def _fused_glorot(input_dim: int, units: int) -> keras.initializers.Initializer:
+    """TF1's glorot_uniform over LSTMBlockCell's fused [in + H, 4H] kernel (spec §3.1)."""
+    limit = math.sqrt(6.0 / (input_dim + units + 4 * units))
+    return keras.initializers.RandomUniform(-limit, limit)
+
+
+def _lstm(units: int, input_dim: int, dtype, name: str, **kwargs) -> layers.LSTM:
+    # Default activations, biases and no recurrent dropout keep the layer cuDNN-eligible.
+    return layers.LSTM(
+        units,
+        unit_forget_bias=True,
+        kernel_initializer=_fused_glorot(input_dim, units),
+        recurrent_initializer=_fused_glorot(input_dim, units),
+        dtype=dtype,
+        name=name,
+        **kwargs,
+    )
+
+
+def _small_dense(units: int, dtype, name: str) -> layers.Dense:
+    """Magenta's mu, sigma and z_to_initial_state layers: kernels N(0, 0.001^2) (spec §3.3)."""
+    return layers.Dense(
+        units, kernel_initializer=keras.initializers.RandomNormal(stddev=0.001), dtype=dtype, name=name
+    )
+
+
+def reconstruction_losses(targets, logits):
+    """Magenta's per-timestep reconstruction losses, each summed over the 9 classes (spec §3.4).
+
+    Args:
+      targets: (batch, 64, 27) float, the decoder targets [hits | velocities | offsets].
+      logits: (batch, 64, 27) float, the decoder's pre-activations.
+
+    Returns:
+      (hits, velocities, offsets), each (batch, 64) float32: the eps = 1e-7 log-loss on hit
+      probabilities and the squared errors of velocities and offsets over all classes, hit or not.
+    """
+    targets = ops.cast(targets, "float32")
+    logits = ops.cast(logits, "float32")
+    p_hit = ops.sigmoid(logits[..., HITS])
+    hits = targets[..., HITS]
+    hits_loss = -(
+        hits * ops.log(p_hit + LOG_LOSS_EPSILON) + (1.0 - hits) * ops.log(1.0 - p_hit + LOG_LOSS_EPSILON)
+    )
+    velocities_loss = ops.square(ops.sigmoid(logits[..., VELOCITIES]) - targets[..., VELOCITIES])
+    offsets_loss = ops.square(ops.tanh(logits[..., OFFSETS]) - targets[..., OFFSETS])
+    return tuple(ops.sum(part, axis=-1) for part in (hits_loss, velocities_loss, offsets_loss))
+
+
+def r_loss(targets, logits):
+    """Magenta's per-sequence reconstruction loss: the step losses summed over time (spec §3.4).
+
+    Args:
+      targets: (batch, 64, 27) float decoder targets.
+      logits: (batch, 64, 27) float decoder pre-activations.
+
+    Returns:
+      (batch,) float32.
+    """
+    return ops.sum(sum(reconstruction_losses(targets, logits)), axis=-1)
+
+
+def kl_divergence(mu, sigma):
+    """KL(N(mu, sigma^2) || N(0, I)) per example, in nats (spec §4).
+
+    Args:
+      mu, sigma: (batch, z_size) float.
+
+    Returns:
+      (batch,) float32.
+    """
+    mu = ops.cast(mu, "float32")
+    sigma = ops.cast(sigma, "float32")
+    return 0.5 * ops.sum(ops.square(mu) + ops.square(sigma) - 1.0 - 2.0 * ops.log(sigma), axis=-1)
+
+
+def kl_beta(step, config: ModelConfig):
+    """The KL weight (1 - beta_rate**step) * max_beta: 0 at step 0 for groovae_4bar (spec §4)."""
+    step = ops.cast(step, "float32")
+    return (1.0 - ops.power(ops.cast(config.beta_rate, "float32"), step)) * config.max_beta
+
+
+def loss_terms(targets, logits, mu, sigma, step, config: ModelConfig) -> dict:
+    """Magenta's objective and logged scalars for one batch (spec §4).
+
+    Args:
+      targets: (batch, 64, 27) decoder targets; logits: (batch, 64, 27) teacher-forced logits.
+      mu, sigma: (batch, z_size) posterior parameters.
+      step: the global step before this update (it sets beta).
+      config: the model config (free_bits, max_beta, beta_rate).
+
+    Returns:
+      Scalars `loss`, `r_loss`, `kl_loss` (after free bits), `kl_bits` (before), `kl_beta`.
+    """
+    kl_nats = kl_divergence(mu, sigma)
+    # Free bits come off each example's total KL, not per dimension (spec §4).
+    kl_cost = ops.maximum(kl_nats - config.free_bits * math.log(2.0), 0.0)
+    beta = kl_beta(step, config)
+    mean_r_loss = ops.mean(r_loss(targets, logits))
+    mean_kl_cost = ops.mean(kl_cost)
+    return {
+        "loss": mean_r_loss + beta * mean_kl_cost,
+        "r_loss": mean_r_loss,
+        "kl_loss": mean_kl_cost,
+        "kl_bits": ops.mean(kl_nats) / math.log(2.0),
+        "kl_beta": beta,
+    }
+
+
+def clip_gradients(grads: list, clip_norm: float, clip_to_zero: float):
+    """Magenta's clipping: by global norm, or all zeros once the norm reaches `clip_to_zero`.
+
+    A zero update still advances Adam's moments and the step counter, as in TF1 (spec §4).
+
+    Returns:
+      (clipped gradients, global norm as a float32 scalar).
+    """
+    global_norm = ops.sqrt(sum(ops.sum(ops.square(ops.cast(g, "float32"))) for g in grads))
+    keep = global_norm < clip_to_zero  # False for a NaN norm too
+    scale = clip_norm / ops.maximum(global_norm, clip_norm)
+    clipped = [ops.where(keep, g * ops.cast(scale, g.dtype), ops.zeros_like(g)) for g in grads]
+    return clipped, global_norm
+
+
+@keras.saving.register_keras_serializable(package="groovae")
+class GrooVAE(keras.Model):
+    """Magenta's MusicVAE with a BiLSTM encoder and a GrooveLstmDecoder (spec §3).
+
+    `model(x)` is the deterministic teacher-forced reconstruction (z = mu) of a (batch, 64, 27)
+    groove, as logits. Training data are (encoder inputs, decoder targets) pairs: the inputs
+    differ from the targets in the humanize and tap variants (spec §2.4).
+    """
+
+    def __init__(self, config: GrooVAEConfig, **kwargs):
+        kwargs.setdefault("dtype", "mixed_bfloat16" if config.train.mixed_precision else None)
+        super().__init__(**kwargs)
+        self.config = config
+        m = config.model
+        dtype = self.dtype_policy
+        rate = 1.0 - m.dropout_keep_prob  # inverted dropout on every LSTM layer's input (spec §3.2)
+
+        # Encoder: each layer a forward and a backward LSTM, each with its own input dropout.
+        self.encoder_fw, self.encoder_bw, self.encoder_dropout = [], [], []
+        input_dim = GROOVE_DEPTH
+        for i, units in enumerate(m.enc_rnn_size):
+            last = i == len(m.enc_rnn_size) - 1
+            self.encoder_fw.append(
+                _lstm(units, input_dim, dtype, f"encoder_fw_{i}", return_sequences=not last)
+            )
+            self.encoder_bw.append(
+                _lstm(
+                    units, input_dim, dtype, f"encoder_bw_{i}", return_sequences=not last, go_backwards=True
+                )
+            )
+            self.encoder_dropout.append(
+                [layers.Dropout(rate, dtype=dtype, name=f"encoder_dropout_{d}_{i}") for d in "fb"]
+            )
+            input_dim = 2 * units
+        self.mu = _small_dense(m.z_size, dtype, "mu")
+        self.sigma = _small_dense(m.z_size, dtype, "sigma")
+
+        # Decoder: z -> initial states, then a stack of LSTMs fed [previous target, z].
+        self.z_to_initial_state = _small_dense(2 * sum(m.dec_rnn_size), dtype, "z_to_initial_state")
+        self.decoder_lstms, self.decoder_dropout = [], []
+        input_dim = GROOVE_DEPTH + m.z_size
+        for i, units in enumerate(m.dec_rnn_size):
+            self.decoder_lstms.append(
+                _lstm(units, input_dim, dtype, f"decoder_{i}", return_sequences=True, return_state=True)
+            )
+            self.decoder_dropout.append(layers.Dropout(rate, dtype=dtype, name=f"decoder_dropout_{i}"))
+            input_dim = units
+        self.output_projection = layers.Dense(GROOVE_DEPTH, dtype=dtype, name="output_projection")
+
+        self.z_seed = keras.random.SeedGenerator(config.train.seed, name="z_seed")
+        self.eval_z_seed = keras.random.SeedGenerator(config.train.seed + 1, name="eval_z_seed")
+        self.trackers = {name: keras.metrics.Mean(name=name) for name in TRAIN_TERMS + EVAL_TERMS}
+        # Hit F1 over all cells, streamed as counts of true positives, false positives and misses.
+        self.hit_counts = {name: keras.metrics.Sum(name=name) for name in HIT_COUNTS}
+        self.build((None, m.max_seq_len, GROOVE_DEPTH))
+
+    def build(self, input_shape):
+        """Creates every weight from the config alone, so weights load before any call."""
+        m = self.config.model
+        steps = m.max_seq_len
+        input_dim = GROOVE_DEPTH
+        for fw, bw, units in zip(self.encoder_fw, self.encoder_bw, m.enc_rnn_size):
+            fw.build((None, steps, input_dim))
+            bw.build((None, steps, input_dim))
+            input_dim = 2 * units
+        self.mu.build((None, input_dim))
+        self.sigma.build((None, input_dim))
+        self.z_to_initial_state.build((None, m.z_size))
+        input_dim = GROOVE_DEPTH + m.z_size
+        for lstm, units in zip(self.decoder_lstms, m.dec_rnn_size):
+            lstm.build((None, steps, input_dim))
+            input_dim = units
+        self.output_projection.build((None, steps, input_dim))
+        self.built = True
+
+    @property
+    def metrics(self) -> list:
+        return [*self.trackers.values(), *self.hit_counts.values()]
+
+    def get_config(self) -> dict:
+        return {"name": self.name, "config": self.config.to_dict()}
+
+    @classmethod
+    def from_config(cls, config: dict) -> GrooVAE:
+        return cls(GrooVAEConfig.from_dict(config["config"]), name=config.get("name"))
+
+    def encode(self, inputs, training: bool = False):
+        """The posterior q(z | inputs) (spec §3.3).
+
+        Args:
+          inputs: (batch, 64, 27) float encoder inputs.
+          training: applies input dropout when True.
+
+        Returns:
+          (mu, sigma), each (batch, z_size) float32; sigma = softplus(dense), no floor.
+        """
+        x = inputs
+        for fw, bw, (drop_fw, drop_bw) in zip(self.encoder_fw, self.encoder_bw, self.encoder_dropout):
+            h_fw = fw(drop_fw(x, training=training))
+            h_bw = bw(drop_bw(x, training=training))
+            if fw.return_sequences:  # a lower layer: realign the backward outputs in time
+                h_bw = ops.flip(h_bw, axis=1)
+            # Last layer: h_fw at the last step, h_bw after consuming step 0.
+            x = ops.concatenate([h_fw, h_bw], axis=-1)
+        mu = ops.cast(self.mu(x), "float32")
+        sigma = ops.cast(ops.softplus(self.sigma(x)), "float32")
+        return mu, sigma
+
+    def _initial_states(self, z) -> list:
+        """tanh(dense(z)) split as Magenta's [c1, h1, c2, h2, ...]; Keras wants [h, c] (spec §3.4)."""
+        flat = ops.tanh(self.z_to_initial_state(z))
+        states, start = [], 0
+        for units in self.config.model.dec_rnn_size:
+            c, h = flat[:, start : start + units], flat[:, start + units : start + 2 * units]
+            states.append([h, c])
+            start += 2 * units
+        return states
+
+    def reconstruction_logits(self, targets, z, training: bool = False):
+        """The teacher-forced decoder (spec §3.4): step t sees [targets[t - 1] (zeros at t = 0), z].
+
+        Args:
+          targets: (batch, 64, 27) float decoder targets.
+          z: (batch, z_size) float latent codes.
+          training: applies input dropout when True.
+
+        Returns:
+          (batch, 64, 27) float32 pre-activations [hits | velocities | offsets].
+        """
+        steps = ops.shape(targets)[1]
+        previous = ops.pad(targets[:, :-1], [[0, 0], [1, 0], [0, 0]])
+        z_per_step = ops.repeat(ops.expand_dims(ops.cast(z, previous.dtype), 1), steps, axis=1)
+        x = ops.concatenate([previous, z_per_step], axis=-1)
+        for lstm, dropout, state in zip(self.decoder_lstms, self.decoder_dropout, self._initial_states(z)):
+            x, _, _ = lstm(dropout(x, training=training), initial_state=state, training=training)
+        return ops.cast(self.output_projection(x), "float32")
+
+    def call(self, inputs, training: bool = False):
+        mu, _ = self.encode(inputs, training=training)
+        return self.reconstruction_logits(inputs, mu, training=training)
+
+    def _forward(self, inputs, targets, training: bool, seed):
+        """One reparameterised pass: z = mu + sigma * eps, one sample per example (spec §4)."""
+        mu, sigma = self.encode(inputs, training=training)
+        z = mu + sigma * keras.random.normal(ops.shape(mu), seed=seed)
+        logits = self.reconstruction_logits(targets, z, training=training)
+        step = self.optimizer.iterations if self.optimizer is not None else 0
+        return loss_terms(targets, logits, mu, sigma, step, self.config.model), logits
+
+    def train_step(self, data):
+        import tensorflow as tf  # the gradient tape is the one backend-specific piece
+
+        inputs, targets, _ = keras.utils.unpack_x_y_sample_weight(data)
+        with tf.GradientTape() as tape:
+            terms, _ = self._forward(inputs, targets, True, self.z_seed)
+        grads = tape.gradient(terms["loss"], self.trainable_variables)
+        t = self.config.train
+        grads, terms["global_norm"] = clip_gradients(grads, t.grad_clip, t.grad_norm_clip_to_zero)
+        self.optimizer.apply(grads, self.trainable_variables)
+        for name in TRAIN_TERMS:
+            self.trackers[name].update_state(terms[name])
+        return {name: self.trackers[name].result() for name in TRAIN_TERMS}
+
+    def test_step(self, data):
+        inputs, targets, _ = keras.utils.unpack_x_y_sample_weight(data)
+        terms, logits = self._forward(inputs, targets, False, self.eval_z_seed)
+        hits_loss, velocities_loss, offsets_loss = reconstruction_losses(targets, logits)
+        terms["hits_loss"] = ops.mean(hits_loss)
+        terms["velocities_loss"] = ops.mean(velocities_loss)
+        terms["offsets_loss"] = ops.mean(offsets_loss)
+        p_hit = ops.sigmoid(logits[..., HITS])
+        hits = ops.cast(targets[..., HITS], "float32")
+        terms["hit_accuracy"] = ops.mean(ops.cast(ops.equal(p_hit > 0.5, hits > 0.5), "float32"))
+        for name in EVAL_TERMS:
+            self.trackers[name].update_state(terms[name])
+        predicted = ops.cast(p_hit > 0.5, "float32")
+        self.hit_counts["hit_tp"].update_state(ops.sum(predicted * hits))
+        self.hit_counts["hit_fp"].update_state(ops.sum(predicted * (1.0 - hits)))
+        self.hit_counts["hit_fn"].update_state(ops.sum((1.0 - predicted) * hits))
+        tp, fp, fn = (self.hit_counts[name].result() for name in HIT_COUNTS)
+        logs = {name: self.trackers[name].result() for name in EVAL_TERMS}
+        logs["hit_f1"] = 2.0 * tp / ops.maximum(2.0 * tp + fp + fn, 1.0)
+        return logs
+
+    def decode(self, z, temperature: float = 1.0, seed: int | None = None):
+        """The sampling decoder (spec §3.4), run step by step with the trained LSTM cells.
+
+        Each step samples hits ~ Bernoulli(sigmoid(hit_logit / temperature)); velocities = sigmoid
+        and offsets = tanh are deterministic. The whole 27-vector is fed back with z.
+
+        Args:
+          z: (batch, z_size) float latent codes.
+          temperature: divides the hit logits only; near 0 gives hits = logit > 0.
+          seed: an int makes the hit draws reproducible.
+
+        Returns:
+          (batch, 64, 27) float32 grooves [hits (0/1) | velocities | offsets].
+        """
+        if temperature <= 0:
+            raise ModelError(f"temperature must be > 0, got {temperature}")
+        seed = keras.random.SeedGenerator(seed) if seed is not None else None
+        z = ops.convert_to_tensor(z, "float32")
+        states = self._initial_states(z)
+        previous = ops.zeros((ops.shape(z)[0], GROOVE_DEPTH), "float32")
+        outputs = []
+        for _ in range(self.config.model.max_seq_len):
+            x = ops.concatenate([previous, z], axis=-1)
+            for i, lstm in enumerate(self.decoder_lstms):
+                x, states[i] = lstm.cell(x, states[i], training=False)
+            logits = ops.cast(self.output_projection(x), "float32")
+            p_hit = ops.sigmoid(logits[:, HITS] / temperature)
+            # u < p never fires at p = 0 and always fires at p = 1, since u is in [0, 1).
+            hits = ops.cast(keras.random.uniform(ops.shape(p_hit), seed=seed) < p_hit, "float32")
+            previous = ops.concatenate(
+                [hits, ops.sigmoid(logits[:, VELOCITIES]), ops.tanh(logits[:, OFFSETS])], axis=-1
+            )
+            outputs.append(previous)
+        return ops.stack(outputs, axis=1)
+
+
+def _magenta_lstm_to_keras(kernel: np.ndarray, bias: np.ndarray, input_dim: int) -> list:
+    """[x; h] fused kernel with gates [i, g, f, o] -> Keras [kernel, recurrent, bias] in [i, f, c, o].
+
+    The forget bias Magenta adds inside the cell moves into the stored bias (spec §3.1).
+    """
+    i, g, f, o = np.split(kernel, 4, axis=1)
+    reordered = np.concatenate([i, f, g, o], axis=1)
+    bi, bg, bf, bo = np.split(bias, 4)
+    keras_bias = np.concatenate([bi, bf + MAGENTA_FORGET_BIAS, bg, bo])
+    return [reordered[:input_dim], reordered[input_dim:], keras_bias]
+
+
+def _magenta_names(model: GrooVAE) -> list:
+    """(Keras layer, Magenta variable scope, LSTM input size or None) for every weighted layer."""
+    m = model.config.model
+    entries, input_dim = [], GROOVE_DEPTH
+    for i, units in enumerate(m.enc_rnn_size):
+        for direction, lstm in (("fw", model.encoder_fw[i]), ("bw", model.encoder_bw[i])):
+            scope = f"encoder/cell_{i}/bidirectional_rnn/{direction}/multi_rnn_cell/cell_0/lstm_cell"
+            entries.append((lstm, scope, input_dim))
+        input_dim = 2 * units
+    entries += [(model.mu, "encoder/mu", None), (model.sigma, "encoder/sigma", None)]
+    entries.append((model.z_to_initial_state, "decoder/z_to_initial_state", None))
+    input_dim = GROOVE_DEPTH + m.z_size
+    for i, units in enumerate(m.dec_rnn_size):
+        entries.append((model.decoder_lstms[i], f"decoder/multi_rnn_cell/cell_{i}/lstm_cell", input_dim))
+        input_dim = units
+    entries.append((model.output_projection, "decoder/output_projection", None))
+    return entries
+
+
+def load_magenta_weights(model: GrooVAE, weights: dict) -> None:
+    """Sets `model`'s weights from Magenta variables (spec §3.4 lists their names).
+
+    Args:
+      model: a GrooVAE whose config matches the weights' sizes.
+      weights: {magenta variable name: array}, e.g. 'decoder/output_projection/kernel'. Extra
+        names (Adam slots, global_step) are ignored.
+
+    Raises:
+      ModelError: a variable is missing or its shape does not fit the config.
+    """
+    for layer, scope, input_dim in _magenta_names(model):
+        names = (f"{scope}/kernel", f"{scope}/bias")
+        missing = [n for n in names if n not in weights]
+        if missing:
+            raise ModelError(f"Magenta weights lack {missing}; is this a groovae checkpoint?")
+        kernel, bias = (np.asarray(weights[n], "float32") for n in names)
+        values = [kernel, bias] if input_dim is None else _magenta_lstm_to_keras(kernel, bias, input_dim)
+        expected = [tuple(w.shape) for w in layer.weights]
+        if [v.shape for v in values] != expected:
+            raise ModelError(
+                f"{scope}: Magenta shapes {[kernel.shape, bias.shape]} do not fit the config "
+                f"{model.config.name!r} (Keras wants {expected}); pick the matching config"
+            )
+        layer.set_weights(values)
+
+
+def load_magenta_checkpoint(model: GrooVAE, path: str) -> None:
+    """Loads a TF1 MusicVAE checkpoint (a directory or a checkpoint prefix) into `model`.
+
+    Raises:
+      ModelError: the checkpoint cannot be read or does not fit the model.
+    """
+    import tensorflow as tf
+
+    try:
+        reader = tf.train.load_checkpoint(str(path))
+    except (ValueError, tf.errors.OpError) as error:
+        raise ModelError(f"cannot read a TF checkpoint at {path}: {error}") from error
+    names = reader.get_variable_to_shape_map()
+    load_magenta_weights(model, {name: reader.get_tensor(name) for name in names})

@@ -1,0 +1,282 @@
+"""GrooVAE network, objective and Magenta weight loading (spec §3-§4)."""
+
+import math
+
+import keras
+import numpy as np
+import pytest
+
+from helpers import model as groovae
+from helpers.config import get_config
+from helpers.constants import GROOVE_DEPTH, HITS, OFFSETS, VELOCITIES, WINDOW_STEPS
+
+ORACLE = "model_oracle_groovae_4bar.npz"
+FREE_NATS = 48 * math.log(2.0)
+
+
+def _grooves(n: int, seed: int = 0) -> np.ndarray:
+    """Synthetic (n, 64, 27) windows: binary hits, velocities in [0, 1], offsets in (-1, 1)."""
+    rng = np.random.default_rng(seed)
+    hits = (rng.random((n, WINDOW_STEPS, 9)) < 0.2).astype(np.float32)
+    velocities = hits * rng.random(hits.shape, dtype=np.float32)
+    offsets = hits * rng.uniform(-0.99, 0.99, hits.shape).astype(np.float32)
+    return np.concatenate([hits, velocities, offsets], axis=-1)
+
+
+@pytest.fixture(scope="module")
+def oracle(parity_dir):
+    return dict(np.load(parity_dir / ORACLE))
+
+
+@pytest.fixture(scope="module")
+def magenta_model(oracle):
+    model = groovae.GrooVAE(get_config("groovae_4bar"))
+    groovae.load_magenta_weights(model, {k[2:]: v for k, v in oracle.items() if k.startswith("w/")})
+    return model
+
+
+@pytest.fixture
+def tiny_model(tiny_config):
+    keras.utils.set_random_seed(0)
+    return groovae.GrooVAE(tiny_config)
+
+
+@pytest.mark.parity
+def test_encode_matches_magenta(magenta_model, oracle):
+    mu, sigma = magenta_model.encode(oracle["x"])
+    np.testing.assert_allclose(np.asarray(mu), oracle["mu"], rtol=1e-5, atol=1e-4)
+    np.testing.assert_allclose(np.asarray(sigma), oracle["sigma"], rtol=1e-5, atol=1e-4)
+
+
+@pytest.mark.parity
+def test_kl_divergence_matches_magenta(oracle):
+    kl = groovae.kl_divergence(oracle["mu"], oracle["sigma"])
+    np.testing.assert_allclose(np.asarray(kl), oracle["kl_nats"], rtol=1e-5)
+
+
+@pytest.mark.parity
+def test_reconstruction_logits_matches_magenta(magenta_model, oracle):
+    logits = magenta_model.reconstruction_logits(oracle["x"], oracle["z"])
+    np.testing.assert_allclose(np.asarray(logits), oracle["logits"], atol=1e-4)
+
+
+@pytest.mark.parity
+def test_r_loss_matches_magenta(oracle):
+    r_loss = groovae.r_loss(oracle["x"], oracle["logits"])
+    np.testing.assert_allclose(np.asarray(r_loss), oracle["r_loss"], rtol=1e-5)
+
+
+@pytest.mark.parity
+def test_loss_terms_matches_magenta(magenta_model, oracle):
+    mu, sigma = magenta_model.encode(oracle["x"])
+    logits = magenta_model.reconstruction_logits(oracle["x"], oracle["z"])
+    terms = groovae.loss_terms(oracle["x"], logits, mu, sigma, 1, magenta_model.config.model)
+    np.testing.assert_allclose(float(terms["loss"]), oracle["loss"], rtol=1e-5)
+
+
+@pytest.mark.parity
+@pytest.mark.parametrize("z_key, greedy_key", [("z", "greedy"), ("z_prior", "greedy_prior")])
+def test_decode_greedy_matches_magenta(magenta_model, oracle, z_key, greedy_key):
+    grooves = np.asarray(magenta_model.decode(oracle[z_key], temperature=1e-6, seed=0))
+    expected = oracle[greedy_key]
+    np.testing.assert_array_equal(grooves[..., HITS], expected[..., HITS])
+    np.testing.assert_allclose(grooves[..., VELOCITIES], expected[..., VELOCITIES], atol=1e-4)
+    np.testing.assert_allclose(grooves[..., OFFSETS], expected[..., OFFSETS], atol=1e-4)
+
+
+@pytest.mark.parity
+def test_load_magenta_checkpoint_reads_tf1_names(oracle, tmp_path):
+    import tensorflow as tf
+
+    names = [k[2:] for k in oracle if k.startswith("w/")]
+    tf.raw_ops.SaveV2(
+        prefix=str(tmp_path / "model.ckpt"),
+        tensor_names=names + ["global_step"],
+        shape_and_slices=[""] * (len(names) + 1),
+        tensors=[oracle[f"w/{n}"] for n in names] + [np.int64(7)],
+    )
+    model = groovae.GrooVAE(get_config("groovae_4bar"))
+    groovae.load_magenta_checkpoint(model, tmp_path / "model.ckpt")
+    mu, _ = model.encode(oracle["x"])
+    np.testing.assert_allclose(np.asarray(mu), oracle["mu"], rtol=1e-5, atol=1e-4)
+
+
+@pytest.mark.parity
+def test_load_magenta_weights_rejects_other_sizes(oracle, tiny_model):
+    weights = {k[2:]: v for k, v in oracle.items() if k.startswith("w/")}
+    with pytest.raises(groovae.ModelError, match="do not fit the config 'tiny'"):
+        groovae.load_magenta_weights(tiny_model, weights)
+
+
+def test_load_magenta_weights_rejects_missing_names(tiny_model):
+    with pytest.raises(groovae.ModelError, match="lack"):
+        groovae.load_magenta_weights(tiny_model, {"encoder/mu/kernel": np.zeros((32, 8))})
+
+
+def test_load_magenta_checkpoint_rejects_missing_path(tiny_model, tmp_path):
+    with pytest.raises(groovae.ModelError, match="cannot read"):
+        groovae.load_magenta_checkpoint(tiny_model, tmp_path / "nothing")
+
+
+def test_magenta_lstm_to_keras_reorders_gates_and_adds_forget_bias():
+    input_dim, units = 3, 2
+    # Column block k of the fused kernel and bias holds the value k: gates [i, g, f, o].
+    kernel = np.repeat(np.arange(4.0), units)[None, :].repeat(input_dim + units, axis=0)
+    bias = np.repeat(np.arange(4.0), units)
+    keras_kernel, recurrent, keras_bias = groovae._magenta_lstm_to_keras(kernel, bias, input_dim)
+    assert keras_kernel.shape == (input_dim, 4 * units) and recurrent.shape == (units, 4 * units)
+    # Keras order [i, f, c, o] = Magenta blocks [0, 2, 1, 3]; forget bias + 1.
+    np.testing.assert_array_equal(keras_kernel[0], np.repeat([0.0, 2.0, 1.0, 3.0], units))
+    np.testing.assert_array_equal(keras_bias, np.repeat([0.0, 3.0, 1.0, 3.0], units))
+
+
+def test_grooVAE_shapes_and_dtypes(tiny_model, tiny_config):
+    x = _grooves(4)
+    z_size = tiny_config.model.z_size
+    mu, sigma = tiny_model.encode(x)
+    assert tuple(mu.shape) == (4, z_size) and tuple(sigma.shape) == (4, z_size)
+    logits = tiny_model.reconstruction_logits(x, mu)
+    assert tuple(logits.shape) == (4, WINDOW_STEPS, GROOVE_DEPTH) and logits.dtype == "float32"
+    assert tuple(tiny_model(x).shape) == (4, WINDOW_STEPS, GROOVE_DEPTH)
+    assert float(np.min(sigma)) > 0.0
+
+
+def test_grooVAE_initial_posterior_is_near_standard(tiny_model):
+    # Kernels N(0, 0.001^2), biases 0: mu ~ 0 and sigma ~ softplus(0) = ln 2 (spec §3.3).
+    mu, sigma = tiny_model.encode(_grooves(4))
+    np.testing.assert_allclose(np.asarray(mu), 0.0, atol=0.05)
+    np.testing.assert_allclose(np.asarray(sigma), math.log(2.0), atol=0.05)
+
+
+def test_grooVAE_dropout_only_when_training(tiny_model):
+    x = _grooves(2)
+    np.testing.assert_array_equal(np.asarray(tiny_model(x)), np.asarray(tiny_model(x)))
+    trained = [np.asarray(tiny_model(x, training=True)) for _ in range(2)]
+    assert np.abs(trained[0] - trained[1]).max() > 1e-4
+
+
+def test_grooVAE_mixed_precision_keeps_float32_variables_and_outputs(tiny_config):
+    config = get_config("tiny", mixed_precision=True)
+    model = groovae.GrooVAE(config)
+    assert {v.dtype for v in model.trainable_variables} == {"float32"}
+    assert model.decoder_lstms[0].compute_dtype == "bfloat16"
+    logits = model(_grooves(2))
+    assert logits.dtype == "float32"
+
+
+def test_grooVAE_serialization_round_trip(tiny_model):
+    rebuilt = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(tiny_model))
+    assert isinstance(rebuilt, groovae.GrooVAE)
+    assert rebuilt.config == tiny_model.config
+    assert rebuilt.count_params() == tiny_model.count_params()
+
+
+def test_r_loss_uninformed_decoder():
+    targets = _grooves(3)
+    logits = np.zeros_like(targets)  # p_hit = v = 0.5, offset = 0
+    hit_cells = -np.where(targets[..., HITS] > 0, np.log(0.5 + 1e-7), np.log(1.0 - 0.5 + 1e-7))
+    expected = (
+        hit_cells.sum((1, 2))
+        + np.square(0.5 - targets[..., VELOCITIES]).sum((1, 2))
+        + np.square(targets[..., OFFSETS]).sum((1, 2))
+    )
+    np.testing.assert_allclose(np.asarray(groovae.r_loss(targets, logits)), expected, rtol=1e-6)
+
+
+def test_r_loss_caps_a_certain_miss_at_log_epsilon():
+    targets = np.zeros((1, WINDOW_STEPS, GROOVE_DEPTH), np.float32)
+    targets[0, 0, 0] = 1.0
+    logits = np.zeros_like(targets)
+    logits[..., HITS] = -100.0  # certain silence; velocities 0.5; offsets 0
+    logits[..., VELOCITIES] = -100.0
+    expected = -math.log(1e-7)  # one missed hit, everything else right
+    np.testing.assert_allclose(float(groovae.r_loss(targets, logits)[0]), expected, rtol=1e-5)
+
+
+def test_reconstruction_losses_sum_to_r_loss():
+    targets, logits = _grooves(2, seed=1), _grooves(2, seed=2) * 3.0 - 1.0
+    parts = [np.asarray(p) for p in groovae.reconstruction_losses(targets, logits)]
+    assert all(p.shape == (2, WINDOW_STEPS) for p in parts)
+    np.testing.assert_allclose(
+        sum(parts).sum(-1), np.asarray(groovae.r_loss(targets, logits)), rtol=1e-6
+    )
+
+
+@pytest.mark.parametrize("kl_nats", [FREE_NATS - 5.0, FREE_NATS + 7.0])
+def test_loss_terms_free_bits_on_total_kl(kl_nats):
+    config = get_config("groovae_4bar").model
+    # sigma = 1 and all of mu in one dimension: KL = mu^2 / 2.
+    mu = np.zeros((2, config.z_size), np.float32)
+    mu[:, 0] = math.sqrt(2.0 * kl_nats)
+    sigma = np.ones_like(mu)
+    targets = _grooves(2)
+    logits = np.zeros_like(targets)
+    terms = groovae.loss_terms(targets, logits, mu, sigma, 10, config)
+    r_loss = float(np.mean(groovae.r_loss(targets, logits)))
+    kl_cost = max(kl_nats - FREE_NATS, 0.0)
+    np.testing.assert_allclose(float(terms["kl_bits"]), kl_nats / math.log(2.0), rtol=1e-5)
+    np.testing.assert_allclose(float(terms["kl_loss"]), kl_cost, atol=1e-4)
+    np.testing.assert_allclose(float(terms["loss"]), r_loss + 0.2 * kl_cost, rtol=1e-6)
+
+
+def test_kl_beta_zero_at_step_zero_then_max_beta():
+    config = get_config("groovae_4bar").model
+    assert float(groovae.kl_beta(0, config)) == 0.0
+    np.testing.assert_allclose(float(groovae.kl_beta(1, config)), 0.2, rtol=1e-7)
+    annealed = get_config("groovae_4bar", beta_rate=0.99).model
+    np.testing.assert_allclose(float(groovae.kl_beta(10, annealed)), (1 - 0.99**10) * 0.2, rtol=1e-5)
+
+
+@pytest.mark.parametrize("norm, expected_norm", [(0.5, 0.5), (5.0, 1.0), (9999.0, 1.0)])
+def test_clip_gradients_by_global_norm(norm, expected_norm):
+    grads = [np.array([3.0, 0.0], np.float32) * norm / 5.0, np.array([[4.0]], np.float32) * norm / 5.0]
+    clipped, global_norm = groovae.clip_gradients(grads, 1.0, 10000.0)
+    np.testing.assert_allclose(float(global_norm), norm, rtol=1e-6)
+    clipped_norm = math.sqrt(sum(float(np.sum(np.square(g))) for g in clipped))
+    np.testing.assert_allclose(clipped_norm, expected_norm, rtol=1e-6)
+
+
+@pytest.mark.parametrize("value", [1e4, np.inf, np.nan])
+def test_clip_gradients_to_zero_at_large_or_bad_norm(value):
+    grads = [np.array([value, 1.0], np.float32), np.array([2.0], np.float32)]
+    clipped, _ = groovae.clip_gradients(grads, 1.0, 10000.0)
+    for g in clipped:
+        np.testing.assert_array_equal(np.asarray(g), 0.0)
+
+
+def test_train_step_tiny_is_finite_and_updates(tiny_model):
+    tiny_model.compile(optimizer=keras.optimizers.Adam(1e-3))
+    x = _grooves(16)
+    before = [np.array(v) for v in tiny_model.trainable_variables]
+    logs = tiny_model.train_on_batch(x, x, return_dict=True)
+    assert set(logs) == set(groovae.TRAIN_TERMS)
+    assert all(np.isfinite(float(v)) for v in logs.values())
+    assert float(logs["kl_beta"]) == 0.0  # step 0
+    assert int(tiny_model.optimizer.iterations) == 1
+    after = [np.array(v) for v in tiny_model.trainable_variables]
+    assert all(np.abs(a - b).max() > 0 for a, b in zip(after, before))
+
+
+def test_test_step_reports_eval_terms(tiny_model):
+    tiny_model.compile(optimizer=keras.optimizers.Adam(1e-3))
+    x = _grooves(16)
+    logs = tiny_model.evaluate(x, x, batch_size=8, verbose=0, return_dict=True)
+    assert set(logs) == set(groovae.EVAL_TERMS) | {"hit_f1"}
+    assert 0.0 <= logs["hit_accuracy"] <= 1.0 and 0.0 <= logs["hit_f1"] <= 1.0
+    per_step = logs["hits_loss"] + logs["velocities_loss"] + logs["offsets_loss"]
+    # Per-timestep means x 64 steps = the per-sequence r_loss of the same passes.
+    np.testing.assert_allclose(per_step * WINDOW_STEPS, logs["r_loss"], rtol=1e-5)
+
+
+def test_decode_seed_reproducible(tiny_model):
+    z = np.random.default_rng(0).standard_normal((3, 8)).astype(np.float32)
+    first = np.asarray(tiny_model.decode(z, seed=1))
+    np.testing.assert_array_equal(first, np.asarray(tiny_model.decode(z, seed=1)))
+    assert not np.array_equal(first[..., HITS], np.asarray(tiny_model.decode(z, seed=2))[..., HITS])
+    assert first.shape == (3, WINDOW_STEPS, GROOVE_DEPTH)
+    assert set(np.unique(first[..., HITS])) <= {0.0, 1.0}
+
+
+def test_decode_rejects_zero_temperature(tiny_model):
+    with pytest.raises(groovae.ModelError, match="temperature"):
+        tiny_model.decode(np.zeros((1, 8), np.float32), temperature=0.0)
