@@ -28,7 +28,7 @@ from helpers.constants import (
     VELOCITIES,
     WINDOW_STEPS,
 )
-from helpers.converter import GrooveConverter
+from helpers.converter import GrooveConverter, Rejected
 
 logger = logging.getLogger(__name__)
 
@@ -62,28 +62,27 @@ class RenderError(Exception):
 
 
 def note_sequence_to_groove(note_sequence: note_seq.NoteSequence) -> np.ndarray:
-    """The first 4-bar window of a drum NoteSequence, via the converter in infer mode.
+    """The first 4 bars of a drum NoteSequence on the grid, via the converter in infer mode.
 
     Infer mode reads the REDUCED pitch map (spec §2.1), which knows nearly every GM drum pitch and
-    is the map our decoded sequences are written with.
+    is the map decoded grooves are written with. Unlike the converter's windows, a sequence
+    shorter than 4 bars is drawn too (padded with silence).
 
     Returns:
       (64, 27) float32 groove.
 
     Raises:
-      RenderError: the sequence gives no 4-bar 4/4 window.
+      RenderError: the converter rejects the sequence (several tempos, not 4/4, no drum notes).
     """
     converter = GrooveConverter()
     converter.set_mode("infer")
     try:
-        windows = converter.to_tensors(note_sequence).outputs
-    except KeyError as err:
-        raise RenderError(f"drum pitch {err} is not in the drum map; cannot draw it") from err
-    if not windows:
+        grid = converter.note_sequence_to_groove(note_sequence)[:WINDOW_STEPS]
+    except Rejected as rejected:
         raise RenderError(
-            "the sequence gives no 4-bar window: it needs one tempo, 4/4, and an onset in bar 4"
-        )
-    return np.asarray(windows[0], np.float32)
+            f"cannot draw this sequence: {rejected.reason}; give drums in 4/4 at one tempo"
+        ) from None
+    return np.pad(grid, [(0, WINDOW_STEPS - len(grid)), (0, 0)]).astype(np.float32)
 
 
 def _as_groove(groove: np.ndarray | note_seq.NoteSequence) -> np.ndarray:

@@ -204,9 +204,14 @@ def test_plot_groove_from_note_sequence_matches_array(make_drums):
     np.testing.assert_allclose(boxes, [(0.05, -0.4), (52 - late / 2 + 0.05, 0.6)], atol=1e-6)
 
 
-def test_plot_groove_sequence_without_window_raises(make_drums):
-    with pytest.raises(render.RenderError, match="onset in bar 4"):
-        render.plot_groove(make_drums([(36, 100, 0.0, 0.1)]))
+def test_plot_groove_short_sequence_is_padded(make_drums):
+    groove = render.note_sequence_to_groove(make_drums([(36, 100, 0.5, 0.6)]))
+    assert groove.shape == (64, 27) and groove[:, HITS].sum() == 1 and groove[4, 0] == 1
+
+
+def test_plot_groove_sequence_in_3_4_raises(make_drums):
+    with pytest.raises(render.RenderError, match="4/4"):
+        render.plot_groove(make_drums([(36, 100, 0.0, 0.1)], time_signature=(3, 4)))
 
 
 def test_audio_player_accepts_groove_array(monkeypatch):
