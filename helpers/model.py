@@ -53,7 +53,10 @@ def _lstm(units: int, input_dim: int, dtype, name: str, **kwargs) -> layers.LSTM
 def _small_dense(units: int, dtype, name: str) -> layers.Dense:
     """Magenta's mu, sigma and z_to_initial_state layers: kernels N(0, 0.001^2) (spec §3.3)."""
     return layers.Dense(
-        units, kernel_initializer=keras.initializers.RandomNormal(stddev=0.001), dtype=dtype, name=name
+        units,
+        kernel_initializer=keras.initializers.RandomNormal(stddev=0.001),
+        dtype=dtype,
+        name=name,
     )
 
 
@@ -72,9 +75,8 @@ def reconstruction_losses(targets, logits):
     logits = ops.cast(logits, "float32")
     p_hit = ops.sigmoid(logits[..., HITS])
     hits = targets[..., HITS]
-    hits_loss = -(
-        hits * ops.log(p_hit + LOG_LOSS_EPSILON) + (1.0 - hits) * ops.log(1.0 - p_hit + LOG_LOSS_EPSILON)
-    )
+    eps = LOG_LOSS_EPSILON
+    hits_loss = -(hits * ops.log(p_hit + eps) + (1.0 - hits) * ops.log(1.0 - p_hit + eps))
     velocities_loss = ops.square(ops.sigmoid(logits[..., VELOCITIES]) - targets[..., VELOCITIES])
     offsets_loss = ops.square(ops.tanh(logits[..., OFFSETS]) - targets[..., OFFSETS])
     return tuple(ops.sum(part, axis=-1) for part in (hits_loss, velocities_loss, offsets_loss))
@@ -170,21 +172,24 @@ class GrooVAE(keras.Model):
         self.config = config
         m = config.model
         dtype = self.dtype_policy
-        rate = 1.0 - m.dropout_keep_prob  # inverted dropout on every LSTM layer's input (spec §3.2)
+        rate = 1.0 - m.dropout_keep_prob  # on every LSTM layer's input, per step (spec §3.2)
 
         # Encoder: each layer a forward and a backward LSTM, each with its own input dropout.
         self.encoder_fw, self.encoder_bw, self.encoder_dropout = [], [], []
         input_dim = GROOVE_DEPTH
         for i, units in enumerate(m.enc_rnn_size):
             last = i == len(m.enc_rnn_size) - 1
-            self.encoder_fw.append(
-                _lstm(units, input_dim, dtype, f"encoder_fw_{i}", return_sequences=not last)
-            )
-            self.encoder_bw.append(
-                _lstm(
-                    units, input_dim, dtype, f"encoder_bw_{i}", return_sequences=not last, go_backwards=True
+            for direction, lstms in (("fw", self.encoder_fw), ("bw", self.encoder_bw)):
+                lstms.append(
+                    _lstm(
+                        units,
+                        input_dim,
+                        dtype,
+                        f"encoder_{direction}_{i}",
+                        return_sequences=not last,
+                        go_backwards=direction == "bw",
+                    )
                 )
-            )
             self.encoder_dropout.append(
                 [layers.Dropout(rate, dtype=dtype, name=f"encoder_dropout_{d}_{i}") for d in "fb"]
             )
@@ -197,10 +202,11 @@ class GrooVAE(keras.Model):
         self.decoder_lstms, self.decoder_dropout = [], []
         input_dim = GROOVE_DEPTH + m.z_size
         for i, units in enumerate(m.dec_rnn_size):
+            name = f"decoder_{i}"
             self.decoder_lstms.append(
-                _lstm(units, input_dim, dtype, f"decoder_{i}", return_sequences=True, return_state=True)
+                _lstm(units, input_dim, dtype, name, return_sequences=True, return_state=True)
             )
-            self.decoder_dropout.append(layers.Dropout(rate, dtype=dtype, name=f"decoder_dropout_{i}"))
+            self.decoder_dropout.append(layers.Dropout(rate, dtype=dtype, name=f"{name}_dropout"))
             input_dim = units
         self.output_projection = layers.Dense(GROOVE_DEPTH, dtype=dtype, name="output_projection")
 
@@ -252,7 +258,8 @@ class GrooVAE(keras.Model):
           (mu, sigma), each (batch, z_size) float32; sigma = softplus(dense), no floor.
         """
         x = inputs
-        for fw, bw, (drop_fw, drop_bw) in zip(self.encoder_fw, self.encoder_bw, self.encoder_dropout):
+        encoder = zip(self.encoder_fw, self.encoder_bw, self.encoder_dropout)
+        for fw, bw, (drop_fw, drop_bw) in encoder:
             h_fw = fw(drop_fw(x, training=training))
             h_bw = bw(drop_bw(x, training=training))
             if fw.return_sequences:  # a lower layer: realign the backward outputs in time
@@ -264,7 +271,7 @@ class GrooVAE(keras.Model):
         return mu, sigma
 
     def _initial_states(self, z) -> list:
-        """tanh(dense(z)) split as Magenta's [c1, h1, c2, h2, ...]; Keras wants [h, c] (spec §3.4)."""
+        """tanh(dense(z)) split as Magenta's [c1, h1, c2, h2, ...] into Keras [h, c] pairs."""
         flat = ops.tanh(self.z_to_initial_state(z))
         states, start = [], 0
         for units in self.config.model.dec_rnn_size:
@@ -274,7 +281,7 @@ class GrooVAE(keras.Model):
         return states
 
     def reconstruction_logits(self, targets, z, training: bool = False):
-        """The teacher-forced decoder (spec §3.4): step t sees [targets[t - 1] (zeros at t = 0), z].
+        """The teacher-forced decoder (spec §3.4): step t sees [targets[t - 1], z], zeros at t = 0.
 
         Args:
           targets: (batch, 64, 27) float decoder targets.
@@ -288,7 +295,8 @@ class GrooVAE(keras.Model):
         previous = ops.pad(targets[:, :-1], [[0, 0], [1, 0], [0, 0]])
         z_per_step = ops.repeat(ops.expand_dims(ops.cast(z, previous.dtype), 1), steps, axis=1)
         x = ops.concatenate([previous, z_per_step], axis=-1)
-        for lstm, dropout, state in zip(self.decoder_lstms, self.decoder_dropout, self._initial_states(z)):
+        decoder = zip(self.decoder_lstms, self.decoder_dropout, self._initial_states(z))
+        for lstm, dropout, state in decoder:
             x, _, _ = lstm(dropout(x, training=training), initial_state=state, training=training)
         return ops.cast(self.output_projection(x), "float32")
 
@@ -376,7 +384,7 @@ class GrooVAE(keras.Model):
 
 
 def _magenta_lstm_to_keras(kernel: np.ndarray, bias: np.ndarray, input_dim: int) -> list:
-    """[x; h] fused kernel with gates [i, g, f, o] -> Keras [kernel, recurrent, bias] in [i, f, c, o].
+    """Fused [x; h] kernel, gates [i, g, f, o] -> Keras [kernel, recurrent, bias], [i, f, c, o].
 
     The forget bias Magenta adds inside the cell moves into the stored bias (spec §3.1).
     """
@@ -393,14 +401,16 @@ def _magenta_names(model: GrooVAE) -> list:
     entries, input_dim = [], GROOVE_DEPTH
     for i, units in enumerate(m.enc_rnn_size):
         for direction, lstm in (("fw", model.encoder_fw[i]), ("bw", model.encoder_bw[i])):
-            scope = f"encoder/cell_{i}/bidirectional_rnn/{direction}/multi_rnn_cell/cell_0/lstm_cell"
+            scope = f"encoder/cell_{i}/bidirectional_rnn/{direction}/multi_rnn_cell/cell_0"
+            scope += "/lstm_cell"
             entries.append((lstm, scope, input_dim))
         input_dim = 2 * units
     entries += [(model.mu, "encoder/mu", None), (model.sigma, "encoder/sigma", None)]
     entries.append((model.z_to_initial_state, "decoder/z_to_initial_state", None))
     input_dim = GROOVE_DEPTH + m.z_size
     for i, units in enumerate(m.dec_rnn_size):
-        entries.append((model.decoder_lstms[i], f"decoder/multi_rnn_cell/cell_{i}/lstm_cell", input_dim))
+        scope = f"decoder/multi_rnn_cell/cell_{i}/lstm_cell"
+        entries.append((model.decoder_lstms[i], scope, input_dim))
         input_dim = units
     entries.append((model.output_projection, "decoder/output_projection", None))
     return entries
@@ -423,7 +433,10 @@ def load_magenta_weights(model: GrooVAE, weights: dict) -> None:
         if missing:
             raise ModelError(f"Magenta weights lack {missing}; is this a groovae checkpoint?")
         kernel, bias = (np.asarray(weights[n], "float32") for n in names)
-        values = [kernel, bias] if input_dim is None else _magenta_lstm_to_keras(kernel, bias, input_dim)
+        if input_dim is None:
+            values = [kernel, bias]
+        else:
+            values = _magenta_lstm_to_keras(kernel, bias, input_dim)
         expected = [tuple(w.shape) for w in layer.weights]
         if [v.shape for v in values] != expected:
             raise ModelError(

@@ -224,12 +224,14 @@ def test_kl_beta_zero_at_step_zero_then_max_beta():
     assert float(groovae.kl_beta(0, config)) == 0.0
     np.testing.assert_allclose(float(groovae.kl_beta(1, config)), 0.2, rtol=1e-7)
     annealed = get_config("groovae_4bar", beta_rate=0.99).model
-    np.testing.assert_allclose(float(groovae.kl_beta(10, annealed)), (1 - 0.99**10) * 0.2, rtol=1e-5)
+    expected = (1 - 0.99**10) * 0.2
+    np.testing.assert_allclose(float(groovae.kl_beta(10, annealed)), expected, rtol=1e-5)
 
 
 @pytest.mark.parametrize("norm, expected_norm", [(0.5, 0.5), (5.0, 1.0), (9999.0, 1.0)])
 def test_clip_gradients_by_global_norm(norm, expected_norm):
-    grads = [np.array([3.0, 0.0], np.float32) * norm / 5.0, np.array([[4.0]], np.float32) * norm / 5.0]
+    scale = norm / 5.0  # the unscaled gradients have global norm 5
+    grads = [np.array([3.0, 0.0], np.float32) * scale, np.array([[4.0]], np.float32) * scale]
     clipped, global_norm = groovae.clip_gradients(grads, 1.0, 10000.0)
     np.testing.assert_allclose(float(global_norm), norm, rtol=1e-6)
     clipped_norm = math.sqrt(sum(float(np.sum(np.square(g))) for g in clipped))
@@ -272,7 +274,8 @@ def test_decode_seed_reproducible(tiny_model):
     z = np.random.default_rng(0).standard_normal((3, 8)).astype(np.float32)
     first = np.asarray(tiny_model.decode(z, seed=1))
     np.testing.assert_array_equal(first, np.asarray(tiny_model.decode(z, seed=1)))
-    assert not np.array_equal(first[..., HITS], np.asarray(tiny_model.decode(z, seed=2))[..., HITS])
+    other = np.asarray(tiny_model.decode(z, seed=2))
+    assert not np.array_equal(first[..., HITS], other[..., HITS])
     assert first.shape == (3, WINDOW_STEPS, GROOVE_DEPTH)
     assert set(np.unique(first[..., HITS])) <= {0.0, 1.0}
 
