@@ -361,17 +361,20 @@ class GrooveConverter:
         groove[step, 2 * constants.NUM_DRUM_CLASSES + cls] = offsets
         return groove
 
+    def windows(self, num_steps: int) -> tuple[int, range]:
+        """Window length and start steps over a groove of num_steps (spec §2.2 step 10)."""
+        if not self.split_bars:
+            return num_steps, range(0, 1)
+        window = self.steps_per_bar * self.split_bars
+        return window, range(0, num_steps - window + 1, self.hop_size or window)
+
     def groove_to_tensors(self, groove: np.ndarray) -> ConverterTensors:
         """Encoder inputs, controls and windows of a whole-sequence groove [steps, 27]."""
         inputs = encoder_inputs(groove, self.options, self.rng)
         controls = groove[:, constants.HITS].astype(bool)
         if not self.hits_as_controls:
             controls = controls[:, :0]
-        if self.split_bars:
-            window = self.steps_per_bar * self.split_bars
-            starts = range(0, len(groove) - window + 1, self.hop_size or window)
-        else:
-            window, starts = len(groove), [0]
+        window, starts = self.windows(len(groove))
         if not starts:
             self.drop_reasons[SHORTER_THAN_WINDOW] += 1
         return ConverterTensors(

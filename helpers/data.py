@@ -1,0 +1,600 @@
+"""The Groove MIDI Dataset: locating it, TFDS-identical 4-bar clips, cached converter tensors."""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import hashlib
+import io
+import json
+import os
+import shutil
+import time
+import urllib.request
+import zipfile
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+from typing import Iterator
+
+import note_seq
+import numpy as np
+import pandas as pd
+import pretty_midi
+
+from helpers import constants
+from helpers import converter as converter_lib
+from helpers.converter import GrooveConverter, Rejected
+
+REPO = Path(__file__).resolve().parents[1]
+DEFAULT_CACHE_DIR = REPO / "outputs" / "cache"
+USER_CACHE_DIR = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "groovae"
+CACHE_VERSION = 1  # bump when the clip route or the converter changes what it produces
+CLIP_BARS = 4  # groove/4bar-midionly
+CORRUPT_FILE = "corrupt file"
+META_COLUMNS = ["split", "drummer", "style", "bpm", "beat_type", "midi_filename", "clip"]
+
+
+class DatasetNotFoundError(FileNotFoundError):
+    """GMD is not where we looked; the message lists every place and what was expected."""
+
+
+# --- locating GMD ----------------------------------------------------------------------------
+
+
+def find_gmd(data_dir: str | os.PathLike | None = None, download: bool = True) -> Path:
+    """Returns a folder holding GMD's info.csv and MIDI files.
+
+    Looks, in order, at `data_dir` (a folder with info.csv, or a folder or path holding
+    groove-v1.0.0-midionly.zip, extracted once into the user cache), then $GROOVE_DATA_DIR,
+    then the user cache (~/.cache/groovae), and finally downloads the official zip there.
+
+    Raises:
+      DatasetNotFoundError: nothing found (and no download allowed or possible).
+    """
+    looked = []
+    candidates = [Path(data_dir).expanduser()] if data_dir is not None else []
+    if os.environ.get("GROOVE_DATA_DIR"):
+        candidates.append(Path(os.environ["GROOVE_DATA_DIR"]).expanduser())
+    candidates.append(USER_CACHE_DIR)
+    for candidate in candidates:
+        found = _gmd_in(candidate)
+        if found is not None:
+            return found
+        looked.append(f"{candidate} (no info.csv, no {constants.GMD_ZIP_NAME})")
+    if data_dir is None and download:
+        try:
+            return _extract(_download_zip(USER_CACHE_DIR / constants.GMD_ZIP_NAME))
+        except OSError as error:
+            looked.append(f"{constants.GMD_ZIP_URL} (download failed: {error})")
+    raise DatasetNotFoundError(
+        "Groove MIDI Dataset not found. Looked at:\n  "
+        + "\n  ".join(looked)
+        + "\nPass data_dir= a folder with info.csv and drummer*/ MIDI files, or the official "
+        f"{constants.GMD_ZIP_NAME}, or set GROOVE_DATA_DIR."
+    )
+
+
+def _gmd_in(path: Path) -> Path | None:
+    if (path / "info.csv").is_file():
+        return path
+    if (path / "groove" / "info.csv").is_file():
+        return path / "groove"
+    zip_path = path / constants.GMD_ZIP_NAME if path.is_dir() else path
+    if zip_path.is_file() and zip_path.suffix == ".zip":
+        return _extract(zip_path)
+    return None
+
+
+def _extract(zip_path: Path) -> Path:
+    """Unzips once into the user cache (data folders may be read-only)."""
+    digest = hashlib.sha256(str(zip_path.resolve()).encode()).hexdigest()[:12]
+    target = USER_CACHE_DIR / f"extracted-{digest}"
+    if not (target / "groove" / "info.csv").is_file():
+        partial = target.with_name(target.name + ".partial")
+        shutil.rmtree(partial, ignore_errors=True)
+        with zipfile.ZipFile(zip_path) as archive:
+            archive.extractall(partial)
+        shutil.rmtree(target, ignore_errors=True)
+        partial.rename(target)
+    return target / "groove"
+
+
+def _download_zip(path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_suffix(".partial")
+    urllib.request.urlretrieve(constants.GMD_ZIP_URL, partial)
+    digest = hashlib.sha256(partial.read_bytes()).hexdigest()
+    if digest != constants.GMD_ZIP_SHA256:
+        partial.unlink()
+        raise OSError(f"sha256 {digest} of the download is not {constants.GMD_ZIP_SHA256}")
+    partial.rename(path)
+    return path
+
+
+def read_info(gmd_dir: Path) -> pd.DataFrame:
+    """GMD's info.csv, one row per performance, in file order."""
+    return pd.read_csv(Path(gmd_dir) / "info.csv", dtype={"bpm": int}, keep_default_na=False)
+
+
+# --- whole performances ----------------------------------------------------------------------
+
+
+def performance_windows(
+    midi_path: str | os.PathLike, converter: GrooveConverter | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """A whole GMD performance in non-overlapping 4-bar windows (the parity `full/` files).
+
+    Returns:
+      outputs float32 [n, 64, 27] and the start bar of each window, int32 [n].
+    """
+    converter = converter or GrooveConverter()
+    tensors = converter.to_tensors(note_seq.midi_file_to_note_sequence(str(midi_path)))
+    hop = converter.hop_size or converter.steps_per_bar * converter.split_bars
+    outputs = np.zeros((0, constants.WINDOW_STEPS, constants.GROOVE_DEPTH), np.float32)
+    outputs = np.stack(tensors.outputs) if tensors.outputs else outputs
+    starts = np.arange(len(tensors.outputs), dtype=np.int32) * hop // converter.steps_per_bar
+    return outputs, starts
+
+
+# --- TFDS groove/4bar-midionly clips (spec §2.5) ---------------------------------------------
+
+
+def clip_bounds(bpm: int, numerator: int, end_time: float, clip_bars: int = CLIP_BARS):
+    """TFDS's clip times: [(t0, t1)] per clip and the new length, same float operations."""
+    bar = 60 / bpm * numerator
+    n_bars = int(round(end_time / bar))
+    bounds = [(i * bar, (i + clip_bars) * bar) for i in range(n_bars - clip_bars + 1)]
+    return bounds, clip_bars * bar
+
+
+def tfds_clip_midis(midi: bytes, bpm: int, numerator: int) -> list[bytes]:
+    """The reference route: TFDS's own cut, one pretty_midi round trip per clip (slow)."""
+    pm = pretty_midi.PrettyMIDI(io.BytesIO(midi))
+    bounds, length = clip_bounds(bpm, numerator, pm.get_end_time())
+    clips = []
+    for t0, t1 in bounds:
+        clip = copy.deepcopy(pm)
+        clip.adjust_times([t0, t1], [0, length])
+        clip.time_signature_changes = pm.time_signature_changes
+        buffer = io.BytesIO()
+        clip.write(buffer)
+        clips.append(buffer.getvalue())
+    return clips
+
+
+@dataclasses.dataclass
+class Clip:
+    """One clip as note-seq reads it back: notes in sequence order, tempos, time signatures."""
+
+    start_times: np.ndarray  # float64 [n]
+    end_times: np.ndarray  # float64 [n]
+    pitches: np.ndarray  # int64 [n]
+    velocities: np.ndarray  # int64 [n]
+    tempos: list  # [(time, qpm)]
+    time_signatures: list  # [(time, numerator, denominator)]
+
+    @classmethod
+    def from_note_sequence(cls, ns: note_seq.NoteSequence) -> Clip:
+        return cls(
+            np.array([n.start_time for n in ns.notes], np.float64),
+            np.array([n.end_time for n in ns.notes], np.float64),
+            np.array([n.pitch for n in ns.notes], np.int64),
+            np.array([n.velocity for n in ns.notes], np.int64),
+            [(t.time, t.qpm) for t in ns.tempos],
+            [(ts.time, ts.numerator, ts.denominator) for ts in ns.time_signatures],
+        )
+
+
+def _tick_times(tick_scales: list, max_tick: int) -> np.ndarray:
+    """pretty_midi's tick -> seconds table for (tick, seconds per tick) segments."""
+    max_tick = max(max_tick, max(tick for tick, _ in tick_scales))
+    times = np.zeros(max_tick + 1)
+    last_end = 0
+    for (start, scale), (end, _) in zip(tick_scales[:-1], tick_scales[1:]):
+        times[start : end + 1] = last_end + scale * np.arange(end - start + 1)
+        last_end = times[end]
+    start, scale = tick_scales[-1]
+    times[start:] = last_end + scale * np.arange(max_tick + 1 - start)
+    return times
+
+
+def _ticks(tick_times: np.ndarray, last_scale: float, seconds) -> np.ndarray:
+    """pretty_midi's seconds -> tick: nearest table entry (ties up), extrapolated past the end."""
+    seconds = np.asarray(seconds, np.float64)
+    n = len(tick_times)
+    tick = np.searchsorted(tick_times, seconds, side="left")
+    inside = np.minimum(tick, n - 1)
+    before = np.maximum(tick - 1, 0)
+    closer_before = (tick > 0) & (
+        np.abs(seconds - tick_times[before]) < np.abs(seconds - tick_times[inside])
+    )
+    nearest = np.where(closer_before, tick - 1, tick)
+    beyond = np.rint((n - 1) + (seconds - tick_times[n - 1]) / last_scale).astype(np.int64)
+    return np.where(tick == n, beyond, nearest)
+
+
+class Performance:
+    """One GMD MIDI file parsed once, cut into TFDS clips without re-writing MIDI.
+
+    Each clip reproduces, with the same float operations, what TFDS's adjust_times + write and
+    note-seq's re-read give: the tick grid of the rescaled tempo, the tick -> seconds table of
+    the tempo as written (whole microseconds), and pretty_midi's note pairing and order.
+    Clips where same-pitch notes overlap on the new tick grid take the reference route.
+    """
+
+    def __init__(self, midi: bytes):
+        self.midi = midi
+        self.pm = pretty_midi.PrettyMIDI(io.BytesIO(midi))
+        self.resolution = self.pm.resolution
+        self.tick_scales = list(self.pm._tick_scales)
+        self.tick_times = self.pm._PrettyMIDI__tick_to_time
+        self.end_time = self.pm.get_end_time()
+        notes = [(k, n) for k, inst in enumerate(self.pm.instruments) for n in inst.notes]
+        self.instrument = np.array([k for k, _ in notes], np.int64)
+        self.starts = np.array([n.start for _, n in notes], np.float64)
+        self.ends = np.array([n.end for _, n in notes], np.float64)
+        self.pitches = np.array([n.pitch for _, n in notes], np.int64)
+        self.velocities = np.array([n.velocity for _, n in notes], np.int64)
+        self.time_signatures = [
+            (ts.time, ts.numerator, ts.denominator) for ts in self.pm.time_signature_changes
+        ]
+
+    def clips(self, bpm: int, numerator: int) -> Iterator[Clip]:
+        bounds, length = clip_bounds(bpm, numerator, self.end_time)
+        for t0, t1 in bounds:
+            yield self._clip(t0, t1, length)
+
+    def _rescaled_tempo(self, t0: float, t1: float, length: float) -> list:
+        """adjust_times' new tick scales for mapping [t0, t1] onto [0, length]."""
+        res, scales = self.resolution, self.tick_scales
+        times = _tick_times(scales, int(_ticks(self.tick_times, scales[-1][1], t1)))
+        q0, q1 = (times[_ticks(times, scales[-1][1], t)] for t in (t0, t1))
+        change_times = [times[tick] for tick, _ in scales]
+        tempi = [60.0 / (scale * res) for _, scale in scales]
+        speed = (q1 - q0) / length
+        k = 0
+        while k + 1 < len(tempi) and q0 >= change_times[k + 1]:
+            k += 1
+        new_times, new_tempi = [q0], [tempi[k] * speed]
+        while k + 1 < len(tempi) and q0 <= change_times[k + 1] and q1 > change_times[k + 1]:
+            k += 1
+            new_times.append(change_times[k])
+            new_tempi.append(tempi[k] * speed)
+        new_times = list(np.interp(new_times, [q0, q1], [0, length]))
+        if new_times[0] == 0:
+            last_tick, last_scale = 0, 60.0 / (new_tempi[0] * res)
+            new_times, new_tempi = new_times[1:], new_tempi[1:]
+        else:
+            last_tick, last_scale = 0, 60.0 / (120.0 * res)
+        rescaled, previous = [(last_tick, last_scale)], 0.0
+        for when, tempo in zip(new_times, new_tempi):
+            tick = last_tick + (when - previous) / last_scale
+            scale = 60.0 / (tempo * res)
+            if scale != last_scale:
+                rescaled.append((int(round(tick)), scale))
+                previous, last_tick, last_scale = when, tick, scale
+        return rescaled
+
+    def _clip(self, t0: float, t1: float, length: float) -> Clip:
+        res = self.resolution
+        keep = (self.starts >= t0) & (self.ends <= t1)
+        on = np.interp(self.starts[keep], [t0, t1], [0, length])
+        off = np.interp(self.ends[keep], [t0, t1], [0, length])
+        on, off = (on > 0) * on, (off > 0) * off
+        valid = off > on  # pretty_midi drops notes that end at or before their start
+        on, off = on[valid], off[valid]
+        instrument = self.instrument[keep][valid]
+        pitches, velocities = self.pitches[keep][valid], self.velocities[keep][valid]
+
+        written = self._rescaled_tempo(t0, t1, length)
+        write_times = _tick_times(written, written[-1][0] + 1)
+        on_tick = _ticks(write_times, written[-1][1], on)
+        off_tick = _ticks(write_times, written[-1][1], off)
+        ts_ticks = [
+            int(_ticks(write_times, written[-1][1], when)) for when, _, _ in self.time_signatures
+        ]
+        time_signatures = [(tick,) + ts[1:] for tick, ts in zip(ts_ticks, self.time_signatures)]
+        if not self.time_signatures or min(when for when, _, _ in self.time_signatures) > 0:
+            time_signatures.insert(0, (0, 4, 4))
+        time_signatures.sort(key=lambda ts: ts[0])
+
+        # The file stores whole microseconds per quarter; the reader rebuilds its scales.
+        read = [(0, 60.0 / (120.0 * res))]
+        for tick, scale in written:
+            read_scale = 60.0 / ((6e7 / int(6e7 / (60.0 / (scale * res)))) * res)
+            if tick == 0:
+                read = [(0, read_scale)]
+            elif read_scale != read[-1][1]:
+                read.append((tick, read_scale))
+        last_tick = max([0, *on_tick, *off_tick, *ts_ticks, written[-1][0]])
+        read_times = _tick_times(read, last_tick + 1)
+
+        # Notes come back per instrument track, closed in (note-off tick, pitch) order.
+        order = np.lexsort((pitches, off_tick, instrument))
+        if not self._plain_pairing(instrument, pitches, on_tick, off_tick):
+            return self._reference_clip(t0, t1, length)
+        return Clip(
+            start_times=read_times[on_tick[order]],
+            end_times=read_times[off_tick[order]],
+            pitches=pitches[order],
+            velocities=velocities[order],
+            tempos=[(read_times[tick], 60.0 / (scale * res)) for tick, scale in read],
+            time_signatures=[(read_times[tick], n, d) for tick, n, d in time_signatures],
+        )
+
+    @staticmethod
+    def _plain_pairing(instrument, pitches, on_tick, off_tick) -> bool:
+        """True when every note-off closes exactly its own note-on on the written grid."""
+        if (on_tick >= off_tick).any():
+            return False
+        order = np.lexsort((off_tick, on_tick, pitches, instrument))
+        same_key = (instrument[order][1:] == instrument[order][:-1]) & (
+            pitches[order][1:] == pitches[order][:-1]
+        )
+        return not (same_key & (on_tick[order][1:] < off_tick[order][:-1])).any()
+
+    def _reference_clip(self, t0: float, t1: float, length: float) -> Clip:
+        clip = copy.deepcopy(self.pm)
+        clip.adjust_times([t0, t1], [0, length])
+        clip.time_signature_changes = self.pm.time_signature_changes
+        buffer = io.BytesIO()
+        clip.write(buffer)
+        return Clip.from_note_sequence(note_seq.midi_to_note_sequence(buffer.getvalue()))
+
+
+def clip_to_groove(clip: Clip, converter: GrooveConverter) -> np.ndarray:
+    """The converter's whole-clip groove float64 [steps, 27] (spec §2.2).
+
+    Raises:
+      Rejected: why the converter gives no window.
+    """
+    numerator, denominator = converter_lib.single_time_signature(clip.time_signatures)
+    qpm = converter_lib.single_tempo(clip.tempos)
+    return converter.notes_to_groove(
+        clip.start_times,
+        clip.end_times,
+        clip.pitches,
+        clip.velocities,
+        qpm,
+        numerator,
+        denominator,
+    )
+
+
+# --- the cached split arrays -----------------------------------------------------------------
+
+
+def _cache_key(converter: GrooveConverter, source: str) -> str:
+    """Everything that changes the outputs: version, source, grid, windows, active drum map."""
+    settings = {
+        "version": CACHE_VERSION,
+        "source": source,
+        "steps_per_quarter": converter.steps_per_quarter,
+        "steps_per_bar": converter.steps_per_bar,
+        "split_bars": converter.split_bars,
+        "hop_size": converter.hop_size,
+        "pitch_classes": converter.pitch_classes,
+    }
+    return hashlib.sha256(json.dumps(settings).encode()).hexdigest()[:12]
+
+
+def _convert_clips(clips, converter: GrooveConverter) -> tuple[list, list, list]:
+    """Windows of each clip, the clip index of each window, and one drop reason per empty clip."""
+    windows, clip_index, reasons = [], [], []
+    for i, clip in enumerate(clips):
+        try:
+            groove = clip_to_groove(clip, converter)
+        except Rejected as rejected:
+            reasons.append(rejected.reason)
+            continue
+        length, starts = converter.windows(len(groove))
+        if not starts:
+            reasons.append(converter_lib.SHORTER_THAN_WINDOW)
+        for start in starts:
+            windows.append(groove[start : start + length].astype(np.float32))
+            clip_index.append(i)
+    return windows, clip_index, reasons
+
+
+def _performance_windows(job: tuple) -> dict:
+    """Worker: one GMD performance -> its kept windows and what it dropped."""
+    midi_path, bpm, numerator, converter = job
+    converter.skipped_pitches.clear()
+    try:
+        performance = Performance(Path(midi_path).read_bytes())
+    except Exception as error:  # pretty_midi/mido raise many types on a broken file
+        return {"error": f"{type(error).__name__}: {error}"}
+    clips = list(performance.clips(bpm, numerator))
+    windows, clip_index, reasons = _convert_clips(clips, converter)
+    return {
+        "clips": len(clips),
+        "windows": windows,
+        "clip_index": clip_index,
+        "reasons": reasons,
+        "skipped_pitches": dict(converter.skipped_pitches),
+    }
+
+
+def _empty_split() -> np.ndarray:
+    return np.zeros((0, constants.WINDOW_STEPS, constants.GROOVE_DEPTH), np.float32)
+
+
+def _build_from_gmd(gmd_dir: Path, converter: GrooveConverter, workers: int, progress: bool):
+    """All three splits from the MIDI files: {split: (outputs, meta, summary row)}."""
+    from tqdm.auto import tqdm
+
+    info = read_info(gmd_dir)
+    jobs = [
+        (gmd_dir / row.midi_filename, int(row.bpm), int(row.time_signature.split("-")[0]), converter)
+        for row in info.itertuples()
+    ]
+    if workers > 1:
+        with ProcessPoolExecutor(workers) as pool:
+            results = list(
+                tqdm(pool.map(_performance_windows, jobs, chunksize=8), total=len(jobs),
+                     desc="GMD 4-bar clips", disable=not progress)
+            )
+    else:
+        results = [_performance_windows(job) for job in tqdm(jobs, disable=not progress)]
+    built = {}
+    for split in constants.GMD_SPLITS:
+        rows = [(row, result) for row, result in zip(info.itertuples(), results)]
+        rows = [(row, result) for row, result in rows if row.split == split]
+        windows, meta, reasons, skipped = [], [], {}, {}
+        corrupt, clips = 0, 0
+        for row, result in rows:
+            if "error" in result:
+                corrupt += 1
+                continue
+            clips += result["clips"]
+            windows += result["windows"]
+            meta += [_meta_row(row, clip) for clip in result["clip_index"]]
+            for reason in result["reasons"]:
+                reasons[reason] = reasons.get(reason, 0) + 1
+            for pitch, count in result["skipped_pitches"].items():
+                skipped[pitch] = skipped.get(pitch, 0) + count
+        summary = {"split": split, "performances": len(rows), CORRUPT_FILE: corrupt,
+                   "clips": clips, "windows": len(windows), **reasons,
+                   "skipped notes": sum(skipped.values()),
+                   "skipped pitches": json.dumps(dict(sorted(skipped.items())))}
+        outputs = np.stack(windows) if windows else _empty_split()
+        built[split] = (outputs, pd.DataFrame(meta, columns=META_COLUMNS), summary)
+    return built
+
+
+def _meta_row(row, clip: int) -> tuple:
+    return (row.split, row.drummer, row.style, int(row.bpm), row.beat_type, row.midi_filename, clip)
+
+
+def _build_from_tfds(data_dir, converter: GrooveConverter, download: bool, progress: bool):
+    """All three splits through tfds.load + note-seq, as Magenta's get_dataset reads them."""
+    import tensorflow_datasets as tfds
+    from tqdm.auto import tqdm
+
+    built = {}
+    for split in constants.GMD_SPLITS:
+        dataset, ds_info = tfds.load(
+            "groove/4bar-midionly", split=split, data_dir=data_dir, download=download,
+            with_info=True,
+        )
+        labels = ds_info.features
+        examples = []
+        for ex in tqdm(tfds.as_numpy(dataset), desc=f"TFDS {split}", disable=not progress):
+            # TFDS ids pile up clip suffixes ("id:000:001"); the last one is the clip index.
+            performance_id, *suffixes = ex["id"].decode().split(":")
+            style = labels["style"]["primary"].int2str(ex["style"]["primary"])
+            secondary = ex["style"]["secondary"].decode()
+            examples.append((performance_id, int(suffixes[-1]), ex["midi"], (
+                split, labels["drummer"].int2str(ex["drummer"]),
+                f"{style}/{secondary}" if secondary else style, int(ex["bpm"]),
+                labels["type"].int2str(ex["type"]), "", int(suffixes[-1]),
+            )))
+        examples.sort(key=lambda e: (e[0], e[1]))
+        clips = [Clip.from_note_sequence(note_seq.midi_to_note_sequence(e[2])) for e in examples]
+        windows, clip_index, reasons = _convert_clips(clips, converter)
+        summary = {"split": split, "performances": len({e[0] for e in examples}),
+                   CORRUPT_FILE: 0, "clips": len(clips), "windows": len(windows)}
+        for reason in reasons:
+            summary[reason] = summary.get(reason, 0) + 1
+        meta = pd.DataFrame([examples[i][3] for i in clip_index], columns=META_COLUMNS)
+        built[split] = (np.stack(windows) if windows else _empty_split(), meta, summary)
+    return built
+
+
+@dataclasses.dataclass
+class GrooveSplit:
+    """One split's converter outputs with a metadata row per window and the build summary."""
+
+    outputs: np.ndarray  # float32 [n, 64, 27]
+    meta: pd.DataFrame  # one row per window: split, drummer, style, bpm, ..., clip
+    summary: dict  # clips, windows and the count of every drop reason
+
+
+def load_groove_4bar_split(
+    split: str,
+    data_dir: str | os.PathLike | None = None,
+    converter: GrooveConverter | None = None,
+    cache_dir: str | os.PathLike | None = None,
+    source: str = "gmd",
+    workers: int | None = None,
+    progress: bool = True,
+) -> GrooveSplit:
+    """The converter outputs of every kept window of a TFDS `groove/4bar-midionly` split.
+
+    The first call builds all three splits (GMD MIDI cut as TFDS cuts it, spec §2.5) and caches
+    each as .npz under `cache_dir`; later calls only read the cache.
+
+    Args:
+      split: 'train', 'validation' or 'test'.
+      data_dir: GMD location for source='gmd' (see find_gmd); the TFDS data_dir for 'tfds'.
+      converter: its grid, windowing and active drum map shape the outputs; default
+        GrooveConverter() in train mode.
+      cache_dir: default <repo>/outputs/cache.
+      source: 'gmd' (fast, from the MIDI files) or 'tfds' (tfds.load, then note-seq).
+      workers: processes for the cold build; default all cores.
+      progress: show a progress bar on the cold build.
+
+    Returns:
+      GrooveSplit with outputs float32 [n, 64, 27] in (performance id, clip) order.
+    """
+    if split not in constants.GMD_SPLITS:
+        raise ValueError(f"split must be one of {constants.GMD_SPLITS}, got {split!r}")
+    if source not in ("gmd", "tfds"):
+        raise ValueError(f"source must be 'gmd' or 'tfds', got {source!r}")
+    converter = converter or GrooveConverter()
+    cache_dir = Path(cache_dir or DEFAULT_CACHE_DIR)
+    key = _cache_key(converter, source)
+    path = cache_dir / f"groove_4bar_{source}_{key}_{split}.npz"
+    if not path.exists():
+        if source == "gmd":
+            built = _build_from_gmd(
+                find_gmd(data_dir), converter, workers or os.cpu_count() or 1, progress
+            )
+        else:
+            built = _build_from_tfds(data_dir, converter, data_dir is None, progress)
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        for name, (outputs, meta, summary) in built.items():
+            _save(cache_dir / f"groove_4bar_{source}_{key}_{name}.npz", outputs, meta, summary)
+    return _load(path)
+
+
+def _save(path: Path, outputs: np.ndarray, meta: pd.DataFrame, summary: dict) -> None:
+    # Plain str/int arrays, so loading needs no pickle.
+    columns = {f"meta/{c}": np.asarray(meta[c].tolist()) for c in META_COLUMNS}
+    partial = path.with_name(path.name + ".partial.npz")
+    np.savez(partial, outputs=outputs, summary=json.dumps(summary), **columns)
+    partial.replace(path)
+
+
+def _load(path: Path) -> GrooveSplit:
+    with np.load(path) as saved:
+        meta = pd.DataFrame({c: saved[f"meta/{c}"] for c in META_COLUMNS})
+        return GrooveSplit(saved["outputs"], meta, json.loads(str(saved["summary"])))
+
+
+def load_groove_4bar(
+    split: str,
+    data_dir: str | os.PathLike | None = None,
+    converter: GrooveConverter | None = None,
+    cache_dir: str | os.PathLike | None = None,
+    **kwargs,
+) -> np.ndarray:
+    """Converter outputs float32 [n, 64, 27] of one split; see load_groove_4bar_split."""
+    return load_groove_4bar_split(split, data_dir, converter, cache_dir, **kwargs).outputs
+
+
+def groove_4bar_summary(
+    data_dir: str | os.PathLike | None = None,
+    converter: GrooveConverter | None = None,
+    cache_dir: str | os.PathLike | None = None,
+    **kwargs,
+) -> pd.DataFrame:
+    """One row per split: performances, clips, windows kept and every reason for a drop."""
+    rows = [
+        load_groove_4bar_split(split, data_dir, converter, cache_dir, **kwargs).summary
+        for split in constants.GMD_SPLITS
+    ]
+    summary = pd.DataFrame(rows).set_index("split")
+    counts = [c for c in summary.columns if c != "skipped pitches"]
+    summary[counts] = summary[counts].fillna(0).astype(int)
+    return summary
