@@ -396,19 +396,38 @@ def _convert_clips(clips, converter: GrooveConverter) -> tuple[list, list, list]
     return windows, clip_index, reasons
 
 
+def tfds_clip_windows(
+    midi: bytes, bpm: int, numerator: int, converter: GrooveConverter | None = None
+) -> tuple[np.ndarray, np.ndarray, list, int]:
+    """One GMD performance cut as TFDS cuts it, then converted (the parity `tfds4bar/` files).
+
+    Args:
+      midi: the performance's MIDI bytes; bpm, numerator: its info.csv tempo and meter.
+
+    Returns:
+      outputs float32 [n, 64, 27], the clip index of each window int32 [n], the drop reason of
+      each clip without a window, and the number of clips.
+    """
+    converter = converter or GrooveConverter()
+    clips = list(Performance(midi).clips(bpm, numerator))
+    windows, clip_index, reasons = _convert_clips(clips, converter)
+    outputs = np.stack(windows) if windows else _empty_split()
+    return outputs, np.array(clip_index, np.int32), reasons, len(clips)
+
+
 def _performance_windows(job: tuple) -> dict:
     """Worker: one GMD performance -> its kept windows and what it dropped."""
     midi_path, bpm, numerator, converter = job
     converter.skipped_pitches.clear()
     try:
-        performance = Performance(Path(midi_path).read_bytes())
+        outputs, clip_index, reasons, clips = tfds_clip_windows(
+            Path(midi_path).read_bytes(), bpm, numerator, converter
+        )
     except Exception as error:  # pretty_midi/mido raise many types on a broken file
         return {"error": f"{type(error).__name__}: {error}"}
-    clips = list(performance.clips(bpm, numerator))
-    windows, clip_index, reasons = _convert_clips(clips, converter)
     return {
-        "clips": len(clips),
-        "windows": windows,
+        "clips": clips,
+        "outputs": outputs,
         "clip_index": clip_index,
         "reasons": reasons,
         "skipped_pitches": dict(converter.skipped_pitches),
@@ -425,21 +444,18 @@ def _build_from_gmd(gmd_dir: Path, converter: GrooveConverter, workers: int, pro
 
     info = read_info(gmd_dir)
     jobs = [
-        (gmd_dir / row.midi_filename, int(row.bpm), int(row.time_signature.split("-")[0]), converter)
+        (gmd_dir / row.midi_filename, row.bpm, int(row.time_signature.split("-")[0]), converter)
         for row in info.itertuples()
     ]
     if workers > 1:
         with ProcessPoolExecutor(workers) as pool:
-            results = list(
-                tqdm(pool.map(_performance_windows, jobs, chunksize=8), total=len(jobs),
-                     desc="GMD 4-bar clips", disable=not progress)
-            )
+            results = pool.map(_performance_windows, jobs, chunksize=8)
+            results = list(tqdm(results, total=len(jobs), desc="GMD clips", disable=not progress))
     else:
         results = [_performance_windows(job) for job in tqdm(jobs, disable=not progress)]
     built = {}
     for split in constants.GMD_SPLITS:
-        rows = [(row, result) for row, result in zip(info.itertuples(), results)]
-        rows = [(row, result) for row, result in rows if row.split == split]
+        rows = [(row, res) for row, res in zip(info.itertuples(), results) if row.split == split]
         windows, meta, reasons, skipped = [], [], {}, {}
         corrupt, clips = 0, 0
         for row, result in rows:
@@ -447,17 +463,24 @@ def _build_from_gmd(gmd_dir: Path, converter: GrooveConverter, workers: int, pro
                 corrupt += 1
                 continue
             clips += result["clips"]
-            windows += result["windows"]
+            windows.append(result["outputs"])
             meta += [_meta_row(row, clip) for clip in result["clip_index"]]
             for reason in result["reasons"]:
                 reasons[reason] = reasons.get(reason, 0) + 1
             for pitch, count in result["skipped_pitches"].items():
                 skipped[pitch] = skipped.get(pitch, 0) + count
-        summary = {"split": split, "performances": len(rows), CORRUPT_FILE: corrupt,
-                   "clips": clips, "windows": len(windows), **reasons,
-                   "skipped notes": sum(skipped.values()),
-                   "skipped pitches": json.dumps(dict(sorted(skipped.items())))}
-        outputs = np.stack(windows) if windows else _empty_split()
+        summary = {
+            "split": split,
+            "performances": len(rows),
+            CORRUPT_FILE: corrupt,
+            "clips": clips,
+            "windows": 0,
+            **reasons,
+            "skipped notes": sum(skipped.values()),
+            "skipped pitches": json.dumps(dict(sorted(skipped.items()))),
+        }
+        outputs = np.concatenate([_empty_split(), *windows])
+        summary["windows"] = len(outputs)
         built[split] = (outputs, pd.DataFrame(meta, columns=META_COLUMNS), summary)
     return built
 
@@ -466,39 +489,42 @@ def _meta_row(row, clip: int) -> tuple:
     return (row.split, row.drummer, row.style, int(row.bpm), row.beat_type, row.midi_filename, clip)
 
 
-def _build_from_tfds(data_dir, converter: GrooveConverter, download: bool, progress: bool):
-    """All three splits through tfds.load + note-seq, as Magenta's get_dataset reads them."""
+def _build_from_tfds(split, data_dir, converter: GrooveConverter, download: bool, progress: bool):
+    """One split through tfds.load + note-seq, as Magenta's get_dataset reads it."""
     import tensorflow_datasets as tfds
     from tqdm.auto import tqdm
 
-    built = {}
-    for split in constants.GMD_SPLITS:
-        dataset, ds_info = tfds.load(
-            "groove/4bar-midionly", split=split, data_dir=data_dir, download=download,
-            with_info=True,
-        )
-        labels = ds_info.features
-        examples = []
-        for ex in tqdm(tfds.as_numpy(dataset), desc=f"TFDS {split}", disable=not progress):
-            # TFDS ids pile up clip suffixes ("id:000:001"); the last one is the clip index.
-            performance_id, *suffixes = ex["id"].decode().split(":")
-            style = labels["style"]["primary"].int2str(ex["style"]["primary"])
-            secondary = ex["style"]["secondary"].decode()
-            examples.append((performance_id, int(suffixes[-1]), ex["midi"], (
-                split, labels["drummer"].int2str(ex["drummer"]),
-                f"{style}/{secondary}" if secondary else style, int(ex["bpm"]),
-                labels["type"].int2str(ex["type"]), "", int(suffixes[-1]),
-            )))
-        examples.sort(key=lambda e: (e[0], e[1]))
-        clips = [Clip.from_note_sequence(note_seq.midi_to_note_sequence(e[2])) for e in examples]
-        windows, clip_index, reasons = _convert_clips(clips, converter)
-        summary = {"split": split, "performances": len({e[0] for e in examples}),
-                   CORRUPT_FILE: 0, "clips": len(clips), "windows": len(windows)}
-        for reason in reasons:
-            summary[reason] = summary.get(reason, 0) + 1
-        meta = pd.DataFrame([examples[i][3] for i in clip_index], columns=META_COLUMNS)
-        built[split] = (np.stack(windows) if windows else _empty_split(), meta, summary)
-    return built
+    dataset, ds_info = tfds.load(
+        "groove/4bar-midionly", split=split, data_dir=data_dir, download=download, with_info=True
+    )
+    labels = ds_info.features
+    examples = []
+    for ex in tqdm(tfds.as_numpy(dataset), desc=f"TFDS {split}", disable=not progress):
+        # TFDS ids pile up clip suffixes ("id:000:001"); the last one is the clip index.
+        performance_id, *suffixes = ex["id"].decode().split(":")
+        clip = int(suffixes[-1])
+        style = labels["style"]["primary"].int2str(ex["style"]["primary"])
+        if ex["style"]["secondary"]:
+            style += "/" + ex["style"]["secondary"].decode()
+        drummer = labels["drummer"].int2str(ex["drummer"])
+        beat_type = labels["type"].int2str(ex["type"])
+        meta = (split, drummer, style, int(ex["bpm"]), beat_type, "", clip)
+        examples.append((performance_id, clip, ex["midi"], meta))
+    examples.sort(key=lambda e: e[:2])  # GMD's info.csv order: by id, then clip
+    clips = [Clip.from_note_sequence(note_seq.midi_to_note_sequence(e[2])) for e in examples]
+    windows, clip_index, reasons = _convert_clips(clips, converter)
+    summary = {
+        "split": split,
+        "performances": len({e[0] for e in examples}),
+        CORRUPT_FILE: 0,
+        "clips": len(clips),
+        "windows": len(windows),
+    }
+    for reason in reasons:
+        summary[reason] = summary.get(reason, 0) + 1
+    meta = pd.DataFrame([examples[i][3] for i in clip_index], columns=META_COLUMNS)
+    outputs = np.concatenate([_empty_split(), np.array(windows, np.float32).reshape(-1, 64, 27)])
+    return {split: (outputs, meta, summary)}
 
 
 @dataclasses.dataclass
@@ -551,7 +577,7 @@ def load_groove_4bar_split(
                 find_gmd(data_dir), converter, workers or os.cpu_count() or 1, progress
             )
         else:
-            built = _build_from_tfds(data_dir, converter, data_dir is None, progress)
+            built = _build_from_tfds(split, data_dir, converter, data_dir is None, progress)
         cache_dir.mkdir(parents=True, exist_ok=True)
         for name, (outputs, meta, summary) in built.items():
             _save(cache_dir / f"groove_4bar_{source}_{key}_{name}.npz", outputs, meta, summary)
