@@ -366,7 +366,9 @@ def _as_note_sequence(groove: np.ndarray | note_seq.NoteSequence) -> note_seq.No
     return converter.from_tensors(_as_groove(groove)[None])[0]
 
 
-def audio_player(groove: np.ndarray | note_seq.NoteSequence, sample_rate: int = DEFAULT_SAMPLE_RATE):
+def audio_player(
+    groove: np.ndarray | note_seq.NoteSequence, sample_rate: int = DEFAULT_SAMPLE_RATE
+):
     """An IPython audio widget playing a NoteSequence or a (64, 27) groove (at 120 qpm)."""
     from IPython.display import Audio
 
@@ -409,36 +411,69 @@ def plot_style_counts(info: pd.DataFrame, column: str = "style", ax: plt.Axes | 
     return ax.figure
 
 
-def plot_training_curves(history: pd.DataFrame | str | os.PathLike, free_bits: float | None = None):
-    """Loss curves from a training history (DataFrame or CSV path).
+# Panels of the training plot: title -> metric names, after "losses/" and "metrics/" are dropped.
+TRAINING_PANELS = {
+    "loss": ("loss",),
+    "r_loss": ("r_loss",),
+    "kl_bits": ("kl_bits",),
+    "per-timestep losses": ("hits_loss", "velocities_loss", "offsets_loss"),
+    "hits": ("hit_accuracy", "hit_f1"),
+}
 
-    Draws each panel whose columns exist: loss, r_loss, kl_bits (with the free-bits floor as a
-    dashed line) and validation metrics (`val_*`, hits/velocities/offsets losses). The x axis is
-    the `step` column, else `epoch`, else the row number.
+
+def _long_history(frame: pd.DataFrame) -> pd.DataFrame:
+    """One row per (step, split) with short metric names, from train.py's history.csv (a `split`
+    column, Magenta's "losses/r_loss" names) or a Keras-style table (`val_` columns)."""
+    frame = frame.rename(columns=lambda c: c.split("/")[-1])
+    if "split" in frame.columns:
+        return frame
+    validation = [c for c in frame.columns if c.startswith("val_")]
+    train_rows = frame.drop(columns=validation).assign(split="train")
+    val_rows = frame[validation].rename(columns=lambda c: c.removeprefix("val_"))
+    val_rows = val_rows.assign(split="validation")
+    for column in ("step", "epoch"):
+        if column in frame.columns:
+            val_rows[column] = frame[column]
+    return pd.concat([train_rows, val_rows], ignore_index=True)
+
+
+def plot_training_curves(
+    history: pd.DataFrame | str | os.PathLike, free_bits: float | None = None
+) -> Figure:
+    """Training and validation curves from a run's history (DataFrame or history.csv path).
+
+    Draws each panel of TRAINING_PANELS that has data, one line per metric and split; kl_bits
+    gets the free-bits floor as a dashed line. The x axis is `step`, else `epoch`, else the row.
+
+    Raises:
+      RenderError: no known metric in the history.
     """
     frame = pd.read_csv(history) if isinstance(history, (str, os.PathLike)) else history
+    frame = _long_history(frame)
     x_name = next((c for c in ("step", "epoch") if c in frame.columns), None)
-    x = frame[x_name] if x_name else frame.index
-    panels = [
-        ("loss", ["loss", "val_loss"]),
-        ("r_loss", ["r_loss", "val_r_loss"]),
-        ("kl_bits", ["kl_bits", "val_kl_bits"]),
-        ("per-timestep losses", [c for c in frame.columns if c.endswith(
-            ("hits_loss", "velocities_loss", "offsets_loss"))]),
-    ]
-    panels = [(name, [c for c in cols if c in frame.columns]) for name, cols in panels]
-    panels = [(name, cols) for name, cols in panels if cols]
+    panels = {
+        title: [m for m in metrics if m in frame.columns and frame[m].notna().any()]
+        for title, metrics in TRAINING_PANELS.items()
+    }
+    panels = {title: metrics for title, metrics in panels.items() if metrics}
     if not panels:
         raise RenderError(f"no loss columns in history; columns are {list(frame.columns)}")
-    fig, axes = plt.subplots(1, len(panels), figsize=(4.5 * len(panels), 3.2), squeeze=False,
-                             layout="constrained")
-    for ax, (name, cols) in zip(axes[0], panels):
-        for col in cols:
-            values = frame[col]
-            ax.plot(x[values.notna()], values.dropna(), label=col, marker="." if len(x) < 30 else None)
-        if name == "kl_bits" and free_bits is not None:
+    fig, axes = plt.subplots(
+        1, len(panels), figsize=(4.2 * len(panels), 3.2), squeeze=False, layout="constrained"
+    )
+    for ax, (title, metrics) in zip(axes[0], panels.items()):
+        for split, rows in frame.groupby("split", sort=False):
+            for metric in metrics:
+                rows_with = rows[rows[metric].notna()]
+                if rows_with.empty:
+                    continue
+                x = rows_with[x_name] if x_name else rows_with.index
+                marker = "." if len(rows_with) < 30 else None  # few points: show each one
+                label = split if len(TRAINING_PANELS[title]) == 1 else f"{metric} ({split})"
+                ax.plot(x, rows_with[metric], label=label, marker=marker)
+        if title == "kl_bits" and free_bits is not None:
             ax.axhline(free_bits, color="black", linestyle="--", label="free bits")
-        ax.set_title(name)
+        ax.set_title(title)
         ax.set_xlabel(x_name or "row")
         ax.legend(fontsize="small")
     return fig

@@ -169,18 +169,33 @@ def test_plot_tempo_histogram_and_style_counts():
     assert widths == {"jazz": 1, "funk": 2, "rock": 2}
 
 
-def test_plot_training_curves_from_csv_with_free_bits_line(tmp_path):
-    history = pd.DataFrame({"step": [10, 20, 30], "loss": [3.0, 2.0, 1.5], "r_loss": [2, 1.5, 1],
-                            "kl_bits": [10, 30, 50], "val_loss": [np.nan, 2.5, np.nan],
-                            "val_hits_loss": [np.nan, 0.3, np.nan]})
+def test_plot_training_curves_reads_train_history_csv(tmp_path):
+    # train.py's layout: one row per (step, split), Magenta's "losses/..." names.
+    history = pd.DataFrame({
+        "step": [10, 20, 20, 30],
+        "split": ["train", "train", "validation", "train"],
+        "loss": [3.0, 2.0, 2.5, 1.5],
+        "losses/r_loss": [2.0, 1.5, 2.0, 1.0],
+        "losses/kl_bits": [10, 30, 35, 50],
+        "metrics/hits_loss": [np.nan, np.nan, 0.3, np.nan],
+    })
     history.to_csv(tmp_path / "history.csv", index=False)
     fig = render.plot_training_curves(tmp_path / "history.csv", free_bits=48)
     assert [ax.get_title() for ax in fig.axes] == ["loss", "r_loss", "kl_bits",
                                                    "per-timestep losses"]
     kl_lines = {line.get_label(): line for line in fig.axes[2].lines}
     np.testing.assert_allclose(kl_lines["free bits"].get_ydata(), [48, 48])
-    val_line = [line for line in fig.axes[0].lines if line.get_label() == "val_loss"][0]
-    np.testing.assert_allclose(val_line.get_xdata(), [20])
+    np.testing.assert_allclose(kl_lines["train"].get_xdata(), [10, 20, 30])
+    np.testing.assert_allclose(kl_lines["validation"].get_ydata(), [35])
+    assert [line.get_label() for line in fig.axes[3].lines] == ["hits_loss (validation)"]
+
+
+def test_plot_training_curves_keras_val_columns():
+    history = pd.DataFrame({"epoch": [0, 1], "loss": [2.0, 1.0], "val_loss": [2.5, 1.5]})
+    fig = render.plot_training_curves(history)
+    lines = {line.get_label(): line for line in fig.axes[0].lines}
+    np.testing.assert_allclose(lines["validation"].get_ydata(), [2.5, 1.5])
+    np.testing.assert_allclose(lines["train"].get_xdata(), [0, 1])
 
 
 def test_plot_training_curves_without_loss_columns_raises():
