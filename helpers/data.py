@@ -44,18 +44,20 @@ class DatasetNotFoundError(FileNotFoundError):
 def find_gmd(data_dir: str | os.PathLike | None = None, download: bool = True) -> Path:
     """Returns a folder holding GMD's info.csv and MIDI files.
 
-    Looks, in order, at `data_dir` (a folder with info.csv, or a folder or path holding
-    groove-v1.0.0-midionly.zip, extracted once into the user cache), then $GROOVE_DATA_DIR,
-    then the user cache (~/.cache/groovae), and finally downloads the official zip there.
+    Looks only at `data_dir` when given (a folder with info.csv, or a folder or path holding
+    groove-v1.0.0-midionly.zip, extracted once into the user cache); otherwise at
+    $GROOVE_DATA_DIR, then the user cache (~/.cache/groovae), and finally downloads the official
+    zip there (sha256 checked).
 
     Raises:
       DatasetNotFoundError: nothing found (and no download allowed or possible).
     """
     looked = []
-    candidates = [Path(data_dir).expanduser()] if data_dir is not None else []
-    if os.environ.get("GROOVE_DATA_DIR"):
-        candidates.append(Path(os.environ["GROOVE_DATA_DIR"]).expanduser())
-    candidates.append(USER_CACHE_DIR)
+    if data_dir is not None:  # an explicit place that is wrong is an error, not a fallback
+        candidates = [Path(data_dir).expanduser()]
+    else:
+        candidates = [Path(p).expanduser() for p in [os.environ.get("GROOVE_DATA_DIR")] if p]
+        candidates.append(USER_CACHE_DIR)
     for candidate in candidates:
         found = _gmd_in(candidate)
         if found is not None:

@@ -1,0 +1,220 @@
+"""GMD location, TFDS-identical clips, the cached split arrays and bad input."""
+
+import mido
+import note_seq
+import numpy as np
+import pandas as pd
+import pytest
+
+from helpers import constants, converter, data
+from helpers.config import ConverterConfig
+from helpers.converter import GrooveConverter, encoder_inputs
+
+QUARTER = 480  # GMD's ticks per quarter
+
+
+def _write_midi(path, notes, tempos=((0, 120),), numerator=4):
+    """A drum MIDI from (tick, pitch, velocity) notes, 60 ticks long, and (tick, qpm) tempos."""
+    track = mido.MidiTrack()
+    events = [
+        (tick, mido.MetaMessage("set_tempo", tempo=mido.bpm2tempo(qpm))) for tick, qpm in tempos
+    ]
+    events.append((0, mido.MetaMessage("time_signature", numerator=numerator, denominator=4)))
+    for tick, pitch, velocity in notes:
+        events.append((tick, mido.Message("note_on", channel=9, note=pitch, velocity=velocity)))
+        events.append((tick + 60, mido.Message("note_off", channel=9, note=pitch)))
+    now = 0
+    for tick, event in sorted(events, key=lambda e: e[0]):
+        track.append(event.copy(time=tick - now))
+        now = tick
+    midi = mido.MidiFile(ticks_per_beat=QUARTER)
+    midi.tracks.append(track)
+    midi.save(path)
+
+
+def _groove_notes(bars, pitches=(36, 38, 42)):
+    """Eighth notes cycling through `pitches`, slightly off the grid, over `bars` 4/4 bars."""
+    notes = range(8 * bars)
+    return [(i * 240 + (i % 5) * 7, pitches[i % len(pitches)], 40 + i % 80) for i in notes]
+
+
+@pytest.fixture
+def tiny_gmd(tmp_path):
+    """A GMD-shaped folder: good, corrupt, empty, 3/4, tempo change and unknown-pitch files."""
+    rows = []
+
+    def add(name, split="train", time_signature="4-4", bpm=120):
+        rows.append(
+            dict(
+                drummer="drummer1",
+                session="drummer1/session1",
+                id=f"drummer1/session1/{name}",
+                style="rock",
+                bpm=bpm,
+                beat_type="beat",
+                time_signature=time_signature,
+                midi_filename=f"{name}.mid",
+                audio_filename="",
+                duration=0.0,
+                split=split,
+            )
+        )
+        return tmp_path / f"{name}.mid"
+
+    _write_midi(add("a_good"), _groove_notes(6))
+    _write_midi(add("b_good", split="test"), _groove_notes(5))
+    add("c_corrupt").write_bytes(b"MThd\x00\x00\x00\x06garbage")
+    add("d_empty").write_bytes(b"")
+    _write_midi(add("e_waltz", time_signature="3-4"), _groove_notes(6), numerator=3)
+    _write_midi(add("f_tempo"), _groove_notes(8), tempos=((0, 120), (4 * 4 * QUARTER, 100)))
+    _write_midi(add("g_unknown"), _groove_notes(5, pitches=(36, 35, 42)))
+    pd.DataFrame(rows).to_csv(tmp_path / "info.csv", index=False)
+    return tmp_path
+
+
+def _reference_clips(midi, bpm, numerator):
+    return [
+        data.Clip.from_note_sequence(note_seq.midi_to_note_sequence(clip))
+        for clip in data.tfds_clip_midis(midi, bpm, numerator)
+    ]
+
+
+def _assert_same_clips(fast, reference):
+    assert len(fast) == len(reference)
+    for mine, ref in zip(fast, reference):
+        for field in ("start_times", "end_times", "pitches", "velocities"):
+            np.testing.assert_array_equal(getattr(mine, field), getattr(ref, field))
+        assert mine.tempos == ref.tempos
+        assert mine.time_signatures == ref.time_signatures
+
+
+@pytest.mark.parity
+def test_tfds_clip_windows_parity_tfds4bar(parity_dir, gmd_dir):
+    info = data.read_info(gmd_dir).set_index("midi_filename")
+    files = sorted((parity_dir / "tfds4bar").glob("*.npz"))
+    assert files
+    for path in files:
+        ref = np.load(path)
+        name = path.stem.replace("__", "/") + ".mid"
+        row = info.loc[name]
+        numerator = int(row.time_signature.split("-")[0])
+        midi = (gmd_dir / name).read_bytes()
+        outputs, clips, _, _ = data.tfds_clip_windows(midi, row.bpm, numerator)
+        np.testing.assert_array_equal(outputs, ref["outputs"], err_msg=path.name)
+        np.testing.assert_array_equal(encoder_inputs(outputs, ConverterConfig()), ref["inputs"])
+        np.testing.assert_array_equal(np.full(len(outputs), 64), ref["lengths"])
+        np.testing.assert_array_equal(clips, ref["window_start_bar"])
+
+
+@pytest.mark.parity
+def test_performance_clips_equal_the_reference_route(gmd_dir):
+    info = data.read_info(gmd_dir)
+    # GMD's only two-tempo performance with a time signature repeat, and an ordinary one.
+    names = ["drummer10/session1/9_jazz-swing_110_beat_4-4.mid", info.midi_filename.iloc[500]]
+    for name in names:
+        row = info.set_index("midi_filename").loc[name]
+        midi = (gmd_dir / name).read_bytes()
+        numerator = int(row.time_signature.split("-")[0])
+        fast = list(data.Performance(midi).clips(row.bpm, numerator))
+        _assert_same_clips(fast, _reference_clips(midi, row.bpm, numerator))
+
+
+def test_performance_clips_equal_the_reference_route_on_a_tempo_change(tiny_gmd):
+    midi = (tiny_gmd / "f_tempo.mid").read_bytes()
+    fast = list(data.Performance(midi).clips(120, 4))
+    _assert_same_clips(fast, _reference_clips(midi, 120, 4))
+    assert len({len(c.tempos) for c in fast}) == 2  # some clips span the change
+
+
+@pytest.mark.parity
+def test_load_groove_4bar_split_counts(gmd_dir):
+    """Uses <repo>/outputs/cache: one cold build (< 2 min) per fresh checkout."""
+    expected = {"train": (17261, 15591), "validation": (2121, 1929), "test": (2033, 1901)}
+    summary = data.groove_4bar_summary(gmd_dir, progress=False)
+    for split, (clips, windows) in expected.items():
+        assert (summary.loc[split, "clips"], summary.loc[split, "windows"]) == (clips, windows)
+        outputs = data.load_groove_4bar(split, gmd_dir)
+        assert outputs.shape == (windows, 64, 27) and outputs.dtype == np.float32
+    dropped = summary[[converter.NO_NOTES, converter.SHORTER_THAN_WINDOW, converter.NOT_4_4]]
+    assert dropped.sum().tolist() == [1182, 85, 727]  # spec §7
+
+
+@pytest.mark.parity
+def test_load_groove_4bar_split_tfds_route_matches(gmd_dir):
+    tfds_dir = gmd_dir.parent / "tfds"
+    if not (tfds_dir / "groove" / "4bar-midionly").exists():
+        pytest.skip(f"no TFDS build at {tfds_dir}")
+    pytest.importorskip("tensorflow_datasets")
+    gmd = data.load_groove_4bar_split("test", gmd_dir, progress=False)
+    via_tfds = data.load_groove_4bar_split("test", tfds_dir, source="tfds", progress=False)
+    np.testing.assert_array_equal(via_tfds.outputs, gmd.outputs)
+    np.testing.assert_array_equal(via_tfds.meta["clip"], gmd.meta["clip"])
+    np.testing.assert_array_equal(via_tfds.meta["bpm"], gmd.meta["bpm"])
+
+
+def test_load_groove_4bar_split_counts_bad_input(tiny_gmd, tmp_path_factory):
+    cache = tmp_path_factory.mktemp("cache")
+    train = data.load_groove_4bar_split(
+        "train", tiny_gmd, cache_dir=cache, workers=1, progress=False
+    )
+    summary = train.summary
+    assert summary["performances"] == 6 and summary[data.CORRUPT_FILE] == 2
+    assert summary[converter.NOT_4_4] == 5  # every 3/4 clip: 12 s / 1.5 s bars = 8 bars
+    assert summary[converter.MULTIPLE_TEMPOS] >= 1
+    assert summary["skipped notes"] > 0 and "35" in summary["skipped pitches"]
+    assert len(train.outputs) == summary["windows"] == len(train.meta)
+    assert set(train.meta.midi_filename) == {"a_good.mid", "f_tempo.mid", "g_unknown.mid"}
+    # The unknown pitch is skipped, the rest of its clips kept.
+    snare = train.outputs[train.meta.midi_filename == "g_unknown.mid"][..., 1]
+    assert not snare.any()
+
+
+def test_load_groove_4bar_reloads_from_cache(tiny_gmd, tmp_path_factory):
+    cache = tmp_path_factory.mktemp("cache")
+    first = data.load_groove_4bar("test", tiny_gmd, cache_dir=cache, workers=1, progress=False)
+    assert first.shape == (2, 64, 27)  # 5 bars: clips 0 and 1
+    (tiny_gmd / "b_good.mid").unlink()  # a warm load does not touch the MIDI
+    again = data.load_groove_4bar("test", tiny_gmd, cache_dir=cache)
+    np.testing.assert_array_equal(again, first)
+    # Another drum map is another cache entry.
+    infer = GrooveConverter()
+    infer.set_mode("infer")
+    rebuilt = data.load_groove_4bar_split(
+        "test", tiny_gmd, converter=infer, cache_dir=cache, workers=1, progress=False
+    )
+    assert rebuilt.summary[data.CORRUPT_FILE] == 1 and len(rebuilt.outputs) == 0
+
+
+def test_load_groove_4bar_split_rejects_unknown_split(tiny_gmd):
+    with pytest.raises(ValueError):
+        data.load_groove_4bar("dev", tiny_gmd)
+
+
+def test_find_gmd_folder_and_missing(tiny_gmd, tmp_path, monkeypatch):
+    assert data.find_gmd(tiny_gmd) == tiny_gmd
+    monkeypatch.setenv("GROOVE_DATA_DIR", str(tiny_gmd))
+    monkeypatch.setattr(data, "USER_CACHE_DIR", tmp_path / "user-cache")
+    assert data.find_gmd() == tiny_gmd
+    with pytest.raises(data.DatasetNotFoundError) as error:
+        data.find_gmd(tmp_path / "nowhere")  # no fallback from an explicit path
+    assert "nowhere" in str(error.value) and constants.GMD_ZIP_NAME in str(error.value)
+
+
+def test_find_gmd_extracts_the_zip_once(tiny_gmd, tmp_path, monkeypatch):
+    import zipfile
+
+    monkeypatch.setattr(data, "USER_CACHE_DIR", tmp_path / "user-cache")
+    zip_dir = tmp_path / "zips"
+    zip_dir.mkdir()
+    with zipfile.ZipFile(zip_dir / constants.GMD_ZIP_NAME, "w") as archive:
+        for path in tiny_gmd.iterdir():
+            archive.write(path, f"groove/{path.name}")
+    found = data.find_gmd(zip_dir)
+    assert (found / "info.csv").is_file() and str(found).startswith(str(tmp_path / "user-cache"))
+    assert data.find_gmd(zip_dir / constants.GMD_ZIP_NAME) == found
+
+
+def test_performance_windows_whole_file(tiny_gmd):
+    outputs, start_bars = data.performance_windows(tiny_gmd / "a_good.mid")
+    assert outputs.shape == (1, 64, 27)  # 6 bars: one window, the remainder dropped
+    np.testing.assert_array_equal(start_bars, [0])
