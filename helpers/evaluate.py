@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import argparse
+import json
+import os
+from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
@@ -19,6 +23,10 @@ from helpers.constants import (
     VELOCITIES,
     WINDOW_STEPS,
 )
+from helpers.converter import encoder_inputs
+
+# The metrics above are pure numpy. The run-level functions below import the model, sampler and
+# data inside, so `import helpers.evaluate` never loads TensorFlow.
 
 NEAREST_K = 20
 GREEDY_TEMPERATURE = 1e-6  # hits = logit > 0, as the parity oracle's greedy decode
@@ -200,10 +208,9 @@ class MarginalSampler:
         window, step, drum = np.nonzero(hits)
         cell = step * NUM_DRUM_CLASSES + drum
         order = np.argsort(cell, kind="stable")
-        self._values = np.stack(
-            [train[window, step, VELOCITIES.start + drum], train[window, step, OFFSETS.start + drum]],
-            axis=-1,
-        )[order]  # (num_hits, 2) grouped by cell
+        velocities = train[window, step, VELOCITIES.start + drum]
+        offsets = train[window, step, OFFSETS.start + drum]
+        self._values = np.stack([velocities, offsets], axis=-1)[order]  # (num_hits, 2) by cell
         self._counts = np.bincount(cell, minlength=WINDOW_STEPS * NUM_DRUM_CLASSES)
         self._starts = np.concatenate([[0], np.cumsum(self._counts)[:-1]])
 
@@ -274,9 +281,8 @@ def nearest_neighbours(
         kth = np.partition(ham, k - 1, axis=1)[:, k - 1]
         for row in range(len(ham)):
             candidates = np.flatnonzero(ham[row] <= kth[row])
-            best = candidates[
-                np.lexsort((candidates, off[row, candidates], vel[row, candidates], ham[row, candidates]))
-            ][:k]
+            keys = (candidates, off[row, candidates], vel[row, candidates], ham[row, candidates])
+            best = candidates[np.lexsort(keys)][:k]  # lexsort: the last key sorts first
             indices[begin + row], hamming[begin + row] = best, ham[row, best]
     return Neighbours(indices, hamming)
 
@@ -296,3 +302,228 @@ def novelty(grooves: np.ndarray, train: np.ndarray, k: int = NEAREST_K) -> dict:
         "copy_fraction": float((nearest == 0).mean()),
         "k_hamming_mean": float(found.hamming.mean()),
     }
+
+
+# ------------------------------------------------------------------------------------------------
+# A whole run
+
+
+def magenta_eval_losses(
+    model, inputs: np.ndarray, targets: np.ndarray, seed: int = 0, batch_size: int = 512
+) -> dict:
+    """Magenta's eval numbers over a whole split, dropout off, z sampled from q (spec §4).
+
+    Args:
+      model: a GrooVAE.
+      inputs: (n, 64, 27) encoder inputs (the run's converter options applied).
+      targets: (n, 64, 27) decoder targets.
+      seed: for the posterior samples.
+
+    Returns:
+      dict of per-timestep `hits_loss`, `velocities_loss`, `offsets_loss` (sums over the 9
+      classes, averaged over every timestep), per-sequence `r_loss`, `kl_bits`, `kl_loss` (after
+      free bits), `kl_beta` at the run's last step and `loss`, all means over the n windows.
+    """
+    from helpers.model import kl_beta, kl_divergence, reconstruction_losses
+
+    rng = np.random.default_rng(seed)
+    parts = {"hits_loss": [], "velocities_loss": [], "offsets_loss": [], "kl_nats": []}
+    for begin in range(0, len(targets), batch_size):
+        x, y = inputs[begin : begin + batch_size], targets[begin : begin + batch_size]
+        mu, sigma = (np.asarray(t, np.float32) for t in model.encode(x))
+        z = mu + sigma * rng.standard_normal(mu.shape).astype(np.float32)
+        logits = model.reconstruction_logits(y, z)
+        for name, values in zip(list(parts)[:3], reconstruction_losses(y, logits)):
+            parts[name].append(np.asarray(values))  # (batch, 64)
+        parts["kl_nats"].append(np.asarray(kl_divergence(mu, sigma)))
+    steps = {name: np.concatenate(parts[name]) for name in parts}
+    m = model.config.model
+    kl_cost = np.maximum(steps["kl_nats"] - m.free_bits * np.log(2.0), 0.0)
+    beta = float(kl_beta(model.config.train.num_steps, m))
+    r_loss = sum(steps[name] for name in list(parts)[:3]).sum(axis=1)
+    return {
+        "hits_loss": float(steps["hits_loss"].mean()),
+        "velocities_loss": float(steps["velocities_loss"].mean()),
+        "offsets_loss": float(steps["offsets_loss"].mean()),
+        "r_loss": float(r_loss.mean()),
+        "kl_bits": float(steps["kl_nats"].mean() / np.log(2.0)),
+        "kl_loss": float(kl_cost.mean()),
+        "kl_beta": beta,
+        "loss": float(r_loss.mean() + beta * kl_cost.mean()),
+    }
+
+
+def greedy_reconstructions(model, inputs: np.ndarray, batch_size: int = 512) -> np.ndarray:
+    """Decodes each window's posterior mean with hits = logit > 0.
+
+    Returns:
+      (n, 64, 27) float32.
+    """
+    out = []
+    for begin in range(0, len(inputs), batch_size):
+        mu, _ = model.encode(inputs[begin : begin + batch_size])
+        out.append(np.asarray(model.decode(mu, GREEDY_TEMPERATURE, 0), np.float32))
+    return np.concatenate(out)
+
+
+def _sample_report(samples: np.ndarray, real: np.ndarray, train: np.ndarray) -> dict:
+    return {
+        "statistics": groove_statistics(samples),
+        "distance_to_real": distribution_distances(samples, real),
+        "novelty": novelty(samples, train),
+    }
+
+
+def evaluate_model(
+    model,
+    test: np.ndarray,
+    train: np.ndarray,
+    num_samples: int = 1000,
+    temperatures: tuple[float, ...] = SAMPLE_TEMPERATURES,
+    qpm: float | np.ndarray = DEFAULT_QPM,
+    seed: int = 0,
+) -> dict:
+    """Every number of a run's evaluation, on arrays.
+
+    Args:
+      model: a GrooVAE.
+      test: (n, 64, 27) real windows to score against (the decoder targets).
+      train: (m, 64, 27) training windows, for the marginal baseline and novelty.
+      num_samples: grooves drawn per temperature and per baseline.
+      temperatures: sampling temperatures.
+      qpm: tempo for timing errors in ms, scalar or per test window.
+      seed: for posterior samples, prior samples and the baselines.
+
+    Returns:
+      A JSON-ready dict: `eval` (Magenta's losses), `reconstruction`, `samples` per temperature,
+      `baselines` (`untrained`: a fresh GrooVAE of the same config; `marginal`), `test_novelty`
+      (how far real unseen windows sit from the training set, for reference).
+    """
+    import keras
+
+    from helpers.model import GrooVAE
+    from helpers.sample import TrainedModel
+
+    test, train = _check_grooves(test, "test"), _check_grooves(train, "train")
+    inputs = encoder_inputs(test, model.config.converter, np.random.default_rng(seed))
+    sampler = TrainedModel(model=model)
+    keras.utils.set_random_seed(seed)
+    untrained = GrooVAE(model.config)
+    untrained_sampler = TrainedModel(model=untrained)
+    return {
+        "config": model.config.name,
+        "num_test_windows": len(test),
+        "num_train_windows": len(train),
+        "eval": magenta_eval_losses(model, inputs, test, seed),
+        "reconstruction": reconstruction_metrics(test, greedy_reconstructions(model, inputs), qpm),
+        "samples": {
+            f"temperature_{t}": _sample_report(
+                sampler.sample_grooves(num_samples, t, seed), test, train
+            )
+            for t in temperatures
+        },
+        "baselines": {
+            "untrained": {
+                "eval": magenta_eval_losses(untrained, inputs, test, seed),
+                "reconstruction": reconstruction_metrics(
+                    test, greedy_reconstructions(untrained, inputs), qpm
+                ),
+                **_sample_report(
+                    untrained_sampler.sample_grooves(num_samples, temperatures[0], seed),
+                    test,
+                    train,
+                ),
+            },
+            "marginal": _sample_report(
+                MarginalSampler(train).sample(num_samples, seed), test, train
+            ),
+        },
+        "test_novelty": novelty(test, train),
+    }
+
+
+def _json_ready(value):
+    """NaN -> None so metrics.json stays strict JSON."""
+    if isinstance(value, dict):
+        return {k: _json_ready(v) for k, v in value.items()}
+    if isinstance(value, float) and np.isnan(value):
+        return None
+    return value
+
+
+def evaluate_run(
+    run_dir: str | os.PathLike,
+    split: str = "test",
+    data_dir: str | os.PathLike | None = None,
+    num_samples: int = 1000,
+    temperatures: tuple[float, ...] = SAMPLE_TEMPERATURES,
+    seed: int = 0,
+) -> dict:
+    """Evaluates a run's newest checkpoint on a GMD split and writes run_dir/metrics.json.
+
+    Timing errors in ms use each window's own tempo (GMD's bpm).
+
+    Args:
+      run_dir: a run folder (config.json + checkpoints).
+      split: the GMD split to score ("test" or "validation").
+      data_dir: the GMD folder (helpers.data finds it when None).
+      num_samples, temperatures, seed: as `evaluate_model`.
+
+    Returns:
+      The metrics dict (see `evaluate_model`), plus `run_dir` and `split`; NaN written as null.
+    """
+    from helpers.data import load_groove_4bar_split
+    from helpers.train import restore_model
+
+    model = restore_model(run_dir)
+    real = load_groove_4bar_split(split, data_dir)
+    train = load_groove_4bar_split("train", data_dir)
+    metrics = evaluate_model(
+        model,
+        real.outputs,
+        train.outputs,
+        num_samples,
+        tuple(temperatures),
+        qpm=real.meta["bpm"].to_numpy(np.float64),
+        seed=seed,
+    )
+    metrics = _json_ready({"run_dir": str(run_dir), "split": split, **metrics})
+    (Path(run_dir) / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    return metrics
+
+
+def metrics_table(metrics: dict) -> str:
+    """The headline numbers of `evaluate_run` as an aligned text table."""
+    rows = [("eval " + k, v) for k, v in metrics["eval"].items()]
+    rows += [(f"reconstruction {k}", metrics["reconstruction"][k]) for k in
+             ("hit_accuracy", "precision", "recall", "f1", "velocity_mae", "timing_mae_ms")]
+    sets = {name: report for name, report in metrics["samples"].items()}
+    sets.update({f"{name} baseline": report for name, report in metrics["baselines"].items()})
+    for name, report in sets.items():
+        distance = report["distance_to_real"]
+        rows += [
+            (f"{name}: W1 hit density", distance["hit_density_mean"]),
+            (f"{name}: W1 velocity", distance["velocity"]),
+            (f"{name}: W1 offset", distance["offset"]),
+            (f"{name}: W1 hits per bar", distance["hits_per_bar"]),
+            (f"{name}: nearest train Hamming", report["novelty"]["nearest_hamming_mean"]),
+            (f"{name}: copies of train", report["novelty"]["copy_fraction"]),
+        ]
+    rows.append(("test windows: nearest train Hamming",
+                 metrics["test_novelty"]["nearest_hamming_mean"]))
+    width = max(len(name) for name, _ in rows)
+    return "\n".join(
+        f"{name:<{width}}  " + ("n/a" if value is None else f"{value:.4f}") for name, value in rows
+    )
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description="Evaluate a GrooVAE run; writes metrics.json.")
+    parser.add_argument("--checkpoint", required=True, help="run folder")
+    parser.add_argument("--split", default="test", choices=("test", "validation"))
+    parser.add_argument("--data_dir", default=None)
+    parser.add_argument("--num_samples", type=int, default=1000)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    print(metrics_table(evaluate_run(args.checkpoint, args.split, args.data_dir,
+                                     args.num_samples, seed=args.seed)))

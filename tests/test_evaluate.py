@@ -163,3 +163,68 @@ def test_novelty_copies_are_zero_distance():
     assert result["copy_fraction"] == 1.0 and result["nearest_hamming_mean"] == 0.0
     assert set(result) == {"nearest_hamming_mean", "nearest_hamming_median", "copy_fraction",
                            "k_hamming_mean"}
+
+
+@pytest.fixture(scope="module")
+def tiny_model():
+    import keras
+
+    from helpers.config import get_config
+    from helpers.model import GrooVAE
+
+    keras.utils.set_random_seed(0)
+    return GrooVAE(get_config("tiny"))
+
+
+def test_magenta_eval_losses_r_loss_is_64_per_step_sums(tiny_model):
+    grooves = _random_grooves(10, 11)
+    losses = evaluate.magenta_eval_losses(tiny_model, grooves, grooves, batch_size=4)
+    per_step = losses["hits_loss"] + losses["velocities_loss"] + losses["offsets_loss"]
+    np.testing.assert_allclose(losses["r_loss"], 64 * per_step, rtol=1e-5)
+    np.testing.assert_allclose(losses["loss"], losses["r_loss"] + losses["kl_beta"]
+                               * losses["kl_loss"], rtol=1e-6)
+    assert losses["kl_bits"] > 0 and losses["kl_beta"] == pytest.approx(0.2)
+
+
+def test_greedy_reconstructions_are_deterministic_binary_hits(tiny_model):
+    grooves = _random_grooves(5, 12)
+    first = evaluate.greedy_reconstructions(tiny_model, grooves, batch_size=2)
+    again = evaluate.greedy_reconstructions(tiny_model, grooves, batch_size=2)
+    np.testing.assert_array_equal(first, again)
+    assert first.shape == (5, 64, 27) and set(np.unique(first[..., HITS])) <= {0.0, 1.0}
+
+
+def test_evaluate_model_tiny_reports_every_section(tiny_model):
+    metrics = evaluate.evaluate_model(tiny_model, _random_grooves(12, 13), _random_grooves(30, 14),
+                                      num_samples=6)
+    assert set(metrics["samples"]) == {"temperature_0.5", "temperature_1.0"}
+    assert set(metrics["baselines"]) == {"untrained", "marginal"}
+    assert 0 <= metrics["reconstruction"]["hit_accuracy"] <= 1
+    for report in [*metrics["samples"].values(), *metrics["baselines"].values()]:
+        assert 0 <= report["novelty"]["nearest_hamming_mean"] <= 576
+        assert np.isfinite(report["distance_to_real"]["hit_density_mean"])
+    assert metrics["num_test_windows"] == 12 and np.isfinite(metrics["eval"]["loss"])
+
+
+def test_evaluate_run_writes_metrics_json(tmp_path, monkeypatch):
+    import json
+
+    import pandas as pd
+
+    from helpers import data, train
+    from helpers.config import get_config
+
+    grooves = _random_grooves(24, 15)
+    run_dir = tmp_path / "run"
+    train.train(get_config("tiny"), run_dir, steps=2, train_data=grooves,
+                validation_data=grooves[:16], progress=False)
+
+    def fake_split(split, data_dir=None):  # GMD stays out of the unit tests
+        meta = pd.DataFrame({"bpm": np.full(len(grooves), 100)})
+        return data.GrooveSplit(outputs=grooves, meta=meta, summary={})
+
+    monkeypatch.setattr(data, "load_groove_4bar_split", fake_split)
+    metrics = evaluate.evaluate_run(run_dir, num_samples=4)
+    assert json.loads((run_dir / "metrics.json").read_text()) == metrics
+    assert metrics["split"] == "test" and metrics["num_train_windows"] == 24
+    assert "eval r_loss" in evaluate.metrics_table(metrics)

@@ -1,0 +1,271 @@
+"""Tests for helpers/sample.py: sequence plumbing on a fake model, then the real tiny GrooVAE."""
+
+import note_seq
+import numpy as np
+import pytest
+
+from helpers import sample
+from helpers.config import get_config
+from helpers.constants import HITS, OFFSETS, VELOCITIES
+
+BAR = 2.0  # seconds per 4/4 bar at 120 qpm
+
+
+class FakeModel:
+    """Records what it is asked; encode gives mu from the input, decode a fixed groove."""
+
+    def __init__(self, config, groove=None):
+        self.config = config
+        self.groove = np.zeros((64, 27), np.float32) if groove is None else groove
+        self.inputs, self.decoded = [], []
+
+    def encode(self, inputs):
+        self.inputs.append(np.array(inputs))
+        z_size = self.config.model.z_size
+        mu = inputs.sum(axis=(1, 2))[:, None] + np.arange(z_size, dtype=np.float32)
+        return mu, np.full_like(mu, 0.5)
+
+    def decode(self, z, temperature=1.0, seed=None):
+        self.decoded.append((np.array(z), temperature, seed))
+        return np.repeat(self.groove[None], len(z), axis=0)
+
+
+def _four_bars(make_drums, qpm=120.0, **kwargs):
+    """Kick on every downbeat of 4 bars at `qpm`, snare on beat 2 of bar 1."""
+    bar = 4 * 60.0 / qpm
+    notes = [(36, 100, i * bar, i * bar + 0.1) for i in range(4)]
+    notes.append((38, 90, bar / 4, bar / 4 + 0.1))
+    return make_drums(notes, qpm=qpm, **kwargs)
+
+
+@pytest.fixture
+def fake(tiny_config):
+    return sample.TrainedModel(model=FakeModel(tiny_config))
+
+
+def test_set_tempo_scales_times_and_adds_4_4(make_drums):
+    ns = make_drums([(36, 100, 1.0, 1.125)], time_signature=None)
+    out = sample.set_tempo(ns, 90.0)
+    np.testing.assert_allclose([out.notes[0].start_time, out.notes[0].end_time],
+                               [1.0 * 120 / 90, 1.125 * 120 / 90], rtol=1e-12)
+    assert [t.qpm for t in out.tempos] == [90.0]
+    assert [(t.numerator, t.denominator) for t in out.time_signatures] == [(4, 4)]
+    np.testing.assert_allclose(out.total_time, 16 * 60 / 90, rtol=1e-12)
+    assert ns.notes[0].start_time == 1.0 and not ns.time_signatures  # input untouched
+
+
+def test_sample_decodes_prior_codes_with_seed_and_temperature(fake):
+    sequences = fake.sample(3, temperature=0.7, seed=11)
+    z, temperature, seed = fake.model.decoded[0]
+    np.testing.assert_allclose(z, np.random.default_rng(11).standard_normal((3, 8)), rtol=1e-6)
+    assert (temperature, seed, len(sequences)) == (0.7, 11, 3)
+
+
+def test_decode_groove_becomes_notes_at_qpm(tiny_config):
+    groove = np.zeros((64, 27), np.float32)
+    groove[16, 0], groove[16, VELOCITIES.start], groove[16, OFFSETS.start] = 1, 100 / 127, 0.4
+    model = sample.TrainedModel(model=FakeModel(tiny_config, groove))
+    (ns,) = model.decode(np.zeros((1, 8)), qpm=60.0)
+    step = 60 / 60 / 4
+    assert [(n.pitch, n.velocity, n.is_drum) for n in ns.notes] == [(36, 100, True)]
+    np.testing.assert_allclose(ns.notes[0].start_time, (16 - 0.2) * step, rtol=1e-6)
+    assert ns.tempos[0].qpm == 60.0
+
+
+def test_decode_wrong_z_size_raises(fake):
+    with pytest.raises(sample.SampleError, match=r"\(n, 8\)"):
+        fake.decode(np.zeros((2, 5)))
+
+
+def test_encode_returns_posterior_sample(fake, make_drums):
+    z, mu, sigma = fake.encode([_four_bars(make_drums)], seed=3)
+    eps = np.random.default_rng(3).standard_normal((1, 8))
+    np.testing.assert_allclose(z, mu + sigma * eps, rtol=1e-6)
+    assert fake.model.inputs[0].shape == (1, 64, 27)
+
+
+def test_encode_reads_any_single_tempo(fake, make_drums):
+    fake.encode([_four_bars(make_drums, qpm=93.0)])
+    hits = fake.model.inputs[0][0][:, HITS]
+    assert hits[[0, 16, 32, 48], 0].all() and hits[4, 1] == 1 and hits.sum() == 5
+
+
+@pytest.mark.parametrize(
+    "notes, kwargs, message",
+    [
+        ([(36, 100, 0.0, 0.1)] * 2, {"time_signature": (3, 4)}, "not 4/4"),
+        ([(36, 100, 0.0, 0.1), (36, 100, 2 * BAR, 2 * BAR + 0.1)], {}, "spans 3 bars"),
+        ([(36, 100, i * BAR, i * BAR + 0.1) for i in range(8)], {}, "spans 8 bars"),
+        ([], {}, "no notes"),
+        ([(100, 100, 0.0, 0.1)], {}, "no notes"),  # pitch outside the drum map
+    ],
+)
+def test_encode_rejects_what_is_not_one_window(fake, make_drums, notes, kwargs, message):
+    ns = make_drums(notes, **kwargs)
+    ns.filename = "mine.mid"
+    with pytest.raises(sample.SampleError, match=f"sequence 0 \\(mine.mid\\).*{message}"):
+        fake.encode([ns])
+
+
+def test_encode_two_tempos_rejected(fake, make_drums):
+    ns = _four_bars(make_drums)
+    ns.tempos.add(qpm=100.0, time=3.0)
+    with pytest.raises(sample.SampleError, match="multiple tempos"):
+        fake.encode([ns])
+
+
+def test_encode_infer_map_surprise_and_eval_mode(tiny_config, make_drums):
+    # GMD's pitch 45 is a mid tom in training (ROLAND) but a low tom in Magenta's infer map.
+    ns = _four_bars(make_drums)
+    ns.notes.add(pitch=45, velocity=80, start_time=0.5, end_time=0.6, is_drum=True)
+    classes = {}
+    for mode in ("infer", "eval"):
+        model = sample.TrainedModel(model=FakeModel(tiny_config), encode_mode=mode)
+        hits = model.note_sequences_to_inputs([ns])[0][:, HITS]
+        classes[mode] = int(np.flatnonzero(hits[4, 2:])[0]) + 2
+    assert classes == {"infer": 4, "eval": 5}
+
+
+def test_slerp_endpoints_and_midpoint():
+    a, b = np.array([2.0, 0.0]), np.array([0.0, 2.0])
+    np.testing.assert_allclose(sample.slerp(a, b, 0.0), a, atol=1e-12)
+    np.testing.assert_allclose(sample.slerp(a, b, 1.0), b, atol=1e-12)
+    np.testing.assert_allclose(sample.slerp(a, b, 0.5), [np.sqrt(2), np.sqrt(2)], rtol=1e-12)
+    np.testing.assert_allclose(sample.slerp(a, 3 * a, 0.5), 2 * a, rtol=1e-12)  # parallel
+
+
+def test_interpolate_slerps_between_the_means(fake, make_drums):
+    start = _four_bars(make_drums)
+    end = _four_bars(make_drums)
+    end.notes.add(pitch=42, velocity=127, start_time=0.0, end_time=0.1, is_drum=True)
+    sequences = fake.interpolate(start, end, num_steps=5, temperature=0.3)
+    _, mu, _ = fake.encode([start, end])
+    z, temperature, _ = fake.model.decoded[-1]
+    assert len(sequences) == 5 and temperature == 0.3
+    np.testing.assert_allclose(z[0], mu[0], rtol=1e-6)
+    np.testing.assert_allclose(z[-1], mu[1], rtol=1e-6)
+    np.testing.assert_allclose(z[2], sample.slerp(mu[0], mu[1], 0.5), rtol=1e-6)
+
+
+def test_humanize_encoder_sees_hits_only(make_drums):
+    model = sample.TrainedModel(model=FakeModel(get_config("tiny", humanize=True)))
+    ns = _four_bars(make_drums, qpm=100.0)
+    out = sample.humanize(model, ns)
+    inputs = model.model.inputs[0][0]
+    assert inputs[:, HITS].sum() == 5 and not inputs[:, VELOCITIES].any()
+    assert not inputs[:, OFFSETS].any() and out.tempos[0].qpm == 100.0
+
+
+def test_humanize_needs_a_humanize_run(fake, make_drums):
+    with pytest.raises(sample.SampleError, match="groovae_4bar_humanize"):
+        sample.humanize(fake, _four_bars(make_drums))
+
+
+def test_drumify_any_pitch_becomes_one_tapped_line(make_drums):
+    model = sample.TrainedModel(model=FakeModel(get_config("tiny", tapify=True)))
+    taps = make_drums([(60 + i, 100, i * BAR, i * BAR + 0.1) for i in range(4)])
+    for note in taps.notes:
+        note.is_drum = False  # a melody, not drums
+    sample.drumify(model, taps)
+    hits = model.model.inputs[0][0][:, HITS]
+    assert hits[[0, 16, 32, 48], 3].all() and hits.sum() == 4
+    assert taps.notes[0].pitch == 60  # input untouched
+
+
+def test_drumify_needs_a_tap_run(fake, make_drums):
+    with pytest.raises(sample.SampleError, match="groovae_4bar_tap"):
+        sample.drumify(fake, _four_bars(make_drums))
+
+
+def test_write_grooves_numbers_files_and_refuses_to_overwrite(tmp_path, make_drums):
+    sequences = [_four_bars(make_drums) for _ in range(3)]
+    paths = sample.write_grooves(sequences, tmp_path / "out")
+    assert [p.name for p in paths] == ["groove_01.mid", "groove_02.mid", "groove_03.mid"]
+    back = note_seq.midi_file_to_note_sequence(str(paths[0]))
+    assert len(back.notes) == 5
+    (tmp_path / "out" / "groove_02.mid").write_bytes(b"keep")
+    with pytest.raises(FileExistsError, match="groove_01.mid"):
+        sample.write_grooves(sequences, tmp_path / "out")
+    assert (tmp_path / "out" / "groove_02.mid").read_bytes() == b"keep"
+    sample.write_grooves(sequences, tmp_path / "out", overwrite=True)
+
+
+def test_load_midi_bad_files_raise_one_clear_error(tmp_path):
+    (tmp_path / "bad.mid").write_bytes(b"not a midi file")
+    for path in (tmp_path / "bad.mid", tmp_path / "missing.mid"):
+        with pytest.raises(sample.SampleError, match=f"cannot read .*{path.name} as MIDI"):
+            sample.load_midi(path)
+
+
+def test_load_midi_reads_back_a_written_groove(tmp_path, make_drums):
+    (path,) = sample.write_grooves([_four_bars(make_drums)], tmp_path)
+    assert len(sample.load_midi(path).notes) == 5
+
+
+@pytest.fixture(scope="module")
+def tiny_groovae():
+    import keras
+
+    from helpers.model import GrooVAE
+
+    keras.utils.set_random_seed(0)
+    return sample.TrainedModel(model=GrooVAE(get_config("tiny")))
+
+
+def test_sample_grooves_real_tiny_model_seeded_and_in_range(tiny_groovae):
+    grooves = tiny_groovae.sample_grooves(3, temperature=1.0, seed=5)
+    np.testing.assert_array_equal(grooves, tiny_groovae.sample_grooves(3, temperature=1.0, seed=5))
+    assert grooves.shape == (3, 64, 27) and grooves.dtype == np.float32
+    assert set(np.unique(grooves[..., HITS])) <= {0.0, 1.0}
+    assert grooves[..., VELOCITIES].min() >= 0 and grooves[..., VELOCITIES].max() <= 1
+    assert np.abs(grooves[..., OFFSETS]).max() <= 1
+    assert not np.array_equal(grooves, tiny_groovae.sample_grooves(3, temperature=1.0, seed=6))
+
+
+def test_sample_real_tiny_model_notes_match_hits(tiny_groovae):
+    grooves = tiny_groovae.sample_grooves(2, temperature=1.0, seed=1)
+    sequences = tiny_groovae.sample(2, temperature=1.0, seed=1, qpm=140)
+    for groove, ns in zip(grooves, sequences):
+        assert len(ns.notes) == groove[:, HITS].sum()
+        assert ns.tempos[0].qpm == 140 and max(n.start_time for n in ns.notes) < 16 * 60 / 140
+
+
+def test_encode_real_tiny_model_posterior_shapes(tiny_groovae, make_drums):
+    z, mu, sigma = tiny_groovae.encode([_four_bars(make_drums)] * 2, seed=0)
+    assert z.shape == mu.shape == sigma.shape == (2, 8) and (sigma > 0).all()
+    np.testing.assert_allclose(mu[0], mu[1], rtol=1e-6)
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    """A tiny run trained for 2 steps on random grooves (a few seconds)."""
+    from helpers import train
+
+    rng = np.random.default_rng(0)
+    hits = (rng.random((32, 64, 9)) < 0.2).astype(np.float32)
+    grooves = np.concatenate([hits, hits * rng.random(hits.shape), hits * 0.1], axis=-1)
+    run_dir = tmp_path_factory.mktemp("outputs") / "runs" / "tiny"
+    train.train(get_config("tiny"), run_dir, steps=2, train_data=grooves,
+                validation_data=grooves[:16], progress=False)
+    return run_dir
+
+
+def test_trained_model_finds_newest_run(tiny_run):
+    model = sample.TrainedModel(outputs_dir=tiny_run.parents[1])
+    assert model.run_dir == tiny_run and model.config.name == "tiny"
+    assert len(model.sample(2, seed=0)) == 2
+
+
+def test_find_run_without_runs_raises(tmp_path):
+    with pytest.raises(sample.SampleError, match="no trained run"):
+        sample.find_run(tmp_path)
+
+
+def test_cli_writes_numbered_midi_files(tiny_run, tmp_path):
+    args = sample.parse_args(["--checkpoint", str(tiny_run), "--num", "3", "--seed", "4",
+                              "--qpm", "100", "--out", str(tmp_path)])
+    sequences = sample.sample_from_args(args)
+    paths = sample.write_grooves(sequences, args.out)
+    assert [p.name for p in paths] == ["groove_01.mid", "groove_02.mid", "groove_03.mid"]
+    back = sample.load_midi(paths[0])
+    np.testing.assert_allclose(back.tempos[0].qpm, 100, rtol=1e-6)
