@@ -212,6 +212,7 @@ class GrooVAE(keras.Model):
 
         self.z_seed = keras.random.SeedGenerator(config.train.seed, name="z_seed")
         self.eval_z_seed = keras.random.SeedGenerator(config.train.seed + 1, name="eval_z_seed")
+        self._eval_z_seed_start = ops.convert_to_numpy(self.eval_z_seed.state)
         self.trackers = {name: keras.metrics.Mean(name=name) for name in TRAIN_TERMS + EVAL_TERMS}
         # Hit F1 over all cells, streamed as counts of true positives, false positives and misses.
         self.hit_counts = {name: keras.metrics.Sum(name=name) for name in HIT_COUNTS}
@@ -246,6 +247,10 @@ class GrooVAE(keras.Model):
     @classmethod
     def from_config(cls, config: dict) -> GrooVAE:
         return cls(GrooVAEConfig.from_dict(config["config"]), name=config.get("name"))
+
+    def reset_eval_noise(self) -> None:
+        """Restarts evaluation's posterior samples, so every evaluation draws the same z noise."""
+        self.eval_z_seed.state.assign(self._eval_z_seed_start)
 
     def encode(self, inputs, training: bool = False):
         """The posterior q(z | inputs) (spec §3.3).

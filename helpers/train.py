@@ -1,0 +1,340 @@
+"""Training: Magenta's optimizer and decay, a resumable loop with checkpoints and CSV history."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import time
+from pathlib import Path
+
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+from tqdm.auto import tqdm  # noqa: E402
+
+from helpers.config import GrooVAEConfig, TrainConfig, get_config, with_overrides  # noqa: E402
+from helpers.converter import encoder_inputs  # noqa: E402
+from helpers.data import load_groove_4bar  # noqa: E402
+from helpers.dataset import eval_dataset, train_dataset  # noqa: E402
+from helpers.model import GrooVAE  # noqa: E402
+
+CONFIG_FILE = "config.json"
+HISTORY_FILE = "history.csv"
+CHECKPOINT_DIR = "checkpoints"
+KEEP_CHECKPOINTS = 3  # older checkpoints are deleted as new ones land
+# history.csv columns, under Magenta's summary names (spec §4); a row leaves blank what it lacks.
+LOGGED = {
+    "loss": "loss",
+    "r_loss": "losses/r_loss",
+    "kl_loss": "losses/kl_loss",
+    "kl_bits": "losses/kl_bits",
+    "kl_beta": "losses/kl_beta",
+    "global_norm": "global_norm",
+    "hits_loss": "metrics/hits_loss",
+    "velocities_loss": "metrics/velocities_loss",
+    "offsets_loss": "metrics/offsets_loss",
+    "hit_accuracy": "metrics/hit_accuracy",
+    "hit_f1": "metrics/hit_f1",
+}
+HISTORY_COLUMNS = ["step", "split", "learning_rate", *LOGGED.values(), "seconds"]
+
+
+class TrainError(Exception):
+    """A run directory or checkpoint that training cannot use as asked."""
+
+
+@keras.saving.register_keras_serializable(package="groovae")
+class MagentaDecay(keras.optimizers.schedules.LearningRateSchedule):
+    """lr(step) = (learning_rate - min_learning_rate) * decay_rate**step + min_learning_rate."""
+
+    def __init__(self, learning_rate: float, decay_rate: float, min_learning_rate: float):
+        self.learning_rate = learning_rate
+        self.decay_rate = decay_rate
+        self.min_learning_rate = min_learning_rate
+
+    def __call__(self, step):
+        decay = keras.ops.power(self.decay_rate, keras.ops.cast(step, "float32"))
+        return (self.learning_rate - self.min_learning_rate) * decay + self.min_learning_rate
+
+    def get_config(self) -> dict:
+        return {
+            "learning_rate": self.learning_rate,
+            "decay_rate": self.decay_rate,
+            "min_learning_rate": self.min_learning_rate,
+        }
+
+
+def make_optimizer(config: TrainConfig) -> keras.optimizers.Adam:
+    """TF1's AdamOptimizer with Magenta's decaying learning rate (spec §4).
+
+    Keras 3's Adam folds the bias corrections into the step size and adds epsilon to the
+    uncorrected sqrt(v): lr * sqrt(1 - b2^t) / (1 - b1^t) * m / (sqrt(v) + eps), TF1's
+    epsilon-hat form, so TF1's epsilon 1e-8 carries over as is. Clipping is in GrooVAE.train_step.
+    """
+    schedule = MagentaDecay(config.learning_rate, config.decay_rate, config.min_learning_rate)
+    return keras.optimizers.Adam(schedule, beta_1=0.9, beta_2=0.999, epsilon=1e-8)
+
+
+def _write_atomic(path: Path, write) -> None:
+    """Writes through `write(temp_path)` then renames, so a killed run never leaves half a file."""
+    temp = path.with_name(f".{path.name}.partial{path.suffix}")
+    write(temp)
+    os.replace(temp, path)
+
+
+def _flat(config: GrooVAEConfig) -> dict:
+    values = config.to_dict()
+    parts = ("converter", "model", "train")
+    return {f"{part}.{k}": v for part in parts for k, v in values[part].items()}
+
+
+def _prepare_run_dir(out_dir: Path, config: GrooVAEConfig) -> None:
+    """Claims `out_dir` for this run, or continues the run of the same config found there.
+
+    Raises:
+      TrainError: the directory holds files but no run config, or a run of another config.
+    """
+    config_path = out_dir / CONFIG_FILE
+    if config_path.exists():
+        try:
+            saved = GrooVAEConfig.from_dict(json.loads(config_path.read_text()))
+        except (ValueError, KeyError, TypeError) as error:
+            raise TrainError(
+                f"{config_path} is not a GrooVAE run config; pick another out dir"
+            ) from error
+        # --steps is the total to reach, so a longer run of the same config continues it.
+        ours, theirs = _flat(config), _flat(saved)
+        ours["train.num_steps"] = theirs["train.num_steps"]
+        changed = sorted(k for k in ours if ours[k] != theirs[k]) + (
+            ["name"] if config.name != saved.name else []
+        )
+        if changed:
+            raise TrainError(
+                f"{out_dir} holds a run whose config differs in {changed}; continue it with the "
+                "same settings or pick another out dir"
+            )
+    elif out_dir.exists() and any(out_dir.iterdir()):
+        raise TrainError(
+            f"{out_dir} has files but no {CONFIG_FILE} of a GrooVAE run; "
+            "pick an empty or new out dir"
+        )
+    out_dir.mkdir(parents=True, exist_ok=True)
+    _write_atomic(config_path, lambda p: p.write_text(config.to_json()))
+
+
+def latest_checkpoint(run_dir: str | os.PathLike) -> Path | None:
+    """The newest checkpoint file of a run (highest step), or None before the first one."""
+    paths = sorted((Path(run_dir) / CHECKPOINT_DIR).glob("ckpt-*.npz"))
+    return paths[-1] if paths else None
+
+
+def save_checkpoint(model: GrooVAE, run_dir: Path) -> Path:
+    """Saves model variables (random-stream states included) and optimizer state at its step.
+
+    Returns:
+      The checkpoint path, run_dir/checkpoints/ckpt-<step>.npz; only the newest few are kept.
+    """
+    step = int(model.optimizer.iterations)
+    folder = run_dir / CHECKPOINT_DIR
+    folder.mkdir(exist_ok=True)
+    arrays = {f"model/{i:04d}": np.asarray(v) for i, v in enumerate(model.variables)}
+    optimizer = model.optimizer.variables
+    arrays.update({f"optimizer/{i:04d}": np.asarray(v) for i, v in enumerate(optimizer)})
+    path = folder / f"ckpt-{step:09d}.npz"
+    _write_atomic(path, lambda p: np.savez(p, **arrays))
+    for old in sorted(folder.glob("ckpt-*.npz"))[:-KEEP_CHECKPOINTS]:
+        old.unlink()
+    return path
+
+
+def _assign(variables: list, saved, prefix: str, path: Path) -> None:
+    names = sorted(k for k in saved.files if k.startswith(prefix))
+    shapes = [tuple(saved[n].shape) for n in names]
+    if shapes != [tuple(v.shape) for v in variables]:
+        raise TrainError(f"{path} does not fit this model's config; is it from another run?")
+    for variable, name in zip(variables, names):
+        variable.assign(saved[name])
+
+
+def _load_checkpoint(model: GrooVAE, path: Path, with_optimizer: bool) -> None:
+    with np.load(path) as saved:
+        _assign(model.variables, saved, "model/", path)
+        if with_optimizer:
+            _assign(model.optimizer.variables, saved, "optimizer/", path)
+
+
+def restore_model(
+    run_dir: str | os.PathLike, checkpoint: str | os.PathLike | None = None
+) -> GrooVAE:
+    """Rebuilds a trained GrooVAE from a run directory: config.json plus the newest weights.
+
+    Args:
+      run_dir: a directory `train` wrote.
+      checkpoint: a specific checkpoint file; default the newest.
+
+    Raises:
+      TrainError: no config.json or no checkpoint.
+    """
+    run_dir = Path(run_dir)
+    config_path = run_dir / CONFIG_FILE
+    if not config_path.exists():
+        raise TrainError(f"{run_dir} has no {CONFIG_FILE}; point at a directory `train` wrote")
+    checkpoint = Path(checkpoint) if checkpoint else latest_checkpoint(run_dir)
+    if checkpoint is None:
+        raise TrainError(f"{run_dir} has no checkpoint yet; train it for a few steps first")
+    model = GrooVAE(GrooVAEConfig.from_dict(json.loads(config_path.read_text())))
+    _load_checkpoint(model, checkpoint, with_optimizer=False)
+    return model
+
+
+class _History:
+    """history.csv: training rows and validation rows; a resumed run drops rows past its step."""
+
+    def __init__(self, path: Path, start_step: int):
+        self.path = path
+        kept = []
+        if path.exists():
+            with path.open(newline="") as f:
+                kept = [row for row in csv.DictReader(f) if int(row["step"]) <= start_step]
+
+        def rewrite(temp: Path) -> None:
+            with temp.open("w", newline="") as f:
+                writer = csv.DictWriter(f, HISTORY_COLUMNS, restval="")
+                writer.writeheader()
+                writer.writerows(kept)
+
+        _write_atomic(path, rewrite)
+        self.file = path.open("a", newline="")
+        self.writer = csv.DictWriter(self.file, HISTORY_COLUMNS, restval="")
+        self.started = time.monotonic()
+
+    def write(self, step: int, split: str, logs: dict, learning_rate: float | None = None) -> None:
+        row = {LOGGED[k]: float(v) for k, v in logs.items() if k in LOGGED}
+        row.update(step=step, split=split, seconds=round(time.monotonic() - self.started, 3))
+        if learning_rate is not None:
+            row["learning_rate"] = learning_rate
+        self.writer.writerow(row)
+        self.file.flush()
+
+    def close(self) -> None:
+        self.file.close()
+
+
+def _pairs(outputs: np.ndarray, config: GrooVAEConfig) -> tuple[np.ndarray, np.ndarray]:
+    """(encoder inputs, decoder targets): the config's converter options shape the inputs."""
+    outputs = np.asarray(outputs, np.float32)
+    rng = np.random.default_rng(config.train.seed)
+    return encoder_inputs(outputs, config.converter, rng).astype(np.float32), outputs
+
+
+def train(
+    config: GrooVAEConfig,
+    out_dir: str | os.PathLike,
+    data_dir: str | os.PathLike | None = None,
+    steps: int | None = None,
+    batch_size: int | None = None,
+    train_data: np.ndarray | None = None,
+    validation_data: np.ndarray | None = None,
+    cache_dir: str | os.PathLike | None = None,
+    log_every_steps: int = 10,
+    progress: bool = True,
+) -> pd.DataFrame:
+    """Trains (or continues) a GrooVAE run in `out_dir` up to `steps` steps in total.
+
+    The run writes out_dir/config.json, out_dir/history.csv and out_dir/checkpoints/. Called again
+    on the same directory it resumes from the newest checkpoint with the same step, optimizer
+    state, learning rate, random streams and batch order.
+
+    Args:
+      config: the experiment, e.g. get_config('groovae_4bar').
+      out_dir: the run directory; new, empty, or one this function wrote for the same config.
+      data_dir: the GMD location for helpers.data.load_groove_4bar.
+      steps: total steps to reach; default config.train.num_steps.
+      batch_size: overrides config.train.batch_size.
+      train_data, validation_data: decoder targets (n, 64, 27) float32 to use instead of GMD's
+        train and validation splits; encoder inputs are derived with the config's converter.
+      cache_dir: the window cache of helpers.data.
+      log_every_steps: a training row averages this many steps (and ends at every evaluation
+        and checkpoint).
+      progress: show a tqdm progress bar.
+
+    Returns:
+      The run's whole history.csv as a DataFrame.
+
+    Raises:
+      TrainError: `out_dir` holds something else, or its checkpoint does not fit.
+    """
+    overrides = {"num_steps": steps, "batch_size": batch_size}
+    config = with_overrides(config, **{k: v for k, v in overrides.items() if v is not None})
+    t = config.train
+    run_dir = Path(out_dir)
+    _prepare_run_dir(run_dir, config)
+    keras.utils.set_random_seed(t.seed)
+
+    if train_data is None:
+        train_data = load_groove_4bar("train", data_dir, cache_dir=cache_dir)
+    if validation_data is None:
+        validation_data = load_groove_4bar("validation", data_dir, cache_dir=cache_dir)
+    model = GrooVAE(config)
+    model.compile(optimizer=make_optimizer(t))
+    model.optimizer.build(model.trainable_variables)
+    checkpoint = latest_checkpoint(run_dir)
+    if checkpoint is not None:
+        _load_checkpoint(model, checkpoint, with_optimizer=True)
+    start = int(model.optimizer.iterations)
+
+    batches = iter(train_dataset(*_pairs(train_data, config), t.batch_size, t.seed, start))
+    validation = eval_dataset(*_pairs(validation_data, config), t.batch_size).take(t.eval_batches)
+    learning_rate = MagentaDecay(t.learning_rate, t.decay_rate, t.min_learning_rate)
+    history = _History(run_dir / HISTORY_FILE, start)
+    bar = tqdm(total=t.num_steps, initial=start, unit="step", disable=not progress)
+    last_save = time.monotonic()
+    try:
+        for step in range(start + 1, t.num_steps + 1):
+            inputs, targets = next(batches)
+            logs = model.train_on_batch(inputs, targets, return_dict=True)
+            evaluate = step % t.eval_every_steps == 0 or step == t.num_steps
+            save = (
+                step % t.checkpoint_every_steps == 0
+                or time.monotonic() - last_save >= 60 * t.checkpoint_every_minutes
+                or step == t.num_steps
+            )
+            if step % log_every_steps == 0 or evaluate or save:
+                # The rate of this row's last update, taken at the step before it (spec §4).
+                history.write(step, "train", logs, float(learning_rate(step - 1)))
+                model.reset_metrics()
+                shown = ("loss", "r_loss", "kl_bits")
+                bar.set_postfix({k: f"{float(logs[k]):.4g}" for k in shown})
+            if evaluate:
+                model.reset_eval_noise()  # rows differ by the model only, not by the z draws
+                results = model.evaluate(validation, verbose=0, return_dict=True)
+                history.write(step, "validation", results)
+            if save:
+                save_checkpoint(model, run_dir)
+                last_save = time.monotonic()
+            bar.update(1)
+    finally:
+        bar.close()
+        history.close()
+    return pd.read_csv(run_dir / HISTORY_FILE)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--config", required=True, help="a CONFIG_MAP name, e.g. groovae_4bar")
+    parser.add_argument("--steps", type=int, required=True, help="total steps; a rerun continues")
+    parser.add_argument("--out", required=True, help="run directory (config, history, checkpoints)")
+    parser.add_argument("--data-dir", help="Groove MIDI Dataset folder (default: helpers.data's)")
+    parser.add_argument("--batch-size", type=int)
+    args = parser.parse_args(argv)
+    config = get_config(args.config)
+    history = train(config, args.out, args.data_dir, steps=args.steps, batch_size=args.batch_size)
+    print(history.tail(3).to_string(index=False))
+
+
+if __name__ == "__main__":
+    main()
