@@ -306,6 +306,7 @@ class GrooVAE(keras.Model):
         return ops.cast(self.output_projection(x), "float32")
 
     def call(self, inputs, training: bool = False):
+        """Teacher-forced reconstruction logits (batch, 64, 27) of `inputs`, decoded from z = mu."""
         mu, _ = self.encode(inputs, training=training)
         return self.reconstruction_logits(inputs, mu, training=training)
 

@@ -141,6 +141,16 @@ def test_grooVAE_shapes_and_dtypes(tiny_model, tiny_config):
     assert float(np.min(sigma)) > 0.0
 
 
+def test_grooVAE_stacked_layers_shapes():
+    config = get_config("tiny", enc_rnn_size=(16, 12), dec_rnn_size=(16, 8, 8))
+    model = groovae.GrooVAE(config)
+    x = _grooves(2)
+    mu, _ = model.encode(x)
+    assert tuple(mu.shape) == (2, 8)
+    assert tuple(model.reconstruction_logits(x, mu).shape) == (2, WINDOW_STEPS, GROOVE_DEPTH)
+    assert tuple(model.decode(mu, seed=0).shape) == (2, WINDOW_STEPS, GROOVE_DEPTH)
+
+
 def test_grooVAE_initial_posterior_is_near_standard(tiny_model):
     # Kernels N(0, 0.001^2), biases 0: mu ~ 0 and sigma ~ softplus(0) = ln 2 (spec §3.3).
     mu, sigma = tiny_model.encode(_grooves(4))

@@ -159,3 +159,11 @@ def test_main_cli_continues_to_total_steps(tmp_path, monkeypatch):
     history = json.loads((tmp_path / training.CONFIG_FILE).read_text())
     assert history["train"]["batch_size"] == 8 and history["train"]["num_steps"] == 3
     assert training.latest_checkpoint(tmp_path).name == "ckpt-000000003.npz"
+
+
+def test_pairs_humanize_inputs_keep_hits_only():
+    targets = DATA["train_data"]
+    inputs, outputs = training._pairs(targets, get_config("tiny", humanize=True))
+    np.testing.assert_array_equal(outputs, targets)
+    np.testing.assert_array_equal(inputs[..., :9], targets[..., :9])
+    np.testing.assert_array_equal(inputs[..., 9:], 0.0)
