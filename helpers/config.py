@@ -47,7 +47,6 @@ class TrainConfig:
     min_learning_rate: float = 1e-5
     grad_clip: float = 1.0
     grad_norm_clip_to_zero: float = 10000.0
-    shuffle_buffer: int = 5120  # Magenta shuffles 10 batches' worth of windows
     checkpoint_every_steps: int = 100
     checkpoint_every_minutes: float = 5.0
     eval_every_steps: int = 100
@@ -158,7 +157,6 @@ CONFIG_MAP: dict[str, GrooVAEConfig] = {
         train=TrainConfig(
             batch_size=16,
             num_steps=20,
-            shuffle_buffer=64,
             checkpoint_every_steps=10,
             eval_every_steps=10,
             eval_batches=1,
