@@ -1,12 +1,22 @@
-"""Shared test builders: NoteSequences from note tuples, the GMD location, the tiny config."""
+"""Shared test builders: NoteSequences from note tuples, random grooves, the GMD location, the tiny
+config and a tiny trained run."""
 
 import os
 from pathlib import Path
 
 import note_seq
+import numpy as np
 import pytest
 
-from helpers.constants import MIDI_DRUM_CHANNEL
+from helpers.constants import (
+    GROOVE_DEPTH,
+    HITS,
+    MIDI_DRUM_CHANNEL,
+    NUM_DRUM_CLASSES,
+    OFFSETS,
+    VELOCITIES,
+    WINDOW_STEPS,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
@@ -30,6 +40,18 @@ def drum_sequence(notes, qpm=120.0, time_signature=(4, 4)):
         )
     ns.total_time = max((n.end_time for n in ns.notes), default=0.0)
     return ns
+
+
+def random_grooves(n: int, seed: int = 0, density: float = 0.2) -> np.ndarray:
+    """Synthetic (n, 64, 27) float32 windows: each cell a hit with probability `density`, hits
+    with velocities in [0.1, 1) and offsets in [-0.9, 0.9), zeros elsewhere."""
+    rng = np.random.default_rng(seed)
+    hits = rng.random((n, WINDOW_STEPS, NUM_DRUM_CLASSES)) < density
+    grooves = np.zeros((n, WINDOW_STEPS, GROOVE_DEPTH), np.float32)
+    grooves[..., HITS] = hits
+    grooves[..., VELOCITIES] = hits * rng.uniform(0.1, 1.0, hits.shape)
+    grooves[..., OFFSETS] = hits * rng.uniform(-0.9, 0.9, hits.shape)
+    return grooves
 
 
 @pytest.fixture
@@ -58,3 +80,19 @@ def tiny_config():
     from helpers.config import get_config
 
     return get_config("tiny")
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory) -> Path:
+    """A tiny run trained 2 steps on random grooves, in <outputs>/runs/tiny (a few seconds).
+
+    Shared by the whole session: tests read it; one that writes into a run copies it first.
+    """
+    from helpers import train
+    from helpers.config import get_config
+
+    grooves = random_grooves(32)
+    run_dir = tmp_path_factory.mktemp("outputs") / "runs" / "tiny"
+    train.train(get_config("tiny"), run_dir, steps=2, train_data=grooves,
+                validation_data=grooves[:16], progress=False)
+    return run_dir

@@ -2,23 +2,15 @@
 
 import numpy as np
 import pytest
+from conftest import random_grooves
 
 from helpers import evaluate
 from helpers.constants import HITS, OFFSETS, VELOCITIES
 
 
-def _random_grooves(n, seed, density=0.2):
-    rng = np.random.default_rng(seed)
-    hits = rng.random((n, 64, 9)) < density
-    grooves = np.zeros((n, 64, 27), np.float32)
-    grooves[..., HITS] = hits
-    grooves[..., VELOCITIES] = hits * rng.uniform(0.1, 1.0, hits.shape)
-    grooves[..., OFFSETS] = hits * rng.uniform(-0.9, 0.9, hits.shape)
-    return grooves
-
 
 def test_reconstruction_metrics_perfect():
-    true = _random_grooves(4, 0)
+    true = random_grooves(4, 0)
     scores = evaluate.reconstruction_metrics(true, true.copy())
     assert scores["hit_accuracy"] == 1.0 and scores["f1"] == 1.0
     assert scores["velocity_mae"] == 0.0 and scores["timing_mae_ms"] == 0.0
@@ -26,7 +18,7 @@ def test_reconstruction_metrics_perfect():
 
 
 def test_reconstruction_metrics_known_offset_shift_gives_exact_ms():
-    true = _random_grooves(3, 1)
+    true = random_grooves(3, 1)
     pred = true.copy()
     pred[..., OFFSETS] += 0.2 * true[..., HITS]
     qpm = np.array([120.0, 60.0, 100.0])
@@ -41,7 +33,7 @@ def test_reconstruction_metrics_known_offset_shift_gives_exact_ms():
 
 
 def test_reconstruction_metrics_velocity_mae_in_midi_units():
-    true = _random_grooves(2, 2)
+    true = random_grooves(2, 2)
     pred = true.copy()
     pred[..., VELOCITIES] = np.clip(true[..., VELOCITIES] - 10 / 127, 0, 1)
     pred[..., VELOCITIES] *= true[..., HITS]
@@ -96,7 +88,7 @@ def test_wasserstein_1d_shift_is_the_shift():
 
 
 def test_distribution_distances_identical_sets_zero_and_shifted_velocity():
-    a = _random_grooves(8, 4)
+    a = random_grooves(8, 4)
     same = evaluate.distribution_distances(a, a.copy())
     assert same["velocity"] == 0 and same["offset"] == 0 and same["hit_density_mean"] == 0
     louder = a.copy()
@@ -119,7 +111,7 @@ def test_marginal_sampler_matches_cell_frequencies():
 
 
 def test_marginal_sampler_seeded_is_repeatable():
-    sampler = evaluate.MarginalSampler(_random_grooves(10, 5))
+    sampler = evaluate.MarginalSampler(random_grooves(10, 5))
     np.testing.assert_array_equal(sampler.sample(3, seed=7), sampler.sample(3, seed=7))
 
 
@@ -145,7 +137,7 @@ def test_nearest_neighbours_velocity_then_timing_break_ties():
 
 
 def test_nearest_neighbours_chunks_agree_with_brute_force():
-    train, queries = _random_grooves(300, 6), _random_grooves(20, 7)
+    train, queries = random_grooves(300, 6), random_grooves(20, 7)
     found = evaluate.nearest_neighbours(queries, train, k=5, chunk=7)
     brute = ((queries[:, None, :, HITS] > 0.5) != (train[None, :, :, HITS] > 0.5)).sum(axis=(2, 3))
     np.testing.assert_array_equal(found.hamming, np.sort(brute, axis=1)[:, :5])
@@ -154,11 +146,11 @@ def test_nearest_neighbours_chunks_agree_with_brute_force():
 
 def test_nearest_neighbours_too_few_training_windows_raises():
     with pytest.raises(evaluate.EvaluateError, match="k=20"):
-        evaluate.nearest_neighbours(_random_grooves(1, 8), _random_grooves(5, 9))
+        evaluate.nearest_neighbours(random_grooves(1, 8), random_grooves(5, 9))
 
 
 def test_novelty_copies_are_zero_distance():
-    train = _random_grooves(50, 10)
+    train = random_grooves(50, 10)
     result = evaluate.novelty(train[:5], train, k=3)
     assert result["copy_fraction"] == 1.0 and result["nearest_hamming_mean"] == 0.0
     assert set(result) == {"nearest_hamming_mean", "nearest_hamming_median", "copy_fraction",
@@ -177,7 +169,7 @@ def tiny_model():
 
 
 def test_magenta_eval_losses_r_loss_is_64_per_step_sums(tiny_model):
-    grooves = _random_grooves(10, 11)
+    grooves = random_grooves(10, 11)
     losses = evaluate.magenta_eval_losses(tiny_model, grooves, grooves, batch_size=4)
     per_step = losses["hits_loss"] + losses["velocities_loss"] + losses["offsets_loss"]
     np.testing.assert_allclose(losses["r_loss"], 64 * per_step, rtol=1e-5)
@@ -187,7 +179,7 @@ def test_magenta_eval_losses_r_loss_is_64_per_step_sums(tiny_model):
 
 
 def test_greedy_reconstructions_are_deterministic_binary_hits(tiny_model):
-    grooves = _random_grooves(5, 12)
+    grooves = random_grooves(5, 12)
     first = evaluate.greedy_reconstructions(tiny_model, grooves, batch_size=2)
     again = evaluate.greedy_reconstructions(tiny_model, grooves, batch_size=2)
     np.testing.assert_array_equal(first, again)
@@ -195,7 +187,7 @@ def test_greedy_reconstructions_are_deterministic_binary_hits(tiny_model):
 
 
 def test_evaluate_model_tiny_reports_every_section(tiny_model):
-    metrics = evaluate.evaluate_model(tiny_model, _random_grooves(12, 13), _random_grooves(30, 14),
+    metrics = evaluate.evaluate_model(tiny_model, random_grooves(12, 13), random_grooves(30, 14),
                                       num_samples=6)
     assert set(metrics["samples"]) == {"temperature_0.5", "temperature_1.0"}
     assert set(metrics["baselines"]) == {"untrained", "marginal"}
@@ -206,18 +198,16 @@ def test_evaluate_model_tiny_reports_every_section(tiny_model):
     assert metrics["num_test_windows"] == 12 and np.isfinite(metrics["eval"]["loss"])
 
 
-def test_evaluate_run_writes_metrics_json(tmp_path, monkeypatch):
+def test_evaluate_run_writes_metrics_json(tiny_run, tmp_path, monkeypatch):
     import json
+    import shutil
 
     import pandas as pd
 
-    from helpers import data, train
-    from helpers.config import get_config
+    from helpers import data
 
-    grooves = _random_grooves(24, 15)
-    run_dir = tmp_path / "run"
-    train.train(get_config("tiny"), run_dir, steps=2, train_data=grooves,
-                validation_data=grooves[:16], progress=False)
+    grooves = random_grooves(24, 15)
+    run_dir = shutil.copytree(tiny_run, tmp_path / "run")  # the shared run stays as trained
 
     def fake_split(split, data_dir=None):  # GMD stays out of the unit tests
         meta = pd.DataFrame({"bpm": np.full(len(grooves), 100)})

@@ -5,6 +5,7 @@ import math
 import keras
 import numpy as np
 import pytest
+from conftest import random_grooves
 
 from helpers import model as groovae
 from helpers.config import get_config
@@ -13,14 +14,6 @@ from helpers.constants import GROOVE_DEPTH, HITS, OFFSETS, VELOCITIES, WINDOW_ST
 ORACLE = "model_oracle_groovae_4bar.npz"
 FREE_NATS = 48 * math.log(2.0)
 
-
-def _grooves(n: int, seed: int = 0) -> np.ndarray:
-    """Synthetic (n, 64, 27) windows: binary hits, velocities in [0, 1], offsets in (-1, 1)."""
-    rng = np.random.default_rng(seed)
-    hits = (rng.random((n, WINDOW_STEPS, 9)) < 0.2).astype(np.float32)
-    velocities = hits * rng.random(hits.shape, dtype=np.float32)
-    offsets = hits * rng.uniform(-0.99, 0.99, hits.shape).astype(np.float32)
-    return np.concatenate([hits, velocities, offsets], axis=-1)
 
 
 @pytest.fixture(scope="module")
@@ -131,7 +124,7 @@ def test_magenta_lstm_to_keras_reorders_gates_and_adds_forget_bias():
 
 
 def test_grooVAE_shapes_and_dtypes(tiny_model, tiny_config):
-    x = _grooves(4)
+    x = random_grooves(4)
     z_size = tiny_config.model.z_size
     mu, sigma = tiny_model.encode(x)
     assert tuple(mu.shape) == (4, z_size) and tuple(sigma.shape) == (4, z_size)
@@ -144,7 +137,7 @@ def test_grooVAE_shapes_and_dtypes(tiny_model, tiny_config):
 def test_grooVAE_stacked_layers_shapes():
     config = get_config("tiny", enc_rnn_size=(16, 12), dec_rnn_size=(16, 8, 8))
     model = groovae.GrooVAE(config)
-    x = _grooves(2)
+    x = random_grooves(2)
     mu, _ = model.encode(x)
     assert tuple(mu.shape) == (2, 8)
     assert tuple(model.reconstruction_logits(x, mu).shape) == (2, WINDOW_STEPS, GROOVE_DEPTH)
@@ -153,13 +146,13 @@ def test_grooVAE_stacked_layers_shapes():
 
 def test_grooVAE_initial_posterior_is_near_standard(tiny_model):
     # Kernels N(0, 0.001^2), biases 0: mu ~ 0 and sigma ~ softplus(0) = ln 2 (spec §3.3).
-    mu, sigma = tiny_model.encode(_grooves(4))
+    mu, sigma = tiny_model.encode(random_grooves(4))
     np.testing.assert_allclose(np.asarray(mu), 0.0, atol=0.05)
     np.testing.assert_allclose(np.asarray(sigma), math.log(2.0), atol=0.05)
 
 
 def test_grooVAE_dropout_only_when_training(tiny_model):
-    x = _grooves(2)
+    x = random_grooves(2)
     np.testing.assert_array_equal(np.asarray(tiny_model(x)), np.asarray(tiny_model(x)))
     trained = [np.asarray(tiny_model(x, training=True)) for _ in range(2)]
     assert np.abs(trained[0] - trained[1]).max() > 1e-4
@@ -170,7 +163,7 @@ def test_grooVAE_mixed_precision_keeps_float32_variables_and_outputs(tiny_config
     model = groovae.GrooVAE(config)
     assert {v.dtype for v in model.trainable_variables} == {"float32"}
     assert model.decoder_lstms[0].compute_dtype == "bfloat16"
-    logits = model(_grooves(2))
+    logits = model(random_grooves(2))
     assert logits.dtype == "float32"
 
 
@@ -182,7 +175,7 @@ def test_grooVAE_serialization_round_trip(tiny_model):
 
 
 def test_r_loss_uninformed_decoder():
-    targets = _grooves(3)
+    targets = random_grooves(3)
     logits = np.zeros_like(targets)  # p_hit = v = 0.5, offset = 0
     hit_cells = -np.where(targets[..., HITS] > 0, np.log(0.5 + 1e-7), np.log(1.0 - 0.5 + 1e-7))
     expected = (
@@ -204,7 +197,7 @@ def test_r_loss_caps_a_certain_miss_at_log_epsilon():
 
 
 def test_reconstruction_losses_sum_to_r_loss():
-    targets, logits = _grooves(2, seed=1), _grooves(2, seed=2) * 3.0 - 1.0
+    targets, logits = random_grooves(2, seed=1), random_grooves(2, seed=2) * 3.0 - 1.0
     parts = [np.asarray(p) for p in groovae.reconstruction_losses(targets, logits)]
     assert all(p.shape == (2, WINDOW_STEPS) for p in parts)
     np.testing.assert_allclose(
@@ -219,7 +212,7 @@ def test_loss_terms_free_bits_on_total_kl(kl_nats):
     mu = np.zeros((2, config.z_size), np.float32)
     mu[:, 0] = math.sqrt(2.0 * kl_nats)
     sigma = np.ones_like(mu)
-    targets = _grooves(2)
+    targets = random_grooves(2)
     logits = np.zeros_like(targets)
     terms = groovae.loss_terms(targets, logits, mu, sigma, 10, config)
     r_loss = float(np.mean(groovae.r_loss(targets, logits)))
@@ -258,7 +251,7 @@ def test_clip_gradients_to_zero_at_large_or_bad_norm(value):
 
 def test_train_step_tiny_is_finite_and_updates(tiny_model):
     tiny_model.compile(optimizer=keras.optimizers.Adam(1e-3))
-    x = _grooves(16)
+    x = random_grooves(16)
     before = [np.array(v) for v in tiny_model.trainable_variables]
     logs = tiny_model.train_on_batch(x, x, return_dict=True)
     assert set(logs) == set(groovae.TRAIN_TERMS)
@@ -271,7 +264,7 @@ def test_train_step_tiny_is_finite_and_updates(tiny_model):
 
 def test_test_step_reports_eval_terms(tiny_model):
     tiny_model.compile(optimizer=keras.optimizers.Adam(1e-3))
-    x = _grooves(16)
+    x = random_grooves(16)
     logs = tiny_model.evaluate(x, x, batch_size=8, verbose=0, return_dict=True)
     assert set(logs) == set(groovae.EVAL_TERMS) | {"hit_f1"}
     assert 0.0 <= logs["hit_accuracy"] <= 1.0 and 0.0 <= logs["hit_f1"] <= 1.0

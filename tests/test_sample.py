@@ -236,20 +236,6 @@ def test_encode_real_tiny_model_posterior_shapes(tiny_groovae, make_drums):
     np.testing.assert_allclose(mu[0], mu[1], rtol=1e-6)
 
 
-@pytest.fixture(scope="module")
-def tiny_run(tmp_path_factory):
-    """A tiny run trained for 2 steps on random grooves (a few seconds)."""
-    from helpers import train
-
-    rng = np.random.default_rng(0)
-    hits = (rng.random((32, 64, 9)) < 0.2).astype(np.float32)
-    grooves = np.concatenate([hits, hits * rng.random(hits.shape), hits * 0.1], axis=-1)
-    run_dir = tmp_path_factory.mktemp("outputs") / "runs" / "tiny"
-    train.train(get_config("tiny"), run_dir, steps=2, train_data=grooves,
-                validation_data=grooves[:16], progress=False)
-    return run_dir
-
-
 def test_trained_model_finds_newest_run(tiny_run):
     model = sample.TrainedModel(outputs_dir=tiny_run.parents[1])
     assert model.run_dir == tiny_run and model.config.name == "tiny"

@@ -5,23 +5,13 @@ import json
 import keras
 import numpy as np
 import pytest
+from conftest import random_grooves
 
 from helpers import train as training
 from helpers.config import get_config
-from helpers.constants import WINDOW_STEPS
 from helpers.model import GrooVAE
 
-
-def _grooves(n: int, seed: int = 0) -> np.ndarray:
-    """Synthetic (n, 64, 27) windows: binary hits, velocities in [0, 1], offsets in (-1, 1)."""
-    rng = np.random.default_rng(seed)
-    hits = (rng.random((n, WINDOW_STEPS, 9)) < 0.2).astype(np.float32)
-    velocities = hits * rng.random(hits.shape, dtype=np.float32)
-    offsets = hits * rng.uniform(-0.99, 0.99, hits.shape).astype(np.float32)
-    return np.concatenate([hits, velocities, offsets], axis=-1)
-
-
-DATA = {"train_data": _grooves(48), "validation_data": _grooves(16, seed=1)}
+DATA = {"train_data": random_grooves(48), "validation_data": random_grooves(16, seed=1)}
 
 
 def _train(config, out_dir, steps, **kwargs):
