@@ -15,7 +15,6 @@ ORACLE = "model_oracle_groovae_4bar.npz"
 FREE_NATS = 48 * math.log(2.0)
 
 
-
 @pytest.fixture(scope="module")
 def oracle(parity_dir):
     return dict(np.load(parity_dir / ORACLE))
