@@ -8,7 +8,6 @@ from helpers import evaluate
 from helpers.constants import HITS, OFFSETS, VELOCITIES
 
 
-
 def test_reconstruction_metrics_perfect():
     true = random_grooves(4, 0)
     scores = evaluate.reconstruction_metrics(true, true.copy())
