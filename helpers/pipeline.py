@@ -17,6 +17,7 @@ from helpers.constants import DEFAULT_QPM, HITS, MAX_MIDI_VELOCITY, OUTPUTS_DIR,
 from helpers.evaluate import nearest_neighbours
 
 NUM_GROOVES = 5  # music_vae_generate.py's --num_outputs
+RENDERED_SUFFIXES = (".mid", ".png", ".wav")  # what save_grooves writes per groove
 
 
 def describe_device() -> str:
@@ -58,6 +59,16 @@ def save_grooves(
     Raises:
       FileExistsError: a file of that name exists and overwrite is False; nothing is written.
     """
+    if not overwrite:
+        targets = sample.groove_paths(out_dir, len(sequences), prefix)
+        existing = [
+            path.with_suffix(suffix)
+            for path in targets
+            for suffix in RENDERED_SUFFIXES
+            if path.with_suffix(suffix).exists()
+        ]
+        if existing:
+            raise FileExistsError(f"{existing[0]} exists; pass overwrite=True to replace it")
     midi_paths = sample.write_grooves(sequences, out_dir, prefix=prefix, overwrite=overwrite)
     for path, sequence in zip(midi_paths, sequences):
         fig = render.plot_groove(sequence, title=path.stem)
@@ -92,9 +103,8 @@ def write_samples(
         out_dir = _next_free(folder.parent, f"{folder.name}-{qpm:g}bpm")
     else:
         out_dir = folder.with_name(f"{folder.name}-seed{seed}-{qpm:g}bpm")
-    width = max(2, len(str(num)))  # as sample.write_grooves names them
-    written = [out_dir / f"groove_{i:0{width}d}.mid" for i in range(1, num + 1)]
-    if all(p.exists() and p.with_suffix(".wav").exists() for p in written):
+    written = sample.groove_paths(out_dir, num)
+    if all(p.with_suffix(suffix).exists() for p in written for suffix in RENDERED_SUFFIXES):
         return grooves, sequences, written
     return grooves, sequences, save_grooves(sequences, out_dir)
 
@@ -193,8 +203,8 @@ def generate_panel(
     """An ipywidgets panel: temperature, number of grooves, seed and tempo, and a Generate button.
 
     Each click samples, saves MIDI/PNG/WAV into a new numbered folder under `out_dir` and redraws
-    the rolls, players and download links. It generates once on creation, so a headless run shows
-    grooves too.
+    the rolls, players and download links. Nothing is generated before the first click, so a
+    headless run (CI) just shows the controls.
 
     Returns:
       The panel widget (display it, or leave it as a cell's last expression).
@@ -212,14 +222,13 @@ def generate_panel(
 
     def generate(_=None):
         with shown:
-            shown.clear_output(wait=True)
+            shown.clear_output()
             sequences = groovae.sample(num_w.value, temperature_w.value, seed_w.value, qpm_w.value)
             stem = f"T{temperature_w.value:.2f}-seed{seed_w.value}-{qpm_w.value}bpm"
             paths = save_grooves(sequences, _next_free(Path(out_dir), stem))
             show_grooves(sequences, paths)
 
     button.on_click(generate)
-    generate()
     controls = widgets.HBox([widgets.VBox([temperature_w, num_w]), widgets.VBox([seed_w, qpm_w])])
     return widgets.VBox([controls, button, shown])
 

@@ -67,6 +67,12 @@ def load_midi(path: str | os.PathLike) -> note_seq.NoteSequence:
         ) from err
 
 
+def groove_paths(out_dir: str | os.PathLike, n: int, prefix: str = "groove") -> list[Path]:
+    """out_dir/{prefix}_01.mid, _02.mid, ...: the names write_grooves uses (wider past 99)."""
+    width = max(2, len(str(n)))
+    return [Path(out_dir) / f"{prefix}_{i:0{width}d}.mid" for i in range(1, n + 1)]
+
+
 def write_grooves(
     sequences: list[note_seq.NoteSequence],
     out_dir: str | os.PathLike,
@@ -84,8 +90,7 @@ def write_grooves(
       FileExistsError: a target exists and `overwrite` is False.
     """
     out_dir = Path(out_dir)
-    width = max(2, len(str(len(sequences))))
-    paths = [out_dir / f"{prefix}_{i:0{width}d}.mid" for i in range(1, len(sequences) + 1)]
+    paths = groove_paths(out_dir, len(sequences), prefix)
     existing = [str(p) for p in paths if p.exists()]
     if existing and not overwrite:
         raise FileExistsError(f"{existing[0]} exists; pass overwrite=True to replace it")

@@ -58,11 +58,6 @@ def test_save_grooves_existing_midi_refused_and_nothing_written(tmp_path, make_d
     assert (tmp_path / "groove_02.mid").read_bytes() == b"keep"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="save_grooves checks only the .mid names before writing: an existing .png/.wav is "
-    "found after every .mid and the earlier grooves' .png/.wav are already written",
-)
 def test_save_grooves_existing_wav_refused_and_nothing_written(tmp_path, make_drums):
     (tmp_path / "groove_02.wav").write_bytes(b"keep")
     with pytest.raises(FileExistsError, match="groove_02.wav"):
