@@ -33,5 +33,6 @@ run: setup
 	$(PY) -m helpers.pipeline --config $(CONFIG) $(if $(STEPS),--steps $(STEPS)) \
 	  $(if $(BATCH_SIZE),--batch-size $(BATCH_SIZE))
 
+# GROOVAE_SMOKE=1 makes the notebooks train and sample the tiny config, so the suite stays short.
 test: setup
-	$(PY) -m pytest --nbmake --nbmake-timeout=900 -p no:cacheprovider
+	GROOVAE_SMOKE=1 $(PY) -m pytest --nbmake --nbmake-timeout=900 -p no:cacheprovider
