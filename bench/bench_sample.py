@@ -27,7 +27,7 @@ def best_of(repeats: int, fn) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", default="groovae_4bar")
-    parser.add_argument("--run_dir", default=None)
+    parser.add_argument("--run-dir", "--run_dir", default=None)
     parser.add_argument("--num", type=int, default=5)
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()

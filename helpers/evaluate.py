@@ -521,8 +521,8 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description="Evaluate a GrooVAE run; writes metrics.json.")
     parser.add_argument("--checkpoint", required=True, help="run folder")
     parser.add_argument("--split", default="test", choices=("test", "validation"))
-    parser.add_argument("--data_dir", default=None)
-    parser.add_argument("--num_samples", type=int, default=1000)
+    parser.add_argument("--data-dir", "--data_dir", default=None)
+    parser.add_argument("--num-samples", "--num_samples", type=int, default=1000)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     print(metrics_table(evaluate_run(args.checkpoint, args.split, args.data_dir,

@@ -356,7 +356,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """Flags of `python -m helpers.sample` (music_vae_generate.py's, renamed)."""
     parser = argparse.ArgumentParser(description="Sample grooves from a trained GrooVAE run.")
     parser.add_argument("--checkpoint", help="run folder (newest run under outputs/ if omitted)")
-    parser.add_argument("--outputs_dir", default=str(OUTPUTS_DIR))
+    parser.add_argument("--outputs-dir", "--outputs_dir", default=str(OUTPUTS_DIR))
     parser.add_argument("--num", type=int, default=5)
     parser.add_argument("--temperature", type=float, default=DEFAULT_TEMPERATURE)
     parser.add_argument("--seed", type=int, default=None)
