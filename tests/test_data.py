@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from helpers import constants, converter, data
+from helpers import clips, constants, converter, data
 from helpers.config import ConverterConfig
 from helpers.converter import GrooveConverter, encoder_inputs
 
@@ -74,8 +74,8 @@ def tiny_gmd(tmp_path):
 
 def _reference_clips(midi, bpm, numerator):
     return [
-        data.Clip.from_note_sequence(note_seq.midi_to_note_sequence(clip))
-        for clip in data.tfds_clip_midis(midi, bpm, numerator)
+        clips.Clip.from_note_sequence(note_seq.midi_to_note_sequence(clip))
+        for clip in clips.tfds_clip_midis(midi, bpm, numerator)
     ]
 
 
@@ -115,13 +115,13 @@ def test_performance_clips_equal_the_reference_route(gmd_dir):
         row = info.set_index("midi_filename").loc[name]
         midi = (gmd_dir / name).read_bytes()
         numerator = int(row.time_signature.split("-")[0])
-        fast = list(data.Performance(midi).clips(row.bpm, numerator))
+        fast = list(clips.Performance(midi).clips(row.bpm, numerator))
         _assert_same_clips(fast, _reference_clips(midi, row.bpm, numerator))
 
 
 def test_performance_clips_equal_the_reference_route_on_a_tempo_change(tiny_gmd):
     midi = (tiny_gmd / "f_tempo.mid").read_bytes()
-    fast = list(data.Performance(midi).clips(120, 4))
+    fast = list(clips.Performance(midi).clips(120, 4))
     _assert_same_clips(fast, _reference_clips(midi, 120, 4))
     assert len({len(c.tempos) for c in fast}) == 2  # some clips span the change
 

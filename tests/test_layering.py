@@ -13,6 +13,7 @@ CHAIN = (
     "constants",
     "config",
     "converter",
+    "clips",
     "data",
     "dataset",
     "model",
