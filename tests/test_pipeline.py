@@ -156,3 +156,16 @@ def test_main_tiny_trains_and_writes_five_grooves(tmp_path, monkeypatch):
         assert 0.0 <= min(starts) and max(starts) < FOUR_BARS
         patterns.append(frozenset((n.pitch, round(n.start_time, 3)) for n in notes))
     assert len(set(patterns)) == 5
+
+
+def test_generate_panel_each_click_writes_a_new_folder(groovae, tmp_path):
+    panel = pipeline.generate_panel(groovae, tmp_path, num=2, seed=4)
+    assert list(tmp_path.iterdir()) == []  # nothing before the first click
+    button = panel.children[1]
+    button.click()
+    button.click()
+    folders = sorted(p.name for p in tmp_path.iterdir())
+    assert folders == ["T0.50-seed4-120bpm-001", "T0.50-seed4-120bpm-002"]
+    for folder in folders:
+        names = sorted(p.name for p in (tmp_path / folder).iterdir())
+        assert names == [f"groove_0{i}{ext}" for i in (1, 2) for ext in (".mid", ".png", ".wav")]
