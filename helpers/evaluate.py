@@ -73,7 +73,8 @@ def reconstruction_metrics(
     Returns:
       dict with `hit_accuracy`, overall `precision`/`recall`/`f1` (micro-averaged over drums),
       `per_drum` {name: {precision, recall, f1, support}}, `velocity_mae` in MIDI units (0-127),
-      `timing_mae_ms`. A score with nothing to count (no true or no predicted hits) is NaN.
+      `timing_mae_ms`, and both again over the hits found (true and predicted):
+      `velocity_mae_found`, `timing_mae_found_ms`. A score with nothing to count is NaN.
     """
     true = _check_grooves(true, "true")
     pred = _check_grooves(pred, "pred")
@@ -92,9 +93,10 @@ def reconstruction_metrics(
 
     precision, recall, f1 = prf(tp, n_pred, n_true)
     all_precision, all_recall, all_f1 = prf(tp.sum(), n_pred.sum(), n_true.sum())
-    velocity_error = np.abs(pred[..., VELOCITIES] - true[..., VELOCITIES])[true_hits]
+    velocity_error = np.abs(pred[..., VELOCITIES] - true[..., VELOCITIES])
     ms_per_offset = (step_seconds(qpm) * 1000.0 / 2.0)[:, None, None]
-    timing_error = (np.abs(pred[..., OFFSETS] - true[..., OFFSETS]) * ms_per_offset)[true_hits]
+    timing_error = np.abs(pred[..., OFFSETS] - true[..., OFFSETS]) * ms_per_offset
+    both_hits = true_hits & pred_hits
     return {
         "hit_accuracy": float((true_hits == pred_hits).mean()),
         "precision": float(all_precision),
@@ -104,8 +106,11 @@ def reconstruction_metrics(
             name: {"precision": float(p), "recall": float(r), "f1": float(f), "support": int(s)}
             for name, p, r, f, s in zip(DRUM_CLASS_NAMES, precision, recall, f1, n_true)
         },
-        "velocity_mae": _mean(velocity_error) * MAX_MIDI_VELOCITY,
-        "timing_mae_ms": _mean(timing_error),
+        "velocity_mae": _mean(velocity_error[true_hits]) * MAX_MIDI_VELOCITY,
+        "timing_mae_ms": _mean(timing_error[true_hits]),
+        # The same on the hits the model found: how well it plays the notes it does play.
+        "velocity_mae_found": _mean(velocity_error[both_hits]) * MAX_MIDI_VELOCITY,
+        "timing_mae_found_ms": _mean(timing_error[both_hits]),
     }
 
 
@@ -496,7 +501,8 @@ def metrics_table(metrics: dict) -> str:
     """The headline numbers of `evaluate_run` as an aligned text table."""
     rows = [("eval " + k, v) for k, v in metrics["eval"].items()]
     rows += [(f"reconstruction {k}", metrics["reconstruction"][k]) for k in
-             ("hit_accuracy", "precision", "recall", "f1", "velocity_mae", "timing_mae_ms")]
+             ("hit_accuracy", "precision", "recall", "f1", "velocity_mae", "timing_mae_ms",
+              "velocity_mae_found", "timing_mae_found_ms")]
     sets = {name: report for name, report in metrics["samples"].items()}
     sets.update({f"{name} baseline": report for name, report in metrics["baselines"].items()})
     for name, report in sets.items():

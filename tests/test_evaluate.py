@@ -217,3 +217,17 @@ def test_evaluate_run_writes_metrics_json(tiny_run, tmp_path, monkeypatch):
     assert json.loads((run_dir / "metrics.json").read_text()) == metrics
     assert metrics["split"] == "test" and metrics["num_train_windows"] == 24
     assert "eval r_loss" in evaluate.metrics_table(metrics)
+
+
+def test_reconstruction_metrics_found_hits_ignore_misses():
+    true = np.zeros((1, 64, 27), np.float32)
+    true[0, [0, 8], 0] = 1  # two kicks at velocity 100
+    true[0, [0, 8], 9] = 100 / 127
+    pred = true.copy()
+    pred[0, 8, 0] = 0  # the second kick is missed, and its velocity channel reads 0
+    pred[0, 8, 9] = 0
+    pred[0, 0, 9] = 90 / 127  # the found one is 10 too soft
+    scores = evaluate.reconstruction_metrics(true, pred)
+    np.testing.assert_allclose(scores["velocity_mae"], (10 + 100) / 2, rtol=1e-5)
+    np.testing.assert_allclose(scores["velocity_mae_found"], 10, rtol=1e-5)
+    assert scores["timing_mae_found_ms"] == 0.0
