@@ -165,7 +165,7 @@ CONFIG_MAP: dict[str, GrooVAEConfig] = {
 }
 
 
-def get_config(name: str, **overrides: typing.Any) -> GrooVAEConfig:
+def get_config(name: str, /, **overrides: typing.Any) -> GrooVAEConfig:
     """Returns the registered config `name`, with any fields overridden by keyword.
 
     Raises:

@@ -50,3 +50,8 @@ def test_config_json_round_trip(name):
 
     config = get_config(name)
     assert GrooVAEConfig.from_dict(json.loads(config.to_json())) == config
+
+
+def test_get_config_can_rename():
+    config = get_config("tiny", name="tiny_humanize", humanize=True)
+    assert config.name == "tiny_humanize" and config.converter.humanize

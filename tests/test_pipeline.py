@@ -9,6 +9,7 @@ import pytest
 from conftest import random_grooves
 
 from helpers import data, pipeline, sample
+from helpers.config import get_config
 from helpers import train as training
 from helpers.constants import DEFAULT_QPM, HITS, OFFSETS, REDUCED_DRUM_PITCH_CLASSES, VELOCITIES
 
@@ -169,3 +170,19 @@ def test_generate_panel_each_click_writes_a_new_folder(groovae, tmp_path):
     for folder in folders:
         names = sorted(p.name for p in (tmp_path / folder).iterdir())
         assert names == [f"groove_0{i}{ext}" for i in (1, 2) for ext in (".mid", ".png", ".wav")]
+
+
+@pytest.mark.parametrize("variant", ["humanize", "tapify"])
+def test_variant_runs_turn_a_score_into_a_groove(variant, tmp_path):
+    """The path of 03's humanize and drumify sections, on tiny runs of each variant."""
+    grooves = random_grooves(32)
+    run_dir = tmp_path / "runs" / f"groovae_4bar_{variant}"
+    config = get_config("tiny", name=f"groovae_4bar_{variant}", **{variant: True})
+    training.train(config, run_dir, steps=2, train_data=grooves, validation_data=grooves[:16],
+                   progress=False)
+    assert pipeline.find_config_run(f"groovae_4bar_{variant}", tmp_path) == run_dir
+    groovae = sample.TrainedModel(run_dir)
+    score = groovae.grooves_to_note_sequences(pipeline.quantized_score(grooves[:1]))[0]
+    transform = sample.humanize if variant == "humanize" else sample.drumify
+    played = transform(groovae, score, temperature=0.5, seed=0)
+    assert all(n.is_drum and 0 <= n.start_time < FOUR_BARS for n in played.notes)
