@@ -330,8 +330,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", required=True, help="run directory (config, history, checkpoints)")
     parser.add_argument("--data-dir", help="Groove MIDI Dataset folder (default: helpers.data's)")
     parser.add_argument("--batch-size", type=int)
+    parser.add_argument(
+        "--mixed-precision", action="store_true", help="bfloat16 compute, float32 variables"
+    )
     args = parser.parse_args(argv)
-    config = get_config(args.config)
+    config = get_config(args.config, **({"mixed_precision": True} if args.mixed_precision else {}))
     history = train(config, args.out, args.data_dir, steps=args.steps, batch_size=args.batch_size)
     print(history.tail(3).to_string(index=False))
 
