@@ -98,11 +98,12 @@ def write_samples(
     grooves = groovae.sample_grooves(num, temperature, seed)
     sequences = groovae.grooves_to_note_sequences(grooves, qpm)
     checkpoint = Path(train.latest_checkpoint(groovae.run_dir)).stem
-    folder = Path(outputs_dir) / "samples" / f"{groovae.run_dir.name}-{checkpoint}-T{temperature:g}"
+    samples_dir = Path(outputs_dir) / "samples"
+    stem = f"{groovae.run_dir.name}-{checkpoint}-T{temperature:g}"
     if seed is None:
-        out_dir = _next_free(folder.parent, f"{folder.name}-{qpm:g}bpm")
+        out_dir = _next_free(samples_dir, f"{stem}-{qpm:g}bpm")
     else:
-        out_dir = folder.with_name(f"{folder.name}-seed{seed}-{qpm:g}bpm")
+        out_dir = samples_dir / f"{stem}-seed{seed}-{qpm:g}bpm"
     written = sample.groove_paths(out_dir, num)
     if all(p.with_suffix(suffix).exists() for p in written for suffix in RENDERED_SUFFIXES):
         return grooves, sequences, written
@@ -251,10 +252,9 @@ def main(argv: list[str] | None = None) -> list[Path]:
     print(summary[["performances", "clips", "windows"]].to_string())
 
     print(f"2/3 train {args.config}")
-    overrides = {"batch_size": args.batch_size} if args.batch_size else {}
-    config = get_config(args.config, **overrides)
+    config = get_config(args.config)
     run_dir = Path(args.outputs) / "runs" / config.name
-    train.train(config, run_dir, data_dir=args.data_dir, steps=args.steps)
+    train.train(config, run_dir, data_dir=args.data_dir, steps=args.steps, batch_size=args.batch_size)
 
     print(f"3/3 sample {args.num} grooves")
     groovae = sample.TrainedModel(run_dir)
