@@ -21,6 +21,15 @@ from helpers.constants import (
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
 PARITY_DIR = SHARED / "parity"
+# CI sets this: there ../shared is always beside the checkout, so a missing dataset or parity folder
+# is a broken set-up that must fail, not a reason to skip the tests that need it.
+REQUIRE_SHARED = os.environ.get("GROOVAE_REQUIRE_SHARED") == "1"
+
+
+def _missing_shared(message: str) -> None:
+    if REQUIRE_SHARED:
+        pytest.fail(f"{message} (GROOVAE_REQUIRE_SHARED=1)")
+    pytest.skip(message)
 
 
 def drum_sequence(notes, qpm=120.0, time_signature=(4, 4)):
@@ -64,14 +73,14 @@ def gmd_dir() -> Path:
     """The GMD folder from GROOVE_DATA_DIR or ../shared; tests that need it skip without it."""
     path = Path(os.environ.get("GROOVE_DATA_DIR", SHARED / "data" / "groove"))
     if not (path / "info.csv").exists():
-        pytest.skip(f"Groove MIDI Dataset not found at {path} (set GROOVE_DATA_DIR)")
+        _missing_shared(f"Groove MIDI Dataset not found at {path} (set GROOVE_DATA_DIR)")
     return path
 
 
 @pytest.fixture(scope="session")
 def parity_dir() -> Path:
     if not PARITY_DIR.exists():
-        pytest.skip(f"parity arrays not found at {PARITY_DIR}")
+        _missing_shared(f"parity arrays not found at {PARITY_DIR}")
     return PARITY_DIR
 
 

@@ -157,6 +157,50 @@ def test_grooVAE_dropout_only_when_training(tiny_model):
     assert np.abs(trained[0] - trained[1]).max() > 1e-4
 
 
+def _inputs_seen_by(layers_to_watch, monkeypatch) -> dict:
+    """Record what each watched layer is called with; returns {layer name: [inputs, ...]}."""
+    seen = {layer.name: [] for layer in layers_to_watch}
+    for cls in {type(layer) for layer in layers_to_watch}:
+        original = cls.__call__
+
+        def recording_call(self, *args, _original=original, **kwargs):
+            if self.name in seen:
+                seen[self.name].append(np.asarray(args[0], dtype="float32"))
+            return _original(self, *args, **kwargs)
+
+        monkeypatch.setattr(cls, "__call__", recording_call)
+    return seen
+
+
+def test_grooVAE_dropout_is_per_step_on_every_layer_input_z_included(tiny_model, monkeypatch):
+    # Spec §3.2: inverted dropout at 1 - keep = 70 % on each layer's input, a fresh mask every step
+    # (not one mask over time), z dropped with the rest of [y_{t-1}, z], separate fw and bw masks.
+    keep = tiny_model.config.model.dropout_keep_prob
+    watched = [tiny_model.encoder_fw[0], tiny_model.encoder_bw[0], *tiny_model.decoder_lstms]
+    seen = _inputs_seen_by(watched, monkeypatch)
+    batch, z_size = 64, tiny_model.config.model.z_size
+    ones = np.ones((batch, WINDOW_STEPS, GROOVE_DEPTH), "float32")
+    tiny_model.encode(ones, training=True)
+    tiny_model.reconstruction_logits(ones, np.ones((batch, z_size), "float32"), training=True)
+
+    def check_mask(inputs: np.ndarray, where: str) -> np.ndarray:
+        kept = inputs != 0
+        np.testing.assert_allclose(inputs[kept], 1.0 / keep, rtol=1e-5, err_msg=where)
+        assert abs(kept.mean() - keep) < 0.03, f"{where}: kept {kept.mean():.3f}, want {keep}"
+        # A mask shared across time would make every step equal to the first one.
+        assert (kept != kept[:, :1]).mean() > 0.3, f"{where}: one mask for all steps"
+        return kept
+
+    fw = check_mask(seen[tiny_model.encoder_fw[0].name][0], "encoder fw input")
+    bw = check_mask(seen[tiny_model.encoder_bw[0].name][0], "encoder bw input")
+    assert (fw != bw).mean() > 0.3, "fw and bw share one mask"
+    decoder_in = seen[tiny_model.decoder_lstms[0].name][0][:, 1:]  # t = 0 sees zeros, not targets
+    check_mask(decoder_in[..., GROOVE_DEPTH:], "z in the decoder input")
+    check_mask(decoder_in[..., :GROOVE_DEPTH], "previous targets in the decoder input")
+    top_layer_in = seen[tiny_model.decoder_lstms[1].name][0]
+    assert (top_layer_in == 0).mean() > 0.5, "no dropout between decoder layers"
+
+
 def test_grooVAE_mixed_precision_keeps_float32_variables_and_outputs(tiny_config):
     config = get_config("tiny", mixed_precision=True)
     model = groovae.GrooVAE(config)

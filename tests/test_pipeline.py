@@ -185,4 +185,5 @@ def test_variant_runs_turn_a_score_into_a_groove(variant, tmp_path):
     score = groovae.grooves_to_note_sequences(pipeline.quantized_score(grooves[:1]))[0]
     transform = sample.humanize if variant == "humanize" else sample.drumify
     played = transform(groovae, score, temperature=0.5, seed=0)
+    assert played.notes, f"{variant} played no notes"
     assert all(n.is_drum and 0 <= n.start_time < FOUR_BARS for n in played.notes)
