@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import base64
-import os
 from pathlib import Path
 
 import note_seq
@@ -14,38 +13,11 @@ import pandas as pd
 from helpers import data, render, sample, train
 from helpers.config import get_config
 from helpers.constants import DEFAULT_QPM, HITS, MAX_MIDI_VELOCITY, OUTPUTS_DIR, VELOCITIES
+from helpers.device import PRECISIONS, describe_device, detect, resolve_precision
 from helpers.evaluate import nearest_neighbours
 
 NUM_GROOVES = 5  # music_vae_generate.py's --num_outputs
 RENDERED_SUFFIXES = (".mid", ".png", ".wav")  # what save_grooves writes per groove
-
-
-def describe_device() -> str:
-    """Which accelerator Keras will train on, in words."""
-    import keras
-
-    backend = keras.backend.backend()
-    if backend == "tensorflow":
-        import tensorflow as tf
-
-        names = [
-            tf.config.experimental.get_device_details(gpu).get("device_name", gpu.name)
-            for gpu in tf.config.list_physical_devices("GPU")
-        ]
-    elif backend == "torch":
-        import torch
-
-        names = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
-    else:
-        import jax
-
-        names = [d.device_kind for d in jax.devices() if d.platform == "gpu"]
-    if names:
-        return f"Training on GPU: {', '.join(names)} (Keras backend: {backend})"
-    return (
-        f"No GPU found: training on {os.cpu_count()} CPU cores (Keras backend: {backend}). "
-        "In Colab: Runtime > Change runtime type > GPU."
-    )
 
 
 def save_grooves(
@@ -240,6 +212,7 @@ def main(argv: list[str] | None = None) -> list[Path]:
     parser.add_argument("--config", default="groovae_4bar")
     parser.add_argument("--steps", type=int, default=None, help="total training steps")
     parser.add_argument("--batch-size", type=int, default=None)
+    parser.add_argument("--precision", choices=PRECISIONS, default="auto")
     parser.add_argument("--data-dir", default=None, help="GMD folder or zip; default: download")
     parser.add_argument("--outputs", default=str(OUTPUTS_DIR))
     parser.add_argument("--num", type=int, default=NUM_GROOVES)
@@ -252,7 +225,10 @@ def main(argv: list[str] | None = None) -> list[Path]:
     print(summary[["performances", "clips", "windows"]].to_string())
 
     print(f"2/3 train {args.config}")
-    config = get_config(args.config)
+    device = detect()
+    print(describe_device(device))
+    precision = resolve_precision(args.precision, device)
+    config = get_config(args.config, mixed_precision=precision == "bfloat16")
     run_dir = Path(args.outputs) / "runs" / config.name
     train.train(config, run_dir, data_dir=args.data_dir, steps=args.steps, batch_size=args.batch_size)
 

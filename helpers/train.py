@@ -20,6 +20,7 @@ from helpers.config import GrooVAEConfig, TrainConfig, get_config, with_override
 from helpers.converter import encoder_inputs  # noqa: E402
 from helpers.data import load_groove_4bar  # noqa: E402
 from helpers.dataset import eval_dataset, train_dataset  # noqa: E402
+from helpers.device import PRECISIONS, resolve_precision  # noqa: E402
 from helpers.model import GrooVAE  # noqa: E402
 
 CONFIG_FILE = "config.json"
@@ -331,10 +332,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--data-dir", help="Groove MIDI Dataset folder (default: helpers.data's)")
     parser.add_argument("--batch-size", type=int)
     parser.add_argument(
-        "--mixed-precision", action="store_true", help="bfloat16 compute, float32 variables"
+        "--precision",
+        choices=PRECISIONS,
+        default="auto",
+        help="compute precision (variables stay float32); auto: bfloat16 only where the "
+        "hardware has native bf16 units, else float32",
     )
     args = parser.parse_args(argv)
-    config = get_config(args.config, **({"mixed_precision": True} if args.mixed_precision else {}))
+    precision = resolve_precision(args.precision)
+    config = get_config(args.config, mixed_precision=precision == "bfloat16")
     history = train(config, args.out, args.data_dir, steps=args.steps, batch_size=args.batch_size)
     print(history.tail(3).to_string(index=False))
 

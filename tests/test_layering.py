@@ -1,4 +1,4 @@
-"""Imports in helpers/ go one way along data -> converter -> dataset -> model -> train -> sample -> render."""
+"""Imports in helpers/ go one way: device -> config -> data -> converter -> ... -> render."""
 
 import ast
 from pathlib import Path
@@ -11,6 +11,7 @@ HELPERS = Path(__file__).resolve().parents[1] / "helpers"
 # and `pipeline`, the end-to-end job, sit outside the chain and may compose anything.
 CHAIN = (
     "constants",
+    "device",
     "config",
     "converter",
     "clips",

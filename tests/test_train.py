@@ -151,10 +151,11 @@ def test_main_cli_continues_to_total_steps(tmp_path, monkeypatch):
     assert training.latest_checkpoint(tmp_path).name == "ckpt-000000003.npz"
 
 
-def test_main_cli_mixed_precision_flag(tmp_path, monkeypatch):
+def test_main_cli_precision_choice(tmp_path, monkeypatch):
     splits = {"train": DATA["train_data"], "validation": DATA["validation_data"]}
     monkeypatch.setattr(training, "load_groove_4bar", lambda split, *a, **k: splits[split])
-    training.main(["--config", "tiny", "--out", str(tmp_path), "--steps", "1", "--mixed-precision"])
+    args = ["--config", "tiny", "--out", str(tmp_path), "--steps", "1", "--precision", "bfloat16"]
+    training.main(args)
     assert json.loads((tmp_path / training.CONFIG_FILE).read_text())["train"]["mixed_precision"]
     assert training.restore_model(tmp_path).dtype_policy.name == "mixed_bfloat16"
 

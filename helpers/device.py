@@ -1,0 +1,190 @@
+"""What hardware we run on, and the float precision it deserves.
+
+bfloat16 pays only where the hardware computes it natively: CPUs with AVX512_BF16 or AMX,
+NVIDIA GPUs of compute capability 8.0 or newer (A100, A10, L4, H100, ...) and TPUs. Elsewhere
+(AVX2-only CPUs, T4, V100) bf16 is emulated and slower than float32, so float32 is the default.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+PRECISIONS = ("auto", "float32", "bfloat16")
+
+# Names of NVIDIA parts whose tensor cores compute bf16 (compute capability >= 8.0), for when
+# the backend reports a name but no capability. Older parts (T4, V100, P100, K80) are absent.
+_BF16_GPU_NAME = re.compile(
+    r"\b(A100|A10G?|A16|A30|A40|A800|L4|L40S?|H100|H200|H800|GH200|B100|B200|GB200|"
+    r"RTX (A\d+|\d0[5-9]0)|RTX \d+ Ada)\b",
+    re.IGNORECASE,
+)
+
+
+@dataclass(frozen=True)
+class CpuInfo:
+    """A CPU's model name and the instruction-set flags the kernel reports for it."""
+
+    model: str
+    flags: frozenset[str]
+
+    @property
+    def avx2(self) -> bool:
+        return "avx2" in self.flags
+
+    @property
+    def avx512(self) -> bool:
+        return "avx512f" in self.flags
+
+    @property
+    def avx512_bf16(self) -> bool:
+        return "avx512_bf16" in self.flags
+
+    @property
+    def amx(self) -> bool:
+        return "amx_bf16" in self.flags
+
+    @property
+    def bfloat16(self) -> bool:
+        """Whether matmuls in bf16 run natively (faster than float32) on this CPU."""
+        return self.avx512_bf16 or self.amx
+
+    def describe(self) -> str:
+        """The model and the flags that decide the precision, e.g. 'AMD EPYC 7B13 (AVX2; no AVX-512)'."""
+        found = [name for name, on in (("AVX2", self.avx2), ("AVX-512", self.avx512),
+                                       ("AVX512_BF16", self.avx512_bf16), ("AMX", self.amx)) if on]
+        missing = [name for name in ("AVX-512", "AVX512_BF16", "AMX") if name not in found]
+        flags = ", ".join(found) or "no AVX2"
+        if missing:
+            flags += "; no " + ", ".join(missing)
+        return f"{self.model} ({flags})"
+
+
+@dataclass(frozen=True)
+class Device:
+    """The accelerator Keras will compute on: 'cpu', 'gpu' or 'tpu', with its names and bf16 support."""
+
+    kind: str
+    names: tuple[str, ...]
+    bfloat16: bool
+    backend: str
+    cpu: CpuInfo
+
+
+def parse_cpuinfo(text: str) -> CpuInfo:
+    """The first processor's model name and flags from /proc/cpuinfo text."""
+    fields = {}
+    for line in text.splitlines():
+        key, sep, value = line.partition(":")
+        key = key.strip()
+        if sep and key not in fields:
+            fields[key] = value.strip()
+    # x86 says "model name" and "flags"; ARM says "Features" and may name no model at all.
+    model = fields.get("model name") or fields.get("Hardware") or fields.get("CPU part", "")
+    flags = fields.get("flags") or fields.get("Features", "")
+    return CpuInfo(model=model or platform.processor() or "unknown CPU",
+                   flags=frozenset(flags.lower().split()))
+
+
+def cpu_info(cpuinfo_path: str | Path = "/proc/cpuinfo") -> CpuInfo:
+    """This machine's CPU; off Linux (no /proc/cpuinfo) the model comes from `platform`, flags empty."""
+    path = Path(cpuinfo_path)
+    if path.exists():
+        return parse_cpuinfo(path.read_text(errors="replace"))
+    return CpuInfo(model=platform.processor() or platform.machine() or "unknown CPU",
+                   flags=frozenset())
+
+
+def gpu_has_bfloat16(name: str, capability: tuple[int, int] | None = None) -> bool:
+    """Whether a GPU computes bf16 natively: compute capability >= 8.0, else judged by its name."""
+    if capability is not None:
+        return capability[0] >= 8
+    return bool(_BF16_GPU_NAME.search(name))
+
+
+def _accelerators(backend: str) -> tuple[str, list[tuple[str, tuple[int, int] | None]]]:
+    """('gpu' | 'tpu' | 'cpu', [(name, compute capability or None)]) as `backend` sees them."""
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        tpus = tf.config.list_physical_devices("TPU")
+        if tpus:
+            return "tpu", [(t.name, None) for t in tpus]
+        gpus = []
+        for gpu in tf.config.list_physical_devices("GPU"):
+            details = tf.config.experimental.get_device_details(gpu)
+            gpus.append((details.get("device_name", gpu.name), details.get("compute_capability")))
+        return ("gpu" if gpus else "cpu"), gpus
+    if backend == "torch":
+        import torch
+
+        gpus = [(torch.cuda.get_device_name(i), torch.cuda.get_device_capability(i))
+                for i in range(torch.cuda.device_count())]
+        return ("gpu" if gpus else "cpu"), gpus
+    import jax
+
+    devices = jax.devices()
+    if devices[0].platform == "tpu":
+        return "tpu", [(d.device_kind, None) for d in devices]
+    gpus = []
+    for d in devices:
+        if d.platform == "gpu":
+            capability = getattr(d, "compute_capability", None)
+            version = tuple(int(p) for p in capability.split(".")) if capability else None
+            gpus.append((d.device_kind, version))
+    return ("gpu" if gpus else "cpu"), gpus
+
+
+def detect(backend: str | None = None, cpuinfo_path: str | Path = "/proc/cpuinfo") -> Device:
+    """The device Keras computes on under `backend` (default: Keras's own), and whether it has bf16."""
+    if backend is None:
+        import keras
+
+        backend = keras.backend.backend()
+    cpu = cpu_info(cpuinfo_path)
+    kind, found = _accelerators(backend)
+    if kind == "tpu":
+        bfloat16 = True
+    elif kind == "gpu":
+        bfloat16 = all(gpu_has_bfloat16(name, capability) for name, capability in found)
+    else:
+        bfloat16 = cpu.bfloat16
+    names = tuple(name for name, _ in found) or (cpu.model,)
+    return Device(kind=kind, names=names, bfloat16=bfloat16, backend=backend, cpu=cpu)
+
+
+def default_precision(device: Device) -> str:
+    """'bfloat16' where the device computes it natively, else 'float32'."""
+    return "bfloat16" if device.bfloat16 else "float32"
+
+
+def resolve_precision(choice: str, device: Device | None = None) -> str:
+    """'float32' or 'bfloat16': `choice` itself, or for 'auto' what `device` deserves.
+
+    Raises:
+      ValueError: `choice` is not one of PRECISIONS.
+    """
+    if choice not in PRECISIONS:
+        raise ValueError(f"precision {choice!r}: choose one of {', '.join(PRECISIONS)}")
+    if choice != "auto":
+        return choice
+    return default_precision(device if device is not None else detect())
+
+
+def describe_device(device: Device | None = None) -> str:
+    """Which accelerator Keras will train on and the precision it deserves, in words."""
+    device = device if device is not None else detect()
+    precision = default_precision(device)
+    if device.kind == "cpu":
+        return (
+            f"No GPU found: training on {os.cpu_count()} CPU cores, {device.cpu.describe()} "
+            f"(Keras backend: {device.backend}; {precision} suits it). "
+            "In Colab: Runtime > Change runtime type > GPU."
+        )
+    return (
+        f"Training on {device.kind.upper()}: {', '.join(device.names)} "
+        f"(Keras backend: {device.backend}; {precision} suits it)"
+    )

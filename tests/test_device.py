@@ -1,0 +1,126 @@
+"""helpers.device: CPU flags from /proc/cpuinfo text, bf16 by GPU, and the precision chosen."""
+
+import pytest
+
+from helpers import device
+
+EPYC = """processor	: 0
+vendor_id	: AuthenticAMD
+model name	: AMD EPYC 7B12
+flags		: fpu vme sse sse2 avx avx2 fma bmi2
+processor	: 1
+model name	: AMD EPYC 7B12
+flags		: fpu vme sse sse2 avx avx2 fma bmi2
+"""
+SAPPHIRE_RAPIDS = """processor	: 0
+model name	: Intel(R) Xeon(R) Platinum 8481C CPU @ 2.70GHz
+flags		: avx2 avx512f avx512bw avx512_bf16 amx_bf16 amx_tile amx_int8
+"""
+SKYLAKE = """model name	: Intel(R) Xeon(R) CPU @ 2.00GHz
+flags		: avx2 avx512f avx512bw avx512vl
+"""
+GRAVITON = """processor	: 0
+BogoMIPS	: 243.75
+Features	: fp asimd evtstrm aes pmull sha1 sha2 crc32 bf16
+CPU part	: 0xd40
+"""
+
+
+def _cpu(tmp_path, text):
+    path = tmp_path / "cpuinfo"
+    path.write_text(text)
+    return device.cpu_info(path)
+
+
+def test_parse_cpuinfo_reads_model_and_flags_of_the_first_processor(tmp_path):
+    cpu = _cpu(tmp_path, EPYC)
+    assert cpu.model == "AMD EPYC 7B12"
+    assert cpu.avx2 and not (cpu.avx512 or cpu.avx512_bf16 or cpu.amx or cpu.bfloat16)
+    assert cpu.describe() == "AMD EPYC 7B12 (AVX2; no AVX-512, AVX512_BF16, AMX)"
+
+
+def test_bf16_only_on_cpus_with_avx512_bf16_or_amx(tmp_path):
+    assert not _cpu(tmp_path, SKYLAKE).bfloat16  # AVX-512 alone emulates bf16
+    sapphire = _cpu(tmp_path, SAPPHIRE_RAPIDS)
+    assert sapphire.avx512 and sapphire.avx512_bf16 and sapphire.amx and sapphire.bfloat16
+    assert sapphire.describe().endswith("(AVX2, AVX-512, AVX512_BF16, AMX)")
+    assert device.parse_cpuinfo("flags : avx2 amx_bf16 amx_tile\n").bfloat16
+
+
+def test_arm_cpuinfo_without_model_name_still_parses():
+    cpu = device.parse_cpuinfo(GRAVITON)
+    assert cpu.model == "0xd40" and "asimd" in cpu.flags and not cpu.bfloat16
+
+
+def test_missing_cpuinfo_falls_back_to_platform(tmp_path):
+    cpu = device.cpu_info(tmp_path / "absent")
+    assert cpu.model and cpu.flags == frozenset()
+
+
+@pytest.mark.parametrize(
+    "name, capability, expected",
+    [
+        ("NVIDIA A100-SXM4-40GB", None, True),
+        ("NVIDIA L4", None, True),
+        ("NVIDIA H100 80GB HBM3", None, True),
+        ("NVIDIA A10G", None, True),
+        ("Tesla T4", None, False),
+        ("Tesla V100-SXM2-16GB", None, False),
+        ("Tesla P100-PCIE-16GB", None, False),
+        ("Some Future GPU", (9, 0), True),
+        ("Tesla T4", (7, 5), False),
+    ],
+)
+def test_gpu_bf16_units_by_capability_else_name(name, capability, expected):
+    assert device.gpu_has_bfloat16(name, capability) is expected
+
+
+def _fake(monkeypatch, tmp_path, cpuinfo, kind, found):
+    monkeypatch.setattr(device, "_accelerators", lambda backend: (kind, found))
+    path = tmp_path / "cpuinfo"
+    path.write_text(cpuinfo)
+    return device.detect("tensorflow", path)
+
+
+@pytest.mark.parametrize(
+    "cpuinfo, kind, found, expected",
+    [
+        (EPYC, "cpu", [], "float32"),
+        (SKYLAKE, "cpu", [], "float32"),
+        (SAPPHIRE_RAPIDS, "cpu", [], "bfloat16"),
+        (EPYC, "gpu", [("Tesla T4", (7, 5))], "float32"),
+        (EPYC, "gpu", [("Tesla V100-SXM2-16GB", None)], "float32"),
+        (EPYC, "gpu", [("NVIDIA L4", None)], "bfloat16"),
+        (EPYC, "gpu", [("NVIDIA A100-SXM4-40GB", (8, 0))], "bfloat16"),
+        (EPYC, "tpu", [("TPU v2", None)], "bfloat16"),
+    ],
+)
+def test_default_precision_follows_the_hardware(
+    monkeypatch, tmp_path, cpuinfo, kind, found, expected
+):
+    hardware = _fake(monkeypatch, tmp_path, cpuinfo, kind, found)
+    assert device.default_precision(hardware) == expected
+    assert device.resolve_precision("auto", hardware) == expected
+
+
+def test_explicit_precision_wins_and_unknown_is_refused(monkeypatch, tmp_path):
+    hardware = _fake(monkeypatch, tmp_path, EPYC, "cpu", [])
+    assert device.resolve_precision("bfloat16", hardware) == "bfloat16"
+    assert device.resolve_precision("float32", hardware) == "float32"
+    with pytest.raises(ValueError, match="auto, float32, bfloat16"):
+        device.resolve_precision("float16", hardware)
+
+
+def test_describe_device_names_cpu_flags_or_accelerator(monkeypatch, tmp_path):
+    text = device.describe_device(_fake(monkeypatch, tmp_path, EPYC, "cpu", []))
+    assert "No GPU" in text and "AMD EPYC 7B12 (AVX2" in text and "float32" in text
+    text = device.describe_device(_fake(monkeypatch, tmp_path, EPYC, "gpu", [("NVIDIA L4", None)]))
+    assert text.startswith("Training on GPU: NVIDIA L4") and "bfloat16" in text
+
+
+def test_detect_on_this_machine_agrees_with_tensorflow():
+    import tensorflow as tf
+
+    hardware = device.detect("tensorflow")
+    assert hardware.kind == ("gpu" if tf.config.list_physical_devices("GPU") else "cpu")
+    assert hardware.cpu.model
