@@ -25,29 +25,52 @@ def save_grooves(
     out_dir: str | Path,
     prefix: str = "groove",
     overwrite: bool = False,
+    audio: bool = True,
 ) -> list[Path]:
     """Writes each groove as <prefix>_NN.mid with its pianoroll .png and audio .wav beside it.
+
+    Args:
+      audio: False leaves out the .wav files.
 
     Raises:
       FileExistsError: a file of that name exists and overwrite is False; nothing is written.
     """
+    suffixes = RENDERED_SUFFIXES if audio else RENDERED_SUFFIXES[:-1]
     if not overwrite:
         targets = sample.groove_paths(out_dir, len(sequences), prefix)
         existing = [
             path.with_suffix(suffix)
             for path in targets
-            for suffix in RENDERED_SUFFIXES
+            for suffix in suffixes
             if path.with_suffix(suffix).exists()
         ]
         if existing:
             raise FileExistsError(f"{existing[0]} exists; pass overwrite=True to replace it")
     midi_paths = sample.write_grooves(sequences, out_dir, prefix=prefix, overwrite=overwrite)
     for path, sequence in zip(midi_paths, sequences):
-        fig = render.plot_groove(sequence, title=path.stem)
-        render.save_figure(fig, path.with_suffix(".png"), overwrite=overwrite)
-        render.plt.close(fig)
-        render.save_wav(path.with_suffix(".wav"), render.synthesize(sequence), overwrite=overwrite)
+        _render_beside(path, sequence, suffixes, overwrite)
     return midi_paths
+
+
+def _render_beside(
+    midi_path: Path, sequence: note_seq.NoteSequence, suffixes: tuple[str, ...], overwrite: bool
+) -> None:
+    """The groove's pianoroll (.png) and audio (.wav) beside its MIDI file, as `suffixes` ask."""
+    if ".png" in suffixes:
+        fig = render.plot_groove(sequence, title=midi_path.stem)
+        render.save_figure(fig, midi_path.with_suffix(".png"), overwrite=overwrite)
+        render.plt.close(fig)
+    if ".wav" in suffixes:
+        wav = midi_path.with_suffix(".wav")
+        render.save_wav(wav, render.synthesize(sequence), overwrite=overwrite)
+
+
+def samples_folder(
+    groovae: sample.TrainedModel, temperature: float, seed: int, qpm: float,
+    outputs_dir: str | Path = OUTPUTS_DIR,
+) -> Path:
+    """outputs_dir/samples/<model label>-T<temperature>-seed<seed>-<qpm>bpm: seeded samples' home."""
+    return Path(outputs_dir) / "samples" / f"{groovae.label}-T{temperature:g}-seed{seed}-{qpm:g}bpm"
 
 
 def write_samples(
@@ -60,24 +83,26 @@ def write_samples(
 ) -> tuple[np.ndarray, list[note_seq.NoteSequence], list[Path]]:
     """Samples `num` grooves and saves them under outputs_dir/samples/<run>-<checkpoint>-<settings>/.
 
-    A seeded call names its folder by run, checkpoint, temperature, seed and tempo, so running it
-    again finds the same grooves already written and leaves them as they are; an unseeded call
-    takes a new numbered folder. Nothing is ever overwritten.
+    A seeded call names its folder by model (run and checkpoint, or the bundled model),
+    temperature, seed and tempo, so running it again finds the same grooves already written and
+    leaves them as they are, adding only a missing .png or .wav; an unseeded call takes a new
+    numbered folder. Nothing is ever overwritten.
 
     Returns:
       (grooves (num, 64, 27) float32, NoteSequences at `qpm`, the .mid paths).
     """
     grooves = groovae.sample_grooves(num, temperature, seed)
     sequences = groovae.grooves_to_note_sequences(grooves, qpm)
-    checkpoint = Path(train.latest_checkpoint(groovae.run_dir)).stem
-    samples_dir = Path(outputs_dir) / "samples"
-    stem = f"{groovae.run_dir.name}-{checkpoint}-T{temperature:g}"
     if seed is None:
-        out_dir = _next_free(samples_dir, f"{stem}-{qpm:g}bpm")
+        stem = f"{groovae.label}-T{temperature:g}-{qpm:g}bpm"
+        out_dir = _next_free(Path(outputs_dir) / "samples", stem)
     else:
-        out_dir = samples_dir / f"{stem}-seed{seed}-{qpm:g}bpm"
+        out_dir = samples_folder(groovae, temperature, seed, qpm, outputs_dir)
     written = sample.groove_paths(out_dir, num)
-    if all(p.with_suffix(suffix).exists() for p in written for suffix in RENDERED_SUFFIXES):
+    if all(p.exists() for p in written):
+        for path, sequence in zip(written, sequences):
+            missing = [s for s in RENDERED_SUFFIXES if not path.with_suffix(s).exists()]
+            _render_beside(path, sequence, tuple(missing), overwrite=False)
         return grooves, sequences, written
     return grooves, sequences, save_grooves(sequences, out_dir)
 

@@ -21,7 +21,8 @@ from helpers.constants import (
     WINDOW_STEPS,
 )
 from helpers.converter import GrooveConverter, Rejected
-from helpers.train import latest_checkpoint, restore_model
+from helpers.pretrained import PRETRAINED_DIR, load_bundle
+from helpers.train import TrainError, checkpoint_step, find_run, latest_checkpoint, restore_model
 
 DEFAULT_TEMPERATURE = 0.5  # music_vae_generate.py's default (spec §5)
 DECODE_BATCH = 512
@@ -32,23 +33,17 @@ class SampleError(Exception):
     """A run, MIDI file or NoteSequence that cannot be sampled from or encoded."""
 
 
-def find_run(outputs_dir: str | os.PathLike = OUTPUTS_DIR) -> Path:
-    """The run under `outputs_dir/runs/` whose newest checkpoint is the most recent.
-
-    Raises:
-      SampleError: no run with a checkpoint there.
-    """
-    runs = []
-    for config_path in Path(outputs_dir).glob("runs/*/config.json"):
-        checkpoint = latest_checkpoint(config_path.parent)
-        if checkpoint is not None:
-            runs.append((Path(checkpoint).stat().st_mtime, config_path.parent))
-    if not runs:
-        raise SampleError(
-            f"no trained run under {Path(outputs_dir) / 'runs'}; train one with notebook 02 "
-            "or pass run_dir= the folder holding config.json and the checkpoints"
-        )
-    return max(runs)[1]
+def newest_or_bundled(
+    outputs_dir: str | os.PathLike = OUTPUTS_DIR, name: str = "groovae_4bar", root=PRETRAINED_DIR
+) -> TrainedModel:
+    """The newest run of your own under outputs_dir/runs/, else the bundled model `name`."""
+    try:
+        run_dir = find_run(outputs_dir)
+    except TrainError:  # no run with a checkpoint yet
+        model = TrainedModel.pretrained(name, root)
+        model.source += f": no run of your own under {Path(outputs_dir) / 'runs'}"
+        return model
+    return TrainedModel(run_dir)
 
 
 def load_midi(path: str | os.PathLike) -> note_seq.NoteSequence:
@@ -149,6 +144,9 @@ class TrainedModel:
       checkpoint: a checkpoint in the run; its newest if None.
       encode_mode: "infer" (Magenta) or "eval" (the training map) for reading NoteSequences.
       model: an already built model (with `config`, `encode`, `decode`) instead of a run.
+      step: the step `model` was trained to; a run's comes from its checkpoint. Also kept:
+        `label` naming sample folders ("<run>-ckpt-<step>", "<name>-pretrained") and `source`,
+        one line saying which model this is.
     """
 
     def __init__(
@@ -158,18 +156,34 @@ class TrainedModel:
         checkpoint: str | os.PathLike | None = None,
         encode_mode: str = "infer",
         model=None,
+        step: int | None = None,
     ):
         if model is None:
             self.run_dir = Path(run_dir) if run_dir is not None else find_run(outputs_dir)
+            checkpoint = checkpoint or latest_checkpoint(self.run_dir)
             model = restore_model(self.run_dir, checkpoint)
+            step = checkpoint_step(checkpoint)
+            self.label = f"{self.run_dir.name}-{Path(checkpoint).stem}"
+            self.source = f"your run {self.run_dir} at step {step}"
         else:
             self.run_dir = None
+            self.label = self.source = model.config.name
+        self.step = step
         self.model = model
         self.config: GrooVAEConfig = model.config
         self._encoder_converter = GrooveConverter.from_config(self.config.converter)
         self._encoder_converter.set_mode(encode_mode)
         self._decoder_converter = GrooveConverter.from_config(self.config.converter)
         self._decoder_converter.set_mode("infer")
+
+    @classmethod
+    def pretrained(cls, name: str = "groovae_4bar", root=PRETRAINED_DIR, **kwargs) -> TrainedModel:
+        """The model bundled in pretrained/<name>/, at float32 (PretrainedError lists the names)."""
+        model, step = load_bundle(name, root)
+        bundled = cls(model=model, step=step, **kwargs)
+        bundled.label = f"{name}-pretrained"
+        bundled.source = f"the bundled {name} ({Path(root).name}/{name}, step {step})"
+        return bundled
 
     # --- arrays ------------------------------------------------------------------------------
 
@@ -355,7 +369,7 @@ def drumify(
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """Flags of `python -m helpers.sample` (music_vae_generate.py's, renamed)."""
     parser = argparse.ArgumentParser(description="Sample grooves from a trained GrooVAE run.")
-    parser.add_argument("--checkpoint", help="run folder (newest run under outputs/ if omitted)")
+    parser.add_argument("--checkpoint", help="run folder (default: newest run, else bundled)")
     parser.add_argument("--outputs-dir", "--outputs_dir", default=str(OUTPUTS_DIR))
     parser.add_argument("--num", type=int, default=5)
     parser.add_argument("--temperature", type=float, default=DEFAULT_TEMPERATURE)
@@ -368,7 +382,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def sample_from_args(args: argparse.Namespace) -> list[note_seq.NoteSequence]:
     """The grooves the command line asks for."""
-    model = TrainedModel(run_dir=args.checkpoint, outputs_dir=args.outputs_dir)
+    outputs_dir = args.outputs_dir
+    model = TrainedModel(args.checkpoint) if args.checkpoint else newest_or_bundled(outputs_dir)
+    print(f"model: {model.source}")
     return model.sample(args.num, args.temperature, args.seed, args.qpm)
 
 

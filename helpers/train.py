@@ -17,6 +17,7 @@ import pandas as pd  # noqa: E402
 from tqdm.auto import tqdm  # noqa: E402
 
 from helpers.config import GrooVAEConfig, TrainConfig, get_config, with_overrides  # noqa: E402
+from helpers.constants import OUTPUTS_DIR  # noqa: E402
 from helpers.converter import encoder_inputs  # noqa: E402
 from helpers.data import load_groove_4bar  # noqa: E402
 from helpers.dataset import eval_dataset, train_dataset  # noqa: E402
@@ -131,6 +132,30 @@ def latest_checkpoint(run_dir: str | os.PathLike) -> Path | None:
     """The newest checkpoint file of a run (highest step), or None before the first one."""
     paths = sorted((Path(run_dir) / CHECKPOINT_DIR).glob("ckpt-*.npz"))
     return paths[-1] if paths else None
+
+
+def find_run(outputs_dir: str | os.PathLike = OUTPUTS_DIR) -> Path:
+    """The run under `outputs_dir/runs/` whose newest checkpoint is the most recent.
+
+    Raises:
+      TrainError: no run with a checkpoint there.
+    """
+    runs = []
+    for config_path in Path(outputs_dir).glob(f"runs/*/{CONFIG_FILE}"):
+        checkpoint = latest_checkpoint(config_path.parent)
+        if checkpoint is not None:
+            runs.append((Path(checkpoint).stat().st_mtime, config_path.parent))
+    if not runs:
+        raise TrainError(
+            f"no trained run under {Path(outputs_dir) / 'runs'}; train one with notebook 02 "
+            "or pass run_dir= the folder holding config.json and the checkpoints"
+        )
+    return max(runs)[1]
+
+
+def checkpoint_step(path: str | os.PathLike) -> int:
+    """The training step in a checkpoint's name, ckpt-<step>.npz."""
+    return int(Path(path).stem.removeprefix("ckpt-"))
 
 
 def save_checkpoint(model: GrooVAE, run_dir: Path) -> Path:

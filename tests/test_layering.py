@@ -19,6 +19,7 @@ CHAIN = (
     "dataset",
     "model",
     "train",
+    "pretrained",
     "sample",
     "render",
     "evaluate",

@@ -243,7 +243,7 @@ def test_trained_model_finds_newest_run(tiny_run):
 
 
 def test_find_run_without_runs_raises(tmp_path):
-    with pytest.raises(sample.SampleError, match="no trained run"):
+    with pytest.raises(sample.TrainError, match="no trained run"):
         sample.find_run(tmp_path)
 
 
