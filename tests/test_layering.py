@@ -24,6 +24,8 @@ CHAIN = (
     "render",
     "evaluate",
     "pipeline",
+    "card",
+    "export",
 )
 
 

@@ -1,0 +1,192 @@
+"""Words and tables about a bundled model, written from its files: the model card and README Results."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from helpers.config import GrooVAEConfig
+
+TARGET_STEPS = 3000  # the original task's recipe
+TARGET_F1 = 0.70  # greedy test hit F1 asked of the final bundle
+GMD_CREDIT = (
+    "The Groove MIDI Dataset (GMD) v1.0.0 by Jon Gillick, Adam Roberts, Jesse Engel, Douglas Eck "
+    "and David Bamman (Google Magenta), under the "
+    "[Creative Commons Attribution 4.0 International](https://creativecommons.org/licenses/by/4.0/) "
+    "license: \"Learning to Groove with Inverse Sequence Transformations\", ICML 2019, "
+    "<https://magenta.tensorflow.org/datasets/groove>."
+)
+
+
+def wall_seconds(history: pd.DataFrame) -> float:
+    """Training wall time from history.csv's `seconds`, which restarts at 0 when a run resumes."""
+    seconds = history["seconds"].dropna().to_numpy()
+    restarts = [i for i in range(1, len(seconds)) if seconds[i] < seconds[i - 1]]
+    ends = [seconds[i - 1] for i in restarts] + ([seconds[-1]] if len(seconds) else [])
+    return float(sum(ends))
+
+
+def _f(value, digits: int = 3) -> str:
+    return "n/a" if value is None else f"{value:,.{digits}f}"
+
+
+def _reconstruction_rows(columns: dict[str, dict]) -> list[str]:
+    """Markdown rows of reconstruction figures, one column per named metrics dict."""
+    rows = [
+        ("r_loss (Magenta's eval, per sequence)", lambda m: _f(m["eval"]["r_loss"], 1)),
+        ("hits / velocities / offsets loss per step", lambda m: " / ".join(
+            _f(m["eval"][k], 2) for k in ("hits_loss", "velocities_loss", "offsets_loss"))),
+        ("hit accuracy (all 576 cells)", lambda m: _f(m["reconstruction"]["hit_accuracy"])),
+        ("hit precision / recall / **F1**", lambda m: " / ".join(
+            _f(m["reconstruction"][k]) for k in ("precision", "recall", "f1"))),
+        ("velocity MAE, true hits / hits found (MIDI)", lambda m: " / ".join(
+            _f(m["reconstruction"][k], 1) for k in ("velocity_mae", "velocity_mae_found"))),
+        ("timing MAE, true hits / hits found (ms)", lambda m: " / ".join(
+            _f(m["reconstruction"][k], 1) for k in ("timing_mae_ms", "timing_mae_found_ms"))),
+    ]
+    header = ["| test windows | " + " | ".join(columns) + " |", "|---" * (len(columns) + 1) + "|"]
+    return header + [
+        f"| {name} | " + " | ".join(cell(m) for m in columns.values()) + " |" for name, cell in rows
+    ]
+
+
+def _sample_rows(sets: dict[str, dict]) -> list[str]:
+    """Markdown rows of sample statistics against the test windows, one row per set."""
+    lines = [
+        "| set | W1 hit density per drum | W1 hits per bar | W1 velocity (MIDI) | W1 timing offset "
+        "| nearest training window (cells of 576) | copies |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for name, report in sets.items():
+        d, n = report["distance_to_real"], report["novelty"]
+        lines.append(
+            f"| {name} | {_f(d['hit_density_mean'])} | {_f(d['hits_per_bar'], 2)} | "
+            f"{_f(d['velocity'], 1)} | {_f(d['offset'])} | {_f(n['nearest_hamming_mean'], 1)} | "
+            f"{n['copy_fraction']:.0%} |"
+        )
+    return lines
+
+
+def step_columns(metrics: dict) -> dict[str, dict]:
+    """Metrics by column title: each milestone step, the bundled step, the untrained model."""
+    columns = {
+        f"step {int(step):,}": m
+        for step, m in sorted(metrics.get("milestones", {}).items(), key=lambda i: int(i[0]))
+        if int(step) < metrics["bundle"]["step"]
+    }
+    columns[f"**step {metrics['bundle']['step']:,}** (bundled)"] = metrics
+    columns["untrained model"] = metrics["baselines"]["untrained"]
+    return columns
+
+
+def gaps(metrics: dict) -> list[str]:
+    """What the bundle does not (yet) do that was asked of it, from its own numbers."""
+    step, found = metrics["bundle"]["step"], []
+    if step < TARGET_STEPS:
+        found.append(f"{TARGET_STEPS:,} steps not yet reached: the bundled model is at step {step:,}.")
+    f1 = metrics["reconstruction"]["f1"]
+    if f1 < TARGET_F1:
+        found.append(f"Greedy test hit F1 is {f1:.3f}, short of the {TARGET_F1:.2f} target.")
+    samples = metrics["samples"]["temperature_0.5"]["distance_to_real"]
+    for name, baseline in metrics["baselines"].items():
+        for key, words in (("hit_density_mean", "hit density"), ("hits_per_bar", "hits per bar")):
+            if samples[key] >= baseline["distance_to_real"][key]:
+                found.append(
+                    f"Samples at temperature 0.5 do not beat the {name} baseline on {words} "
+                    f"(W1 {samples[key]:.3f} against {baseline['distance_to_real'][key]:.3f})."
+                )
+    return found
+
+
+def training_summary(config: GrooVAEConfig, history: pd.DataFrame, metrics: dict) -> str:
+    """One paragraph: recipe, steps, epochs, wall time and machine."""
+    t, bundle = config.train, metrics["bundle"]
+    epochs = bundle["step"] * t.batch_size / metrics["num_train_windows"]
+    precision = "bfloat16 mixed precision" if t.mixed_precision else "float32"
+    hours = wall_seconds(history[history["step"] <= bundle["step"]]) / 3600
+    return (
+        f"`{config.name}` as configured (Magenta's architecture and objective), batch "
+        f"{t.batch_size}, {precision}, on all {metrics['num_train_windows']:,} GMD training "
+        f"windows, trained to **step {bundle['step']:,}** ({epochs:.1f} epochs) in "
+        f"{hours:.1f} hours of wall time on {bundle['trained_on']}. Evaluated on the "
+        f"{metrics['num_test_windows']:,} test windows ({bundle['num_samples']:,} samples per set, "
+        "seed 0) with the bundled float16 weights loaded back at float32."
+    )
+
+
+def results_markdown(
+    config: GrooVAEConfig, history: pd.DataFrame, metrics: dict, figures: dict[str, str],
+    summary: bool = True,
+) -> str:
+    """The Results section body: summary, tables, figures and gaps, all from the bundle's files.
+
+    Args:
+      figures: {"curves": path, "samples": path} as the page that shows them should link them.
+      summary: open with the training summary paragraph.
+    """
+    sets = {f"samples, temperature {k.split('_')[1]}": v for k, v in metrics["samples"].items()}
+    sets["untrained model"] = metrics["baselines"]["untrained"]
+    sets["per-cell marginal sampler"] = metrics["baselines"]["marginal"]
+    test = metrics["test_novelty"]
+    found = gaps(metrics) or ["None of the targets is missed."]
+    return "\n".join([
+        *([training_summary(config, history, metrics), ""] if summary else []),
+        f"![training curves]({figures['curves']})",
+        "",
+        "**Reconstruction** of the test windows from the posterior mean, decoded greedily:",
+        "",
+        *_reconstruction_rows(step_columns(metrics)),
+        "",
+        "**Samples against real drummers**: Wasserstein-1 distance from each set's distribution to "
+        "the test windows' (lower is closer), and novelty as the mean Hamming distance from each "
+        "groove's hits to its nearest training window's:",
+        "",
+        *_sample_rows(sets),
+        f"| real test windows | | | | | {_f(test['nearest_hamming_mean'], 1)} | "
+        f"{test['copy_fraction']:.0%} |",
+        "",
+        f"Five grooves from the bundled model (temperature 0.5, seed {metrics['bundle']['seed']}):",
+        "",
+        f"![five grooves]({figures['samples']})",
+        "",
+        "**Gaps:**",
+        "",
+        *[f"- {line}" for line in found],
+    ])
+
+
+def model_card(config: GrooVAEConfig, history: pd.DataFrame, metrics: dict) -> str:
+    """MODEL_CARD.md of a bundle: data and credit, recipe, steps, machine, metrics, limits."""
+    bundle = metrics["bundle"]
+    return "\n".join([
+        f"# {bundle['name']}: a GrooVAE trained on the Groove MIDI Dataset",
+        "",
+        "A 4-bar drum groove VAE (BiLSTM encoder, LSTM decoder, 256-dimensional z) that writes "
+        "hits, velocities and microtiming for a 9-piece kit on a 16th-note grid. Load it with "
+        f"`TrainedModel.pretrained(\"{bundle['name']}\")`. Weights are stored as float16 and "
+        "loaded back at float32.",
+        "",
+        "## Data",
+        "",
+        GMD_CREDIT + " The TFDS `groove/4bar-midionly` train split; no GMD file is in this folder.",
+        "",
+        "## Training",
+        "",
+        training_summary(config, history, metrics),
+        f"Exported from `{bundle['checkpoint']}` by `python -m helpers.export`.",
+        "",
+        "## Results",
+        "",
+        results_markdown(config, history, metrics,
+                         {"curves": "training_curves.png", "samples": "samples.png"}, summary=False),
+        "",
+        "## Known limits",
+        "",
+        "- Trained on GMD alone: ten drummers on one electronic kit (Roland TD-11), 4/4 only; "
+        "other meters, kits and styles lie outside what it has seen.",
+        "- Velocities and offsets are deterministic regressions from the decoder state, so "
+        "samples' dynamics and timing are narrower than real playing.",
+        "- Reconstruction figures are for the posterior mean decoded greedily; sampled decodes "
+        "differ from them.",
+        "- Files are read with Magenta's reduced drum map at inference: toms 45/48 and 58 land in "
+        "other classes than in training (pass `encode_mode=\"eval\"` for GMD files).",
+    ]) + "\n"

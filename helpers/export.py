@@ -1,0 +1,266 @@
+"""Exporting a trained run as the repository's bundled model, with everything that describes it.
+
+One command writes pretrained/<name>/ (float16 weights, config.json, history.csv, metrics.json,
+MODEL_CARD.md, training_curves.png, samples.png), the five committed grooves under
+outputs/samples/<name>-pretrained-T0.5-seed0-120bpm/ (MIDI and pianoroll, no audio) and the
+README's Results block, so a later checkpoint is shipped by running it again.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from helpers import card, device, pipeline, pretrained, render
+from helpers.constants import DEFAULT_QPM, OUTPUTS_DIR
+from helpers.converter import encoder_inputs
+from helpers.data import GrooveSplit, load_groove_4bar_split
+from helpers.evaluate import _json_ready, evaluate_model, magenta_eval_losses
+from helpers.sample import TrainedModel
+from helpers.train import CHECKPOINT_DIR, CONFIG_FILE, HISTORY_FILE, checkpoint_step, restore_model
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+RESULTS_BEGIN = "<!-- bundled results: written by python -m helpers.export; edit there -->"
+RESULTS_END = "<!-- end of bundled results -->"
+EXPORTED_BY = "helpers.export"
+MILESTONE_STEPS = (1500, 3000)
+SAMPLES_SEED = 0
+SAMPLES_TEMPERATURE = 0.5
+CHECK_WINDOWS = 256  # test windows whose loss a bundle records, for tests to reproduce
+
+
+class ExportError(Exception):
+    """A run, checkpoint, bundle folder or README that an export cannot use as asked."""
+
+
+def find_checkpoint(
+    run_dir: Path, step: int | None, search_dirs: tuple[Path, ...] = ()
+) -> Path:
+    """The run's checkpoint at `step` (its newest if None), looked for also in `search_dirs`.
+
+    Raises:
+      ExportError: no checkpoint of that step.
+    """
+    folders = (run_dir / CHECKPOINT_DIR, *search_dirs)
+    found = sorted({p.name: p for f in folders for p in Path(f).glob("ckpt-*.npz")}.items())
+    if step is None:
+        if not found:
+            raise ExportError(f"{run_dir / CHECKPOINT_DIR} holds no checkpoint to export")
+        return found[-1][1]
+    for _, path in found:
+        if checkpoint_step(path) == step:
+            return path
+    steps = ", ".join(str(checkpoint_step(p)) for _, p in found) or "none"
+    raise ExportError(
+        f"no checkpoint of step {step} in {', '.join(map(str, folders))}; there are: {steps}"
+    )
+
+
+def as_bundled(model):
+    """The model with its weights rounded as a bundle stores them (float16), in place."""
+    for variable in model.trainable_variables:
+        variable.assign(np.asarray(variable, np.float32).astype(np.float16).astype(np.float32))
+    return model
+
+
+def reference_losses(model, test: np.ndarray, windows: int = CHECK_WINDOWS, seed: int = 0) -> dict:
+    """Magenta's eval losses on the first `windows` test windows: a bundle's fingerprint."""
+    test = np.asarray(test[:windows], np.float32)
+    inputs = encoder_inputs(test, model.config.converter, np.random.default_rng(seed))
+    return {"windows": len(test), "seed": seed, **magenta_eval_losses(model, inputs, test, seed)}
+
+
+def _claim(folder: Path, overwrite: bool) -> dict:
+    """The metrics.json of the bundle in `folder` if this exporter wrote it ({} if none).
+
+    Raises:
+      ExportError: the folder holds files this exporter did not write, and overwrite is False.
+    """
+    metrics_path = folder / "metrics.json"
+    if metrics_path.exists():
+        previous = json.loads(metrics_path.read_text())
+        if previous.get("bundle", {}).get("exported_by") == EXPORTED_BY:
+            return previous
+    if folder.exists() and any(folder.iterdir()) and not overwrite:
+        raise ExportError(
+            f"{folder} holds a bundle this exporter did not write; pass --overwrite to replace it"
+        )
+    return {}
+
+
+def _evaluate(model, splits: tuple[GrooveSplit, GrooveSplit], num_samples: int) -> dict:
+    test, train = splits
+    qpm = test.meta["bpm"].to_numpy(np.float64)
+    return evaluate_model(model, test.outputs, train.outputs, num_samples, qpm=qpm, seed=0)
+
+
+def _milestones(
+    run_dir: Path, search_dirs, steps, bundled_step, previous: dict, splits, num_samples
+) -> dict:
+    """Test metrics of each milestone step before the bundled one: reused if exported before."""
+    done = previous.get("milestones", {})
+    if previous.get("bundle", {}).get("step") in steps:
+        done = {**done, str(previous["bundle"]["step"]): previous}
+    found = {}
+    for step in (s for s in steps if s < bundled_step):
+        if str(step) in done:
+            found[str(step)] = {k: v for k, v in done[str(step)].items() if k != "milestones"}
+            continue
+        try:
+            checkpoint = find_checkpoint(run_dir, step, search_dirs)
+        except ExportError:
+            continue  # not reached, or not kept: the card says which steps it shows
+        print(f"evaluating the step {step} milestone")
+        model = as_bundled(restore_model(run_dir, checkpoint))
+        found[str(step)] = _json_ready({**_evaluate(model, splits, num_samples), "step": step})
+    return found
+
+
+def _replace_results(readme: Path, block: str) -> str:
+    """The README text with the block between the results markers replaced.
+
+    Raises:
+      ExportError: the markers are missing or out of order.
+    """
+    text = readme.read_text()
+    begin, end = text.find(RESULTS_BEGIN), text.find(RESULTS_END)
+    if begin < 0 or end < begin:
+        raise ExportError(f"{readme} lacks the lines {RESULTS_BEGIN!r} ... {RESULTS_END!r}")
+    return text[: begin + len(RESULTS_BEGIN)] + "\n" + block + "\n" + text[end:]
+
+
+def _write_samples(groovae: TrainedModel, folder: Path, outputs_dir: Path) -> list[Path]:
+    """The five committed grooves (MIDI + pianoroll) and their one-figure view in the bundle."""
+    grooves = groovae.sample_grooves(pipeline.NUM_GROOVES, SAMPLES_TEMPERATURE, SAMPLES_SEED)
+    sequences = groovae.grooves_to_note_sequences(grooves, DEFAULT_QPM)
+    out_dir = pipeline.samples_folder(
+        groovae, SAMPLES_TEMPERATURE, SAMPLES_SEED, DEFAULT_QPM, outputs_dir
+    )
+    for stale in out_dir.glob("groove_*.wav"):  # audio of the grooves this replaces
+        stale.unlink()
+    paths = pipeline.save_grooves(sequences, out_dir, overwrite=True, audio=False)
+    fig = render.plot_grooves(sequences, [p.stem for p in paths])
+    render.save_figure(fig, folder / "samples.png", overwrite=True)
+    render.plt.close(fig)
+    return paths
+
+
+def export(
+    run_dir: str | os.PathLike,
+    name: str,
+    step: int | None = None,
+    root: str | os.PathLike = pretrained.PRETRAINED_DIR,
+    outputs_dir: str | os.PathLike = OUTPUTS_DIR,
+    readme: str | os.PathLike | None = README,
+    search_dirs: tuple[str | os.PathLike, ...] = (),
+    milestone_steps: tuple[int, ...] = MILESTONE_STEPS,
+    data_dir: str | os.PathLike | None = None,
+    splits: tuple[GrooveSplit, GrooveSplit] | None = None,
+    trained_on: str | None = None,
+    num_samples: int = 1000,
+    overwrite: bool = False,
+) -> Path:
+    """Writes a run's checkpoint as bundle `name`, with its metrics, card, figures and grooves.
+
+    Args:
+      run_dir: a run folder (config.json, history.csv, checkpoints/).
+      name: the bundle's name, its folder under `root`.
+      step: the checkpoint to export; the newest if None.
+      readme: the README whose Results block to rewrite; None leaves it alone.
+      search_dirs: more folders of ckpt-<step>.npz files (e.g. kept milestones).
+      milestone_steps: earlier steps to evaluate too, where their checkpoints exist.
+      splits: (test, train) GrooveSplits instead of GMD's, read from `data_dir`.
+      trained_on: the training machine in words; default this machine's CPU.
+      overwrite: replace a bundle folder this exporter did not write.
+
+    Returns:
+      The bundle folder.
+
+    Raises:
+      ExportError: no such checkpoint, a foreign bundle in the way, a README without markers.
+    """
+    run_dir, folder = Path(run_dir), Path(root) / name
+    search_dirs = tuple(Path(d) for d in search_dirs)
+    checkpoint = find_checkpoint(run_dir, step, search_dirs)
+    step = checkpoint_step(checkpoint)
+    previous = _claim(folder, overwrite)
+    readme = Path(readme) if readme is not None else None
+    if readme is not None:
+        _replace_results(readme, "")  # refuse before the long part, not after it
+    splits = splits or tuple(load_groove_4bar_split(s, data_dir) for s in ("test", "train"))
+
+    folder.mkdir(parents=True, exist_ok=True)
+    pretrained.save_weights(restore_model(run_dir, checkpoint), folder / pretrained.WEIGHTS_FILE, step)
+    shutil.copy(run_dir / CONFIG_FILE, folder / CONFIG_FILE)
+    history = pd.read_csv(run_dir / HISTORY_FILE)
+    history = history[history["step"] <= step]
+    history.to_csv(folder / HISTORY_FILE, index=False)
+
+    groovae = TrainedModel.pretrained(name, root)  # what users get: the float16 weights
+    print(f"evaluating step {step} on {len(splits[0].outputs)} test windows")
+    metrics = _json_ready({
+        **_evaluate(groovae.model, splits, num_samples),
+        "bundle": {
+            "name": name,
+            "step": step,
+            "checkpoint": str(checkpoint),
+            "trained_on": trained_on or f"{device.cpu_info().describe()}, {os.cpu_count()} cores",
+            "seed": SAMPLES_SEED,
+            "num_samples": num_samples,
+            "exported_by": EXPORTED_BY,
+            "check": reference_losses(groovae.model, splits[0].outputs),
+        },
+        "milestones": _milestones(
+            run_dir, search_dirs, milestone_steps, step, previous, splits, num_samples
+        ),
+    })
+    (folder / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+
+    fig = render.plot_training_curves(history, free_bits=groovae.config.model.free_bits)
+    render.save_figure(fig, folder / "training_curves.png", overwrite=True)
+    render.plt.close(fig)
+    _write_samples(groovae, folder, Path(outputs_dir))
+    (folder / "MODEL_CARD.md").write_text(card.model_card(groovae.config, history, metrics))
+    if readme is not None:
+        figures = {
+            key: Path(os.path.relpath(folder / file, readme.parent)).as_posix()
+            for key, file in (("curves", "training_curves.png"), ("samples", "samples.png"))
+        }
+        block = card.results_markdown(groovae.config, history, metrics, figures)
+        readme.write_text(_replace_results(readme, block))
+    size = pretrained.bundle_bytes(folder)
+    if size > pretrained.MAX_BUNDLE_BYTES:
+        raise ExportError(f"{folder} is {size / 2**20:.1f} MiB, over the 10 MiB a bundle may take")
+    return folder
+
+
+def main(argv: list[str] | None = None) -> Path:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--run-dir", required=True, help="run folder: config, history, checkpoints")
+    parser.add_argument("--name", default="groovae_4bar", help="bundle name (pretrained/<name>)")
+    parser.add_argument("--step", type=int, help="checkpoint step to export (default: newest)")
+    parser.add_argument("--milestones", action="append", default=[],
+                        help="another folder of ckpt-<step>.npz files (repeatable)")
+    parser.add_argument("--data-dir", help="Groove MIDI Dataset folder (default: helpers.data's)")
+    parser.add_argument("--trained-on", help="training machine in words (default: this CPU)")
+    parser.add_argument("--no-readme", action="store_true", help="leave README.md alone")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace a bundle this exporter did not write")
+    args = parser.parse_args(argv)
+    folder = export(
+        args.run_dir, args.name, args.step, readme=None if args.no_readme else README,
+        search_dirs=tuple(args.milestones), data_dir=args.data_dir, trained_on=args.trained_on,
+        overwrite=args.overwrite,
+    )
+    print(f"bundled {folder} ({pretrained.bundle_bytes(folder) / 2**20:.1f} MiB)")
+    return folder
+
+
+if __name__ == "__main__":
+    main()
