@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import copy
 import os
 from pathlib import Path
@@ -23,6 +22,7 @@ from helpers.constants import (
 from helpers.converter import GrooveConverter, Rejected
 from helpers.pretrained import PRETRAINED_DIR, load_bundle
 from helpers.train import TrainError, checkpoint_step, find_run, latest_checkpoint, restore_model
+from helpers.windowing import Windows, cycle, sequence_windows, stitch
 
 DEFAULT_TEMPERATURE = 0.5  # music_vae_generate.py's default (spec §5)
 DECODE_BATCH = 512
@@ -58,7 +58,7 @@ def load_midi(path: str | os.PathLike) -> note_seq.NoteSequence:
     except Exception as err:  # note-seq and mido raise many types for a corrupt file
         raise SampleError(
             f"cannot read {path} as MIDI ({type(err).__name__}: {err}); give a Standard MIDI "
-            "File (.mid) holding one 4-bar drum groove in 4/4 at one tempo"
+            "File (.mid) holding a drum groove in 4/4 at one tempo"
         ) from err
 
 
@@ -95,10 +95,12 @@ def write_grooves(
     return paths
 
 
-def set_tempo(sequence: note_seq.NoteSequence, qpm: float) -> note_seq.NoteSequence:
+def set_tempo(
+    sequence: note_seq.NoteSequence, qpm: float, num_steps: int = WINDOW_STEPS
+) -> note_seq.NoteSequence:
     """A copy of a decoded 120-qpm groove played at `qpm`: times scaled, one tempo, 4/4.
 
-    The grid stays put: 64 steps are 4 bars of 4/4 at the new tempo (total_time set to that).
+    The grid stays put: `num_steps` sixteenths at the new tempo (total_time set to that).
     """
     if qpm <= 0:
         raise SampleError(f"qpm must be positive, got {qpm}")
@@ -111,7 +113,7 @@ def set_tempo(sequence: note_seq.NoteSequence, qpm: float) -> note_seq.NoteSeque
     del out.time_signatures[:]
     out.tempos.add(qpm=qpm, time=0.0)
     out.time_signatures.add(numerator=QUARTERS_PER_BAR, denominator=4, time=0.0)
-    out.total_time = WINDOW_STEPS / STEPS_PER_QUARTER * 60.0 / qpm
+    out.total_time = num_steps / STEPS_PER_QUARTER * 60.0 / qpm
     return out
 
 
@@ -219,36 +221,35 @@ class TrainedModel:
             batches.append(np.asarray(grooves, np.float32))
         return np.concatenate(batches) if batches else np.zeros((0, WINDOW_STEPS, 27), np.float32)
 
-    def note_sequences_to_inputs(self, note_sequences: list[note_seq.NoteSequence]) -> np.ndarray:
-        """Encoder inputs of sequences that are each exactly one 4-bar 4/4 window.
-
-        Returns:
-          (n, 64, 27) float32, as the run's converter builds them (hits only for humanize runs,
-          the tapped line for tap runs).
+    def windows(self, sequence: note_seq.NoteSequence, where: str = "sequence") -> Windows:
+        """A groove of any number of 4/4 bars at one tempo, cut into 4-bar windows.
 
         Raises:
-          SampleError: naming the sequence and why it does not give one window.
+          SampleError: naming `where` and why the converter refuses the sequence.
         """
-        inputs = []
-        for i, sequence in enumerate(note_sequences):
-            where = f"sequence {i}" + (f" ({sequence.filename})" if sequence.filename else "")
-            try:
-                groove = self._encoder_converter.note_sequence_to_groove(sequence)
-            except Rejected as rejected:
-                raise SampleError(
-                    f"{where} cannot be encoded: {rejected.reason}; give one 4-bar groove in "
-                    "4/4 at a single tempo with drum notes (pitches outside the drum map are "
-                    "skipped)"
-                ) from None
-            windows = self._encoder_converter.groove_to_tensors(groove).inputs
-            if len(windows) != 1:
-                bars = len(groove) // (WINDOW_STEPS // 4)
-                raise SampleError(
-                    f"{where} spans {bars} bars (up to its last onset); encode needs exactly 4, "
-                    "with an onset in bar 4. Trim or pad it, e.g. "
-                    "note_seq.extract_subsequence(ns, start, start + 4 bars)"
-                )
-            inputs.append(windows[0])
+        if sequence.filename:
+            where += f" ({sequence.filename})"
+        try:
+            return sequence_windows(sequence, self._encoder_converter)
+        except Rejected as rejected:
+            raise SampleError(
+                f"{where} cannot be encoded: {rejected.reason}; give a drum groove in 4/4 at a "
+                "single tempo with drum notes (pitches outside the drum map are skipped)"
+            ) from None
+
+    def note_sequences_to_inputs(self, note_sequences: list[note_seq.NoteSequence]) -> np.ndarray:
+        """Encoder inputs of every 4-bar window of each sequence, in order.
+
+        Returns:
+          (windows, 64, 27) float32, as the run's converter builds them (hits only for humanize
+          runs, the tapped line for tap runs); a sequence of b bars gives ceil(b / 4) windows.
+
+        Raises:
+          SampleError: naming the sequence and why it cannot be encoded.
+        """
+        grooves = [self.windows(s, f"sequence {i}").grooves for i, s in enumerate(note_sequences)]
+        to_inputs = self._encoder_converter.groove_to_tensors
+        inputs = [to_inputs(window).inputs[0] for windows in grooves for window in windows]
         return np.stack(inputs).astype(np.float32)
 
     # --- NoteSequences (Magenta's surface) ---------------------------------------------------
@@ -256,8 +257,9 @@ class TrainedModel:
     def grooves_to_note_sequences(
         self, grooves: np.ndarray, qpm: float = DEFAULT_QPM
     ) -> list[note_seq.NoteSequence]:
-        """NoteSequences of (n, 64, 27) grooves via from_tensors (spec §2.3), at `qpm` in 4/4."""
-        return [set_tempo(s, qpm) for s in self._decoder_converter.from_tensors(grooves)]
+        """NoteSequences of (n, steps, 27) grooves via from_tensors (spec §2.3), at `qpm`, 4/4."""
+        steps = np.shape(grooves)[1]
+        return [set_tempo(s, qpm, steps) for s in self._decoder_converter.from_tensors(grooves)]
 
     def sample(
         self,
@@ -272,17 +274,18 @@ class TrainedModel:
     def encode(
         self, note_sequences: list[note_seq.NoteSequence], seed: int | None = None
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Posterior of each sequence: each must give exactly one 4-bar 4/4 window.
+        """Posterior of every 4-bar window of each sequence (one per sequence of up to 4 bars).
 
         Args:
-          note_sequences: drum NoteSequences (any single tempo).
+          note_sequences: drum NoteSequences of any number of 4/4 bars, each at one tempo; a
+            last part shorter than 4 bars is looped to fill its window.
           seed: for the posterior sample z.
 
         Returns:
-          (z, mu, sigma), each (n, z_size) float32; z = mu + sigma * eps, a fresh sample.
+          (z, mu, sigma), each (windows, z_size) float32; z = mu + sigma * eps, a fresh sample.
 
         Raises:
-          SampleError: a sequence that is not one 4-bar 4/4 window with drums.
+          SampleError: a sequence not in 4/4, with several tempos or without drum notes.
         """
         mu, sigma = self.model.encode(self.note_sequences_to_inputs(note_sequences))
         mu, sigma = np.asarray(mu, np.float32), np.asarray(sigma, np.float32)
@@ -299,6 +302,20 @@ class TrainedModel:
         """Grooves decoded from (n, z_size) codes."""
         return self.grooves_to_note_sequences(self.decode_grooves(z, temperature, seed), qpm)
 
+    def reencode(
+        self,
+        sequence: note_seq.NoteSequence,
+        temperature: float = DEFAULT_TEMPERATURE,
+        seed: int | None = None,
+        qpm: float | None = None,
+    ) -> note_seq.NoteSequence:
+        """Each window through the posterior and back, stitched to the input's length, at `qpm`
+        (the input's own tempo by default)."""
+        windows = self.windows(sequence)
+        z, _, _ = self.encode([sequence], seed)
+        groove = stitch(self.decode_grooves(z, temperature, seed), windows.bars)[None]
+        return self.grooves_to_note_sequences(groove, qpm or windows.qpm)[0]
+
     def interpolate(
         self,
         start: note_seq.NoteSequence,
@@ -306,16 +323,23 @@ class TrainedModel:
         num_steps: int,
         temperature: float = DEFAULT_TEMPERATURE,
         seed: int | None = None,
-        qpm: float = DEFAULT_QPM,
+        qpm: float | None = None,
     ) -> list[note_seq.NoteSequence]:
-        """num_steps grooves on the slerp between the two posterior means (spec §5)."""
+        """num_steps grooves on the slerp between the two posterior means (spec §5).
+
+        Grooves longer than 4 bars go window by window: every step has the start groove's length,
+        window i of the start heading to window i of the end (the end's windows taken in turn
+        again when it is shorter). Steps play at `qpm`, the start groove's tempo by default.
+        """
+        ends = [self.windows(s, name) for s, name in ((start, "start"), (end, "end"))]
         _, mu, _ = self.encode([start, end], seed=seed)
-        z = np.stack([slerp(mu[0], mu[1], t) for t in np.linspace(0.0, 1.0, num_steps)])
-        return self.decode(z, temperature, seed, qpm)
-
-
-def _input_qpm(sequence: note_seq.NoteSequence) -> float:
-    return sequence.tempos[0].qpm if sequence.tempos else DEFAULT_QPM
+        n = len(ends[0].grooves)
+        mu_start, mu_end = mu[:n], cycle(mu[n:], n)
+        ts = np.linspace(0.0, 1.0, num_steps)
+        z = np.stack([slerp(a, b, t) for t in ts for a, b in zip(mu_start, mu_end)])
+        grooves = self.decode_grooves(z, temperature, seed).reshape(num_steps, n, WINDOW_STEPS, -1)
+        steps = np.stack([stitch(g, ends[0].bars) for g in grooves])
+        return self.grooves_to_note_sequences(steps, qpm or ends[0].qpm)
 
 
 def humanize(
@@ -323,22 +347,22 @@ def humanize(
     note_sequence: note_seq.NoteSequence,
     temperature: float = DEFAULT_TEMPERATURE,
     seed: int | None = None,
+    qpm: float | None = None,
 ) -> note_seq.NoteSequence:
     """Adds velocity and microtiming to a quantized drum score, with a groovae_4bar_humanize run.
 
-    The run's converter strips the input to its hits (spec §2.4); the groove comes back at the
-    input's tempo.
+    The run's converter strips the input to its hits (spec §2.4); the groove comes back with the
+    input's length and, unless `qpm` is given, its tempo, 4 bars at a time.
 
     Raises:
-      SampleError: the model is not a humanize run, or the sequence is not one 4-bar window.
+      SampleError: the model is not a humanize run, or the sequence cannot be encoded.
     """
     if not model.config.converter.humanize:
         raise SampleError(
             f"run {model.config.name!r} was not trained to humanize; load a "
             "groovae_4bar_humanize run"
         )
-    z, _, _ = model.encode([note_sequence], seed)
-    return model.decode(z, temperature, seed, qpm=_input_qpm(note_sequence))[0]
+    return model.reencode(note_sequence, temperature, seed, qpm)
 
 
 def drumify(
@@ -346,14 +370,16 @@ def drumify(
     note_sequence: note_seq.NoteSequence,
     temperature: float = DEFAULT_TEMPERATURE,
     seed: int | None = None,
+    qpm: float | None = None,
 ) -> note_seq.NoteSequence:
-    """Turns any 4-bar rhythm (taps, a melody, a drum part) into a full kit, with a tap run.
+    """Turns any rhythm (taps, a melody, a drum part) into a full kit, with a tap run.
 
     Every note is read as a drum hit first, so any instrument and pitch counts as a tap; the
-    run's converter then keeps the loudest per step on one line (tapify, spec §2.4).
+    run's converter then keeps the loudest per step on one line (tapify, spec §2.4). The kit
+    comes back with the input's length and, unless `qpm` is given, its tempo.
 
     Raises:
-      SampleError: the model is not a groovae_4bar_tap run, or the sequence is not one window.
+      SampleError: the model is not a groovae_4bar_tap run, or the sequence cannot be encoded.
     """
     if not model.config.converter.tapify:
         raise SampleError(
@@ -362,37 +388,11 @@ def drumify(
     taps = copy.deepcopy(note_sequence)
     for note in taps.notes:
         note.pitch, note.is_drum, note.instrument = TAP_PITCH, True, MIDI_DRUM_CHANNEL
-    z, _, _ = model.encode([taps], seed)
-    return model.decode(z, temperature, seed, qpm=_input_qpm(note_sequence))[0]
-
-
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    """Flags of `python -m helpers.sample` (music_vae_generate.py's, renamed)."""
-    parser = argparse.ArgumentParser(description="Sample grooves from a trained GrooVAE run.")
-    parser.add_argument("--checkpoint", help="run folder (default: newest run, else bundled)")
-    parser.add_argument("--outputs-dir", "--outputs_dir", default=str(OUTPUTS_DIR))
-    parser.add_argument("--num", type=int, default=5)
-    parser.add_argument("--temperature", type=float, default=DEFAULT_TEMPERATURE)
-    parser.add_argument("--seed", type=int, default=None)
-    parser.add_argument("--qpm", type=float, default=DEFAULT_QPM)
-    parser.add_argument("--out", required=True, help="folder for groove_01.mid ...")
-    parser.add_argument("--overwrite", action="store_true")
-    return parser.parse_args(argv)
-
-
-def sample_from_args(args: argparse.Namespace) -> list[note_seq.NoteSequence]:
-    """The grooves the command line asks for."""
-    outputs_dir = args.outputs_dir
-    model = TrainedModel(args.checkpoint) if args.checkpoint else newest_or_bundled(outputs_dir)
-    print(f"model: {model.source}")
-    return model.sample(args.num, args.temperature, args.seed, args.qpm)
+    return model.reencode(taps, temperature, seed, qpm)
 
 
 if __name__ == "__main__":
-    # MIDI with its pianoroll PNG and WAV beside it; the rendering lives past sample in the chain.
-    from helpers.pipeline import save_grooves
+    # Magenta's verbs (sample, interpolate, humanize, drumify) writing MIDI, PNG and WAV.
+    from helpers.verbs import main
 
-    cli_args = parse_args()
-    for midi_path in save_grooves(sample_from_args(cli_args), cli_args.out,
-                                  overwrite=cli_args.overwrite):
-        print(midi_path)
+    main()

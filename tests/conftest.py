@@ -51,6 +51,53 @@ def drum_sequence(notes, qpm=120.0, time_signature=(4, 4)):
     return ns
 
 
+def beat_notes(bars: int, qpm: float = 120.0) -> list:
+    """(pitch, velocity, start_s, end_s) of a rock beat: kick and snare on the beats, eighth hats."""
+    beat = 60.0 / qpm
+    notes = []
+    for i in range(4 * bars):
+        t = i * beat
+        notes += [(36 if i % 2 == 0 else 38, 90 + i % 4, t, t + 0.1), (42, 70, t, t + 0.05)]
+        notes.append((42, 50, t + beat / 2, t + beat / 2 + 0.05))
+    return notes
+
+
+def write_midi(path: Path, sequence) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    note_seq.sequence_proto_to_midi_file(sequence, str(path))
+    return path
+
+
+def write_groove_files(folder: Path, qpm: float = 100.0) -> dict:
+    """The user's files of every kind: good grooves of 1, 2, 16 and 17 bars, and bad ones.
+
+    Returns:
+      {kind: path}; kinds 1_bar, 2_bars, 16_bars, 17_bars, corrupt, empty, 3_4, tempo_change,
+      no_drums.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = {
+        f"{bars}_{'bar' if bars == 1 else 'bars'}": write_midi(
+            folder / f"{bars}_bars.mid", drum_sequence(beat_notes(bars, qpm), qpm=qpm)
+        )
+        for bars in (1, 2, 16, 17)
+    }
+    paths["corrupt"] = folder / "corrupt.mid"
+    paths["corrupt"].write_bytes(b"MThd\x00\x00\x00\x06 not really a MIDI file")
+    paths["empty"] = folder / "empty.mid"
+    paths["empty"].write_bytes(b"")
+    waltz = drum_sequence(beat_notes(6, qpm), qpm=qpm, time_signature=(3, 4))
+    paths["3_4"] = write_midi(folder / "waltz.mid", waltz)
+    faster = drum_sequence(beat_notes(8, qpm), qpm=qpm)
+    faster.tempos.add(qpm=qpm + 20, time=4 * 4 * 60.0 / qpm)
+    paths["tempo_change"] = write_midi(folder / "tempo_change.mid", faster)
+    melody = drum_sequence([(60 + i % 12, 80, i * 0.5, i * 0.5 + 0.4) for i in range(32)], qpm=qpm)
+    for note in melody.notes:
+        note.is_drum, note.instrument, note.program = False, 0, 0
+    paths["no_drums"] = write_midi(folder / "melody.mid", melody)
+    return paths
+
+
 def random_grooves(n: int, seed: int = 0, density: float = 0.2) -> np.ndarray:
     """Synthetic (n, 64, 27) float32 windows: each cell a hit with probability `density`, hits
     with velocities in [0.1, 1) and offsets in [-0.9, 0.9), zeros elsewhere."""

@@ -8,12 +8,14 @@ import pytest
 HELPERS = Path(__file__).resolve().parents[1] / "helpers"
 
 # A module may import only modules listed before it. Entry points (`if __name__ == "__main__":`)
-# and `pipeline`, the end-to-end job, sit outside the chain and may compose anything.
+# and `pipeline`, the end-to-end job, sit outside the chain and may compose anything; `verbs`, the
+# command line of sample, comes after it because it writes through pipeline.save_grooves.
 CHAIN = (
     "constants",
     "device",
     "config",
     "converter",
+    "windowing",
     "clips",
     "data",
     "dataset",
@@ -24,6 +26,7 @@ CHAIN = (
     "render",
     "evaluate",
     "pipeline",
+    "verbs",
     "card",
     "export",
 )

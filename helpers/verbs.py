@@ -1,0 +1,157 @@
+"""Magenta's verbs on the command line: sample, interpolate, humanize, drumify -> MIDI, PNG, WAV.
+
+    python -m helpers.sample sample|interpolate|humanize|drumify --out DIR [--input A.mid]
+        [--input B.mid] [--run-dir RUN] [--num N] [--temperature T] [--seed S] [--qpm Q]
+
+Without a verb, `python -m helpers.sample --num 5 --out DIR` samples.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import note_seq
+
+from helpers.constants import DEFAULT_QPM, OUTPUTS_DIR
+from helpers.pipeline import find_config_run, save_grooves
+from helpers.pretrained import PretrainedError
+from helpers.sample import (
+    DEFAULT_TEMPERATURE,
+    SampleError,
+    TrainedModel,
+    drumify,
+    humanize,
+    load_midi,
+    newest_or_bundled,
+)
+from helpers.train import TrainError
+
+VERBS = ("sample", "interpolate", "humanize", "drumify")
+# The config a run must have been trained with for the verbs that need a variant.
+VARIANT_CONFIGS = {"humanize": "groovae_4bar_humanize", "drumify": "groovae_4bar_tap"}
+TRANSFORMS = {"humanize": humanize, "drumify": drumify}
+# How many inputs each verb takes: (fewest, most).
+INPUTS = {"sample": (0, 0), "interpolate": (2, 2), "humanize": (1, None), "drumify": (1, None)}
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """The verb and flags; a command line without a verb is read as `sample`."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] not in (*VERBS, "-h", "--help"):
+        argv.insert(0, "sample")
+    parser = argparse.ArgumentParser(
+        prog="python -m helpers.sample", description=__doc__.split("\n")[0]
+    )
+    parser.add_argument("verb", choices=VERBS)
+    parser.add_argument("--out", required=True, help="folder for the .mid, .png and .wav files")
+    parser.add_argument(
+        "--input", action="append", default=[], help="a MIDI file; interpolate takes two"
+    )
+    parser.add_argument(
+        "--run-dir", "--checkpoint", dest="run_dir", help="a run folder (config.json, checkpoints)"
+    )
+    parser.add_argument("--outputs-dir", "--outputs_dir", default=str(OUTPUTS_DIR))
+    parser.add_argument(
+        "--num", type=int, default=5, help="grooves to sample, interpolation steps, or versions"
+    )
+    parser.add_argument("--temperature", type=float, default=DEFAULT_TEMPERATURE)
+    parser.add_argument("--seed", type=int, default=None)
+    parser.add_argument(
+        "--qpm", type=float, default=None, help="tempo; default 120 for sample, else the input's"
+    )
+    parser.add_argument("--overwrite", action="store_true")
+    args = parser.parse_args(argv)
+    fewest, most = INPUTS[args.verb]
+    if len(args.input) < fewest or (most is not None and len(args.input) > most):
+        wanted = f"exactly {fewest}" if fewest == most else f"at least {fewest}"
+        parser.error(f"{args.verb} takes {wanted} --input, got {len(args.input)}")
+    if args.num < 1:
+        parser.error(f"--num must be at least 1, got {args.num}")
+    return args
+
+
+def load_model(verb: str, run_dir: str | None, outputs_dir: str | Path) -> TrainedModel:
+    """The run named; else the verb's variant run (humanize, drumify), or for sample and
+    interpolate the newest run, else the bundled model.
+
+    Raises:
+      SampleError: no variant run for humanize or drumify.
+    """
+    if run_dir is not None:
+        return TrainedModel(run_dir)
+    if verb not in VARIANT_CONFIGS:
+        return newest_or_bundled(outputs_dir)
+    run_dir = find_config_run(VARIANT_CONFIGS[verb], outputs_dir)
+    if run_dir is None:
+        raise SampleError(f"{verb} needs a {VARIANT_CONFIGS[verb]} run; pass --run-dir")
+    return TrainedModel(run_dir)
+
+
+def versions(
+    verb: str,
+    model: TrainedModel,
+    groove: note_seq.NoteSequence,
+    num: int,
+    temperature: float = DEFAULT_TEMPERATURE,
+    seed: int | None = None,
+    qpm: float | None = None,
+) -> list[note_seq.NoteSequence]:
+    """`num` humanized or drumified takes on one groove, seeds seed, seed + 1, ..."""
+    transform = TRANSFORMS[verb]
+    seeds = [None if seed is None else seed + i for i in range(num)]
+    return [transform(model, groove, temperature, s, qpm) for s in seeds]
+
+
+def run(args: argparse.Namespace) -> tuple[list[Path], list[str]]:
+    """Does what the command line asks, input by input.
+
+    Returns:
+      The .mid files written, and one line per input refused (its path and why).
+
+    Raises:
+      SampleError: no run to use, or an interpolate input that cannot be read or encoded.
+      FileExistsError: an output name is taken (nothing of that set is written).
+    """
+    model = load_model(args.verb, args.run_dir, args.outputs_dir)
+    print(f"model: {model.source}")
+    if args.verb == "sample":
+        grooves = model.sample(args.num, args.temperature, args.seed, args.qpm or DEFAULT_QPM)
+        return save_grooves(grooves, args.out, overwrite=args.overwrite), []
+    if args.verb == "interpolate":
+        start, end = (load_midi(path) for path in args.input)
+        steps = model.interpolate(start, end, args.num, args.temperature, args.seed, args.qpm)
+        return save_grooves(steps, args.out, "interpolation", overwrite=args.overwrite), []
+    written, refused = [], []
+    for path in args.input:
+        try:
+            takes = versions(args.verb, model, load_midi(path), args.num, args.temperature,
+                             args.seed, args.qpm)
+        except SampleError as error:
+            refused.append(f"{path}: {error}")
+            continue
+        prefix = f"{Path(path).stem}_{args.verb}"
+        written += save_grooves(takes, args.out, prefix, overwrite=args.overwrite)
+    return written, refused
+
+
+def main(argv: list[str] | None = None) -> list[Path]:
+    """`python -m helpers.sample VERB ...`: prints each file written and each input refused.
+
+    Exits with status 1 (a message, no traceback) when anything was refused.
+    """
+    args = parse_args(argv)
+    try:
+        written, refused = run(args)
+    except (SampleError, FileExistsError, TrainError, PretrainedError) as error:
+        sys.exit(f"error: {error}")
+    for path in written:
+        print(path)
+    if refused:
+        sys.exit("refused:\n  " + "\n  ".join(refused))
+    return written
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,88 @@
+"""Tests for helpers/windowing.py: any number of bars in, 4-bar windows out, and back."""
+
+import numpy as np
+import pytest
+
+from helpers import windowing
+from helpers.converter import GrooveConverter, Rejected
+
+BAR = 2.0  # seconds per 4/4 bar at 120 qpm
+
+
+def _numbered(bars: int) -> np.ndarray:
+    """A [16 * bars, 27] groove whose every step holds its own step number."""
+    steps = np.arange(16 * bars, dtype=np.float64) + 1
+    return np.repeat(steps[:, None], 27, axis=1)
+
+
+@pytest.mark.parametrize("bars, windows", [(1, 1), (2, 1), (4, 1), (5, 2), (16, 4), (17, 5)])
+def test_cut_gives_one_window_per_four_bars(bars, windows):
+    assert windowing.cut(_numbered(bars), bars).shape == (windows, 64, 27)
+
+
+@pytest.mark.parametrize("bars, loop", [(1, [1, 1, 1, 1]), (2, [1, 2, 1, 2]), (3, [1, 2, 3, 1])])
+def test_cut_loops_a_short_last_part_from_its_start(bars, loop):
+    (window,) = windowing.cut(_numbered(bars), bars)
+    first_step_of_each_bar = window[::16, 0]
+    np.testing.assert_array_equal(first_step_of_each_bar, [16 * (b - 1) + 1 for b in loop])
+
+
+def test_cut_17_bars_loops_the_last_bar_of_the_fifth_window():
+    windows = windowing.cut(_numbered(17), 17)
+    np.testing.assert_array_equal(windows[:4].reshape(-1, 27), _numbered(16))
+    np.testing.assert_array_equal(windows[4][::16, 0], [16 * 16 + 1] * 4)
+
+
+def test_cut_pads_silent_bars_past_the_last_onset():
+    windows = windowing.cut(_numbered(1), 6)
+    assert windows.shape == (2, 64, 27) and not windows[0, 16:].any() and not windows[1].any()
+
+
+@pytest.mark.parametrize("bars", [1, 2, 4, 7, 16, 17])
+def test_stitch_undoes_cut(bars):
+    groove = _numbered(bars)
+    np.testing.assert_array_equal(windowing.stitch(windowing.cut(groove, bars), bars), groove)
+
+
+def test_cycle_takes_windows_in_turn():
+    windows = np.arange(2)[:, None, None] * np.ones((2, 64, 27))
+    np.testing.assert_array_equal(windowing.cycle(windows, 5)[:, 0, 0], [0, 1, 0, 1, 0])
+    np.testing.assert_array_equal(windowing.cycle(windows, 1)[:, 0, 0], [0])
+
+
+@pytest.mark.parametrize(
+    "steps, total_time, qpm, bars",
+    [
+        (16, 2.0, 120.0, 1),
+        (16, 3.9, 120.0, 2),  # a rest on the last beats of bar 2: the last note ends in bar 2
+        (32, 4.4, 120.0, 2),  # a cymbal rings a little into bar 3
+        (32, 2.1, 120.0, 2),  # the last onset decides when note ends say less
+        (0, 0.5, 120.0, 1),
+        (16, 16 * 4 * 60 / 90, 90.0, 16),
+    ],
+)
+def test_length_in_bars(steps, total_time, qpm, bars):
+    assert windowing.length_in_bars(steps, total_time, qpm) == bars
+
+
+def test_sequence_windows_reads_tempo_and_length(make_drums):
+    bar = 4 * 60 / 100
+    ns = make_drums([(36, 100, i * bar, i * bar + 0.1) for i in range(6)], qpm=100.0)
+    cut = windowing.sequence_windows(ns, GrooveConverter())
+    assert (cut.bars, cut.qpm, cut.grooves.shape) == (6, 100.0, (2, 64, 27))
+    np.testing.assert_array_equal(cut.grooves[1, ::16, 0], [1, 1, 1, 1])  # bars 5, 6, 5, 6
+
+
+def test_sequence_windows_refuses_what_the_converter_refuses(make_drums):
+    ns = make_drums([(36, 100, 0.0, 0.1)], time_signature=(3, 4))
+    with pytest.raises(Rejected, match="not 4/4"):
+        windowing.sequence_windows(ns, GrooveConverter())
+
+
+def test_sequence_windows_keeps_the_drum_channel_only(make_drums):
+    ns = make_drums([(36, 100, 0.0, 0.1), (38, 100, 2 * BAR, 2 * BAR + 0.1)])
+    ns.notes[1].is_drum = False  # a melody note that happens to sit on a drum pitch
+    assert windowing.sequence_windows(ns, GrooveConverter()).grooves[0, :, 1].sum() == 0
+    ns.notes[0].is_drum = False
+    with pytest.raises(Rejected, match="no drum notes"):
+        windowing.sequence_windows(ns, GrooveConverter())
