@@ -16,7 +16,7 @@ import pytest  # noqa: E402
 
 from helpers import render  # noqa: E402
 from helpers.constants import HITS, OFFSETS, VELOCITIES  # noqa: E402
-from tests.conftest import REPO  # noqa: E402
+from conftest import REPO  # noqa: E402
 
 
 @pytest.fixture(autouse=True)
