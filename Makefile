@@ -19,15 +19,9 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt
 	$(PY) -m pip install -q --no-deps -e .
 	touch $@
 
-# FluidSynth and a General MIDI soundfont make the audio sound like a real kit. Without them
-# (no root, no apt) the helpers fall back to a built-in synthetic kit, so this never fails.
+# FluidSynth with a General MIDI soundfont through apt when possible (see the script).
 audio:
-	@if [ ! -e /usr/share/sounds/sf2/FluidR3_GM.sf2 ] && command -v apt-get >/dev/null; then \
-	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
-	  ( $$SUDO apt-get update -qq && \
-	    DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq fluidsynth fluid-soundfont-gm ) \
-	    >/dev/null 2>&1 || echo "FluidSynth not installed; audio will use the built-in drum kit"; \
-	fi
+	@bash scripts/install_audio.sh
 
 run: setup
 	$(PY) -m helpers.pipeline --config $(CONFIG) $(if $(STEPS),--steps $(STEPS)) \

@@ -152,3 +152,30 @@ def tiny_run(tmp_path_factory) -> Path:
     train.train(get_config("tiny"), run_dir, steps=2, train_data=grooves,
                 validation_data=grooves[:16], progress=False)
     return run_dir
+
+
+@pytest.fixture(scope="session")
+def gmd_subset(gmd_dir, tmp_path_factory) -> Path:
+    """A GMD-shaped folder `groove/` holding the first 4/4 beats of each split (8 train, 3
+    validation, 3 test) with their info.csv rows: real data whose cold build takes a second."""
+    import csv
+    import shutil
+
+    with open(gmd_dir / "info.csv", newline="") as file:
+        reader = csv.DictReader(file)
+        fields, rows = reader.fieldnames, list(reader)
+    wanted = {"train": 8, "validation": 3, "test": 3}
+    picked = []
+    for row in rows:
+        if row["time_signature"] == "4-4" and row["beat_type"] == "beat" and wanted[row["split"]]:
+            wanted[row["split"]] -= 1
+            picked.append(row)
+    subset = tmp_path_factory.mktemp("gmd-subset") / "groove"
+    for row in picked:
+        (subset / row["midi_filename"]).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(gmd_dir / row["midi_filename"], subset / row["midi_filename"])
+    with open(subset / "info.csv", "w", newline="") as file:
+        writer = csv.DictWriter(file, fields)
+        writer.writeheader()
+        writer.writerows(picked)
+    return subset

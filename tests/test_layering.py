@@ -25,6 +25,7 @@ CHAIN = (
     "sample",
     "render",
     "evaluate",
+    "colab",
     "pipeline",
     "verbs",
     "card",
