@@ -1,4 +1,7 @@
-"""The Groove MIDI Dataset: locating it, TFDS-identical 4-bar clips, cached converter tensors."""
+"""The Groove MIDI Dataset as groove tensors: TFDS-identical 4-bar clips, cached per split.
+
+Finding GMD on disk or downloading it is helpers/gmd.py.
+"""
 
 from __future__ import annotations
 
@@ -6,9 +9,6 @@ import dataclasses
 import hashlib
 import json
 import os
-import shutil
-import time
-import urllib.request
 import zipfile
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -21,92 +21,16 @@ from helpers import constants
 from helpers import converter as converter_lib
 from helpers.clips import Clip, Performance
 from helpers.converter import GrooveConverter, Rejected
+from helpers.gmd import find_gmd
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_CACHE_DIR = REPO / "outputs" / "cache"
-USER_CACHE_DIR = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "groovae"
 CACHE_VERSION = 1  # bump when the clip route or the converter changes what it produces
 CORRUPT_FILE = "corrupt file"
 META_COLUMNS = ["split", "drummer", "style", "bpm", "beat_type", "midi_filename", "clip"]
 
 
-class DatasetNotFoundError(FileNotFoundError):
-    """GMD is not where we looked; the message lists every place and what was expected."""
-
-
-# --- locating GMD ----------------------------------------------------------------------------
-
-
-def find_gmd(data_dir: str | os.PathLike | None = None, download: bool = True) -> Path:
-    """Returns a folder holding GMD's info.csv and MIDI files.
-
-    Looks only at `data_dir` when given (a folder with info.csv, or a folder or path holding
-    groove-v1.0.0-midionly.zip, extracted once into the user cache); otherwise at
-    $GROOVE_DATA_DIR, then the user cache (~/.cache/groovae), and finally downloads the official
-    zip there (sha256 checked).
-
-    Raises:
-      DatasetNotFoundError: nothing found (and no download allowed or possible).
-    """
-    looked = []
-    if data_dir is not None:  # an explicit place that is wrong is an error, not a fallback
-        candidates = [Path(data_dir).expanduser()]
-    else:
-        candidates = [Path(p).expanduser() for p in [os.environ.get("GROOVE_DATA_DIR")] if p]
-        candidates.append(USER_CACHE_DIR)
-    for candidate in candidates:
-        found = _gmd_in(candidate)
-        if found is not None:
-            return found
-        looked.append(f"{candidate} (no info.csv, no {constants.GMD_ZIP_NAME})")
-    if data_dir is None and download:
-        try:
-            return _extract(_download_zip(USER_CACHE_DIR / constants.GMD_ZIP_NAME))
-        except OSError as error:
-            looked.append(f"{constants.GMD_ZIP_URL} (download failed: {error})")
-    raise DatasetNotFoundError(
-        "Groove MIDI Dataset not found. Looked at:\n  "
-        + "\n  ".join(looked)
-        + "\nPass data_dir= a folder with info.csv and drummer*/ MIDI files, or the official "
-        f"{constants.GMD_ZIP_NAME}, or set GROOVE_DATA_DIR."
-    )
-
-
-def _gmd_in(path: Path) -> Path | None:
-    if (path / "info.csv").is_file():
-        return path
-    if (path / "groove" / "info.csv").is_file():
-        return path / "groove"
-    zip_path = path / constants.GMD_ZIP_NAME if path.is_dir() else path
-    if zip_path.is_file() and zip_path.suffix == ".zip":
-        return _extract(zip_path)
-    return None
-
-
-def _extract(zip_path: Path) -> Path:
-    """Unzips once into the user cache (data folders may be read-only)."""
-    digest = hashlib.sha256(str(zip_path.resolve()).encode()).hexdigest()[:12]
-    target = USER_CACHE_DIR / f"extracted-{digest}"
-    if not (target / "groove" / "info.csv").is_file():
-        partial = target.with_name(target.name + ".partial")
-        shutil.rmtree(partial, ignore_errors=True)
-        with zipfile.ZipFile(zip_path) as archive:
-            archive.extractall(partial)
-        shutil.rmtree(target, ignore_errors=True)
-        partial.rename(target)
-    return target / "groove"
-
-
-def _download_zip(path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_suffix(".partial")
-    urllib.request.urlretrieve(constants.GMD_ZIP_URL, partial)
-    digest = hashlib.sha256(partial.read_bytes()).hexdigest()
-    if digest != constants.GMD_ZIP_SHA256:
-        partial.unlink()
-        raise OSError(f"sha256 {digest} of the download is not {constants.GMD_ZIP_SHA256}")
-    partial.rename(path)
-    return path
+# --- GMD's index -----------------------------------------------------------------------------
 
 
 def read_info(gmd_dir: Path) -> pd.DataFrame:
@@ -281,8 +205,27 @@ def _meta_row(row, clip: int) -> tuple:
     return (row.split, row.drummer, row.style, int(row.bpm), row.beat_type, row.midi_filename, clip)
 
 
+def tfds_unavailable() -> str | None:
+    """Why `import tensorflow_datasets` fails here, or None when it works.
+
+    On Colab's image it fails: tensorflow-metadata 1.21's protos were generated for a newer
+    protobuf than the 5.29.6 Colab pins.
+    """
+    try:
+        import tensorflow_datasets  # noqa: F401
+    except Exception as error:  # protobuf's VersionError, TypeError, ImportError, ...
+        return f"tensorflow_datasets does not import: {type(error).__name__}: {error}"
+    return None
+
+
 def _build_from_tfds(split, data_dir, converter: GrooveConverter, download: bool, progress: bool):
     """One split through tfds.load + note-seq, as Magenta's get_dataset reads it."""
+    reason = tfds_unavailable()
+    if reason:
+        raise ImportError(
+            f"source='tfds' cannot run here ({reason}). Use the default source='gmd': it builds "
+            "the same windows straight from GMD's MIDI files, without TFDS."
+        )
     import tensorflow_datasets as tfds
     from tqdm.auto import tqdm
 
@@ -363,7 +306,8 @@ def load_groove_4bar_split(
     cache_dir = Path(cache_dir or DEFAULT_CACHE_DIR)
     key = _cache_key(converter, source)
     path = cache_dir / f"groove_4bar_{source}_{key}_{split}.npz"
-    if not path.exists():
+    cached = _load(path)
+    if cached is None:
         if source == "gmd":
             built = _build_from_gmd(
                 find_gmd(data_dir), converter, workers or os.cpu_count() or 1, progress
@@ -373,7 +317,8 @@ def load_groove_4bar_split(
         cache_dir.mkdir(parents=True, exist_ok=True)
         for name, (outputs, meta, summary) in built.items():
             _save(cache_dir / f"groove_4bar_{source}_{key}_{name}.npz", outputs, meta, summary)
-    return _load(path)
+        cached = _load(path)
+    return cached
 
 
 def _save(path: Path, outputs: np.ndarray, meta: pd.DataFrame, summary: dict) -> None:
@@ -384,10 +329,18 @@ def _save(path: Path, outputs: np.ndarray, meta: pd.DataFrame, summary: dict) ->
     partial.replace(path)
 
 
-def _load(path: Path) -> GrooveSplit:
-    with np.load(path) as saved:
-        meta = pd.DataFrame({c: saved[f"meta/{c}"] for c in META_COLUMNS})
-        return GrooveSplit(saved["outputs"], meta, json.loads(str(saved["summary"])))
+def _load(path: Path) -> GrooveSplit | None:
+    """The cached split, or None when there is none or it is unreadable (a write cut short by
+    a full disk or a Drive disconnect), so the caller rebuilds it."""
+    if not path.exists():
+        return None
+    try:
+        with np.load(path) as saved:
+            meta = pd.DataFrame({c: saved[f"meta/{c}"] for c in META_COLUMNS})
+            return GrooveSplit(saved["outputs"], meta, json.loads(str(saved["summary"])))
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as error:
+        print(f"{path} is unreadable ({type(error).__name__}: {error}); rebuilding it")
+        return None
 
 
 def load_groove_4bar(

@@ -1,12 +1,14 @@
 """GMD location, TFDS-identical clips, the cached split arrays and bad input."""
 
+import sys
+
 import mido
 import note_seq
 import numpy as np
 import pandas as pd
 import pytest
 
-from helpers import clips, constants, converter, data
+from helpers import clips, constants, converter, data, gmd
 from helpers.config import ConverterConfig
 from helpers.converter import GrooveConverter, encoder_inputs
 
@@ -144,12 +146,21 @@ def test_load_groove_4bar_split_tfds_route_matches(gmd_dir):
     tfds_dir = gmd_dir.parent / "tfds"
     if not (tfds_dir / "groove" / "4bar-midionly").exists():
         pytest.skip(f"no TFDS build at {tfds_dir}")
-    pytest.importorskip("tensorflow_datasets")
+    if data.tfds_unavailable():
+        pytest.skip(data.tfds_unavailable())
     gmd = data.load_groove_4bar_split("test", gmd_dir, progress=False)
     via_tfds = data.load_groove_4bar_split("test", tfds_dir, source="tfds", progress=False)
     np.testing.assert_array_equal(via_tfds.outputs, gmd.outputs)
     np.testing.assert_array_equal(via_tfds.meta["clip"], gmd.meta["clip"])
     np.testing.assert_array_equal(via_tfds.meta["bpm"], gmd.meta["bpm"])
+
+
+def test_tfds_route_where_tfds_does_not_import(tiny_gmd, tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "tensorflow_datasets", None)  # import raises ImportError
+    assert "tensorflow_datasets does not import" in data.tfds_unavailable()
+    with pytest.raises(ImportError, match="source='gmd'") as error:
+        data.load_groove_4bar_split("test", tmp_path, cache_dir=tmp_path, source="tfds")
+    assert "tensorflow_datasets does not import" in str(error.value)
 
 
 def test_load_groove_4bar_split_counts_bad_input(tiny_gmd, tmp_path_factory):
@@ -185,6 +196,17 @@ def test_load_groove_4bar_reloads_from_cache(tiny_gmd, tmp_path_factory):
     assert rebuilt.summary[data.CORRUPT_FILE] == 1 and len(rebuilt.outputs) == 0
 
 
+def test_load_groove_4bar_rebuilds_an_unreadable_cache(tiny_gmd, tmp_path_factory, capsys):
+    cache = tmp_path_factory.mktemp("cache")
+    first = data.load_groove_4bar("test", tiny_gmd, cache_dir=cache, workers=1, progress=False)
+    (path,) = cache.glob("*_test.npz")
+    path.write_bytes(path.read_bytes()[:100])  # a write cut short
+    again = data.load_groove_4bar("test", tiny_gmd, cache_dir=cache, workers=1, progress=False)
+    np.testing.assert_array_equal(again, first)
+    assert "unreadable" in capsys.readouterr().out
+    np.testing.assert_array_equal(data.load_groove_4bar("test", tiny_gmd, cache_dir=cache), first)
+
+
 def test_load_groove_4bar_split_rejects_unknown_split(tiny_gmd):
     with pytest.raises(ValueError):
         data.load_groove_4bar("dev", tiny_gmd)
@@ -193,9 +215,9 @@ def test_load_groove_4bar_split_rejects_unknown_split(tiny_gmd):
 def test_find_gmd_folder_and_missing(tiny_gmd, tmp_path, monkeypatch):
     assert data.find_gmd(tiny_gmd) == tiny_gmd
     monkeypatch.setenv("GROOVE_DATA_DIR", str(tiny_gmd))
-    monkeypatch.setattr(data, "USER_CACHE_DIR", tmp_path / "user-cache")
+    monkeypatch.setattr(gmd, "USER_CACHE_DIR", tmp_path / "user-cache")
     assert data.find_gmd() == tiny_gmd
-    with pytest.raises(data.DatasetNotFoundError) as error:
+    with pytest.raises(gmd.DatasetNotFoundError) as error:
         data.find_gmd(tmp_path / "nowhere")  # no fallback from an explicit path
     assert "nowhere" in str(error.value) and constants.GMD_ZIP_NAME in str(error.value)
 
@@ -203,7 +225,7 @@ def test_find_gmd_folder_and_missing(tiny_gmd, tmp_path, monkeypatch):
 def test_find_gmd_extracts_the_zip_once(tiny_gmd, tmp_path, monkeypatch):
     import zipfile
 
-    monkeypatch.setattr(data, "USER_CACHE_DIR", tmp_path / "user-cache")
+    monkeypatch.setattr(gmd, "USER_CACHE_DIR", tmp_path / "user-cache")
     zip_dir = tmp_path / "zips"
     zip_dir.mkdir()
     with zipfile.ZipFile(zip_dir / constants.GMD_ZIP_NAME, "w") as archive:
