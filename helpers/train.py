@@ -28,6 +28,7 @@ CONFIG_FILE = "config.json"
 HISTORY_FILE = "history.csv"
 CHECKPOINT_DIR = "checkpoints"
 KEEP_CHECKPOINTS = 3  # older checkpoints are deleted as new ones land
+ETA_STEPS = 3  # steps timed after the first (which traces and compiles) for the ETA line
 # history.csv columns, under Magenta's summary names (spec §4); a row leaves blank what it lacks.
 LOGGED = {
     "loss": "loss",
@@ -250,6 +251,16 @@ class _History:
         self.file.close()
 
 
+def eta_line(seconds_per_step: float, remaining: int, now: float | None = None) -> str:
+    """'6.1 s/step: the remaining 2,996 steps take about 5 h 05 min (until 18:10 UTC)'."""
+    seconds = seconds_per_step * remaining
+    hours, minutes = divmod(round(seconds / 60), 60)
+    duration = f"{hours} h {minutes:02d} min" if hours else f"{max(minutes, 1)} min"
+    until = time.strftime("%H:%M UTC", time.gmtime((time.time() if now is None else now) + seconds))
+    return (f"{seconds_per_step:.2g} s/step: the remaining {remaining:,} steps take about "
+            f"{duration} (until {until})")
+
+
 def _pairs(outputs: np.ndarray, config: GrooVAEConfig) -> tuple[np.ndarray, np.ndarray]:
     """(encoder inputs, decoder targets): the config's converter options shape the inputs."""
     outputs = np.asarray(outputs, np.float32)
@@ -317,12 +328,20 @@ def train(
     validation = eval_dataset(*_pairs(validation_data, config), t.batch_size).take(t.eval_batches)
     learning_rate = MagentaDecay(t.learning_rate, t.decay_rate, t.min_learning_rate)
     history = _History(run_dir / HISTORY_FILE, start)
+    precision = "bfloat16 mixed" if t.mixed_precision else "float32"
+    print(f"{config.name}: {precision} precision, batch {t.batch_size}, "
+          f"step {start:,} of {t.num_steps:,}; an ETA follows the first {ETA_STEPS + 1} steps")
     bar = tqdm(total=t.num_steps, initial=start, unit="step", disable=not progress)
     last_save = time.monotonic()
     try:
         for step in range(start + 1, t.num_steps + 1):
             inputs, targets = next(batches)
             logs = model.train_on_batch(inputs, targets, return_dict=True)
+            if step == start + 1:
+                timed_from = time.monotonic()
+            elif step == start + 1 + ETA_STEPS:
+                per_step = (time.monotonic() - timed_from) / ETA_STEPS
+                tqdm.write(eta_line(per_step, t.num_steps - step))
             evaluate = step % t.eval_every_steps == 0 or step == t.num_steps
             save = (
                 step % t.checkpoint_every_steps == 0

@@ -9,7 +9,7 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
-from conftest import REPO
+from conftest import REPO, _missing_shared
 from helpers import colab
 from helpers.constants import OUTPUTS_DIR
 
@@ -130,7 +130,7 @@ def test_outputs_dir_without_drive(tmp_path):
 
 def test_constraints_are_colabs_pip_freeze(tmp_path):
     if not COLAB_FREEZE.exists():
-        pytest.skip(f"Colab's package list not found at {COLAB_FREEZE}")
+        _missing_shared(f"Colab's package list not found at {COLAB_FREEZE}")
     written = tmp_path / "constraints.txt"
     subprocess.run([sys.executable, str(REPO / ".ci" / "colab_pins.py"), "write",
                     str(COLAB_FREEZE), str(written)], check=True)

@@ -17,6 +17,7 @@ CHAIN = (
     "converter",
     "windowing",
     "clips",
+    "gmd",
     "data",
     "dataset",
     "model",

@@ -1,6 +1,7 @@
 """Optimizer and decay, the training loop, checkpoints, resuming and restoring (spec §4, §6)."""
 
 import json
+import re
 
 import keras
 import numpy as np
@@ -71,8 +72,12 @@ def test_train_step_mixed_precision_is_finite():
     assert all(np.isfinite(float(v)) for v in logs[-1].values())
 
 
-def test_train_writes_config_history_and_checkpoints(tiny_config, tmp_path):
+def test_train_writes_config_history_and_checkpoints(tiny_config, tmp_path, capsys):
     history = _train(tiny_config, tmp_path, steps=40)
+    said = capsys.readouterr().out.splitlines()
+    assert said[0].startswith("tiny: float32 precision, batch 16, step 0 of 40")
+    eta = r"[\d.e+-]+ s/step: the remaining 36 steps take about 1 min \(until \d\d:\d\d UTC\)"
+    assert any(re.fullmatch(eta, line) for line in said), said
     saved = json.loads((tmp_path / training.CONFIG_FILE).read_text())
     assert saved["name"] == "tiny" and saved["train"]["num_steps"] == 40
     assert list(history.columns) == training.HISTORY_COLUMNS
@@ -86,6 +91,11 @@ def test_train_writes_config_history_and_checkpoints(tiny_config, tmp_path):
     checkpoints = sorted(p.name for p in (tmp_path / training.CHECKPOINT_DIR).iterdir())
     assert checkpoints == [f"ckpt-{s:09d}.npz" for s in (20, 30, 40)]  # the newest 3 kept
     assert training.latest_checkpoint(tmp_path).name == "ckpt-000000040.npz"
+
+
+def test_eta_line():
+    line = training.eta_line(6.1, 2996, now=0.0)
+    assert line == "6.1 s/step: the remaining 2,996 steps take about 5 h 05 min (until 05:04 UTC)"
 
 
 def test_train_resume_matches_unbroken_run(tiny_config, tmp_path):
