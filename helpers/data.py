@@ -206,16 +206,22 @@ def _meta_row(row, clip: int) -> tuple:
 
 
 def tfds_unavailable() -> str | None:
-    """Why `import tensorflow_datasets` fails here, or None when it works.
+    """Why the TFDS route cannot run here, or None when it can.
 
-    On Colab's image it fails: tensorflow-metadata 1.21's protos were generated for a newer
-    protobuf than the 5.29.6 Colab pins.
+    On Colab's image it cannot: tensorflow-metadata 1.21's protos were generated for a newer
+    protobuf than the 5.29.6 Colab pins. TFDS then logs the error and imports without its API.
     """
     try:
-        import tensorflow_datasets  # noqa: F401
+        import tensorflow_datasets as tfds
+
+        if hasattr(tfds, "load"):
+            return None
+        from tensorflow_metadata.proto.v0 import schema_pb2  # noqa: F401  raises the real cause
+
+        cause = "it imports without tfds.load (its own import failed; see the log above)"
     except Exception as error:  # protobuf's VersionError, TypeError, ImportError, ...
-        return f"tensorflow_datasets does not import: {type(error).__name__}: {error}"
-    return None
+        cause = f"{type(error).__name__}: {error}"
+    return f"tensorflow_datasets does not import: {cause}"
 
 
 def _build_from_tfds(split, data_dir, converter: GrooveConverter, download: bool, progress: bool):

@@ -131,7 +131,8 @@ def test_synthesize_without_libfluidsynth_does_not_crash(tmp_path):
     script = (
         "import ctypes.util; ctypes.util.find_library = lambda name: None\n"
         "from helpers import render\n"
-        "from tests.conftest import drum_sequence\n"
+        "import sys; sys.path.insert(0, 'tests')  # Colab's IPython has a `tests` package\n"
+        "from conftest import drum_sequence\n"
         "audio = render.synthesize(drum_sequence([(36, 100, 0.0, 0.1)]), sample_rate=8000)\n"
         "assert render._fallback_warned and audio.any()\n"
     )
