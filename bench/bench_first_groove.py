@@ -64,7 +64,8 @@ def main() -> None:
     runs = [first_groove(args.name) for _ in range(args.repeats)]
     for i, run in enumerate(runs, 1):
         print(
-            f"run {i}: {run['total']:.1f} s to the first groove's audio (imports {run['imports']:.1f}, "
+            f"run {i}: {run['total']:.1f} s to the first groove's audio "
+            f"(imports {run['imports']:.1f}, "
             f"load {run['load']:.1f}, sample {run['sample']:.1f}, audio {run['audio']:.1f}; "
             f"{args.name} at step {run['step']}, {run['notes']} notes)"
         )

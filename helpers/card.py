@@ -1,4 +1,4 @@
-"""Words and tables about a bundled model, written from its files: the model card and README Results."""
+"""Words and tables about a bundled model, from its files: its model card and README Results."""
 
 from __future__ import annotations
 
@@ -11,10 +11,14 @@ TARGET_F1 = 0.70  # greedy test hit F1 asked of the final bundle
 GMD_CREDIT = (
     "The Groove MIDI Dataset (GMD) v1.0.0 by Jon Gillick, Adam Roberts, Jesse Engel, Douglas Eck "
     "and David Bamman (Google Magenta), under the "
-    "[Creative Commons Attribution 4.0 International](https://creativecommons.org/licenses/by/4.0/) "
+    "[Creative Commons Attribution 4.0 International]"
+    "(https://creativecommons.org/licenses/by/4.0/) "
     "license: \"Learning to Groove with Inverse Sequence Transformations\", ICML 2019, "
     "<https://magenta.tensorflow.org/datasets/groove>."
 )
+
+
+FIGURES = {"curves": "training_curves.png", "samples": "samples.png"}  # files in a bundle
 
 
 def wall_seconds(history: pd.DataFrame) -> float:
@@ -82,7 +86,9 @@ def gaps(metrics: dict) -> list[str]:
     """What the bundle does not (yet) do that was asked of it, from its own numbers."""
     step, found = metrics["bundle"]["step"], []
     if step < TARGET_STEPS:
-        found.append(f"{TARGET_STEPS:,} steps not yet reached: the bundled model is at step {step:,}.")
+        found.append(
+            f"{TARGET_STEPS:,} steps not yet reached: the bundled model is at step {step:,}."
+        )
     f1 = metrics["reconstruction"]["f1"]
     if f1 < TARGET_F1:
         found.append(f"Greedy test hit F1 is {f1:.3f}, short of the {TARGET_F1:.2f} target.")
@@ -172,12 +178,11 @@ def model_card(config: GrooVAEConfig, history: pd.DataFrame, metrics: dict) -> s
         "## Training",
         "",
         training_summary(config, history, metrics),
-        f"Exported from `{bundle['checkpoint']}` by `python -m helpers.export`.",
+        f"Exported from the run's `{bundle['checkpoint']}` by `python -m helpers.export`.",
         "",
         "## Results",
         "",
-        results_markdown(config, history, metrics,
-                         {"curves": "training_curves.png", "samples": "samples.png"}, summary=False),
+        results_markdown(config, history, metrics, FIGURES, summary=False),
         "",
         "## Known limits",
         "",

@@ -146,7 +146,7 @@ def _write_samples(groovae: TrainedModel, folder: Path, outputs_dir: Path) -> li
         stale.unlink()
     paths = pipeline.save_grooves(sequences, out_dir, overwrite=True, audio=False)
     fig = render.plot_grooves(sequences, [p.stem for p in paths])
-    render.save_figure(fig, folder / "samples.png", overwrite=True)
+    render.save_figure(fig, folder / card.FIGURES["samples"], overwrite=True)
     render.plt.close(fig)
     return paths
 
@@ -196,7 +196,8 @@ def export(
     splits = splits or tuple(load_groove_4bar_split(s, data_dir) for s in ("test", "train"))
 
     folder.mkdir(parents=True, exist_ok=True)
-    pretrained.save_weights(restore_model(run_dir, checkpoint), folder / pretrained.WEIGHTS_FILE, step)
+    weights = folder / pretrained.WEIGHTS_FILE
+    pretrained.save_weights(restore_model(run_dir, checkpoint), weights, step)
     shutil.copy(run_dir / CONFIG_FILE, folder / CONFIG_FILE)
     history = pd.read_csv(run_dir / HISTORY_FILE)
     history = history[history["step"] <= step]
@@ -209,7 +210,7 @@ def export(
         "bundle": {
             "name": name,
             "step": step,
-            "checkpoint": str(checkpoint),
+            "checkpoint": checkpoint.name,
             "trained_on": trained_on or f"{device.cpu_info().describe()}, {os.cpu_count()} cores",
             "seed": SAMPLES_SEED,
             "num_samples": num_samples,
@@ -223,14 +224,14 @@ def export(
     (folder / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
 
     fig = render.plot_training_curves(history, free_bits=groovae.config.model.free_bits)
-    render.save_figure(fig, folder / "training_curves.png", overwrite=True)
+    render.save_figure(fig, folder / card.FIGURES["curves"], overwrite=True)
     render.plt.close(fig)
     _write_samples(groovae, folder, Path(outputs_dir))
     (folder / "MODEL_CARD.md").write_text(card.model_card(groovae.config, history, metrics))
     if readme is not None:
         figures = {
             key: Path(os.path.relpath(folder / file, readme.parent)).as_posix()
-            for key, file in (("curves", "training_curves.png"), ("samples", "samples.png"))
+            for key, file in card.FIGURES.items()
         }
         block = card.results_markdown(groovae.config, history, metrics, figures)
         readme.write_text(_replace_results(readme, block))

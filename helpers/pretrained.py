@@ -79,7 +79,9 @@ def load_weights(model: GrooVAE, path: str | os.PathLike) -> int:
     """
     path = Path(path)
     if not path.exists():
-        raise PretrainedError(f"{path} is missing; restore it (git checkout -- {path}) or re-export")
+        raise PretrainedError(
+            f"{path} is missing; restore it (git checkout -- {path}) or re-export the bundle"
+        )
     try:
         with np.load(path) as saved:
             arrays = {name: saved[name] for name in saved.files}

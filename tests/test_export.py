@@ -10,7 +10,10 @@ from conftest import random_grooves
 from helpers import card, export, pretrained, sample
 from helpers.data import GrooveSplit
 
-README = f"# Lab\n\n## Results\n\n{export.RESULTS_BEGIN}\nold words\n{export.RESULTS_END}\n\n## Credits\n"
+README = (
+    f"# Lab\n\n## Results\n\n{export.RESULTS_BEGIN}\nold words\n{export.RESULTS_END}\n\n"
+    "## Credits\n"
+)
 
 
 def _split(n, seed):

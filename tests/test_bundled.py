@@ -1,0 +1,97 @@
+"""Tests of the committed bundle, pretrained/groovae_4bar/: it is there, small, reproduces its
+recorded test loss, and is what the CLI and notebook 03 play when there is no run of your own."""
+
+import json
+
+import nbformat
+import numpy as np
+import pytest
+from conftest import REPO
+
+from helpers import export, pretrained, sample
+from helpers.data import load_groove_4bar_split
+
+NAME = "groovae_4bar"
+BUNDLE = pretrained.PRETRAINED_DIR / NAME
+GROOVES = REPO / "outputs" / "samples" / f"{NAME}-pretrained-T0.5-seed0-120bpm"
+
+
+@pytest.fixture(scope="module")
+def metrics() -> dict:
+    # No skip: a clone without the bundle must fail here, loudly.
+    assert (BUNDLE / "metrics.json").exists(), f"{BUNDLE} is missing from the repository"
+    return json.loads((BUNDLE / "metrics.json").read_text())
+
+
+@pytest.fixture(scope="module")
+def bundled() -> sample.TrainedModel:
+    return sample.TrainedModel.pretrained(NAME)
+
+
+def test_bundle_is_complete_and_small(metrics):
+    for name in ("weights.npz", "config.json", "history.csv", "MODEL_CARD.md",
+                 "training_curves.png", "samples.png"):
+        assert (BUNDLE / name).exists(), f"{BUNDLE / name} is missing"
+    assert (BUNDLE / "weights.npz").stat().st_size <= pretrained.MAX_BUNDLE_BYTES
+    assert pretrained.bundle_bytes(BUNDLE) <= pretrained.MAX_BUNDLE_BYTES
+    assert metrics["bundle"]["name"] == NAME
+
+
+def test_bundle_loads_at_float32_with_its_step(bundled, metrics):
+    assert bundled.step == metrics["bundle"]["step"] and bundled.config.name == NAME
+    assert {v.dtype for v in bundled.model.trainable_variables} == {"float32"}
+
+
+def test_bundle_reproduces_its_recorded_test_loss(bundled, metrics, gmd_dir):
+    recorded = metrics["bundle"]["check"]
+    test = load_groove_4bar_split("test", gmd_dir).outputs
+    got = export.reference_losses(bundled.model, test, recorded["windows"], recorded["seed"])
+    assert got["loss"] == pytest.approx(recorded["loss"], rel=1e-3)
+    for key in ("hits_loss", "velocities_loss", "offsets_loss"):
+        assert got[key] == pytest.approx(recorded[key], abs=1e-3), key
+
+
+def test_committed_grooves_are_the_bundled_models(bundled):
+    paths = sorted(GROOVES.glob("groove_*"))
+    assert [p.name for p in paths] == sorted(
+        f"groove_0{i}{s}" for i in range(1, 6) for s in (".mid", ".png"))
+    def notes(sequence):  # by drum then time; MIDI starts an early first note at 0, on a tick
+        return sorted((n.pitch, max(n.start_time, 0.0), n.velocity) for n in sequence.notes)
+
+    again = bundled.sample(5, export.SAMPLES_TEMPERATURE, export.SAMPLES_SEED)
+    for sequence, path in zip(again, sorted(GROOVES.glob("*.mid"))):
+        written, expected = notes(sample.load_midi(path)), notes(sequence)
+        assert [n[::2] for n in written] == [n[::2] for n in expected], path.name
+        np.testing.assert_allclose([n[1] for n in written], [n[1] for n in expected], atol=2e-3)
+
+
+def test_cli_without_a_run_plays_the_bundle_and_says_so(tmp_path, capsys):
+    args = sample.parse_args(["--num", "2", "--seed", "0", "--out", str(tmp_path / "out"),
+                              "--outputs-dir", str(tmp_path)])
+    assert len(sample.sample_from_args(args)) == 2
+    line = capsys.readouterr().out.strip()
+    assert line.startswith(f"model: the bundled {NAME}") and "no run of your own" in line
+
+
+def test_cli_with_a_run_plays_the_run(tiny_run, tmp_path, capsys):
+    args = sample.parse_args(["--num", "1", "--out", str(tmp_path),
+                              "--outputs-dir", str(tiny_run.parents[1])])
+    sample.sample_from_args(args)
+    assert capsys.readouterr().out.strip() == f"model: your run {tiny_run} at step 2"
+
+
+def test_notebook_03_without_a_run_plays_the_bundle(tmp_path, gmd_dir, monkeypatch):
+    from nbclient import NotebookClient
+
+    notebook = nbformat.read(REPO / "notebooks" / "03_sample.ipynb", as_version=4)
+    (parameters,) = [c for c in notebook.cells if "OUTPUTS_DIR = None" in c.source]
+    ours = f"OUTPUTS_DIR = {str(tmp_path)!r}"
+    parameters.source = parameters.source.replace("OUTPUTS_DIR = None", ours)
+    monkeypatch.setenv("GROOVE_DATA_DIR", str(gmd_dir))
+    NotebookClient(notebook, timeout=900, resources={"metadata": {"path": str(tmp_path)}}).execute()
+    printed = "".join(
+        output.get("text", "") for cell in notebook.cells if cell.cell_type == "code"
+        for output in cell.outputs
+    )
+    assert f"model: the bundled {NAME}" in printed
+    assert len(list(tmp_path.rglob("groove_0*.wav"))) >= 5
