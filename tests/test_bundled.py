@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from conftest import REPO
 
-from helpers import export, pretrained, sample
+from helpers import export, pretrained, sample, verbs
 from helpers.data import load_groove_4bar_split
 
 NAME = "groovae_4bar"
@@ -66,18 +66,16 @@ def test_committed_grooves_are_the_bundled_models(bundled):
 
 
 def test_cli_without_a_run_plays_the_bundle_and_says_so(tmp_path, capsys):
-    args = sample.parse_args(["--num", "2", "--seed", "0", "--out", str(tmp_path / "out"),
-                              "--outputs-dir", str(tmp_path)])
-    assert len(sample.sample_from_args(args)) == 2
-    line = capsys.readouterr().out.strip()
-    assert line.startswith(f"model: the bundled {NAME}") and "no run of your own" in line
+    written = verbs.main(["--num", "2", "--seed", "0", "--out", str(tmp_path / "out"),
+                          "--outputs-dir", str(tmp_path)])
+    assert len(written) == 2
+    first_line = capsys.readouterr().out.splitlines()[0]
+    assert first_line.startswith(f"model: the bundled {NAME}") and "no run of your own" in first_line
 
 
 def test_cli_with_a_run_plays_the_run(tiny_run, tmp_path, capsys):
-    args = sample.parse_args(["--num", "1", "--out", str(tmp_path),
-                              "--outputs-dir", str(tiny_run.parents[1])])
-    sample.sample_from_args(args)
-    assert capsys.readouterr().out.strip() == f"model: your run {tiny_run} at step 2"
+    verbs.main(["--num", "1", "--out", str(tmp_path), "--outputs-dir", str(tiny_run.parents[1])])
+    assert capsys.readouterr().out.splitlines()[0] == f"model: your run {tiny_run} at step 2"
 
 
 def test_notebook_03_without_a_run_plays_the_bundle(tmp_path, gmd_dir, monkeypatch):
