@@ -137,3 +137,20 @@ def test_constraints_are_colabs_pip_freeze(tmp_path):
     committed = REPO / ".ci" / "colab-constraints.txt"
     assert committed.read_text() == written.read_text(), "regenerate .ci/colab-constraints.txt"
     assert "ipywidgets==7.7.1" in written.read_text().splitlines()
+
+
+def test_progress_bar_is_a_widget_on_this_ipywidgets():
+    """The notebooks' progress bars (tqdm.auto in a kernel) on the installed ipywidgets: Colab's
+    7.7.1 in the Colab runtime job, 8.x elsewhere. The Generate panel's test runs in both too."""
+    import ipywidgets
+    from tqdm.notebook import tqdm
+
+    bar = tqdm(total=4, display=False, mininterval=0)
+    bar.update(3)
+    bar.refresh()
+    progress = bar.container.children[1]
+    assert isinstance(progress, ipywidgets.FloatProgress)
+    assert (progress.value, progress.max) == (3, 4)
+    bar.update(1)
+    bar.close()
+    assert progress.bar_style == "success"
