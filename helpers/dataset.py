@@ -1,9 +1,10 @@
-"""tf.data pipelines over (encoder inputs, decoder targets) windows: shuffle, repeat, batch."""
+"""Batches of (encoder inputs, decoder targets) windows as numpy arrays, for any Keras backend."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import numpy as np
-import tensorflow as tf
 
 from helpers.constants import GROOVE_DEPTH
 
@@ -24,20 +25,26 @@ def _check(inputs: np.ndarray, outputs: np.ndarray, batch_size: int) -> None:
         )
 
 
-def train_dataset(
+def pass_order(n: int, seed: int, pass_number: int) -> np.ndarray:
+    """The window order of one pass: a permutation of range(n) fixed by (seed, pass number)."""
+    return np.random.default_rng([seed, pass_number]).permutation(n)
+
+
+def train_batches(
     inputs: np.ndarray,
     outputs: np.ndarray,
     batch_size: int,
     seed: int,
     start_step: int = 0,
-) -> tf.data.Dataset:
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """An endless stream of shuffled (inputs, outputs) batches for training.
 
-    Every pass over the windows is a fresh random permutation, drawn statelessly from
-    (`seed`, pass number), so the stream is fixed by the seed and `start_step` jumps straight to
-    any point of it: a resumed run sees the batches the unbroken run would have seen. Magenta
-    shuffles through a 5,120-window buffer instead (spec §2.5); a full permutation mixes at least
-    as well and needs no buffer to replay.
+    Every pass over the windows is a fresh random permutation drawn statelessly from (`seed`,
+    pass number), so the stream is fixed by the seed and `start_step` jumps straight to any point
+    of it: a resumed run sees the batches the unbroken run would have seen, on every backend.
+    Magenta shuffles through a 5,120-window buffer instead (spec §2.5); a full permutation mixes
+    at least as well and needs no buffer to replay. Plain numpy keeps TensorFlow out of JAX and
+    PyTorch runs (Colab's TPU runtime has none).
 
     Args:
       inputs: (n, 64, 27) float32 encoder inputs.
@@ -47,47 +54,52 @@ def train_dataset(
       start_step: batches to skip, e.g. the step a run resumes from.
 
     Returns:
-      A tf.data.Dataset of ((batch, 64, 27), (batch, 64, 27)) float32 pairs.
+      An iterator of ((batch, 64, 27), (batch, 64, 27)) float32 pairs.
 
     Raises:
       DatasetError: mismatched shapes or fewer windows than one batch.
     """
-    _check(inputs, outputs, batch_size)
+    _check(inputs, outputs, batch_size)  # here, not at the first batch
+    inputs, outputs = np.asarray(inputs, np.float32), np.asarray(outputs, np.float32)
+    return _stream(inputs, outputs, batch_size, seed, start_step)
+
+
+def _stream(inputs: np.ndarray, outputs: np.ndarray, batch_size: int, seed: int, start_step: int):
     n = len(inputs)
+    orders: dict[int, np.ndarray] = {}
+    position = start_step * batch_size
+    while True:
+        positions = np.arange(position, position + batch_size)
+        passes = positions // n
+        for old in [p for p in orders if p < passes[0]]:
+            del orders[old]
+        for p in np.unique(passes):
+            if p not in orders:
+                orders[p] = pass_order(n, seed, int(p))
+        indices = np.array([orders[p][i] for p, i in zip(passes, positions % n)])
+        yield inputs[indices], outputs[indices]
+        position += batch_size
 
-    def window_at(position):
-        """The window at a position of the endless stream: pass position // n, slot position % n."""
-        pass_seed = tf.stack([tf.constant(seed, tf.int64), position // n])
-        return tf.random.experimental.index_shuffle(position % n, pass_seed, max_index=n - 1)
 
-    positions = tf.data.Dataset.counter(start_step * batch_size)
-    indices = positions.map(window_at).batch(batch_size, drop_remainder=True)
-    return _gather(indices, inputs, outputs)
-
-
-def eval_dataset(inputs: np.ndarray, outputs: np.ndarray, batch_size: int) -> tf.data.Dataset:
-    """One pass of (inputs, outputs) batches in order, without shuffling (spec §2.5).
+def eval_windows(
+    inputs: np.ndarray, outputs: np.ndarray, batch_size: int, max_batches: int | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """The windows one evaluation sees: whole batches in order, no shuffling (spec §2.5).
 
     Args:
       inputs, outputs: (n, 64, 27) float32 encoder inputs and decoder targets.
       batch_size: windows per batch; the remainder is dropped, as Magenta's eval does.
+      max_batches: keep at most this many batches.
 
     Returns:
-      A finite tf.data.Dataset of ((batch, 64, 27), (batch, 64, 27)) float32 pairs.
+      (inputs, outputs), each (batches * batch_size, 64, 27) float32.
 
     Raises:
       DatasetError: mismatched shapes or fewer windows than one batch.
     """
     _check(inputs, outputs, batch_size)
-    indices = tf.data.Dataset.range(len(inputs)).batch(batch_size, drop_remainder=True)
-    return _gather(indices, inputs, outputs)
-
-
-def _gather(indices: tf.data.Dataset, inputs: np.ndarray, outputs: np.ndarray) -> tf.data.Dataset:
-    """Index batches -> window batches; the arrays stay in memory once, outside the graph."""
-    inputs = tf.constant(inputs, tf.float32)
-    outputs = tf.constant(outputs, tf.float32)
-    batches = indices.map(
-        lambda i: (tf.gather(inputs, i), tf.gather(outputs, i)), num_parallel_calls=tf.data.AUTOTUNE
-    )
-    return batches.prefetch(tf.data.AUTOTUNE)
+    batches = len(inputs) // batch_size
+    if max_batches is not None:
+        batches = min(batches, max_batches)
+    end = batches * batch_size
+    return np.asarray(inputs[:end], np.float32), np.asarray(outputs[:end], np.float32)

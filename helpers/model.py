@@ -11,8 +11,10 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 from keras import layers, ops  # noqa: E402
 
+from helpers import steps  # noqa: E402
 from helpers.config import GrooVAEConfig, ModelConfig  # noqa: E402
 from helpers.constants import GROOVE_DEPTH, HITS, OFFSETS, VELOCITIES  # noqa: E402
+from helpers.parallel import posterior_noise  # noqa: E402
 
 LOG_LOSS_EPSILON = 1e-7  # tf.losses.log_loss's default, on probabilities (spec §3.4)
 MAGENTA_FORGET_BIAS = 1.0  # LSTMBlockCell adds it inside the cell; Keras keeps it in the bias
@@ -140,21 +142,6 @@ def loss_terms(targets, logits, mu, sigma, step, config: ModelConfig) -> dict:
         "kl_bits": ops.mean(kl_nats) / math.log(2.0),
         "kl_beta": beta,
     }
-
-
-def clip_gradients(grads: list, clip_norm: float, clip_to_zero: float):
-    """Magenta's clipping: by global norm, or all zeros once the norm reaches `clip_to_zero`.
-
-    A zero update still advances Adam's moments and the step counter, as in TF1 (spec §4).
-
-    Returns:
-      (clipped gradients, global norm as a float32 scalar).
-    """
-    global_norm = ops.sqrt(sum(ops.sum(ops.square(ops.cast(g, "float32"))) for g in grads))
-    keep = global_norm < clip_to_zero  # False for a NaN norm too
-    scale = clip_norm / ops.maximum(global_norm, clip_norm)
-    clipped = [ops.where(keep, g * ops.cast(scale, g.dtype), ops.zeros_like(g)) for g in grads]
-    return clipped, global_norm
 
 
 @keras.saving.register_keras_serializable(package="groovae")
@@ -310,29 +297,38 @@ class GrooVAE(keras.Model):
         mu, _ = self.encode(inputs, training=training)
         return self.reconstruction_logits(inputs, mu, training=training)
 
-    def _forward(self, inputs, targets, training: bool, seed):
+    def _forward(self, inputs, targets, training: bool, seed, noise=None):
         """One reparameterised pass: z = mu + sigma * eps, one sample per example (spec §4)."""
         mu, sigma = self.encode(inputs, training=training)
-        z = mu + sigma * keras.random.normal(ops.shape(mu), seed=seed)
+        noise = posterior_noise(ops.shape(mu), seed) if noise is None else noise
+        z = mu + sigma * ops.convert_to_tensor(noise, mu.dtype)
         logits = self.reconstruction_logits(targets, z, training=training)
         step = self.optimizer.iterations if self.optimizer is not None else 0
         return loss_terms(targets, logits, mu, sigma, step, self.config.model), logits
 
-    def train_step(self, data):
-        import tensorflow as tf  # the gradient tape is the one backend-specific piece
+    def training_terms(self, inputs, targets, noise=None) -> dict:
+        """The loss terms of one training pass (dropout on), at the optimizer's current step.
 
-        inputs, targets, _ = keras.utils.unpack_x_y_sample_weight(data)
-        with tf.GradientTape() as tape:
-            terms, _ = self._forward(inputs, targets, True, self.z_seed)
-        grads = tape.gradient(terms["loss"], self.trainable_variables)
-        t = self.config.train
-        grads, terms["global_norm"] = clip_gradients(grads, t.grad_clip, t.grad_norm_clip_to_zero)
-        self.optimizer.apply(grads, self.trainable_variables)
+        Args:
+          inputs, targets: (batch, 64, 27) encoder inputs and decoder targets.
+          noise: (batch, z_size) posterior noise; default fresh draws from the model's stream.
+        """
+        return self._forward(inputs, targets, True, self.z_seed, noise)[0]
+
+    def record_training(self, terms: dict) -> dict:
+        """Feeds one step's terms to the training trackers; returns their running means."""
         for name in TRAIN_TERMS:
             self.trackers[name].update_state(terms[name])
         return {name: self.trackers[name].result() for name in TRAIN_TERMS}
 
-    def test_step(self, data):
+    def train_step(self, *args):
+        return steps.train_step(self, *args)
+
+    def test_step(self, *args):
+        return steps.test_step(self, *args)
+
+    def evaluation_logs(self, data) -> dict:
+        """Feeds one validation batch to the evaluation trackers; returns their running values."""
         inputs, targets, _ = keras.utils.unpack_x_y_sample_weight(data)
         terms, logits = self._forward(inputs, targets, False, self.eval_z_seed)
         hits_loss, velocities_loss, offsets_loss = reconstruction_losses(targets, logits)

@@ -20,9 +20,11 @@ from helpers.config import GrooVAEConfig, TrainConfig, get_config, with_override
 from helpers.constants import OUTPUTS_DIR  # noqa: E402
 from helpers.converter import encoder_inputs  # noqa: E402
 from helpers.data import load_groove_4bar  # noqa: E402
-from helpers.dataset import eval_dataset, train_dataset  # noqa: E402
+from helpers.dataset import eval_windows, train_batches  # noqa: E402
 from helpers.device import PRECISIONS, resolve_precision  # noqa: E402
 from helpers.model import GrooVAE  # noqa: E402
+from helpers.parallel import device_scope, train_on_batch  # noqa: E402
+from helpers.steps import refresh_evaluation  # noqa: E402
 
 CONFIG_FILE = "config.json"
 HISTORY_FILE = "history.csv"
@@ -76,7 +78,7 @@ def make_optimizer(config: TrainConfig) -> keras.optimizers.Adam:
 
     Keras 3's Adam folds the bias corrections into the step size and adds epsilon to the
     uncorrected sqrt(v): lr * sqrt(1 - b2^t) / (1 - b1^t) * m / (sqrt(v) + eps), TF1's
-    epsilon-hat form, so TF1's epsilon 1e-8 carries over as is. Clipping is in GrooVAE.train_step.
+    epsilon-hat form, so TF1's epsilon 1e-8 carries over as is. Clipping is in helpers.steps.
     """
     schedule = MagentaDecay(config.learning_rate, config.decay_rate, config.min_learning_rate)
     return keras.optimizers.Adam(schedule, beta_1=0.9, beta_2=0.999, epsilon=1e-8)
@@ -165,7 +167,7 @@ def save_checkpoint(model: GrooVAE, run_dir: Path) -> Path:
     Returns:
       The checkpoint path, run_dir/checkpoints/ckpt-<step>.npz; only the newest few are kept.
     """
-    step = int(model.optimizer.iterations)
+    step = int(np.asarray(model.optimizer.iterations))
     folder = run_dir / CHECKPOINT_DIR
     folder.mkdir(exist_ok=True)
     arrays = {f"model/{i:04d}": np.asarray(v) for i, v in enumerate(model.variables)}
@@ -268,64 +270,26 @@ def _pairs(outputs: np.ndarray, config: GrooVAEConfig) -> tuple[np.ndarray, np.n
     return encoder_inputs(outputs, config.converter, rng).astype(np.float32), outputs
 
 
-def train(
+def _train_loop(
     config: GrooVAEConfig,
-    out_dir: str | os.PathLike,
-    data_dir: str | os.PathLike | None = None,
-    steps: int | None = None,
-    batch_size: int | None = None,
-    train_data: np.ndarray | None = None,
-    validation_data: np.ndarray | None = None,
-    cache_dir: str | os.PathLike | None = None,
-    log_every_steps: int = 10,
-    progress: bool = True,
-) -> pd.DataFrame:
-    """Trains (or continues) a GrooVAE run in `out_dir` up to `steps` steps in total.
-
-    The run writes out_dir/config.json, out_dir/history.csv and out_dir/checkpoints/. Called again
-    on the same directory it resumes from the newest checkpoint with the same step, optimizer
-    state, learning rate, random streams and batch order.
-
-    Args:
-      config: the experiment, e.g. get_config('groovae_4bar').
-      out_dir: the run directory; new, empty, or one this function wrote for the same config.
-      data_dir: the GMD location for helpers.data.load_groove_4bar.
-      steps: total steps to reach; default config.train.num_steps.
-      batch_size: overrides config.train.batch_size.
-      train_data, validation_data: decoder targets (n, 64, 27) float32 to use instead of GMD's
-        train and validation splits; encoder inputs are derived with the config's converter.
-      cache_dir: the window cache of helpers.data.
-      log_every_steps: a training row averages this many steps (and ends at every evaluation
-        and checkpoint).
-      progress: show a tqdm progress bar.
-
-    Returns:
-      The run's whole history.csv as a DataFrame.
-
-    Raises:
-      TrainError: `out_dir` holds something else, or its checkpoint does not fit.
-    """
-    overrides = {"num_steps": steps, "batch_size": batch_size}
-    config = with_overrides(config, **{k: v for k, v in overrides.items() if v is not None})
+    run_dir: Path,
+    train_data: np.ndarray,
+    validation_data: np.ndarray,
+    log_every_steps: int,
+    progress: bool,
+) -> None:
+    """Builds the model (inside any device scope), resumes its newest checkpoint, trains on."""
     t = config.train
-    run_dir = Path(out_dir)
-    _prepare_run_dir(run_dir, config)
-    keras.utils.set_random_seed(t.seed)
-
-    if train_data is None:
-        train_data = load_groove_4bar("train", data_dir, cache_dir=cache_dir)
-    if validation_data is None:
-        validation_data = load_groove_4bar("validation", data_dir, cache_dir=cache_dir)
     model = GrooVAE(config)
     model.compile(optimizer=make_optimizer(t))
     model.optimizer.build(model.trainable_variables)
     checkpoint = latest_checkpoint(run_dir)
     if checkpoint is not None:
         _load_checkpoint(model, checkpoint, with_optimizer=True)
-    start = int(model.optimizer.iterations)
+    start = int(np.asarray(model.optimizer.iterations))
 
-    batches = iter(train_dataset(*_pairs(train_data, config), t.batch_size, t.seed, start))
-    validation = eval_dataset(*_pairs(validation_data, config), t.batch_size).take(t.eval_batches)
+    batches = train_batches(*_pairs(train_data, config), t.batch_size, t.seed, start)
+    validation = eval_windows(*_pairs(validation_data, config), t.batch_size, t.eval_batches)
     learning_rate = MagentaDecay(t.learning_rate, t.decay_rate, t.min_learning_rate)
     history = _History(run_dir / HISTORY_FILE, start)
     precision = "bfloat16 mixed" if t.mixed_precision else "float32"
@@ -336,7 +300,7 @@ def train(
     try:
         for step in range(start + 1, t.num_steps + 1):
             inputs, targets = next(batches)
-            logs = model.train_on_batch(inputs, targets, return_dict=True)
+            logs = train_on_batch(model, inputs, targets)
             if step == start + 1:
                 timed_from = time.monotonic()
             elif step == start + 1 + ETA_STEPS:
@@ -356,7 +320,10 @@ def train(
                 bar.set_postfix({k: f"{float(logs[k]):.4g}" for k in shown})
             if evaluate:
                 model.reset_eval_noise()  # rows differ by the model only, not by the z draws
-                results = model.evaluate(validation, verbose=0, return_dict=True)
+                refresh_evaluation(model)
+                results = model.evaluate(
+                    *validation, batch_size=t.batch_size, verbose=0, return_dict=True
+                )
                 history.write(step, "validation", results)
             if save:
                 save_checkpoint(model, run_dir)
@@ -365,6 +332,63 @@ def train(
     finally:
         bar.close()
         history.close()
+
+
+def train(
+    config: GrooVAEConfig,
+    out_dir: str | os.PathLike,
+    data_dir: str | os.PathLike | None = None,
+    steps: int | None = None,
+    batch_size: int | None = None,
+    train_data: np.ndarray | None = None,
+    validation_data: np.ndarray | None = None,
+    cache_dir: str | os.PathLike | None = None,
+    log_every_steps: int = 10,
+    progress: bool = True,
+    devices: int = 1,
+) -> pd.DataFrame:
+    """Trains (or continues) a GrooVAE run in `out_dir` up to `steps` steps in total.
+
+    The run writes out_dir/config.json, out_dir/history.csv and out_dir/checkpoints/. Called again
+    on the same directory it resumes from the newest checkpoint with the same step, optimizer
+    state, learning rate, random streams and batch order.
+
+    Args:
+      config: the experiment, e.g. get_config('groovae_4bar').
+      out_dir: the run directory; new, empty, or one this function wrote for the same config.
+      data_dir: the GMD location for helpers.data.load_groove_4bar.
+      steps: total steps to reach; default config.train.num_steps.
+      batch_size: overrides config.train.batch_size.
+      train_data, validation_data: decoder targets (n, 64, 27) float32 to use instead of GMD's
+        train and validation splits; encoder inputs are derived with the config's converter.
+      cache_dir: the window cache of helpers.data.
+      log_every_steps: a training row averages this many steps (and ends at every evaluation
+        and checkpoint).
+      progress: show a tqdm progress bar.
+      devices: local devices sharing each global batch (data parallel on the jax and
+        tensorflow backends); the batches stay those of a one-device run.
+
+    Returns:
+      The run's whole history.csv as a DataFrame.
+
+    Raises:
+      TrainError: `out_dir` holds something else, or its checkpoint does not fit.
+      ParallelError: `devices` cannot be used on this machine or backend.
+    """
+    overrides = {"num_steps": steps, "batch_size": batch_size}
+    config = with_overrides(config, **{k: v for k, v in overrides.items() if v is not None})
+    t = config.train
+    scope = device_scope(devices, t.batch_size)  # a bad device count fails before any write
+    run_dir = Path(out_dir)
+    _prepare_run_dir(run_dir, config)
+    keras.utils.set_random_seed(t.seed)
+
+    if train_data is None:
+        train_data = load_groove_4bar("train", data_dir, cache_dir=cache_dir)
+    if validation_data is None:
+        validation_data = load_groove_4bar("validation", data_dir, cache_dir=cache_dir)
+    with scope:
+        _train_loop(config, run_dir, train_data, validation_data, log_every_steps, progress)
     return pd.read_csv(run_dir / HISTORY_FILE)
 
 
@@ -382,10 +406,20 @@ def main(argv: list[str] | None = None) -> None:
         help="compute precision (variables stay float32); auto: bfloat16 only where the "
         "hardware has native bf16 units, else float32",
     )
+    parser.add_argument(
+        "--devices", type=int, default=1, help="local devices sharing each batch (jax, tensorflow)"
+    )
     args = parser.parse_args(argv)
     precision = resolve_precision(args.precision)
     config = get_config(args.config, mixed_precision=precision == "bfloat16")
-    history = train(config, args.out, args.data_dir, steps=args.steps, batch_size=args.batch_size)
+    history = train(
+        config,
+        args.out,
+        args.data_dir,
+        steps=args.steps,
+        batch_size=args.batch_size,
+        devices=args.devices,
+    )
     print(history.tail(3).to_string(index=False))
 
 

@@ -1,10 +1,12 @@
-"""tf.data pipelines: shapes, seeded shuffling, resumable streams, in-order evaluation."""
+"""Numpy batches: shapes, seeded shuffling, resumable streams, in-order evaluation."""
+
+import itertools
 
 import numpy as np
 import pytest
 
 from helpers.constants import GROOVE_DEPTH, WINDOW_STEPS
-from helpers.dataset import DatasetError, eval_dataset, train_dataset
+from helpers.dataset import DatasetError, eval_windows, pass_order, train_batches
 
 
 def _numbered(n: int) -> np.ndarray:
@@ -13,57 +15,71 @@ def _numbered(n: int) -> np.ndarray:
     return np.broadcast_to(index, (n, WINDOW_STEPS, GROOVE_DEPTH))
 
 
-def _order(dataset, batches: int) -> list:
-    return [inputs[:, 0, 0].numpy().astype(int) for inputs, _ in dataset.take(batches)]
+def _order(stream, batches: int) -> list:
+    return [inputs[:, 0, 0].astype(int) for inputs, _ in itertools.islice(stream, batches)]
 
 
-def test_train_dataset_batches_pairs():
+def test_train_batches_batches_pairs():
     windows = _numbered(20)
-    inputs, outputs = next(iter(train_dataset(windows, windows + 100, 8, seed=0)))
+    inputs, outputs = next(train_batches(windows, windows + 100, 8, seed=0))
     assert inputs.shape == (8, WINDOW_STEPS, GROOVE_DEPTH) and inputs.dtype == "float32"
-    np.testing.assert_array_equal(outputs.numpy(), inputs.numpy() + 100)
+    np.testing.assert_array_equal(outputs, inputs + 100)
 
 
-def test_train_dataset_each_window_once_per_pass():
+def test_train_batches_each_window_once_per_pass():
     windows = _numbered(24)  # three batches per pass
-    first_pass = np.concatenate(_order(train_dataset(windows, windows, 8, seed=0), 3))
+    first_pass = np.concatenate(_order(train_batches(windows, windows, 8, seed=0), 3))
     np.testing.assert_array_equal(np.sort(first_pass), np.arange(24))
     assert not np.array_equal(first_pass, np.arange(24))
 
 
-def test_train_dataset_repeats_with_a_new_order():
+def test_train_batches_repeats_with_a_new_order():
     windows = _numbered(24)
-    batches = _order(train_dataset(windows, windows, 8, seed=0), 6)
+    batches = _order(train_batches(windows, windows, 8, seed=0), 6)
     assert not np.array_equal(np.concatenate(batches[:3]), np.concatenate(batches[3:]))
 
 
-def test_train_dataset_start_step_continues_the_stream():
+def test_train_batches_start_step_continues_the_stream():
     windows = _numbered(30)  # batches straddle passes: 30 is not a multiple of 8
-    unbroken = _order(train_dataset(windows, windows, 8, seed=3), 12)
-    resumed = _order(train_dataset(windows, windows, 8, seed=3, start_step=7), 5)
+    unbroken = _order(train_batches(windows, windows, 8, seed=3), 12)
+    resumed = _order(train_batches(windows, windows, 8, seed=3, start_step=7), 5)
     for expected, got in zip(unbroken[7:], resumed):
         np.testing.assert_array_equal(got, expected)
 
 
-def test_train_dataset_seed_sets_the_order():
+def test_train_batches_seed_sets_the_order():
     windows = _numbered(30)
-    same = [_order(train_dataset(windows, windows, 8, seed=1), 3) for _ in range(2)]
-    other = _order(train_dataset(windows, windows, 8, seed=2), 3)
+    same = [_order(train_batches(windows, windows, 8, seed=1), 3) for _ in range(2)]
+    other = _order(train_batches(windows, windows, 8, seed=2), 3)
     np.testing.assert_array_equal(np.concatenate(same[0]), np.concatenate(same[1]))
     assert not np.array_equal(np.concatenate(same[0]), np.concatenate(other))
 
 
-def test_eval_dataset_in_order_drops_remainder():
+def test_train_batches_follow_the_pass_orders():
+    windows = _numbered(12)
+    stream = np.concatenate(_order(train_batches(windows, windows, 8, seed=5), 3))
+    expected = np.concatenate([pass_order(12, 5, 0), pass_order(12, 5, 1)])
+    np.testing.assert_array_equal(stream, expected)
+
+
+def test_eval_windows_in_order_drop_remainder():
     windows = _numbered(20)
-    batches = _order(eval_dataset(windows, windows, 8), 10)
-    np.testing.assert_array_equal(np.concatenate(batches), np.arange(16))
+    inputs, outputs = eval_windows(windows, windows + 1, 8)
+    np.testing.assert_array_equal(inputs[:, 0, 0], np.arange(16))
+    np.testing.assert_array_equal(outputs, inputs + 1)
 
 
-def test_train_dataset_rejects_mismatched_arrays():
+def test_eval_windows_keep_at_most_max_batches():
+    windows = _numbered(40)
+    inputs, _ = eval_windows(windows, windows, 8, max_batches=2)
+    np.testing.assert_array_equal(inputs[:, 0, 0], np.arange(16))
+
+
+def test_train_batches_rejects_mismatched_arrays():
     with pytest.raises(DatasetError, match="one shape"):
-        train_dataset(_numbered(20), _numbered(21), 8, seed=0)
+        train_batches(_numbered(20), _numbered(21), 8, seed=0)
 
 
-def test_eval_dataset_rejects_fewer_windows_than_a_batch():
+def test_eval_windows_reject_fewer_windows_than_a_batch():
     with pytest.raises(DatasetError, match="lower the batch size"):
-        eval_dataset(_numbered(5), _numbered(5), 8)
+        eval_windows(_numbered(5), _numbered(5), 8)

@@ -20,6 +20,8 @@ CHAIN = (
     "gmd",
     "data",
     "dataset",
+    "parallel",
+    "steps",
     "model",
     "train",
     "pretrained",

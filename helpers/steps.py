@@ -1,0 +1,176 @@
+"""One training update on each Keras backend: gradients of the loss, Magenta's clipping, Adam.
+
+TensorFlow takes gradients with a tape and PyTorch with backward(); JAX differentiates a pure
+function of the variable values (Keras's stateless pattern), so its jitted step reads the step
+counter, which sets beta and the learning rate, from the optimizer state it is handed instead of
+a value frozen when the step was traced. The model supplies `training_terms`, `record_training`
+and `evaluation_logs`; this module only moves gradients.
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+
+import keras  # noqa: E402
+from keras import ops  # noqa: E402
+
+from helpers.parallel import replica_count, replica_mean  # noqa: E402
+
+
+def clip_gradients(grads: list, clip_norm: float, clip_to_zero: float):
+    """Magenta's clipping: by global norm, or all zeros once the norm reaches `clip_to_zero`.
+
+    A zero update still advances Adam's moments and the step counter, as in TF1 (spec §4).
+
+    Returns:
+      (clipped gradients, global norm as a float32 scalar).
+    """
+    global_norm = ops.sqrt(sum(ops.sum(ops.square(ops.cast(g, "float32"))) for g in grads))
+    keep = global_norm < clip_to_zero  # False for a NaN norm too
+    scale = clip_norm / ops.maximum(global_norm, clip_norm)
+    clipped = [ops.where(keep, g * ops.cast(scale, g.dtype), ops.zeros_like(g)) for g in grads]
+    return clipped, global_norm
+
+
+def _bound(variables: list, values: list, fn):
+    """Runs fn() with `variables` reading `values`; returns its result and the values after it."""
+    with keras.StatelessScope(state_mapping=list(zip(variables, values))) as scope:
+        result = fn()
+    updated = [scope.get_current_value(v) for v in variables]
+    return result, [old if new is None else new for old, new in zip(values, updated)]
+
+
+def _jax_gradients(model, trainable, non_trainable, optimizer_values, data, noise=None):
+    """JAX: (terms, gradients, non-trainable values after the pass) as pure functions of values."""
+    import jax
+
+    inputs, targets, _ = keras.utils.unpack_x_y_sample_weight(data)
+    variables = [*model.trainable_variables, *model.non_trainable_variables]
+    variables += model.optimizer.variables  # the step counter lives here
+
+    def loss(trainable_values):
+        values = [*trainable_values, *non_trainable, *optimizer_values]
+        terms, after = _bound(variables, values, lambda: model.training_terms(inputs, targets, noise))
+        start = len(trainable_values)
+        return terms["loss"], (terms, after[start : start + len(non_trainable)])
+
+    (_, (terms, non_trainable)), grads = jax.value_and_grad(loss, has_aux=True)(trainable)
+    return terms, grads, non_trainable
+
+
+def _torch_gradients(model, data, noise=None):
+    inputs, targets, _ = keras.utils.unpack_x_y_sample_weight(data)
+    model.zero_grad()
+    terms = model.training_terms(inputs, targets, noise)
+    terms["loss"].backward()
+    grads = [v.value.grad for v in model.trainable_variables]
+    return {name: value.detach() for name, value in terms.items()}, grads
+
+
+def _tensorflow_gradients(model, data, noise=None):
+    import tensorflow as tf
+
+    inputs, targets, _ = keras.utils.unpack_x_y_sample_weight(data)
+    with tf.GradientTape() as tape:
+        terms = model.training_terms(inputs, targets, noise)
+    grads = tape.gradient(terms["loss"], model.trainable_variables)
+    # Replicas hold equal slices of the global batch: their mean is the global batch's.
+    return replica_mean(terms), replica_mean(grads)
+
+
+def loss_and_gradients(model, inputs, targets, noise=None) -> tuple[dict, list]:
+    """The training terms and d loss / d trainable variables at the model's current weights.
+
+    Args:
+      model: a compiled GrooVAE whose optimizer is built.
+      inputs, targets: one batch, (batch, 64, 27) each.
+      noise: (batch, z_size) posterior noise to use instead of fresh draws.
+
+    Returns:
+      (terms, gradients in trainable_variables order), unclipped.
+    """
+    data = (inputs, targets)
+    backend = keras.backend.backend()
+    if backend == "jax":
+        values = (model.trainable_variables, model.non_trainable_variables)
+        values += (model.optimizer.variables,)
+        terms, grads, _ = _jax_gradients(
+            model, *([v.value for v in group] for group in values), data, noise
+        )
+        return terms, grads
+    if backend == "torch":
+        return _torch_gradients(model, data, noise)
+    return _tensorflow_gradients(model, data, noise)
+
+
+def _clip(model, grads, terms) -> list:
+    t = model.config.train
+    grads, terms["global_norm"] = clip_gradients(grads, t.grad_clip, t.grad_norm_clip_to_zero)
+    return grads
+
+
+def _jax_train_step(model, state, data):
+    trainable, non_trainable, optimizer_values, metrics_values = state
+    terms, grads, non_trainable = _jax_gradients(
+        model, trainable, non_trainable, optimizer_values, data
+    )
+    grads = _clip(model, grads, terms)
+    trainable, optimizer_values = model.optimizer.stateless_apply(
+        optimizer_values, grads, trainable
+    )
+    logs, metrics_values = _bound(
+        model.metrics_variables, metrics_values, lambda: model.record_training(terms)
+    )
+    return logs, (trainable, non_trainable, optimizer_values, metrics_values)
+
+
+def train_step(model, *args):
+    """Keras's train_step for `model` on the current backend (JAX passes its state first)."""
+    backend = keras.backend.backend()
+    if backend == "jax":
+        return _jax_train_step(model, *args)
+    (data,) = args
+    if backend == "torch":
+        import torch
+
+        terms, grads = _torch_gradients(model, data)
+        grads = _clip(model, grads, terms)
+        with torch.no_grad():
+            model.optimizer.apply(grads, model.trainable_variables)
+        return model.record_training(terms)
+    terms, grads = _tensorflow_gradients(model, data)
+    grads = _clip(model, grads, terms)
+    replicas = replica_count()
+    if replicas > 1:  # the optimizer sums the replicas' gradients: hand each its share
+        grads = [g / replicas for g in grads]
+    model.optimizer.apply(grads, model.trainable_variables)
+    return model.record_training(terms)
+
+
+def test_step(model, *args):
+    """Keras's test_step for `model` on the current backend (JAX passes its state first)."""
+    if keras.backend.backend() != "jax":
+        return model.evaluation_logs(*args)
+    (trainable, non_trainable, metrics_values), data = args
+    variables = [*model.trainable_variables, *model.non_trainable_variables]
+    variables += model.metrics_variables
+    logs, after = _bound(
+        variables,
+        [*trainable, *non_trainable, *metrics_values],
+        lambda: model.evaluation_logs(data),
+    )
+    start = len(trainable)
+    end = start + len(non_trainable)
+    return logs, (trainable, after[start:end], after[end:])
+
+
+def refresh_evaluation(model) -> None:
+    """Makes the next evaluation read the current step (beta depends on it).
+
+    A compiled JAX evaluation froze the step counter it was traced with, since evaluation gets no
+    optimizer state; tracing it anew costs a compile. Other backends read the live counter.
+    """
+    if keras.backend.backend() == "jax":
+        model.make_test_function(force=True)
