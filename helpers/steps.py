@@ -52,7 +52,9 @@ def _jax_gradients(model, trainable, non_trainable, optimizer_values, data, nois
 
     def loss(trainable_values):
         values = [*trainable_values, *non_trainable, *optimizer_values]
-        terms, after = _bound(variables, values, lambda: model.training_terms(inputs, targets, noise))
+        terms, after = _bound(
+            variables, values, lambda: model.training_terms(inputs, targets, noise)
+        )
         start = len(trainable_values)
         return terms["loss"], (terms, after[start : start + len(non_trainable)])
 
