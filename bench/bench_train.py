@@ -20,7 +20,7 @@ import tensorflow as tf  # noqa: E402
 from helpers.config import get_config  # noqa: E402
 from helpers.constants import GROOVE_DEPTH, WINDOW_STEPS  # noqa: E402
 from helpers.model import GrooVAE  # noqa: E402
-from helpers.train import make_optimizer  # noqa: E402
+from helpers.steps import make_optimizer  # noqa: E402
 
 MAGENTA_EXAMPLES_PER_S = {512: 512 / 4.4, 64: 64 / 0.9}
 

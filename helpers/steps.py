@@ -16,7 +16,40 @@ os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 import keras  # noqa: E402
 from keras import ops  # noqa: E402
 
+from helpers.config import TrainConfig  # noqa: E402
 from helpers.parallel import replica_count, replica_mean  # noqa: E402
+
+
+@keras.saving.register_keras_serializable(package="groovae")
+class MagentaDecay(keras.optimizers.schedules.LearningRateSchedule):
+    """lr(step) = (learning_rate - min_learning_rate) * decay_rate**step + min_learning_rate."""
+
+    def __init__(self, learning_rate: float, decay_rate: float, min_learning_rate: float):
+        self.learning_rate = learning_rate
+        self.decay_rate = decay_rate
+        self.min_learning_rate = min_learning_rate
+
+    def __call__(self, step):
+        decay = keras.ops.power(self.decay_rate, keras.ops.cast(step, "float32"))
+        return (self.learning_rate - self.min_learning_rate) * decay + self.min_learning_rate
+
+    def get_config(self) -> dict:
+        return {
+            "learning_rate": self.learning_rate,
+            "decay_rate": self.decay_rate,
+            "min_learning_rate": self.min_learning_rate,
+        }
+
+
+def make_optimizer(config: TrainConfig) -> keras.optimizers.Adam:
+    """TF1's AdamOptimizer with Magenta's decaying learning rate (spec §4).
+
+    Keras 3's Adam folds the bias corrections into the step size and adds epsilon to the
+    uncorrected sqrt(v): lr * sqrt(1 - b2^t) / (1 - b1^t) * m / (sqrt(v) + eps), TF1's
+    epsilon-hat form, so TF1's epsilon 1e-8 carries over as is. Clipping is in train_step.
+    """
+    schedule = MagentaDecay(config.learning_rate, config.decay_rate, config.min_learning_rate)
+    return keras.optimizers.Adam(schedule, beta_1=0.9, beta_2=0.999, epsilon=1e-8)
 
 
 def clip_gradients(grads: list, clip_norm: float, clip_to_zero: float):

@@ -24,7 +24,7 @@ from helpers.dataset import eval_windows, train_batches  # noqa: E402
 from helpers.device import PRECISIONS, resolve_precision  # noqa: E402
 from helpers.model import GrooVAE  # noqa: E402
 from helpers.parallel import device_scope, train_on_batch  # noqa: E402
-from helpers.steps import refresh_evaluation  # noqa: E402
+from helpers.steps import MagentaDecay, make_optimizer, refresh_evaluation  # noqa: E402
 
 CONFIG_FILE = "config.json"
 HISTORY_FILE = "history.csv"
@@ -50,38 +50,6 @@ HISTORY_COLUMNS = ["step", "split", "learning_rate", *LOGGED.values(), "seconds"
 
 class TrainError(Exception):
     """A run directory or checkpoint that training cannot use as asked."""
-
-
-@keras.saving.register_keras_serializable(package="groovae")
-class MagentaDecay(keras.optimizers.schedules.LearningRateSchedule):
-    """lr(step) = (learning_rate - min_learning_rate) * decay_rate**step + min_learning_rate."""
-
-    def __init__(self, learning_rate: float, decay_rate: float, min_learning_rate: float):
-        self.learning_rate = learning_rate
-        self.decay_rate = decay_rate
-        self.min_learning_rate = min_learning_rate
-
-    def __call__(self, step):
-        decay = keras.ops.power(self.decay_rate, keras.ops.cast(step, "float32"))
-        return (self.learning_rate - self.min_learning_rate) * decay + self.min_learning_rate
-
-    def get_config(self) -> dict:
-        return {
-            "learning_rate": self.learning_rate,
-            "decay_rate": self.decay_rate,
-            "min_learning_rate": self.min_learning_rate,
-        }
-
-
-def make_optimizer(config: TrainConfig) -> keras.optimizers.Adam:
-    """TF1's AdamOptimizer with Magenta's decaying learning rate (spec §4).
-
-    Keras 3's Adam folds the bias corrections into the step size and adds epsilon to the
-    uncorrected sqrt(v): lr * sqrt(1 - b2^t) / (1 - b1^t) * m / (sqrt(v) + eps), TF1's
-    epsilon-hat form, so TF1's epsilon 1e-8 carries over as is. Clipping is in helpers.steps.
-    """
-    schedule = MagentaDecay(config.learning_rate, config.decay_rate, config.min_learning_rate)
-    return keras.optimizers.Adam(schedule, beta_1=0.9, beta_2=0.999, epsilon=1e-8)
 
 
 def _write_atomic(path: Path, write) -> None:

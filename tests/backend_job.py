@@ -42,7 +42,7 @@ def parity_batch() -> tuple[np.ndarray, np.ndarray]:
 def one_step(weights_path: str, out_path: str) -> dict:
     """Loss terms and gradients of one step from saved weights; writes the weights if absent."""
     model = groovae.GrooVAE(get_config("tiny", **PARITY))
-    model.compile(optimizer=train.make_optimizer(model.config.train))
+    model.compile(optimizer=steps.make_optimizer(model.config.train))
     model.optimizer.build(model.trainable_variables)
     if os.path.exists(weights_path):
         with np.load(weights_path) as saved:

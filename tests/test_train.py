@@ -11,6 +11,7 @@ from conftest import random_grooves
 from helpers import train as training
 from helpers.config import get_config
 from helpers.model import GrooVAE
+from helpers.steps import make_optimizer
 
 DATA = {"train_data": random_grooves(48), "validation_data": random_grooves(16, seed=1)}
 
@@ -21,40 +22,10 @@ def _train(config, out_dir, steps, **kwargs):
     )
 
 
-# The spec's figures, as rounded there (its "7.44e-4" is 7.434e-4).
-@pytest.mark.parametrize(
-    "step, expected, atol",
-    [(0, 1e-3, 5e-8), (3000, 7.44e-4, 1e-6), (10_000, 3.7e-4, 5e-6), (200_000, 1.0e-5, 5e-7)],
-)
-def test_magenta_decay_spec_values(step, expected, atol):
-    t = get_config("groovae_4bar").train
-    decay = training.MagentaDecay(t.learning_rate, t.decay_rate, t.min_learning_rate)
-    # Like Magenta's tf.pow, the decay runs in float32: 0.9999 is rounded before the power.
-    exact = (1e-3 - 1e-5) * float(np.float32(0.9999)) ** step + 1e-5
-    np.testing.assert_allclose(float(decay(step)), exact, rtol=1e-5)
-    np.testing.assert_allclose(float(decay(step)), expected, rtol=0, atol=atol)
-
-
-def test_make_optimizer_matches_tf1_adam():
-    config = get_config("groovae_4bar").train
-    optimizer = training.make_optimizer(config)
-    variable = keras.Variable(np.array([0.5, -1.0, 2.0], np.float32))
-    grads = [np.array([0.1, -3.0, 1e-9], np.float32), np.array([0.2, 1.0, 0.0], np.float32)]
-    value, m, v = variable.numpy().astype(np.float64), 0.0, 0.0
-    for t, g in enumerate(grads, start=1):
-        optimizer.apply([g], [variable])
-        # TF1: lr_t = lr * sqrt(1 - b2^t) / (1 - b1^t); var -= lr_t * m / (sqrt(v) + eps).
-        lr = (1e-3 - 1e-5) * 0.9999 ** (t - 1) + 1e-5
-        m = 0.9 * m + 0.1 * g
-        v = 0.999 * v + 0.001 * np.square(g, dtype=np.float64)
-        value -= lr * np.sqrt(1 - 0.999**t) / (1 - 0.9**t) * m / (np.sqrt(v) + 1e-8)
-    np.testing.assert_allclose(variable.numpy(), value, rtol=1e-5)
-
-
 def test_train_step_clip_to_zero_skips_the_update_but_counts_the_step():
     keras.utils.set_random_seed(0)
     model = GrooVAE(get_config("tiny", grad_norm_clip_to_zero=1e-6))
-    model.compile(optimizer=training.make_optimizer(model.config.train))
+    model.compile(optimizer=make_optimizer(model.config.train))
     before = [v.numpy() for v in model.trainable_variables]
     logs = model.train_on_batch(DATA["train_data"][:16], DATA["train_data"][:16], return_dict=True)
     assert float(logs["global_norm"]) > 1e-6
@@ -66,7 +37,7 @@ def test_train_step_clip_to_zero_skips_the_update_but_counts_the_step():
 def test_train_step_mixed_precision_is_finite():
     keras.utils.set_random_seed(0)
     model = GrooVAE(get_config("tiny", mixed_precision=True))
-    model.compile(optimizer=training.make_optimizer(model.config.train))
+    model.compile(optimizer=make_optimizer(model.config.train))
     batch = DATA["train_data"][:16]
     logs = [model.train_on_batch(batch, batch, return_dict=True) for _ in range(2)]
     assert all(np.isfinite(float(v)) for v in logs[-1].values())
@@ -136,7 +107,7 @@ def test_restore_model_reproduces_the_logged_validation(tiny_config, tmp_path):
     history = _train(tiny_config, tmp_path, steps=10)
     model = training.restore_model(tmp_path)
     assert model.config == get_config("tiny", num_steps=10)
-    model.compile(optimizer=training.make_optimizer(model.config.train))
+    model.compile(optimizer=make_optimizer(model.config.train))
     model.reset_eval_noise()
     inputs, targets = DATA["validation_data"], DATA["validation_data"]
     results = model.evaluate(inputs, targets, batch_size=16, verbose=0, return_dict=True)
