@@ -11,6 +11,7 @@ from conftest import random_grooves
 from helpers import train as training
 from helpers.config import get_config
 from helpers.model import GrooVAE
+from helpers.parallel import ParallelError
 from helpers.steps import make_optimizer
 
 DATA = {"train_data": random_grooves(48), "validation_data": random_grooves(16, seed=1)}
@@ -139,6 +140,19 @@ def test_main_cli_precision_choice(tmp_path, monkeypatch):
     training.main(args)
     assert json.loads((tmp_path / training.CONFIG_FILE).read_text())["train"]["mixed_precision"]
     assert training.restore_model(tmp_path).dtype_policy.name == "mixed_bfloat16"
+
+
+@pytest.mark.parametrize(
+    "devices, batch_size, message", [(2, 9, "does not split"), (4, 16, "lower --devices")]
+)
+def test_main_cli_devices_it_cannot_use_fail_before_any_write(
+    devices, batch_size, message, tmp_path
+):
+    out = tmp_path / "run"
+    args = ["--config", "tiny", "--out", str(out), "--steps", "1", "--batch-size", str(batch_size)]
+    with pytest.raises(ParallelError, match=message):
+        training.main([*args, "--devices", str(devices)])
+    assert not out.exists()
 
 
 def test_pairs_humanize_inputs_keep_hits_only():
