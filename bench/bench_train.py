@@ -1,36 +1,37 @@
-"""Training speed of groovae_4bar in float32 and bfloat16, its share of peak matmul, bf16 loss.
+"""Training step of groovae_4bar, ours against Magenta's own graph, timed alternately in one run.
 
-Run: python bench/bench_train.py [--timed-steps 3] [--compare-steps 20]
-Magenta's reference (issue): 4.4 s/step at batch 512 (116 examples/s), 0.9 s/step at batch 64.
+    python bench/bench_train.py [--batch-sizes 512 64] [--steps 7] [--data-dir DIR]
+
+Magenta's graph runs in its side environment (bench/magenta_side.py, built on first use); ours
+runs here. Both train on the same real GMD training windows, step i on the same rows, one step
+of Magenta's then one of ours, so both see the same load on a shared machine; figures are medians.
+Ours in bfloat16 is timed too, in the same alternation, only where the hardware computes bf16
+natively (helpers.device).
 """
 
 import argparse
 import os
+import statistics
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
+from magenta_side import MagentaStepper  # noqa: E402
 
+from helpers import device  # noqa: E402
 from helpers.config import get_config  # noqa: E402
-from helpers.constants import GROOVE_DEPTH, WINDOW_STEPS  # noqa: E402
+from helpers.constants import GROOVE_DEPTH  # noqa: E402
+from helpers.data import load_groove_4bar  # noqa: E402
 from helpers.model import GrooVAE  # noqa: E402
 from helpers.steps import make_optimizer  # noqa: E402
-
-MAGENTA_EXAMPLES_PER_S = {512: 512 / 4.4, 64: 64 / 0.9}
-
-
-def synthetic_grooves(n: int, seed: int) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    hits = (rng.random((n, WINDOW_STEPS, 9)) < 0.15).astype(np.float32)
-    velocities = hits * rng.random(hits.shape, dtype=np.float32)
-    offsets = hits * rng.uniform(-0.9, 0.9, hits.shape).astype(np.float32)
-    return np.concatenate([hits, velocities, offsets], axis=-1)
 
 
 def forward_flops_per_example(config) -> float:
@@ -50,103 +51,92 @@ def forward_flops_per_example(config) -> float:
 
 
 def matmul_gflops(size: int = 2048, reps: int = 10) -> float:
+    """The float32 rate of a large square matmul here: the ceiling a training step is judged by."""
     a = tf.random.normal((size, size))
     b = tf.random.normal((size, size))
     matmul = tf.function(lambda: tf.reduce_sum(tf.matmul(a, b)))
     matmul().numpy()
-    start = time.perf_counter()
+    times = []
     for _ in range(reps):
+        start = time.perf_counter()
         matmul().numpy()
-    return 2 * size**3 * reps / (time.perf_counter() - start) / 1e9
+        times.append(time.perf_counter() - start)
+    return 2 * size**3 / statistics.median(times) / 1e9
 
 
-def make_model(mixed_precision: bool, seed: int = 0) -> GrooVAE:
-    keras.utils.set_random_seed(seed)
-    model = GrooVAE(get_config("groovae_4bar", mixed_precision=mixed_precision))
-    model.compile(optimizer=make_optimizer(model.config.train))
-    return model
+class OurStepper:
+    """Our GrooVAE training at one batch size and precision; step i on Magenta's rows."""
 
-
-def examples_per_second(mixed_precision: bool, batch_size: int, timed_steps: int) -> float:
-    model = make_model(mixed_precision)
-    batch = synthetic_grooves(batch_size, seed=0)
-    for _ in range(2):  # trace and warm up
-        model.train_on_batch(batch, batch)
-    start = time.perf_counter()
-    for _ in range(timed_steps):
-        model.train_on_batch(batch, batch)
-    return batch_size * timed_steps / (time.perf_counter() - start)
-
-
-def validation_loss_after(mixed_precision: bool, seed: int, train, validation, steps, batch):
-    """Validation terms after `steps` training steps from the initial weights of `seed`."""
-    model = make_model(mixed_precision, seed)
-    rng = np.random.default_rng(seed)
-    for _ in range(steps):
-        picked = train[rng.choice(len(train), batch, replace=False)]
-        model.train_on_batch(picked, picked)
-    model.reset_eval_noise()
-    return model.evaluate(validation, validation, batch_size=batch, verbose=0, return_dict=True)
-
-
-def load_windows(data_dir, n_validation: int):
-    """GMD windows via helpers.data (its cache, else a cold build), or synthetic ones."""
-    try:
-        from helpers.data import load_groove_4bar
-
-        return (
-            load_groove_4bar("train", data_dir, progress=False),
-            load_groove_4bar("validation", data_dir, progress=False)[:n_validation],
-            "GMD",
+    def __init__(self, windows: np.ndarray, batch_size: int, precision: str):
+        keras.utils.set_random_seed(0)
+        config = get_config(
+            "groovae_4bar", batch_size=batch_size, mixed_precision=precision == "bfloat16"
         )
-    except Exception as error:  # a bench should still run without the dataset
-        print(f"(GMD windows unavailable: {error}; using synthetic windows)")
-        return synthetic_grooves(4096, 1), synthetic_grooves(n_validation, 2), "synthetic"
+        self.model = GrooVAE(config)
+        self.model.compile(optimizer=make_optimizer(config.train))
+        self.windows, self.batch_size = windows, batch_size
+
+    def step(self, index: int) -> float:
+        rows = np.arange(index * self.batch_size, (index + 1) * self.batch_size) % len(self.windows)
+        batch = self.windows[rows]
+        start = time.perf_counter()
+        self.model.train_on_batch(batch, batch)
+        return time.perf_counter() - start
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--timed-steps", type=int, default=3)
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batch-sizes", type=int, nargs="+", default=[512, 64])
-    parser.add_argument("--compare-steps", type=int, default=20)
-    parser.add_argument("--compare-batch", type=int, default=64)
-    parser.add_argument("--data-dir")
-    args = parser.parse_args()
+    parser.add_argument("--steps", type=int, default=7, help="timed steps of each, alternating")
+    parser.add_argument("--warmup", type=int, default=2, help="untimed steps of each first")
+    parser.add_argument("--data-dir", help="Groove MIDI Dataset folder (default: helpers.data's)")
+    args = parser.parse_args(argv)
 
-    config = get_config("groovae_4bar")
-    train_flops = 3 * forward_flops_per_example(config)  # forward + backward ~ 3x forward
+    hardware = device.detect("tensorflow")
+    precisions = ["float32"]
+    if device.default_precision(hardware) == "bfloat16":
+        precisions.append("bfloat16")
+    windows = load_groove_4bar("train", args.data_dir, progress=False)
+    rows = max(args.batch_sizes) * (args.warmup + args.steps)
+    windows = windows[:rows]
     peak = matmul_gflops()
-    print(f"devices: {[d.device_type for d in tf.config.list_physical_devices()]}")
-    print(f"float32 2048^2 matmul: {peak:.1f} GFLOP/s; model {train_flops / 1e6:.1f} MFLOP/example")
-    speed = {}
-    for batch_size in args.batch_sizes:
-        for mixed in (False, True):
-            rate = examples_per_second(mixed, batch_size, args.timed_steps)
-            speed[batch_size, mixed] = rate
-            achieved = rate * train_flops / 1e9
-            magenta = MAGENTA_EXAMPLES_PER_S.get(batch_size)
-            versus = f", {rate / magenta:.2f}x Magenta" if magenta else ""
-            print(
-                f"batch {batch_size:4d} {'bf16' if mixed else 'fp32'}: {rate:8.1f} examples/s, "
-                f"{batch_size / rate:6.2f} s/step, {achieved:6.1f} GFLOP/s "
-                f"= {achieved / peak:.1%} of matmul{versus}"
-            )
+    train_flops = 3 * forward_flops_per_example(get_config("groovae_4bar"))  # fwd + bwd ~ 3x fwd
+    print(f"CPU: {hardware.cpu.describe()}, {os.cpu_count()} cores; device: {hardware.kind}")
+    print(f"TensorFlow {tf.__version__}, Keras {keras.__version__}")
+    print(f"float32 2048x2048 matmul: {peak:.0f} GFLOP/s; "
+          f"groovae_4bar step: {train_flops / 1e6:.0f} MFLOP per example")
+    if "bfloat16" not in precisions:
+        print("bfloat16 not timed: this hardware has no native bf16 (AVX512_BF16 / AMX / GPU)")
 
-    train, validation, source = load_windows(args.data_dir, 4 * args.compare_batch)
-    # Two seeds per precision: the seed-to-seed spread is the noise a bf16 gap is judged by.
-    print(f"validation after {args.compare_steps} steps at batch {args.compare_batch} ({source}):")
-    for mixed in (False, True):
-        for seed in (0, 1):
-            logs = validation_loss_after(
-                mixed, seed, train, validation, args.compare_steps, args.compare_batch
-            )
-            print(
-                f"  {'bf16' if mixed else 'fp32'} seed {seed}: loss {logs['loss']:.3f} "
-                f"r_loss {logs['r_loss']:.3f} hit_f1 {logs['hit_f1']:.3f}"
-            )
-    if 512 in args.batch_sizes:
-        target = 1.6 * MAGENTA_EXAMPLES_PER_S[512]
-        print(f"target bf16 >= {target:.0f} examples/s at 512: {speed[512, True] >= target}")
+    with tempfile.TemporaryDirectory() as scratch:
+        windows_path = Path(scratch) / "windows.npy"
+        np.save(windows_path, windows)
+        for batch_size in args.batch_sizes:
+            runners = {}
+            with MagentaStepper(windows_path, batch_size) as magenta:
+                runners["Magenta (TF1 graph, LSTMBlockCell)"] = magenta
+                for precision in precisions:
+                    runners[f"ours {precision}"] = OurStepper(windows, batch_size, precision)
+                for i in range(args.warmup):
+                    for runner in runners.values():
+                        runner.step(i)
+                times = {name: [] for name in runners}
+                for i in range(args.warmup, args.warmup + args.steps):
+                    for name, runner in runners.items():
+                        times[name].append(runner.step(i))
+            report(batch_size, times, peak, train_flops, hardware.cpu.model)
+
+
+def report(batch_size: int, times: dict, peak: float, train_flops: float, cpu: str) -> None:
+    """One line per runner: median s/step, examples/s, share of the matmul rate, x Magenta."""
+    medians = {name: statistics.median(t) for name, t in times.items()}
+    magenta = next(iter(medians.values()))
+    print(f"batch {batch_size} on {cpu}, median of {len(next(iter(times.values())))} "
+          "alternating steps:")
+    for name, seconds in medians.items():
+        share = batch_size * train_flops / seconds / 1e9 / peak
+        print(f"  {name:<36} {seconds:6.2f} s/step  {batch_size / seconds:6.1f} examples/s  "
+              f"{share:5.1%} of matmul  {magenta / seconds:.2f}x Magenta")
 
 
 if __name__ == "__main__":

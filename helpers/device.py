@@ -53,7 +53,7 @@ class CpuInfo:
         return self.avx512_bf16 or self.amx
 
     def describe(self) -> str:
-        """The model and the flags that decide the precision, e.g. 'AMD EPYC 7B13 (AVX2; no AVX-512)'."""
+        """The model and the flags that decide the precision, e.g. 'AMD EPYC (AVX2; no AMX)'."""
         found = [name for name, on in (("AVX2", self.avx2), ("AVX-512", self.avx512),
                                        ("AVX512_BF16", self.avx512_bf16), ("AMX", self.amx)) if on]
         missing = [name for name in ("AVX-512", "AVX512_BF16", "AMX") if name not in found]
@@ -65,7 +65,7 @@ class CpuInfo:
 
 @dataclass(frozen=True)
 class Device:
-    """The accelerator Keras will compute on: 'cpu', 'gpu' or 'tpu', with its names and bf16 support."""
+    """The accelerator Keras computes on: 'cpu', 'gpu' or 'tpu', its names and bf16 support."""
 
     kind: str
     names: tuple[str, ...]
@@ -90,7 +90,7 @@ def parse_cpuinfo(text: str) -> CpuInfo:
 
 
 def cpu_info(cpuinfo_path: str | Path = "/proc/cpuinfo") -> CpuInfo:
-    """This machine's CPU; off Linux (no /proc/cpuinfo) the model comes from `platform`, flags empty."""
+    """This machine's CPU; without /proc/cpuinfo the model comes from `platform`, no flags."""
     path = Path(cpuinfo_path)
     if path.exists():
         return parse_cpuinfo(path.read_text(errors="replace"))
@@ -139,7 +139,7 @@ def _accelerators(backend: str) -> tuple[str, list[tuple[str, tuple[int, int] | 
 
 
 def detect(backend: str | None = None, cpuinfo_path: str | Path = "/proc/cpuinfo") -> Device:
-    """The device Keras computes on under `backend` (default: Keras's own), and whether it has bf16."""
+    """The device Keras computes on under `backend` (default: Keras's own), with its bf16."""
     if backend is None:
         import keras
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import os
+import random
 
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
@@ -13,7 +14,8 @@ from keras import layers, ops  # noqa: E402
 
 from helpers import steps  # noqa: E402
 from helpers.config import GrooVAEConfig, ModelConfig  # noqa: E402
-from helpers.constants import GROOVE_DEPTH, HITS, OFFSETS, VELOCITIES  # noqa: E402
+from helpers.constants import GROOVE_DEPTH, HITS, NUM_DRUM_CLASSES, OFFSETS  # noqa: E402
+from helpers.constants import VELOCITIES  # noqa: E402
 from helpers.parallel import posterior_noise  # noqa: E402
 
 LOG_LOSS_EPSILON = 1e-7  # tf.losses.log_loss's default, on probabilities (spec §3.4)
@@ -365,24 +367,58 @@ class GrooVAE(keras.Model):
         """
         if temperature <= 0:
             raise ModelError(f"temperature must be > 0, got {temperature}")
-        seed = keras.random.SeedGenerator(seed) if seed is not None else None
         z = ops.convert_to_tensor(z, "float32")
+        temperature = ops.convert_to_tensor(temperature, "float32")
+        shape = (ops.shape(z)[0], NUM_DRUM_CLASSES)
+        if keras.backend.backend() != "tensorflow":
+            # Every step's hit draws up front, in the order the step loop takes them.
+            seed = keras.random.SeedGenerator(seed) if seed is not None else None
+            steps = range(self.config.model.max_seq_len)
+            noise = ops.stack([keras.random.uniform(shape, seed=seed) for _ in steps])
+            return self._decode_steps(z, temperature, lambda t: noise[t])
+        # Keras folds a seed into int32 this way; unseeded, Python's random (which
+        # keras.utils.set_random_seed also seeds) picks one.
+        seed = random.randrange(2**31 - 2) if seed is None else seed % (2**31 - 2)
+        if getattr(self, "_decode_function", None) is None:
+            import tensorflow as tf
+
+            def compiled(z, temperature, seed):
+                # Step t draws what uniform(seed=SeedGenerator(seed)) gives on its t-th call:
+                # TensorFlow's stateless uniform at [seed, t].
+                def noise(t):
+                    pair = tf.stack([seed, tf.cast(t, tf.int32)])
+                    return tf.random.stateless_uniform([tf.shape(z)[0], NUM_DRUM_CLASSES], pair)
+
+                return self._decode_steps(z, temperature, noise)
+
+            self._decode_function = tf.function(compiled, reduce_retracing=True)
+        return self._decode_function(z, temperature, ops.convert_to_tensor(seed, "int32"))
+
+    def _decode_steps(self, z, temperature, noise):
+        """Steps the decoder cells, step t's hits drawn against noise(t), (batch, 9) uniforms."""
         states = self._initial_states(z)
-        previous = ops.zeros((ops.shape(z)[0], GROOVE_DEPTH), "float32")
-        outputs = []
-        for _ in range(self.config.model.max_seq_len):
+        steps, batch = self.config.model.max_seq_len, ops.shape(z)[0]
+
+        def step(t, carry):
+            previous, states, grooves = carry
             x = ops.concatenate([previous, z], axis=-1)
+            states = list(states)
             for i, lstm in enumerate(self.decoder_lstms):
                 x, states[i] = lstm.cell(x, states[i], training=False)
             logits = ops.cast(self.output_projection(x), "float32")
             p_hit = ops.sigmoid(logits[:, HITS] / temperature)
             # u < p never fires at p = 0 and always fires at p = 1, since u is in [0, 1).
-            hits = ops.cast(keras.random.uniform(ops.shape(p_hit), seed=seed) < p_hit, "float32")
+            hits = ops.cast(noise(t) < p_hit, "float32")
             previous = ops.concatenate(
                 [hits, ops.sigmoid(logits[:, VELOCITIES]), ops.tanh(logits[:, OFFSETS])], axis=-1
             )
-            outputs.append(previous)
-        return ops.stack(outputs, axis=1)
+            grooves = ops.slice_update(grooves, [t, 0, 0], previous[None])
+            return previous, states, grooves
+
+        start = ops.zeros((batch, GROOVE_DEPTH), "float32")
+        carry = (start, states, ops.zeros((steps, batch, GROOVE_DEPTH), "float32"))
+        _, _, grooves = ops.fori_loop(0, steps, step, carry)
+        return ops.transpose(grooves, [1, 0, 2])
 
 
 def _magenta_lstm_to_keras(kernel: np.ndarray, bias: np.ndarray, input_dim: int) -> list:
