@@ -100,11 +100,14 @@ class Performance:
     note-seq's re-read give: the tick grid of the rescaled tempo, the tick -> seconds table of
     the tempo as written (whole microseconds), and pretty_midi's note pairing and order.
     Clips where same-pitch notes overlap on the new tick grid take the reference route.
+    `drums_only` keeps only drum-channel tracks (GMD has no others; other files may).
     """
 
-    def __init__(self, midi: bytes):
+    def __init__(self, midi: bytes, drums_only: bool = False):
         self.midi = midi
         self.pm = pretty_midi.PrettyMIDI(io.BytesIO(midi))
+        if drums_only:
+            self.pm.instruments = [inst for inst in self.pm.instruments if inst.is_drum]
         self.resolution = self.pm.resolution
         self.tick_scales = list(self.pm._tick_scales)
         self.tick_times = self.pm._PrettyMIDI__tick_to_time

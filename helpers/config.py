@@ -7,6 +7,8 @@ import json
 import typing
 from dataclasses import dataclass, field
 
+CONFIG_FILE = "config.json"  # a run's or a bundled model's config, beside its weights
+
 
 @dataclass(frozen=True)
 class ConverterConfig:

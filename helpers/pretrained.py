@@ -9,9 +9,8 @@ from pathlib import Path
 
 import numpy as np
 
-from helpers.config import GrooVAEConfig, with_overrides
+from helpers.config import CONFIG_FILE, GrooVAEConfig, with_overrides
 from helpers.model import GrooVAE
-from helpers.train import CONFIG_FILE
 
 PRETRAINED_DIR = Path(__file__).resolve().parents[1] / "pretrained"
 WEIGHTS_FILE = "weights.npz"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import os
 import time
@@ -16,47 +15,27 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from tqdm.auto import tqdm  # noqa: E402
 
+from helpers.config import CONFIG_FILE  # noqa: E402
 from helpers.config import GrooVAEConfig, TrainConfig, get_config, with_overrides  # noqa: E402
 from helpers.constants import OUTPUTS_DIR  # noqa: E402
 from helpers.converter import encoder_inputs  # noqa: E402
 from helpers.data import load_groove_4bar  # noqa: E402
 from helpers.dataset import eval_windows, train_batches  # noqa: E402
 from helpers.device import PRECISIONS, resolve_precision  # noqa: E402
+from helpers.history import HISTORY_FILE, History, write_atomic  # noqa: E402
+from helpers.midi_folder import load_midi_folder, summary_text, training_windows  # noqa: E402
 from helpers.model import GrooVAE  # noqa: E402
 from helpers.parallel import device_scope, train_on_batch  # noqa: E402
+from helpers.pretrained import load_bundle  # noqa: E402
 from helpers.steps import MagentaDecay, make_optimizer, refresh_evaluation  # noqa: E402
 
-CONFIG_FILE = "config.json"
-HISTORY_FILE = "history.csv"
 CHECKPOINT_DIR = "checkpoints"
 KEEP_CHECKPOINTS = 3  # older checkpoints are deleted as new ones land
 ETA_STEPS = 3  # steps timed after the first (which traces and compiles) for the ETA line
-# history.csv columns, under Magenta's summary names (spec §4); a row leaves blank what it lacks.
-LOGGED = {
-    "loss": "loss",
-    "r_loss": "losses/r_loss",
-    "kl_loss": "losses/kl_loss",
-    "kl_bits": "losses/kl_bits",
-    "kl_beta": "losses/kl_beta",
-    "global_norm": "global_norm",
-    "hits_loss": "metrics/hits_loss",
-    "velocities_loss": "metrics/velocities_loss",
-    "offsets_loss": "metrics/offsets_loss",
-    "hit_accuracy": "metrics/hit_accuracy",
-    "hit_f1": "metrics/hit_f1",
-}
-HISTORY_COLUMNS = ["step", "split", "learning_rate", *LOGGED.values(), "seconds"]
 
 
 class TrainError(Exception):
     """A run directory or checkpoint that training cannot use as asked."""
-
-
-def _write_atomic(path: Path, write) -> None:
-    """Writes through `write(temp_path)` then renames, so a killed run never leaves half a file."""
-    temp = path.with_name(f".{path.name}.partial{path.suffix}")
-    write(temp)
-    os.replace(temp, path)
 
 
 def _flat(config: GrooVAEConfig) -> dict:
@@ -96,7 +75,7 @@ def _prepare_run_dir(out_dir: Path, config: GrooVAEConfig) -> None:
             "pick an empty or new out dir"
         )
     out_dir.mkdir(parents=True, exist_ok=True)
-    _write_atomic(config_path, lambda p: p.write_text(config.to_json()))
+    write_atomic(config_path, lambda p: p.write_text(config.to_json()))
 
 
 def latest_checkpoint(run_dir: str | os.PathLike) -> Path | None:
@@ -142,7 +121,7 @@ def save_checkpoint(model: GrooVAE, run_dir: Path) -> Path:
     optimizer = model.optimizer.variables
     arrays.update({f"optimizer/{i:04d}": np.asarray(v) for i, v in enumerate(optimizer)})
     path = folder / f"ckpt-{step:09d}.npz"
-    _write_atomic(path, lambda p: np.savez(p, **arrays))
+    write_atomic(path, lambda p: np.savez(p, **arrays))
     for old in sorted(folder.glob("ckpt-*.npz"))[:-KEEP_CHECKPOINTS]:
         old.unlink()
     return path
@@ -188,37 +167,22 @@ def restore_model(
     return model
 
 
-class _History:
-    """history.csv: training rows and validation rows; a resumed run drops rows past its step."""
+def start_from(model: GrooVAE, init_from: str | os.PathLike) -> None:
+    """Fine-tuning: the bundled model's ("pretrained[:NAME]") or a run's weights, into `model`.
 
-    def __init__(self, path: Path, start_step: int):
-        self.path = path
-        kept = []
-        if path.exists():
-            with path.open(newline="") as f:
-                kept = [row for row in csv.DictReader(f) if int(row["step"]) <= start_step]
-
-        def rewrite(temp: Path) -> None:
-            with temp.open("w", newline="") as f:
-                writer = csv.DictWriter(f, HISTORY_COLUMNS, restval="")
-                writer.writeheader()
-                writer.writerows(kept)
-
-        _write_atomic(path, rewrite)
-        self.file = path.open("a", newline="")
-        self.writer = csv.DictWriter(self.file, HISTORY_COLUMNS, restval="")
-        self.started = time.monotonic()
-
-    def write(self, step: int, split: str, logs: dict, learning_rate: float | None = None) -> None:
-        row = {LOGGED[k]: float(v) for k, v in logs.items() if k in LOGGED}
-        row.update(step=step, split=split, seconds=round(time.monotonic() - self.started, 3))
-        if learning_rate is not None:
-            row["learning_rate"] = learning_rate
-        self.writer.writerow(row)
-        self.file.flush()
-
-    def close(self) -> None:
-        self.file.close()
+    Raises:
+      TrainError, PretrainedError: no such run or bundle, or one of other sizes than `model`.
+    """
+    kind, _, name = str(init_from).partition(":")
+    bundled = kind == "pretrained"
+    source = load_bundle(name or "groovae_4bar")[0] if bundled else restore_model(init_from)
+    if [v.shape for v in source.trainable_variables] != [v.shape for v in model.trainable_variables]:
+        raise TrainError(
+            f"{init_from} holds a {source.config.name} model of other sizes than "
+            f"{model.config.name!r}; fine-tune it with a config of its sizes"
+        )
+    for variable, value in zip(model.trainable_variables, source.trainable_variables):
+        variable.assign(value)
 
 
 def eta_line(seconds_per_step: float, remaining: int, now: float | None = None) -> str:
@@ -245,6 +209,7 @@ def _train_loop(
     validation_data: np.ndarray,
     log_every_steps: int,
     progress: bool,
+    init_from: str | os.PathLike | None = None,
 ) -> None:
     """Builds the model (inside any device scope), resumes its newest checkpoint, trains on."""
     t = config.train
@@ -254,12 +219,14 @@ def _train_loop(
     checkpoint = latest_checkpoint(run_dir)
     if checkpoint is not None:
         _load_checkpoint(model, checkpoint, with_optimizer=True)
+    elif init_from is not None:
+        start_from(model, init_from)
     start = int(np.asarray(model.optimizer.iterations))
 
     batches = train_batches(*_pairs(train_data, config), t.batch_size, t.seed, start)
     validation = eval_windows(*_pairs(validation_data, config), t.batch_size, t.eval_batches)
     learning_rate = MagentaDecay(t.learning_rate, t.decay_rate, t.min_learning_rate)
-    history = _History(run_dir / HISTORY_FILE, start)
+    history = History(run_dir / HISTORY_FILE, start)
     precision = "bfloat16 mixed" if t.mixed_precision else "float32"
     print(f"{config.name}: {precision} precision, batch {t.batch_size}, "
           f"step {start:,} of {t.num_steps:,}; an ETA follows the first {ETA_STEPS + 1} steps")
@@ -314,6 +281,7 @@ def train(
     log_every_steps: int = 10,
     progress: bool = True,
     devices: int = 1,
+    init_from: str | os.PathLike | None = None,
 ) -> pd.DataFrame:
     """Trains (or continues) a GrooVAE run in `out_dir` up to `steps` steps in total.
 
@@ -335,6 +303,8 @@ def train(
       progress: show a tqdm progress bar.
       devices: local devices sharing each global batch (data parallel on the jax and
         tensorflow backends); the batches stay those of a one-device run.
+      init_from: a new run's first weights (start_from); its optimizer and learning-rate
+        schedule start afresh. A resumed run continues from its own checkpoint instead.
 
     Returns:
       The run's whole history.csv as a DataFrame.
@@ -356,7 +326,9 @@ def train(
     if validation_data is None:
         validation_data = load_groove_4bar("validation", data_dir, cache_dir=cache_dir)
     with scope:
-        _train_loop(config, run_dir, train_data, validation_data, log_every_steps, progress)
+        _train_loop(
+            config, run_dir, train_data, validation_data, log_every_steps, progress, init_from
+        )
     return pd.read_csv(run_dir / HISTORY_FILE)
 
 
@@ -366,6 +338,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--steps", type=int, required=True, help="total steps; a rerun continues")
     parser.add_argument("--out", required=True, help="run directory (config, history, checkpoints)")
     parser.add_argument("--data-dir", help="Groove MIDI Dataset folder (default: helpers.data's)")
+    parser.add_argument("--midi-dir", help="train on the .mid/.midi files under this folder")
+    parser.add_argument("--init-from", help="fine-tune from 'pretrained' (bundled) or a run folder")
     parser.add_argument("--batch-size", type=int)
     parser.add_argument(
         "--precision",
@@ -380,6 +354,11 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     precision = resolve_precision(args.precision)
     config = get_config(args.config, mixed_precision=precision == "bfloat16")
+    windows = {}
+    if args.midi_dir:
+        splits = load_midi_folder(args.midi_dir)
+        print(summary_text(splits))
+        windows = training_windows(splits, args.batch_size or config.train.batch_size)
     history = train(
         config,
         args.out,
@@ -387,6 +366,8 @@ def main(argv: list[str] | None = None) -> None:
         steps=args.steps,
         batch_size=args.batch_size,
         devices=args.devices,
+        init_from=args.init_from,
+        **windows,
     )
     print(history.tail(3).to_string(index=False))
 

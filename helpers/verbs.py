@@ -1,9 +1,10 @@
-"""Magenta's verbs on the command line: sample, interpolate, humanize, drumify -> MIDI, PNG, WAV.
+"""Magenta's verbs on your files: sample, interpolate, humanize, drumify -> MIDI, PNG and WAV.
 
     python -m helpers.sample sample|interpolate|humanize|drumify --out DIR [--input A.mid]
         [--input B.mid] [--run-dir RUN] [--num N] [--temperature T] [--seed S] [--qpm Q]
 
-Without a verb, `python -m helpers.sample --num 5 --out DIR` samples.
+Without a verb, `python -m helpers.sample --num 5 --out DIR` samples. Notebook 03 runs them all
+on one uploaded groove with `your_groove`.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from pathlib import Path
 import note_seq
 
 from helpers.constants import DEFAULT_QPM, OUTPUTS_DIR
-from helpers.pipeline import find_config_run, save_grooves
+from helpers.pipeline import _next_free, find_config_run, save_grooves
 from helpers.pretrained import PretrainedError
 from helpers.sample import (
     DEFAULT_TEMPERATURE,
@@ -102,6 +103,41 @@ def versions(
     transform = TRANSFORMS[verb]
     seeds = [None if seed is None else seed + i for i in range(num)]
     return [transform(model, groove, temperature, s, qpm) for s in seeds]
+
+
+def your_groove(
+    path: str | Path,
+    model: TrainedModel,
+    out_root: str | Path,
+    humanize_run: str | Path | None = None,
+    tap_run: str | Path | None = None,
+    num_steps: int = 5,
+    temperature: float = DEFAULT_TEMPERATURE,
+    seed: int | None = None,
+) -> dict[str, tuple[list[note_seq.NoteSequence], list[Path]]]:
+    """One groove of yours through every verb there is a model for, saved in a new folder.
+
+    Humanized and drumified need those runs; the interpolation walks from your groove to a new
+    sample of `model` at your tempo. Every result keeps your groove's length and tempo. The files
+    go to out_root/<file name>-001/ (-002, ... when that exists), so nothing is overwritten.
+
+    Returns:
+      {"yours" / "humanized" / "drumified" / "interpolation": (NoteSequences, .mid paths)}.
+
+    Raises:
+      SampleError: the file cannot be read or encoded (the message says why).
+    """
+    groove = load_midi(path)
+    results = {"yours": [groove]}
+    for verb, run_dir, name in (("humanize", humanize_run, "humanized"),
+                                ("drumify", tap_run, "drumified")):
+        if run_dir is not None:
+            results[name] = versions(verb, TrainedModel(run_dir), groove, 1, temperature, seed)
+    qpm = model.windows(groove).qpm
+    new = model.sample(1, temperature, seed, qpm)[0]
+    results["interpolation"] = model.interpolate(groove, new, num_steps, temperature, seed)
+    out_dir = _next_free(Path(out_root), Path(path).stem)
+    return {name: (seqs, save_grooves(seqs, out_dir, name)) for name, seqs in results.items()}
 
 
 def run(args: argparse.Namespace) -> tuple[list[Path], list[str]]:

@@ -1,7 +1,10 @@
 """Shared test builders: NoteSequences from note tuples, random grooves, the GMD location, the tiny
 config and a tiny trained run."""
 
+import atexit
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import note_seq
@@ -52,7 +55,7 @@ def drum_sequence(notes, qpm=120.0, time_signature=(4, 4)):
 
 
 def beat_notes(bars: int, qpm: float = 120.0) -> list:
-    """(pitch, velocity, start_s, end_s) of a rock beat: kick and snare on the beats, eighth hats."""
+    """(pitch, velocity, start_s, end_s) of a rock beat: kick, snare on the beats, eighth hats."""
     beat = 60.0 / qpm
     notes = []
     for i in range(4 * bars):
@@ -108,6 +111,16 @@ def random_grooves(n: int, seed: int = 0, density: float = 0.2) -> np.ndarray:
     grooves[..., VELOCITIES] = hits * rng.uniform(0.1, 1.0, hits.shape)
     grooves[..., OFFSETS] = hits * rng.uniform(-0.9, 0.9, hits.shape)
     return grooves
+
+
+def pytest_configure(config):
+    """Supplies notebook 03's upload under nbmake: a 2-bar groove at 100 bpm, named by
+    GROOVAE_MY_MIDI, which 03 reads in place of an upload when GROOVAE_SMOKE=1."""
+    if os.environ.get("GROOVAE_SMOKE") == "1" and "GROOVAE_MY_MIDI" not in os.environ:
+        folder = Path(tempfile.mkdtemp(prefix="groovae-upload-"))
+        atexit.register(shutil.rmtree, folder, ignore_errors=True)
+        path = write_midi(folder / "my_2_bars.mid", drum_sequence(beat_notes(2, 100.0), qpm=100.0))
+        os.environ["GROOVAE_MY_MIDI"] = str(path)
 
 
 @pytest.fixture

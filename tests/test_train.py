@@ -9,6 +9,7 @@ import pytest
 from conftest import random_grooves
 
 from helpers import train as training
+from helpers.history import HISTORY_COLUMNS
 from helpers.config import get_config
 from helpers.model import GrooVAE
 from helpers.parallel import ParallelError
@@ -52,7 +53,7 @@ def test_train_writes_config_history_and_checkpoints(tiny_config, tmp_path, caps
     assert any(re.fullmatch(eta, line) for line in said), said
     saved = json.loads((tmp_path / training.CONFIG_FILE).read_text())
     assert saved["name"] == "tiny" and saved["train"]["num_steps"] == 40
-    assert list(history.columns) == training.HISTORY_COLUMNS
+    assert list(history.columns) == HISTORY_COLUMNS
     train_rows = history[history.split == "train"]
     np.testing.assert_array_equal(train_rows.step, np.arange(1, 41))
     assert np.isfinite(train_rows["loss"]).all()

@@ -134,3 +134,22 @@ def test_cli_wrong_inputs_are_usage_errors(argv, message, tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_info:
         verbs.main(argv + ["--out", str(tmp_path)])
     assert exit_info.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_your_groove_goes_through_every_verb_into_a_new_folder(tiny_run, variant_runs, files,
+                                                                 tmp_path):
+    model = sample.TrainedModel(tiny_run)
+    yours = verbs.your_groove(files["2_bars"], model, tmp_path, variant_runs["humanize"],
+                              variant_runs["drumify"], num_steps=3, seed=0)
+    assert list(yours) == ["yours", "humanized", "drumified", "interpolation"]
+    assert [len(seqs) for seqs, _ in yours.values()] == [1, 1, 1, 3]
+    for name, (seqs, paths) in yours.items():
+        assert all(p.parent == tmp_path / "2_bars-001" and p.with_suffix(".wav").exists()
+                   for p in paths)
+        if name != "yours":
+            for ns in seqs:
+                _assert_length_and_tempo(ns, 2)
+                np.testing.assert_allclose(ns.total_time, 2 * BAR)
+    again = verbs.your_groove(files["2_bars"], model, tmp_path, num_steps=2, seed=0)
+    assert list(again) == ["yours", "interpolation"]
+    assert again["yours"][1][0].parent == tmp_path / "2_bars-002"

@@ -1,0 +1,103 @@
+"""Training on a folder of the user's MIDI files, and fine-tuning from a run or a bundled model."""
+
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import random_grooves, write_groove_files
+
+from helpers import data, pretrained
+from helpers import train as training
+from helpers.config import get_config
+from helpers.model import GrooVAE
+
+GROOVES = {"train_data": random_grooves(48), "validation_data": random_grooves(16, seed=1)}
+
+
+@pytest.fixture
+def midi_dir(tmp_path, monkeypatch):
+    """write_groove_files' folder (a corrupt file among them) with one take for validation."""
+    folder = tmp_path / "my_drums"
+    write_groove_files(folder)
+    (folder / "split.csv").write_text(
+        "midi_filename,split\n16_bars.mid,train\n17_bars.mid,validation\n"
+    )
+    monkeypatch.setattr(data, "DEFAULT_CACHE_DIR", tmp_path / "cache")
+    return folder
+
+
+def _weights(model):
+    return [np.asarray(v) for v in model.trainable_variables]
+
+
+def test_cli_trains_a_tiny_config_on_a_midi_folder(midi_dir, tmp_path, capsys):
+    out = tmp_path / "run"
+    training.main(["--config", "tiny", "--steps", "2", "--batch-size", "4",
+                   "--midi-dir", str(midi_dir), "--out", str(out)])
+    printed = capsys.readouterr().out
+    assert "corrupt.mid" in printed and "corrupt file" in printed
+    assert "waltz.mid" in printed and "not 4/4" in printed
+    assert training.latest_checkpoint(out).name == "ckpt-000000002.npz"
+    history = pd.read_csv(out / training.HISTORY_FILE)
+    assert history.split.tolist()[-2:] == ["train", "validation"]
+    assert np.isfinite(history.loss).all()
+
+
+def test_cli_midi_folder_too_small_for_a_batch_is_one_clear_error(midi_dir, tmp_path):
+    (midi_dir / "split.csv").write_text("midi_filename,split\n16_bars.mid,train\n")
+    with pytest.raises(Exception, match="validation split has 0 windows .* split.csv"):
+        training.main(["--config", "tiny", "--steps", "2", "--batch-size", "4",
+                       "--midi-dir", str(midi_dir), "--out", str(tmp_path / "run")])
+
+
+def test_start_from_a_run_copies_its_weights(tiny_run):
+    model = GrooVAE(get_config("tiny"))
+    training.start_from(model, tiny_run)
+    for ours, theirs in zip(_weights(model), _weights(training.restore_model(tiny_run))):
+        np.testing.assert_array_equal(ours, theirs)
+
+
+def test_fine_tune_fresh_optimizer_and_schedule_close_to_its_start(tiny_run, tmp_path):
+    history = training.train(get_config("tiny"), tmp_path / "tuned", steps=1, log_every_steps=1,
+                             progress=False, init_from=tiny_run, **GROOVES)
+    assert history.learning_rate.iloc[0] == pytest.approx(get_config("tiny").train.learning_rate)
+    assert training.latest_checkpoint(tmp_path / "tuned").name == "ckpt-000000001.npz"
+    start = _weights(training.restore_model(tiny_run))
+    tuned = _weights(training.restore_model(tmp_path / "tuned"))
+    fresh = _weights(GrooVAE(get_config("tiny")))
+    # One Adam step moves a weight by about the learning rate; a new model is far away.
+    assert max(np.abs(a - b).max() for a, b in zip(tuned, start)) < 3e-3
+    assert max(np.abs(a - b).max() for a, b in zip(fresh, start)) > 0.05
+
+
+def test_fine_tune_resumes_its_own_checkpoint_not_the_start(tiny_run, tmp_path):
+    config = get_config("tiny")
+    training.train(config, tmp_path, steps=1, progress=False, init_from=tiny_run, **GROOVES)
+    history = training.train(config, tmp_path, steps=2, progress=False, init_from="nowhere",
+                             **GROOVES)
+    assert history.step.max() == 2
+
+
+def test_fine_tune_from_the_bundled_model(tiny_run, tmp_path, monkeypatch):
+    root = tmp_path / "pretrained"
+    (root / "tiny").mkdir(parents=True)
+    (root / "tiny" / training.CONFIG_FILE).write_text((tiny_run / training.CONFIG_FILE).read_text())
+    pretrained.save_weights(training.restore_model(tiny_run), root / "tiny" / "weights.npz", 2)
+    monkeypatch.setattr(training, "bundle_dir", lambda name: pretrained.bundle_dir(name, root))
+    model = GrooVAE(get_config("tiny"))
+    training.start_from(model, "pretrained:tiny")
+    for ours, theirs in zip(_weights(model), _weights(training.restore_model(tiny_run))):
+        np.testing.assert_array_equal(ours, theirs.astype(np.float16).astype(np.float32))
+    with pytest.raises(pretrained.PretrainedError, match="no bundled model 'groovae_4bar'"):
+        training.start_from(model, "pretrained")
+
+
+@pytest.mark.parametrize("init_from, error", [("missing_run", training.TrainError)])
+def test_start_from_nothing_says_what_to_name(tmp_path, init_from, error):
+    with pytest.raises(error, match="has no checkpoint; name a trained run or 'pretrained'"):
+        training.start_from(GrooVAE(get_config("tiny")), tmp_path / init_from)
+
+
+def test_start_from_a_run_of_another_size_is_refused(tiny_run):
+    bigger = GrooVAE(get_config("tiny", z_size=16))
+    with pytest.raises(training.TrainError, match="does not fit this model's config"):
+        training.start_from(bigger, tiny_run)
