@@ -21,7 +21,7 @@ import pandas as pd
 
 from helpers import constants
 from helpers import converter as converter_lib
-from helpers import data as gmd
+from helpers import data
 from helpers.clips import Performance
 from helpers.converter import GrooveConverter, Rejected
 from helpers.windowing import NO_DRUM_NOTES
@@ -120,13 +120,13 @@ def file_windows(job: tuple) -> dict:
     try:
         performance = Performance((Path(folder) / relative_path).read_bytes(), drums_only=True)
     except Exception as error:  # pretty_midi/mido raise many types on a broken file
-        return {"reason": f"{gmd.CORRUPT_FILE} ({type(error).__name__}: {error})"}
+        return {"reason": f"{data.CORRUPT_FILE} ({type(error).__name__}: {error})"}
     try:
         qpm = file_meter(performance)
     except Rejected as rejected:
         return {"reason": rejected.reason}
     clips = list(performance.clips(qpm, constants.QUARTERS_PER_BAR))
-    windows, clip_index, reasons = gmd._convert_clips(clips, converter)
+    windows, clip_index, reasons = data._convert_clips(clips, converter)
     result = {"qpm": qpm, "clips": len(clips), "reasons": reasons}
     result["skipped_pitches"] = dict(converter.skipped_pitches)
     if not clips:
@@ -134,7 +134,7 @@ def file_windows(job: tuple) -> dict:
     elif not windows:
         counts = collections.Counter(reasons).most_common()
         result["reason"] = f"{NO_WINDOW}: " + ", ".join(f"{n} clips {r}" for r, n in counts)
-    result["outputs"] = np.stack(windows) if windows else gmd._empty_split()
+    result["outputs"] = np.stack(windows) if windows else data._empty_split()
     result["clip_index"] = clip_index
     return result
 
@@ -155,14 +155,14 @@ def _split_arrays(split: str, rows: list) -> tuple[np.ndarray, pd.DataFrame, dic
     for name, result in rows:
         if "reason" in result:
             skipped_files.append([name, result["reason"]])
-        windows.append(result.get("outputs", gmd._empty_split()))
+        windows.append(result.get("outputs", data._empty_split()))
         bpm = round(result.get("qpm", 0))
         meta += [(split, "", "", bpm, "", name, clip) for clip in result.get("clip_index", [])]
         for reason in result.get("reasons", []):
             reasons[reason] = reasons.get(reason, 0) + 1
         for pitch, count in result.get("skipped_pitches", {}).items():
             skipped_pitches[pitch] = skipped_pitches.get(pitch, 0) + count
-    outputs = np.concatenate([gmd._empty_split(), *windows])
+    outputs = np.concatenate([data._empty_split(), *windows])
     summary = {
         "split": split,
         "files": len(rows),
@@ -174,7 +174,7 @@ def _split_arrays(split: str, rows: list) -> tuple[np.ndarray, pd.DataFrame, dic
         "skipped pitches": json.dumps(dict(sorted(skipped_pitches.items()))),
         "skipped": skipped_files,
     }
-    return outputs, pd.DataFrame(meta, columns=gmd.META_COLUMNS), summary
+    return outputs, pd.DataFrame(meta, columns=data.META_COLUMNS), summary
 
 
 def _fingerprint(folder: Path, files: list[str]) -> str:
@@ -194,7 +194,7 @@ def load_midi_folder(
     cache_dir: str | os.PathLike | None = None,
     workers: int | None = None,
     progress: bool = True,
-) -> dict[str, gmd.GrooveSplit]:
+) -> dict[str, data.GrooveSplit]:
     """The converter outputs of every window of every MIDI file under `midi_dir`, per split.
 
     The first call reads the files (on all cores) and caches each split as .npz under
@@ -218,20 +218,22 @@ def load_midi_folder(
     files = find_midi_files(folder)
     splits = assign_splits(folder, files)
     converter = converter or GrooveConverter()
-    cache_dir = Path(cache_dir or gmd.DEFAULT_CACHE_DIR)
-    key = gmd._cache_key(converter, f"midi folder {_fingerprint(folder, files)}")
+    cache_dir = Path(cache_dir or data.DEFAULT_CACHE_DIR)
+    key = data._cache_key(converter, f"midi folder {_fingerprint(folder, files)}")
     paths = {split: cache_dir / f"midi_folder_{key}_{split}.npz" for split in constants.GMD_SPLITS}
-    if not all(path.exists() for path in paths.values()):
+    cached = {split: data._load(path) for split, path in paths.items()}
+    if any(split is None for split in cached.values()):  # not built yet, or a write cut short
         jobs = [(folder, name, converter) for name in files]
         results = _run(jobs, workers or os.cpu_count() or 1, progress)
         cache_dir.mkdir(parents=True, exist_ok=True)
         for split, path in paths.items():
             rows = [(f, r) for f, r in zip(files, results) if splits[f] == split]
-            gmd._save(path, *_split_arrays(split, rows))
-    return {split: gmd._load(path) for split, path in paths.items()}
+            data._save(path, *_split_arrays(split, rows))
+        cached = {split: data._load(path) for split, path in paths.items()}
+    return cached
 
 
-def folder_summary(splits: dict[str, gmd.GrooveSplit]) -> tuple[pd.DataFrame, pd.DataFrame]:
+def folder_summary(splits: dict[str, data.GrooveSplit]) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Two tables: one row per split (files, clips, windows, why clips and notes were dropped),
     and one row per skipped file with its split and reason."""
     rows = [{k: v for k, v in s.summary.items() if k != "skipped"} for s in splits.values()]
@@ -246,14 +248,14 @@ def folder_summary(splits: dict[str, gmd.GrooveSplit]) -> tuple[pd.DataFrame, pd
     return table, pd.DataFrame(skipped, columns=["file", "split", "reason"])
 
 
-def summary_text(splits: dict[str, gmd.GrooveSplit]) -> str:
+def summary_text(splits: dict[str, data.GrooveSplit]) -> str:
     """Both tables of folder_summary as text, no reason cut short."""
     table, skipped = folder_summary(splits)
     listed = skipped.to_string(index=False) if len(skipped) else "none"
     return f"{table.to_string()}\n\nskipped files:\n{listed}"
 
 
-def training_windows(splits: dict[str, gmd.GrooveSplit], batch_size: int) -> dict[str, np.ndarray]:
+def training_windows(splits: dict[str, data.GrooveSplit], batch_size: int) -> dict[str, np.ndarray]:
     """train's train_data and validation_data from a folder's splits.
 
     Raises:
