@@ -176,13 +176,14 @@ def start_from(model: GrooVAE, init_from: str | os.PathLike) -> None:
     kind, _, name = str(init_from).partition(":")
     bundled = kind == "pretrained"
     source = load_bundle(name or "groovae_4bar")[0] if bundled else restore_model(init_from)
-    if [v.shape for v in source.trainable_variables] != [v.shape for v in model.trainable_variables]:
+    theirs, ours = source.trainable_variables, model.trainable_variables
+    if [v.shape for v in theirs] != [v.shape for v in ours]:
         raise TrainError(
             f"{init_from} holds a {source.config.name} model of other sizes than "
             f"{model.config.name!r}; fine-tune it with a config of its sizes"
         )
-    for variable, value in zip(model.trainable_variables, source.trainable_variables):
-        variable.assign(value)
+    for variable, value in zip(ours, theirs):
+        variable.assign(keras.ops.convert_to_numpy(value))
 
 
 def eta_line(seconds_per_step: float, remaining: int, now: float | None = None) -> str:

@@ -7,7 +7,8 @@ from conftest import random_grooves, write_groove_files
 
 from helpers import data, pretrained
 from helpers import train as training
-from helpers.config import get_config
+from helpers.config import CONFIG_FILE, get_config
+from helpers.history import HISTORY_FILE
 from helpers.model import GrooVAE
 
 GROOVES = {"train_data": random_grooves(48), "validation_data": random_grooves(16, seed=1)}
@@ -37,7 +38,7 @@ def test_cli_trains_a_tiny_config_on_a_midi_folder(midi_dir, tmp_path, capsys):
     assert "corrupt.mid" in printed and "corrupt file" in printed
     assert "waltz.mid" in printed and "not 4/4" in printed
     assert training.latest_checkpoint(out).name == "ckpt-000000002.npz"
-    history = pd.read_csv(out / training.HISTORY_FILE)
+    history = pd.read_csv(out / HISTORY_FILE)
     assert history.split.tolist()[-2:] == ["train", "validation"]
     assert np.isfinite(history.loss).all()
 
@@ -80,9 +81,9 @@ def test_fine_tune_resumes_its_own_checkpoint_not_the_start(tiny_run, tmp_path):
 def test_fine_tune_from_the_bundled_model(tiny_run, tmp_path, monkeypatch):
     root = tmp_path / "pretrained"
     (root / "tiny").mkdir(parents=True)
-    (root / "tiny" / training.CONFIG_FILE).write_text((tiny_run / training.CONFIG_FILE).read_text())
+    (root / "tiny" / CONFIG_FILE).write_text((tiny_run / CONFIG_FILE).read_text())
     pretrained.save_weights(training.restore_model(tiny_run), root / "tiny" / "weights.npz", 2)
-    monkeypatch.setattr(training, "bundle_dir", lambda name: pretrained.bundle_dir(name, root))
+    monkeypatch.setattr(training, "load_bundle", lambda name: pretrained.load_bundle(name, root))
     model = GrooVAE(get_config("tiny"))
     training.start_from(model, "pretrained:tiny")
     for ours, theirs in zip(_weights(model), _weights(training.restore_model(tiny_run))):
@@ -91,13 +92,12 @@ def test_fine_tune_from_the_bundled_model(tiny_run, tmp_path, monkeypatch):
         training.start_from(model, "pretrained")
 
 
-@pytest.mark.parametrize("init_from, error", [("missing_run", training.TrainError)])
-def test_start_from_nothing_says_what_to_name(tmp_path, init_from, error):
-    with pytest.raises(error, match="has no checkpoint; name a trained run or 'pretrained'"):
-        training.start_from(GrooVAE(get_config("tiny")), tmp_path / init_from)
+def test_start_from_a_folder_that_is_no_run_says_so(tmp_path):
+    with pytest.raises(training.TrainError, match="has no config.json"):
+        training.start_from(GrooVAE(get_config("tiny")), tmp_path)
 
 
-def test_start_from_a_run_of_another_size_is_refused(tiny_run):
+def test_start_from_a_model_of_other_sizes_is_refused(tiny_run):
     bigger = GrooVAE(get_config("tiny", z_size=16))
-    with pytest.raises(training.TrainError, match="does not fit this model's config"):
+    with pytest.raises(training.TrainError, match="holds a tiny model of other sizes than 'tiny'"):
         training.start_from(bigger, tiny_run)
