@@ -8,7 +8,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from helpers import constants, data  # noqa: E402
+from helpers import constants, data, device  # noqa: E402
 
 
 def main() -> None:
@@ -16,6 +16,7 @@ def main() -> None:
     parser.add_argument("--data-dir", default=None, help="GMD folder or zip (see find_gmd)")
     parser.add_argument("--workers", type=int, default=None, help="processes; default all cores")
     args = parser.parse_args()
+    print(f"CPU: {device.cpu_info().describe()}")
 
     with tempfile.TemporaryDirectory() as cache_dir:
         start = time.perf_counter()
