@@ -319,9 +319,21 @@ def novelty(grooves: np.ndarray, train: np.ndarray, k: int = NEAREST_K) -> dict:
 # A whole run
 
 
+def _compiled(fn):
+    """`fn` as one graph on TensorFlow, where Keras runs an LSTM's loop op by op when eager."""
+    import keras
+
+    if keras.backend.backend() != "tensorflow":
+        return fn
+    import tensorflow as tf
+
+    return tf.function(fn, reduce_retracing=True)
+
+
 def posterior(model, inputs: np.ndarray, batch_size: int = 512) -> tuple[np.ndarray, np.ndarray]:
     """(mu, sigma), each (n, z_size) float32: q(z | inputs) of every window, dropout off."""
-    parts = [model.encode(inputs[begin : begin + batch_size])
+    encode = _compiled(model.encode)
+    parts = [encode(inputs[begin : begin + batch_size])
              for begin in range(0, len(inputs), batch_size)]
     return tuple(np.concatenate([np.asarray(p[i], np.float32) for p in parts]) for i in (0, 1))
 
@@ -352,12 +364,13 @@ def magenta_eval_losses(
 
     rng = np.random.default_rng(seed)
     all_mu, all_sigma = posterior(model, inputs, batch_size) if encoded is None else encoded
+    teacher_forced = _compiled(model.reconstruction_logits)
     parts = {"hits_loss": [], "velocities_loss": [], "offsets_loss": [], "kl_nats": []}
     for begin in range(0, len(targets), batch_size):
         y = targets[begin : begin + batch_size]
         mu, sigma = all_mu[begin : begin + batch_size], all_sigma[begin : begin + batch_size]
         z = mu + sigma * rng.standard_normal(mu.shape).astype(np.float32)
-        logits = model.reconstruction_logits(y, z)
+        logits = teacher_forced(y, z)
         for name, values in zip(list(parts)[:3], reconstruction_losses(y, logits)):
             parts[name].append(np.asarray(values))  # (batch, 64)
         parts["kl_nats"].append(np.asarray(kl_divergence(mu, sigma)))
