@@ -13,7 +13,7 @@ import pandas as pd
 from helpers import data, render, sample, train
 from helpers.config import get_config
 from helpers.constants import DEFAULT_QPM, HITS, MAX_MIDI_VELOCITY, OUTPUTS_DIR, VELOCITIES
-from helpers.device import PRECISIONS, describe_device, detect, resolve_precision
+from helpers.device import PRECISIONS, describe_device, detect
 from helpers.evaluate import nearest_neighbours
 
 NUM_GROOVES = 5  # music_vae_generate.py's --num_outputs
@@ -252,9 +252,9 @@ def main(argv: list[str] | None = None) -> list[Path]:
     print(f"2/3 train {args.config}")
     device = detect()
     print(describe_device(device))
-    precision = resolve_precision(args.precision, device)
-    config = get_config(args.config, mixed_precision=precision == "bfloat16")
-    run_dir = Path(args.outputs) / "runs" / config.name
+    run_dir = Path(args.outputs) / "runs" / args.config
+    bfloat16 = train.mixed_precision_for(args.precision, run_dir, device)
+    config = get_config(args.config, mixed_precision=bfloat16)
     train.train(config, run_dir, data_dir=args.data_dir, steps=args.steps, batch_size=args.batch_size)
 
     print(f"3/3 sample {args.num} grooves")

@@ -333,6 +333,19 @@ def train(
     return pd.read_csv(run_dir / HISTORY_FILE)
 
 
+def mixed_precision_for(choice: str, run_dir: str | os.PathLike, hardware=None) -> bool:
+    """Whether to train in bfloat16: `choice` ('auto', 'float32' or 'bfloat16'); for 'auto', a run
+    being continued keeps its own precision (its config must match), a new one takes what the
+    hardware deserves (helpers.device, `hardware` or this machine's)."""
+    saved = Path(run_dir) / CONFIG_FILE
+    if choice == "auto" and saved.exists():
+        try:
+            return bool(json.loads(saved.read_text())["train"]["mixed_precision"])
+        except (ValueError, KeyError, TypeError):
+            pass  # not a run config: _prepare_run_dir says so
+    return resolve_precision(choice, hardware) == "bfloat16"
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--config", required=True, help="a CONFIG_MAP name, e.g. groovae_4bar")
@@ -353,8 +366,7 @@ def main(argv: list[str] | None = None) -> None:
         "--devices", type=int, default=1, help="local devices sharing each batch (jax, tensorflow)"
     )
     args = parser.parse_args(argv)
-    precision = resolve_precision(args.precision)
-    config = get_config(args.config, mixed_precision=precision == "bfloat16")
+    config = get_config(args.config, mixed_precision=mixed_precision_for(args.precision, args.out))
     windows = {}
     if args.midi_dir:
         splits = load_midi_folder(args.midi_dir)

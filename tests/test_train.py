@@ -143,6 +143,19 @@ def test_main_cli_precision_choice(tmp_path, monkeypatch):
     assert training.restore_model(tmp_path).dtype_policy.name == "mixed_bfloat16"
 
 
+@pytest.mark.parametrize("started, hardware", [("float32", "bfloat16"), ("bfloat16", "float32")])
+def test_main_cli_auto_precision_continues_a_run_in_its_own(tmp_path, monkeypatch, started, hardware):
+    splits = {"train": DATA["train_data"], "validation": DATA["validation_data"]}
+    monkeypatch.setattr(training, "load_groove_4bar", lambda split, *a, **k: splits[split])
+    auto = lambda choice, device=None: hardware if choice == "auto" else choice  # noqa: E731
+    monkeypatch.setattr(training, "resolve_precision", auto)
+    args = ["--config", "tiny", "--out", str(tmp_path)]
+    training.main([*args, "--steps", "1", "--precision", started])
+    training.main([*args, "--steps", "2"])  # auto, on hardware that deserves the other precision
+    saved = json.loads((tmp_path / training.CONFIG_FILE).read_text())["train"]
+    assert saved["mixed_precision"] == (started == "bfloat16") and saved["num_steps"] == 2
+
+
 @pytest.mark.parametrize(
     "devices, batch_size, message", [(2, 9, "does not split"), (4, 16, "lower --devices")]
 )
