@@ -29,4 +29,4 @@ run: setup
 
 # GROOVAE_SMOKE=1 makes the notebooks train and sample the tiny config, so the suite stays short.
 test: setup
-	GROOVAE_SMOKE=1 $(PY) -m pytest --nbmake --nbmake-timeout=900 -p no:cacheprovider
+	GROOVAE_SMOKE=1 GROOVAE_REQUIRE_BACKENDS=tensorflow,jax,torch $(PY) -m pytest --nbmake --nbmake-timeout=900 -p no:cacheprovider
