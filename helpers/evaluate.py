@@ -360,7 +360,7 @@ def magenta_eval_losses(
       classes, averaged over every timestep), per-sequence `r_loss`, `kl_bits`, `kl_loss` (after
       free bits), `kl_beta` at the run's last step and `loss`, all means over the n windows.
     """
-    from helpers.model import kl_beta, kl_divergence, reconstruction_losses
+    from helpers.losses import kl_beta, kl_divergence, reconstruction_losses
 
     rng = np.random.default_rng(seed)
     all_mu, all_sigma = posterior(model, inputs, batch_size) if encoded is None else encoded

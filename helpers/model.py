@@ -1,4 +1,4 @@
-"""GrooVAE: Magenta's groovae_4bar network and objective (spec §3-§4) as a Keras 3 model."""
+"""GrooVAE: Magenta's groovae_4bar network (spec §3) as a Keras 3 model, trained on `losses`."""
 
 from __future__ import annotations
 
@@ -9,17 +9,15 @@ import random
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
 import keras  # noqa: E402
-import numpy as np  # noqa: E402
 from keras import layers, ops  # noqa: E402
 
 from helpers import steps  # noqa: E402
-from helpers.config import GrooVAEConfig, ModelConfig  # noqa: E402
+from helpers.config import GrooVAEConfig  # noqa: E402
 from helpers.constants import GROOVE_DEPTH, HITS, NUM_DRUM_CLASSES, OFFSETS  # noqa: E402
 from helpers.constants import VELOCITIES  # noqa: E402
+from helpers.losses import loss_terms, reconstruction_losses  # noqa: E402
 from helpers.parallel import posterior_noise  # noqa: E402
 
-LOG_LOSS_EPSILON = 1e-7  # tf.losses.log_loss's default, on probabilities (spec §3.4)
-MAGENTA_FORGET_BIAS = 1.0  # LSTMBlockCell adds it inside the cell; Keras keeps it in the bias
 TRAIN_TERMS = ("loss", "r_loss", "kl_loss", "kl_bits", "kl_beta", "global_norm")
 EVAL_TERMS = (
     *TRAIN_TERMS[:-1],
@@ -63,87 +61,6 @@ def _small_dense(units: int, dtype, name: str) -> layers.Dense:
         name=name,
     )
 
-
-def reconstruction_losses(targets, logits):
-    """Magenta's per-timestep reconstruction losses, each summed over the 9 classes (spec §3.4).
-
-    Args:
-      targets: (batch, 64, 27) float, the decoder targets [hits | velocities | offsets].
-      logits: (batch, 64, 27) float, the decoder's pre-activations.
-
-    Returns:
-      (hits, velocities, offsets), each (batch, 64) float32: the eps = 1e-7 log-loss on hit
-      probabilities and the squared errors of velocities and offsets over all classes, hit or not.
-    """
-    targets = ops.cast(targets, "float32")
-    logits = ops.cast(logits, "float32")
-    p_hit = ops.sigmoid(logits[..., HITS])
-    hits = targets[..., HITS]
-    eps = LOG_LOSS_EPSILON
-    hits_loss = -(hits * ops.log(p_hit + eps) + (1.0 - hits) * ops.log(1.0 - p_hit + eps))
-    velocities_loss = ops.square(ops.sigmoid(logits[..., VELOCITIES]) - targets[..., VELOCITIES])
-    offsets_loss = ops.square(ops.tanh(logits[..., OFFSETS]) - targets[..., OFFSETS])
-    return tuple(ops.sum(part, axis=-1) for part in (hits_loss, velocities_loss, offsets_loss))
-
-
-def r_loss(targets, logits):
-    """Magenta's per-sequence reconstruction loss: the step losses summed over time (spec §3.4).
-
-    Args:
-      targets: (batch, 64, 27) float decoder targets.
-      logits: (batch, 64, 27) float decoder pre-activations.
-
-    Returns:
-      (batch,) float32.
-    """
-    return ops.sum(sum(reconstruction_losses(targets, logits)), axis=-1)
-
-
-def kl_divergence(mu, sigma):
-    """KL(N(mu, sigma^2) || N(0, I)) per example, in nats (spec §4).
-
-    Args:
-      mu, sigma: (batch, z_size) float.
-
-    Returns:
-      (batch,) float32.
-    """
-    mu = ops.cast(mu, "float32")
-    sigma = ops.cast(sigma, "float32")
-    return 0.5 * ops.sum(ops.square(mu) + ops.square(sigma) - 1.0 - 2.0 * ops.log(sigma), axis=-1)
-
-
-def kl_beta(step, config: ModelConfig):
-    """The KL weight (1 - beta_rate**step) * max_beta: 0 at step 0 for groovae_4bar (spec §4)."""
-    step = ops.cast(step, "float32")
-    return (1.0 - ops.power(ops.cast(config.beta_rate, "float32"), step)) * config.max_beta
-
-
-def loss_terms(targets, logits, mu, sigma, step, config: ModelConfig) -> dict:
-    """Magenta's objective and logged scalars for one batch (spec §4).
-
-    Args:
-      targets: (batch, 64, 27) decoder targets; logits: (batch, 64, 27) teacher-forced logits.
-      mu, sigma: (batch, z_size) posterior parameters.
-      step: the global step before this update (it sets beta).
-      config: the model config (free_bits, max_beta, beta_rate).
-
-    Returns:
-      Scalars `loss`, `r_loss`, `kl_loss` (after free bits), `kl_bits` (before), `kl_beta`.
-    """
-    kl_nats = kl_divergence(mu, sigma)
-    # Free bits come off each example's total KL, not per dimension (spec §4).
-    kl_cost = ops.maximum(kl_nats - config.free_bits * math.log(2.0), 0.0)
-    beta = kl_beta(step, config)
-    mean_r_loss = ops.mean(r_loss(targets, logits))
-    mean_kl_cost = ops.mean(kl_cost)
-    return {
-        "loss": mean_r_loss + beta * mean_kl_cost,
-        "r_loss": mean_r_loss,
-        "kl_loss": mean_kl_cost,
-        "kl_bits": ops.mean(kl_nats) / math.log(2.0),
-        "kl_beta": beta,
-    }
 
 
 @keras.saving.register_keras_serializable(package="groovae")
@@ -419,82 +336,3 @@ class GrooVAE(keras.Model):
         carry = (start, states, ops.zeros((steps, batch, GROOVE_DEPTH), "float32"))
         _, _, grooves = ops.fori_loop(0, steps, step, carry)
         return ops.transpose(grooves, [1, 0, 2])
-
-
-def _magenta_lstm_to_keras(kernel: np.ndarray, bias: np.ndarray, input_dim: int) -> list:
-    """Fused [x; h] kernel, gates [i, g, f, o] -> Keras [kernel, recurrent, bias], [i, f, c, o].
-
-    The forget bias Magenta adds inside the cell moves into the stored bias (spec §3.1).
-    """
-    i, g, f, o = np.split(kernel, 4, axis=1)
-    reordered = np.concatenate([i, f, g, o], axis=1)
-    bi, bg, bf, bo = np.split(bias, 4)
-    keras_bias = np.concatenate([bi, bf + MAGENTA_FORGET_BIAS, bg, bo])
-    return [reordered[:input_dim], reordered[input_dim:], keras_bias]
-
-
-def _magenta_names(model: GrooVAE) -> list:
-    """(Keras layer, Magenta variable scope, LSTM input size or None) for every weighted layer."""
-    m = model.config.model
-    entries, input_dim = [], GROOVE_DEPTH
-    for i, units in enumerate(m.enc_rnn_size):
-        for direction, lstm in (("fw", model.encoder_fw[i]), ("bw", model.encoder_bw[i])):
-            scope = f"encoder/cell_{i}/bidirectional_rnn/{direction}/multi_rnn_cell/cell_0"
-            scope += "/lstm_cell"
-            entries.append((lstm, scope, input_dim))
-        input_dim = 2 * units
-    entries += [(model.mu, "encoder/mu", None), (model.sigma, "encoder/sigma", None)]
-    entries.append((model.z_to_initial_state, "decoder/z_to_initial_state", None))
-    input_dim = GROOVE_DEPTH + m.z_size
-    for i, units in enumerate(m.dec_rnn_size):
-        scope = f"decoder/multi_rnn_cell/cell_{i}/lstm_cell"
-        entries.append((model.decoder_lstms[i], scope, input_dim))
-        input_dim = units
-    entries.append((model.output_projection, "decoder/output_projection", None))
-    return entries
-
-
-def load_magenta_weights(model: GrooVAE, weights: dict) -> None:
-    """Sets `model`'s weights from Magenta variables (spec §3.4 lists their names).
-
-    Args:
-      model: a GrooVAE whose config matches the weights' sizes.
-      weights: {magenta variable name: array}, e.g. 'decoder/output_projection/kernel'. Extra
-        names (Adam slots, global_step) are ignored.
-
-    Raises:
-      ModelError: a variable is missing or its shape does not fit the config.
-    """
-    for layer, scope, input_dim in _magenta_names(model):
-        names = (f"{scope}/kernel", f"{scope}/bias")
-        missing = [n for n in names if n not in weights]
-        if missing:
-            raise ModelError(f"Magenta weights lack {missing}; is this a groovae checkpoint?")
-        kernel, bias = (np.asarray(weights[n], "float32") for n in names)
-        if input_dim is None:
-            values = [kernel, bias]
-        else:
-            values = _magenta_lstm_to_keras(kernel, bias, input_dim)
-        expected = [tuple(w.shape) for w in layer.weights]
-        if [v.shape for v in values] != expected:
-            raise ModelError(
-                f"{scope}: Magenta shapes {[kernel.shape, bias.shape]} do not fit the config "
-                f"{model.config.name!r} (Keras wants {expected}); pick the matching config"
-            )
-        layer.set_weights(values)
-
-
-def load_magenta_checkpoint(model: GrooVAE, path: str) -> None:
-    """Loads a TF1 MusicVAE checkpoint (a directory or a checkpoint prefix) into `model`.
-
-    Raises:
-      ModelError: the checkpoint cannot be read or does not fit the model.
-    """
-    import tensorflow as tf
-
-    try:
-        reader = tf.train.load_checkpoint(str(path))
-    except (ValueError, tf.errors.OpError) as error:
-        raise ModelError(f"cannot read a TF checkpoint at {path}: {error}") from error
-    names = reader.get_variable_to_shape_map()
-    load_magenta_weights(model, {name: reader.get_tensor(name) for name in names})

@@ -18,7 +18,7 @@ import numpy as np  # noqa: E402
 from conftest import random_grooves  # noqa: E402
 
 from helpers import model as groovae  # noqa: E402
-from helpers import steps, train  # noqa: E402
+from helpers import losses, steps, train  # noqa: E402
 from helpers.config import get_config  # noqa: E402
 
 # Dropout off and beta annealed, so one step's loss and gradients are fixed by the weights, the
@@ -78,7 +78,7 @@ def resume(run_dir: str, total_steps: int) -> dict:
 
 def deterministic_r_loss(model) -> float:
     grooves = data()["validation_data"]
-    return float(keras.ops.mean(groovae.r_loss(grooves, model(grooves))))
+    return float(keras.ops.mean(losses.r_loss(grooves, model(grooves))))
 
 
 def parallel(run_dir: str, dropout_keep_prob: str) -> dict:

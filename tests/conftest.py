@@ -144,6 +144,12 @@ def parity_dir() -> Path:
     return PARITY_DIR
 
 
+@pytest.fixture(scope="session")
+def oracle(parity_dir) -> dict:
+    """Magenta's groovae_4bar weights (`w/<variable>`) and what its graph computed from them."""
+    return dict(np.load(parity_dir / "model_oracle_groovae_4bar.npz"))
+
+
 @pytest.fixture
 def tiny_config():
     from helpers.config import get_config

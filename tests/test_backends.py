@@ -50,11 +50,12 @@ import sys
 import numpy as np
 import keras
 from helpers import model as groovae
+from helpers.magenta_weights import load_magenta_weights
 from helpers.config import get_config
 
 oracle = dict(np.load(sys.argv[1]))
 model = groovae.GrooVAE(get_config("groovae_4bar"))
-groovae.load_magenta_weights(model, {k[2:]: v for k, v in oracle.items() if k.startswith("w/")})
+load_magenta_weights(model, {k[2:]: v for k, v in oracle.items() if k.startswith("w/")})
 mu, sigma = (keras.ops.convert_to_numpy(t) for t in model.encode(oracle["x"]))
 np.testing.assert_allclose(mu, oracle["mu"], rtol=1e-5, atol=1e-4)
 np.testing.assert_allclose(sigma, oracle["sigma"], rtol=1e-5, atol=1e-4)

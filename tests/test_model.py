@@ -1,4 +1,4 @@
-"""GrooVAE network, objective and Magenta weight loading (spec §3-§4)."""
+"""GrooVAE network: encoder, teacher-forced and sampling decoders, train and test steps (spec §3-§4)."""
 
 import math
 
@@ -7,23 +7,17 @@ import numpy as np
 import pytest
 from conftest import random_grooves
 
+from helpers import losses
 from helpers import model as groovae
 from helpers.config import get_config
 from helpers.constants import GROOVE_DEPTH, HITS, OFFSETS, VELOCITIES, WINDOW_STEPS
-
-ORACLE = "model_oracle_groovae_4bar.npz"
-FREE_NATS = 48 * math.log(2.0)
-
-
-@pytest.fixture(scope="module")
-def oracle(parity_dir):
-    return dict(np.load(parity_dir / ORACLE))
+from helpers.magenta_weights import load_magenta_weights
 
 
 @pytest.fixture(scope="module")
 def magenta_model(oracle):
     model = groovae.GrooVAE(get_config("groovae_4bar"))
-    groovae.load_magenta_weights(model, {k[2:]: v for k, v in oracle.items() if k.startswith("w/")})
+    load_magenta_weights(model, {k[2:]: v for k, v in oracle.items() if k.startswith("w/")})
     return model
 
 
@@ -41,28 +35,16 @@ def test_encode_matches_magenta(magenta_model, oracle):
 
 
 @pytest.mark.parity
-def test_kl_divergence_matches_magenta(oracle):
-    kl = groovae.kl_divergence(oracle["mu"], oracle["sigma"])
-    np.testing.assert_allclose(np.asarray(kl), oracle["kl_nats"], rtol=1e-5)
-
-
-@pytest.mark.parity
 def test_reconstruction_logits_matches_magenta(magenta_model, oracle):
     logits = magenta_model.reconstruction_logits(oracle["x"], oracle["z"])
     np.testing.assert_allclose(np.asarray(logits), oracle["logits"], atol=1e-4)
 
 
 @pytest.mark.parity
-def test_r_loss_matches_magenta(oracle):
-    r_loss = groovae.r_loss(oracle["x"], oracle["logits"])
-    np.testing.assert_allclose(np.asarray(r_loss), oracle["r_loss"], rtol=1e-5)
-
-
-@pytest.mark.parity
 def test_loss_terms_matches_magenta(magenta_model, oracle):
     mu, sigma = magenta_model.encode(oracle["x"])
     logits = magenta_model.reconstruction_logits(oracle["x"], oracle["z"])
-    terms = groovae.loss_terms(oracle["x"], logits, mu, sigma, 1, magenta_model.config.model)
+    terms = losses.loss_terms(oracle["x"], logits, mu, sigma, 1, magenta_model.config.model)
     np.testing.assert_allclose(float(terms["loss"]), oracle["loss"], rtol=1e-5)
 
 
@@ -74,52 +56,6 @@ def test_decode_greedy_matches_magenta(magenta_model, oracle, z_key, greedy_key)
     np.testing.assert_array_equal(grooves[..., HITS], expected[..., HITS])
     np.testing.assert_allclose(grooves[..., VELOCITIES], expected[..., VELOCITIES], atol=1e-4)
     np.testing.assert_allclose(grooves[..., OFFSETS], expected[..., OFFSETS], atol=1e-4)
-
-
-@pytest.mark.parity
-def test_load_magenta_checkpoint_reads_tf1_names(oracle, tmp_path):
-    import tensorflow as tf
-
-    names = [k[2:] for k in oracle if k.startswith("w/")]
-    tf.raw_ops.SaveV2(
-        prefix=str(tmp_path / "model.ckpt"),
-        tensor_names=names + ["global_step"],
-        shape_and_slices=[""] * (len(names) + 1),
-        tensors=[oracle[f"w/{n}"] for n in names] + [np.int64(7)],
-    )
-    model = groovae.GrooVAE(get_config("groovae_4bar"))
-    groovae.load_magenta_checkpoint(model, tmp_path / "model.ckpt")
-    mu, _ = model.encode(oracle["x"])
-    np.testing.assert_allclose(np.asarray(mu), oracle["mu"], rtol=1e-5, atol=1e-4)
-
-
-@pytest.mark.parity
-def test_load_magenta_weights_rejects_other_sizes(oracle, tiny_model):
-    weights = {k[2:]: v for k, v in oracle.items() if k.startswith("w/")}
-    with pytest.raises(groovae.ModelError, match="do not fit the config 'tiny'"):
-        groovae.load_magenta_weights(tiny_model, weights)
-
-
-def test_load_magenta_weights_rejects_missing_names(tiny_model):
-    with pytest.raises(groovae.ModelError, match="lack"):
-        groovae.load_magenta_weights(tiny_model, {"encoder/mu/kernel": np.zeros((32, 8))})
-
-
-def test_load_magenta_checkpoint_rejects_missing_path(tiny_model, tmp_path):
-    with pytest.raises(groovae.ModelError, match="cannot read"):
-        groovae.load_magenta_checkpoint(tiny_model, tmp_path / "nothing")
-
-
-def test_magenta_lstm_to_keras_reorders_gates_and_adds_forget_bias():
-    input_dim, units = 3, 2
-    # Column block k of the fused kernel and bias holds the value k: gates [i, g, f, o].
-    kernel = np.repeat(np.arange(4.0), units)[None, :].repeat(input_dim + units, axis=0)
-    bias = np.repeat(np.arange(4.0), units)
-    keras_kernel, recurrent, keras_bias = groovae._magenta_lstm_to_keras(kernel, bias, input_dim)
-    assert keras_kernel.shape == (input_dim, 4 * units) and recurrent.shape == (units, 4 * units)
-    # Keras order [i, f, c, o] = Magenta blocks [0, 2, 1, 3]; forget bias + 1.
-    np.testing.assert_array_equal(keras_kernel[0], np.repeat([0.0, 2.0, 1.0, 3.0], units))
-    np.testing.assert_array_equal(keras_bias, np.repeat([0.0, 3.0, 1.0, 3.0], units))
 
 
 def test_grooVAE_shapes_and_dtypes(tiny_model, tiny_config):
@@ -215,63 +151,6 @@ def test_grooVAE_serialization_round_trip(tiny_model):
     assert isinstance(rebuilt, groovae.GrooVAE)
     assert rebuilt.config == tiny_model.config
     assert rebuilt.count_params() == tiny_model.count_params()
-
-
-def test_r_loss_uninformed_decoder():
-    targets = random_grooves(3)
-    logits = np.zeros_like(targets)  # p_hit = v = 0.5, offset = 0
-    hit_cells = -np.where(targets[..., HITS] > 0, np.log(0.5 + 1e-7), np.log(1.0 - 0.5 + 1e-7))
-    expected = (
-        hit_cells.sum((1, 2))
-        + np.square(0.5 - targets[..., VELOCITIES]).sum((1, 2))
-        + np.square(targets[..., OFFSETS]).sum((1, 2))
-    )
-    np.testing.assert_allclose(np.asarray(groovae.r_loss(targets, logits)), expected, rtol=1e-6)
-
-
-def test_r_loss_caps_a_certain_miss_at_log_epsilon():
-    targets = np.zeros((1, WINDOW_STEPS, GROOVE_DEPTH), np.float32)
-    targets[0, 0, 0] = 1.0
-    logits = np.zeros_like(targets)
-    logits[..., HITS] = -100.0  # certain silence; velocities 0.5; offsets 0
-    logits[..., VELOCITIES] = -100.0
-    expected = -math.log(1e-7)  # one missed hit, everything else right
-    np.testing.assert_allclose(float(groovae.r_loss(targets, logits)[0]), expected, rtol=1e-5)
-
-
-def test_reconstruction_losses_sum_to_r_loss():
-    targets, logits = random_grooves(2, seed=1), random_grooves(2, seed=2) * 3.0 - 1.0
-    parts = [np.asarray(p) for p in groovae.reconstruction_losses(targets, logits)]
-    assert all(p.shape == (2, WINDOW_STEPS) for p in parts)
-    np.testing.assert_allclose(
-        sum(parts).sum(-1), np.asarray(groovae.r_loss(targets, logits)), rtol=1e-6
-    )
-
-
-@pytest.mark.parametrize("kl_nats", [FREE_NATS - 5.0, FREE_NATS + 7.0])
-def test_loss_terms_free_bits_on_total_kl(kl_nats):
-    config = get_config("groovae_4bar").model
-    # sigma = 1 and all of mu in one dimension: KL = mu^2 / 2.
-    mu = np.zeros((2, config.z_size), np.float32)
-    mu[:, 0] = math.sqrt(2.0 * kl_nats)
-    sigma = np.ones_like(mu)
-    targets = random_grooves(2)
-    logits = np.zeros_like(targets)
-    terms = groovae.loss_terms(targets, logits, mu, sigma, 10, config)
-    r_loss = float(np.mean(groovae.r_loss(targets, logits)))
-    kl_cost = max(kl_nats - FREE_NATS, 0.0)
-    np.testing.assert_allclose(float(terms["kl_bits"]), kl_nats / math.log(2.0), rtol=1e-5)
-    np.testing.assert_allclose(float(terms["kl_loss"]), kl_cost, atol=1e-4)
-    np.testing.assert_allclose(float(terms["loss"]), r_loss + 0.2 * kl_cost, rtol=1e-6)
-
-
-def test_kl_beta_zero_at_step_zero_then_max_beta():
-    config = get_config("groovae_4bar").model
-    assert float(groovae.kl_beta(0, config)) == 0.0
-    np.testing.assert_allclose(float(groovae.kl_beta(1, config)), 0.2, rtol=1e-7)
-    annealed = get_config("groovae_4bar", beta_rate=0.99).model
-    expected = (1 - 0.99**10) * 0.2
-    np.testing.assert_allclose(float(groovae.kl_beta(10, annealed)), expected, rtol=1e-5)
 
 
 def test_train_step_tiny_is_finite_and_updates(tiny_model):
