@@ -14,7 +14,7 @@ from helpers import data, render, sample, train
 from helpers.config import get_config
 from helpers.constants import DEFAULT_QPM, HITS, MAX_MIDI_VELOCITY, OUTPUTS_DIR, VELOCITIES
 from helpers.device import PRECISIONS, describe_device, detect
-from helpers.evaluate import nearest_neighbours
+from helpers.metrics import nearest_neighbours
 
 NUM_GROOVES = 5  # music_vae_generate.py's --num_outputs
 RENDERED_SUFFIXES = (".mid", ".png", ".wav")  # what save_grooves writes per groove

@@ -12,6 +12,7 @@ HELPERS = Path(__file__).resolve().parents[1] / "helpers"
 # command line of sample, comes after it because it writes through pipeline.save_grooves.
 CHAIN = (
     "constants",
+    "metrics",
     "device",
     "config",
     "converter",
