@@ -23,15 +23,15 @@ TARGET_SECONDS = 60.0
 FIRST_GROOVE = """
 import json, sys, time
 marks = {"start": time.perf_counter()}
-from helpers import render, sample
+from helpers import audio, render, sample  # noqa: F401 (notebook 03 imports render too)
 marks["imports"] = time.perf_counter()
 groovae = sample.TrainedModel.pretrained(sys.argv[1])
 marks["load"] = time.perf_counter()
 (groove,) = groovae.sample(1, temperature=0.5, seed=0)
 marks["sample"] = time.perf_counter()
-audio = render.synthesize(groove)
+sound = audio.synthesize(groove)
 marks["audio"] = time.perf_counter()
-assert len(groove.notes) > 0 and audio.size > 0
+assert len(groove.notes) > 0 and sound.size > 0
 print(json.dumps({"marks": marks, "step": groovae.step, "notes": len(groove.notes)}))
 """
 

@@ -10,7 +10,7 @@ import note_seq
 import numpy as np
 import pandas as pd
 
-from helpers import data, render, sample, train
+from helpers import audio, data, render, sample, train
 from helpers.config import get_config
 from helpers.constants import DEFAULT_QPM, HITS, MAX_MIDI_VELOCITY, OUTPUTS_DIR, VELOCITIES
 from helpers.device import PRECISIONS, describe_device, detect
@@ -62,7 +62,7 @@ def _render_beside(
         render.plt.close(fig)
     if ".wav" in suffixes:
         wav = midi_path.with_suffix(".wav")
-        render.save_wav(wav, render.synthesize(sequence), overwrite=overwrite)
+        audio.save_wav(wav, audio.synthesize(sequence), overwrite=overwrite)
 
 
 def samples_folder(

@@ -16,6 +16,7 @@ CHAIN = (
     "device",
     "config",
     "converter",
+    "audio",
     "windowing",
     "clips",
     "gmd",
