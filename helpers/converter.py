@@ -10,6 +10,7 @@ import numpy as np
 
 from helpers import constants
 from helpers.config import ConverterConfig
+from helpers.inputs import ConverterError, encoder_inputs
 
 # Why a sequence or clip gives no window. Magenta returns empty tensors for all of them (spec §2.2);
 # we also say which rule fired so data summaries can count them.
@@ -23,10 +24,6 @@ SHORTER_THAN_WINDOW = "no onset in the last bar of a window"
 
 QUANTIZE_CUTOFF = 0.5  # note-seq rounds t * steps_per_second + 0.5 down (spec §2.2 step 1)
 MODES = ("train", "eval", "infer")
-
-
-class ConverterError(ValueError):
-    """A converter setting or a tensor that the converter cannot handle."""
 
 
 class Rejected(Exception):
@@ -97,60 +94,6 @@ def quantize_to_step(times: np.ndarray, steps_per_second: float) -> np.ndarray:
     )
 
 
-def encoder_inputs(
-    outputs: np.ndarray, config: ConverterConfig, rng: np.random.Generator | None = None
-) -> np.ndarray:
-    """Derives encoder inputs from converter outputs, as the options of spec §2.4 do.
-
-    Order: note dropout -> tapify -> humanize -> fixed_velocities -> add_instruments. Dropout draws
-    one probability q ~ U(0, p) per sequence (per [steps, 27] slice) and drops each cell with
-    probability max(0.2, 1 - velocity) * q.
-
-    Args:
-      outputs: float [..., steps, 27] hits | velocities | offsets; not modified.
-      config: the options; hits_as_controls does not change inputs.
-      rng: needed only when config.max_note_dropout_probability > 0.
-
-    Returns:
-      Array of the same shape and dtype as `outputs`.
-    """
-    outputs = np.asarray(outputs)
-    if outputs.shape[-1] != constants.GROOVE_DEPTH:
-        raise ConverterError(f"want [..., steps, 27] groove tensors, got shape {outputs.shape}")
-    hits = outputs[..., constants.HITS].copy()
-    velocities = outputs[..., constants.VELOCITIES].copy()
-    offsets = outputs[..., constants.OFFSETS].copy()
-
-    if config.max_note_dropout_probability:
-        if rng is None:
-            raise ConverterError("note dropout needs an rng (np.random.default_rng(seed))")
-        q = rng.uniform(0.0, config.max_note_dropout_probability, size=outputs.shape[:-2])
-        drop_p = np.maximum(0.2, 1 - velocities) * q[..., None, None]
-        keep = (rng.random(velocities.shape) >= drop_p).astype(outputs.dtype)
-        hits, velocities, offsets = hits * keep, velocities * keep, offsets * keep
-
-    if config.tapify:
-        # Quirk (spec §2.4): argmax over the dropped-out velocities, values from the originals.
-        loudest = np.argmax(velocities, axis=-1)[..., None]
-        tapped = [
-            np.take_along_axis(outputs[..., part], loudest, axis=-1)
-            for part in (constants.HITS, constants.VELOCITIES, constants.OFFSETS)
-        ]
-        hits, velocities, offsets = (np.zeros_like(hits) for _ in range(3))
-        for part, values in zip((hits, velocities, offsets), tapped):
-            part[..., 3:4] = values  # class 3: open hi-hat
-
-    if config.humanize:
-        velocities[:] = 0
-        offsets[:] = 0
-    if config.fixed_velocities:
-        velocities[:] = 0
-    if config.add_instruments:
-        for part in (hits, velocities, offsets):
-            part[..., list(config.add_instruments)] = 0
-    return np.concatenate([hits, velocities, offsets], axis=-1)
-
-
 class GrooveConverter:
     """Magenta's GrooveConverter, continuous (non-categorical) encoding.
 
@@ -174,7 +117,6 @@ class GrooveConverter:
         hits_as_controls: bool = False,
         max_note_dropout_probability: float | None = None,
         add_instruments: Sequence[int] | None = None,
-        max_tensors_per_notesequence: int = 20,
         hop_size: int | None = None,
         seed: int | None = None,
     ):
@@ -193,8 +135,6 @@ class GrooveConverter:
         self.steps_per_bar = steps_per_quarter * quarters_per_bar
         self.hop_size = hop_size
         self.hits_as_controls = hits_as_controls
-        # Dead at Magenta HEAD (spec §2.2): stored for the surface, never read.
-        self.max_tensors_per_notesequence = max_tensors_per_notesequence
         self.options = ConverterConfig(
             split_bars=split_bars or 0,
             steps_per_quarter=steps_per_quarter,
@@ -259,10 +199,6 @@ class GrooveConverter:
     @property
     def control_depth(self) -> int:
         return constants.NUM_DRUM_CLASSES if self.hits_as_controls else 0
-
-    @property
-    def end_token(self) -> bool:
-        return False
 
     # --- NoteSequence -> tensors ---------------------------------------------------------------
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from helpers.constants import DEFAULT_QPM
-from helpers.converter import encoder_inputs
+from helpers.inputs import encoder_inputs
 from helpers.metrics import (
     MarginalSampler,
     check_grooves,
@@ -157,7 +157,7 @@ def evaluate_model(
     from helpers.sample import TrainedModel
 
     test, train = check_grooves(test, "test"), check_grooves(train, "train")
-    inputs = encoder_inputs(test, model.config.converter, np.random.default_rng(seed))
+    inputs = encoder_inputs(test, model.config.converter, seed)
     sampler = TrainedModel(model=model)
     keras.utils.set_random_seed(seed)
     untrained = GrooVAE(model.config)

@@ -19,7 +19,7 @@ import pandas as pd
 
 from helpers import card, device, pipeline, pretrained, render
 from helpers.constants import DEFAULT_QPM, OUTPUTS_DIR
-from helpers.converter import encoder_inputs
+from helpers.inputs import encoder_inputs
 from helpers.data import GrooveSplit, load_groove_4bar_split
 from helpers.evaluate import _json_ready, evaluate_model, magenta_eval_losses
 from helpers.sample import TrainedModel
@@ -72,7 +72,7 @@ def as_bundled(model):
 def reference_losses(model, test: np.ndarray, windows: int = CHECK_WINDOWS, seed: int = 0) -> dict:
     """Magenta's eval losses on the first `windows` test windows: a bundle's fingerprint."""
     test = np.asarray(test[:windows], np.float32)
-    inputs = encoder_inputs(test, model.config.converter, np.random.default_rng(seed))
+    inputs = encoder_inputs(test, model.config.converter, seed)
     return {"windows": len(test), "seed": seed, **magenta_eval_losses(model, inputs, test, seed)}
 
 

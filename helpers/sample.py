@@ -20,6 +20,7 @@ from helpers.constants import (
     WINDOW_STEPS,
 )
 from helpers.converter import GrooveConverter, Rejected
+from helpers.inputs import encoder_inputs
 from helpers.pretrained import PRETRAINED_DIR, load_bundle
 from helpers.train import TrainError, checkpoint_step, find_run, latest_checkpoint, restore_model
 from helpers.windowing import Windows, cycle, sequence_windows, stitch
@@ -248,9 +249,8 @@ class TrainedModel:
           SampleError: naming the sequence and why it cannot be encoded.
         """
         grooves = [self.windows(s, f"sequence {i}").grooves for i, s in enumerate(note_sequences)]
-        to_inputs = self._encoder_converter.groove_to_tensors
-        inputs = [to_inputs(window).inputs[0] for windows in grooves for window in windows]
-        return np.stack(inputs).astype(np.float32)
+        rng = self._encoder_converter.rng  # note dropout draws from the converter's stream
+        return encoder_inputs(np.concatenate(grooves), self.config.converter, rng)
 
     # --- NoteSequences (Magenta's surface) ---------------------------------------------------
 

@@ -18,7 +18,7 @@ from tqdm.auto import tqdm  # noqa: E402
 from helpers.config import CONFIG_FILE  # noqa: E402
 from helpers.config import GrooVAEConfig, TrainConfig, get_config, with_overrides  # noqa: E402
 from helpers.constants import OUTPUTS_DIR  # noqa: E402
-from helpers.converter import encoder_inputs  # noqa: E402
+from helpers.inputs import encoder_inputs  # noqa: E402
 from helpers.data import load_groove_4bar  # noqa: E402
 from helpers.dataset import eval_windows, train_batches  # noqa: E402
 from helpers.device import PRECISIONS, resolve_precision  # noqa: E402
@@ -199,8 +199,7 @@ def eta_line(seconds_per_step: float, remaining: int, now: float | None = None) 
 def _pairs(outputs: np.ndarray, config: GrooVAEConfig) -> tuple[np.ndarray, np.ndarray]:
     """(encoder inputs, decoder targets): the config's converter options shape the inputs."""
     outputs = np.asarray(outputs, np.float32)
-    rng = np.random.default_rng(config.train.seed)
-    return encoder_inputs(outputs, config.converter, rng).astype(np.float32), outputs
+    return encoder_inputs(outputs, config.converter, config.train.seed), outputs
 
 
 def _train_loop(

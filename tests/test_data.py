@@ -10,7 +10,8 @@ import pytest
 
 from helpers import clips, constants, converter, data, gmd
 from helpers.config import ConverterConfig
-from helpers.converter import GrooveConverter, encoder_inputs
+from helpers.converter import GrooveConverter
+from helpers.inputs import encoder_inputs
 
 QUARTER = 480  # GMD's ticks per quarter
 

@@ -15,6 +15,7 @@ CHAIN = (
     "metrics",
     "device",
     "config",
+    "inputs",
     "converter",
     "audio",
     "windowing",
