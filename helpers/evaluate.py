@@ -27,20 +27,27 @@ GREEDY_TEMPERATURE = 1e-6  # hits = logit > 0, as the parity oracle's greedy dec
 SAMPLE_TEMPERATURES = (0.5, 1.0)
 
 
-def _compiled(fn):
-    """`fn` as one graph on TensorFlow, where Keras runs an LSTM's loop op by op when eager."""
+def _compiled(fn, *shapes: tuple):
+    """`fn` of float32 arrays of `shapes` as one graph on TensorFlow, where Keras runs an LSTM's
+    loop op by op when eager.
+
+    A None batch size makes one graph serve every batch, the last smaller one included: each
+    graph costs a trace and an optimisation on its first call.
+    """
     import keras
 
     if keras.backend.backend() != "tensorflow":
         return fn
     import tensorflow as tf
 
-    return tf.function(fn, reduce_retracing=True)
+    signature = [tf.TensorSpec(shape, tf.float32) for shape in shapes]
+    return tf.function(fn, input_signature=signature)
 
 
 def posterior(model, inputs: np.ndarray, batch_size: int = 512) -> tuple[np.ndarray, np.ndarray]:
     """(mu, sigma), each (n, z_size) float32: q(z | inputs) of every window, dropout off."""
-    encode = _compiled(model.encode)
+    inputs = np.asarray(inputs, np.float32)  # what the encoder's first layer casts to anyway
+    encode = _compiled(model.encode, (None, *inputs.shape[1:]))
     parts = [encode(inputs[begin : begin + batch_size])
              for begin in range(0, len(inputs), batch_size)]
     return tuple(np.concatenate([np.asarray(p[i], np.float32) for p in parts]) for i in (0, 1))
@@ -72,13 +79,15 @@ def magenta_eval_losses(
 
     rng = np.random.default_rng(seed)
     all_mu, all_sigma = posterior(model, inputs, batch_size) if encoded is None else encoded
-    teacher_forced = _compiled(model.reconstruction_logits)
+    teacher_forced = _compiled(
+        model.reconstruction_logits, (None, *np.shape(targets)[1:]), (None, all_mu.shape[1])
+    )
     parts = {"hits_loss": [], "velocities_loss": [], "offsets_loss": [], "kl_nats": []}
     for begin in range(0, len(targets), batch_size):
         y = targets[begin : begin + batch_size]
         mu, sigma = all_mu[begin : begin + batch_size], all_sigma[begin : begin + batch_size]
         z = mu + sigma * rng.standard_normal(mu.shape).astype(np.float32)
-        logits = teacher_forced(y, z)
+        logits = teacher_forced(np.asarray(y, np.float32), z.astype(np.float32, copy=False))
         for name, values in zip(list(parts)[:3], reconstruction_losses(y, logits)):
             parts[name].append(np.asarray(values))  # (batch, 64)
         parts["kl_nats"].append(np.asarray(kl_divergence(mu, sigma)))

@@ -238,6 +238,31 @@ class Neighbours(NamedTuple):
     hamming: np.ndarray  # (n, k) int64 hit cells that differ, out of 64 * 9 = 576
 
 
+def _hit_patterns(grooves: np.ndarray) -> np.ndarray:
+    """(n, 576) float32 0/1: which cells of each groove are hit."""
+    return (grooves[..., HITS].reshape(len(grooves), -1) > 0.5).astype(np.float32)
+
+
+def _squared_distances(q: np.ndarray, t: np.ndarray, t_norm: np.ndarray) -> np.ndarray:
+    """(len(q), len(t)) squared Euclidean distances, `t_norm` being t's squared row norms."""
+    return (q * q).sum(axis=1)[:, None] + t_norm[None] - 2.0 * q @ t.T
+
+
+def _hamming_chunks(query_hits: np.ndarray, train_hits: np.ndarray, chunk: int):
+    """Yields (begin, (chunk, m) int16 Hamming distances) for each `chunk` query rows."""
+    train_norm = train_hits.sum(axis=1)
+    for begin in range(0, len(query_hits), chunk):
+        # For 0/1 vectors the squared distance is the Hamming distance, exact in float32.
+        # int16 holds 0..576 and partitions several times faster than int64.
+        squared = _squared_distances(query_hits[begin : begin + chunk], train_hits, train_norm)
+        yield begin, np.rint(squared).astype(np.int16)
+
+
+def _check_k(k: int, train: np.ndarray) -> None:
+    if not 1 <= k <= len(train):
+        raise MetricsError(f"k={k} neighbours asked from {len(train)} training windows")
+
+
 def nearest_neighbours(
     grooves: np.ndarray, train: np.ndarray, k: int = NEAREST_K, chunk: int = 64
 ) -> Neighbours:
@@ -246,8 +271,8 @@ def nearest_neighbours(
     The distance is the Hamming distance between hit patterns (cells where one has a hit and the
     other not). Ties are broken by the squared Euclidean distance of the velocities, then of the
     offsets, then by training index. Hamming distances come from one matrix product per `chunk`
-    queries, the tie-breakers only for each query's candidates, so 1,000 samples against 15.6k
-    windows take about a second.
+    queries, the tie-breakers only for each query's candidates (the windows at or within its
+    k-th distance), so the cost grows with the ties: `nearest_hamming` gives the distances alone.
 
     Args:
       grooves: (n, 64, 27) query grooves.
@@ -259,37 +284,45 @@ def nearest_neighbours(
       Neighbours(indices (n, k), hamming (n, k)).
     """
     grooves, train = check_grooves(grooves, "grooves"), check_grooves(train, "train")
-    if not 1 <= k <= len(train):
-        raise MetricsError(f"k={k} neighbours asked from {len(train)} training windows")
+    _check_k(k, train)
 
-    def features(x):
-        flat = lambda part: x[..., part].reshape(len(x), -1)  # noqa: E731
-        return (flat(HITS) > 0.5).astype(np.float32), flat(VELOCITIES), flat(OFFSETS)
+    def flat(x, part):
+        return x[..., part].reshape(len(x), -1)
 
-    def squared(q, t, t_norm):
-        return (q * q).sum(axis=1)[:, None] + t_norm[None] - 2.0 * q @ t.T
-
-    train_parts = features(train)
-    train_norms = [(t * t).sum(axis=1) for t in train_parts]
+    train_tie_breakers = [flat(train, part) for part in (VELOCITIES, OFFSETS)]
+    train_norms = [(t * t).sum(axis=1) for t in train_tie_breakers]
     indices = np.empty((len(grooves), k), np.int64)
     hamming = np.empty((len(grooves), k), np.int64)
-    for begin in range(0, len(grooves), chunk):
-        query_hits, query_vel, query_off = features(grooves[begin : begin + chunk])
-        # for 0/1 vectors the squared distance is the Hamming distance, exact in float32
-        # int16 holds 0..576 and partitions several times faster than int64
-        ham = np.rint(squared(query_hits, train_parts[0], train_norms[0])).astype(np.int16)
+    for begin, ham in _hamming_chunks(_hit_patterns(grooves), _hit_patterns(train), chunk):
+        queries = grooves[begin : begin + chunk]
+        query_tie_breakers = [flat(queries, part) for part in (VELOCITIES, OFFSETS)]
         kth = np.partition(ham, k - 1, axis=1)[:, k - 1]
         for row in range(len(ham)):
             candidates = np.flatnonzero(ham[row] <= kth[row])
             # The tie-breakers only for the few candidates, not all m windows.
             vel, off = (
-                squared(q[row : row + 1], t[candidates], n[candidates])[0]
-                for q, t, n in zip((query_vel, query_off), train_parts[1:], train_norms[1:])
+                _squared_distances(q[row : row + 1], t[candidates], n[candidates])[0]
+                for q, t, n in zip(query_tie_breakers, train_tie_breakers, train_norms)
             )
             keys = (candidates, off, vel, ham[row, candidates])
             best = candidates[np.lexsort(keys)][:k]  # lexsort: the last key sorts first
             indices[begin + row], hamming[begin + row] = best, ham[row, best]
     return Neighbours(indices, hamming)
+
+
+def nearest_hamming(
+    grooves: np.ndarray, train: np.ndarray, k: int = NEAREST_K, chunk: int = 256
+) -> np.ndarray:
+    """(n, k) int64 Hamming distances from each groove to its k nearest training windows,
+    nearest first: `nearest_neighbours(...).hamming`, without the tie-breaks that only order
+    windows at equal distance: 1,000 grooves against 15.6k windows take about 0.5 CPU seconds."""
+    grooves, train = check_grooves(grooves, "grooves"), check_grooves(train, "train")
+    _check_k(k, train)
+    hamming = np.empty((len(grooves), k), np.int64)
+    for begin, ham in _hamming_chunks(_hit_patterns(grooves), _hit_patterns(train), chunk):
+        nearest = np.partition(ham, k - 1, axis=1)[:, :k]
+        hamming[begin : begin + len(ham)] = np.sort(nearest, axis=1)
+    return hamming
 
 
 def novelty(grooves: np.ndarray, train: np.ndarray, k: int = NEAREST_K) -> dict:
@@ -299,11 +332,11 @@ def novelty(grooves: np.ndarray, train: np.ndarray, k: int = NEAREST_K) -> dict:
       dict of `nearest_hamming_mean`, `nearest_hamming_median`, `copy_fraction` (share of grooves
       whose hit pattern equals a training window's) and `k_hamming_mean` (mean over all k).
     """
-    found = nearest_neighbours(grooves, train, k=k)
-    nearest = found.hamming[:, 0]
+    hamming = nearest_hamming(grooves, train, k=k)
+    nearest = hamming[:, 0]
     return {
         "nearest_hamming_mean": float(nearest.mean()),
         "nearest_hamming_median": float(np.median(nearest)),
         "copy_fraction": float((nearest == 0).mean()),
-        "k_hamming_mean": float(found.hamming.mean()),
+        "k_hamming_mean": float(hamming.mean()),
     }

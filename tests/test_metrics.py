@@ -157,6 +157,18 @@ def test_nearest_neighbours_chunks_agree_with_brute_force():
     np.testing.assert_array_equal(np.take_along_axis(brute, found.indices, 1), found.hamming)
 
 
+def test_nearest_hamming_is_the_neighbours_distances_with_ties():
+    # Sparse windows, each twice: many training windows tie at each query's k-th distance.
+    train = np.concatenate([random_grooves(150, 16, density=0.01)] * 2)
+    queries = random_grooves(25, 17, density=0.01)
+    hamming = metrics.nearest_hamming(queries, train, k=6, chunk=7)
+    np.testing.assert_array_equal(hamming, metrics.nearest_neighbours(queries, train, k=6).hamming)
+    brute = ((queries[:, None, :, HITS] > 0.5) != (train[None, :, :, HITS] > 0.5)).sum(axis=(2, 3))
+    np.testing.assert_array_equal(hamming, np.sort(brute, axis=1)[:, :6])
+    with pytest.raises(metrics.MetricsError, match="k=301"):
+        metrics.nearest_hamming(queries, train, k=301)
+
+
 def test_nearest_neighbours_too_few_training_windows_raises():
     with pytest.raises(metrics.MetricsError, match="k=20"):
         metrics.nearest_neighbours(random_grooves(1, 8), random_grooves(5, 9))
