@@ -8,7 +8,6 @@ README's Results block, so a later checkpoint is shipped by running it again.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import shutil
@@ -17,11 +16,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from helpers import card, device, pipeline, pretrained, render
+from helpers import card, cli, device, paths, pretrained, render
 from helpers.constants import DEFAULT_QPM, OUTPUTS_DIR
 from helpers.inputs import encoder_inputs
 from helpers.data import GrooveSplit, load_groove_4bar_split
 from helpers.evaluate import _json_ready, evaluate_model, magenta_eval_losses
+from helpers.groove_files import NUM_GROOVES, save_grooves
 from helpers.sample import TrainedModel
 from helpers.train import CHECKPOINT_DIR, CONFIG_FILE, HISTORY_FILE, checkpoint_step, restore_model
 
@@ -137,18 +137,18 @@ def _replace_results(readme: Path, block: str) -> str:
 
 def _write_samples(groovae: TrainedModel, folder: Path, outputs_dir: Path) -> list[Path]:
     """The five committed grooves (MIDI + pianoroll) and their one-figure view in the bundle."""
-    grooves = groovae.sample_grooves(pipeline.NUM_GROOVES, SAMPLES_TEMPERATURE, SAMPLES_SEED)
+    grooves = groovae.sample_grooves(NUM_GROOVES, SAMPLES_TEMPERATURE, SAMPLES_SEED)
     sequences = groovae.grooves_to_note_sequences(grooves, DEFAULT_QPM)
-    out_dir = pipeline.samples_folder(
-        groovae, SAMPLES_TEMPERATURE, SAMPLES_SEED, DEFAULT_QPM, outputs_dir
+    out_dir = paths.seeded_samples_dir(
+        outputs_dir, groovae.label, SAMPLES_TEMPERATURE, SAMPLES_SEED, DEFAULT_QPM
     )
     for stale in out_dir.glob("groove_*.wav"):  # audio of the grooves this replaces
         stale.unlink()
-    paths = pipeline.save_grooves(sequences, out_dir, overwrite=True, audio=False)
-    fig = render.plot_grooves(sequences, [p.stem for p in paths])
+    midi_paths = save_grooves(sequences, out_dir, overwrite=True, suffixes=(".mid", ".png"))
+    fig = render.plot_grooves(sequences, [p.stem for p in midi_paths])
     render.save_figure(fig, folder / card.FIGURES["samples"], overwrite=True)
     render.plt.close(fig)
-    return paths
+    return midi_paths
 
 
 def export(
@@ -242,13 +242,14 @@ def export(
 
 
 def main(argv: list[str] | None = None) -> Path:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--run-dir", required=True, help="run folder: config, history, checkpoints")
+    """`python -m helpers.export --run-dir RUN`: prints the bundle folder and its size."""
+    parser = cli.parser("export", __doc__)
+    cli.add_run_dir(parser, required=True)
     parser.add_argument("--name", default="groovae_4bar", help="bundle name (pretrained/<name>)")
     parser.add_argument("--step", type=int, help="checkpoint step to export (default: newest)")
     parser.add_argument("--milestones", action="append", default=[],
                         help="another folder of ckpt-<step>.npz files (repeatable)")
-    parser.add_argument("--data-dir", help="Groove MIDI Dataset folder (default: helpers.data's)")
+    cli.add_data_dir(parser)
     parser.add_argument("--trained-on", help="training machine in words (default: this CPU)")
     parser.add_argument("--no-readme", action="store_true", help="leave README.md alone")
     parser.add_argument("--overwrite", action="store_true",

@@ -37,20 +37,17 @@ def find_gmd(
     """Returns a folder holding GMD's info.csv and MIDI files.
 
     Looks only at `data_dir` when given (a folder with info.csv, or a folder or path holding
-    groove-v1.0.0-midionly.zip, extracted once into the user cache); otherwise at
-    $GROOVE_DATA_DIR, then the user cache (~/.cache/groovae), and finally downloads the zip
-    from `url` there, checking it against `sha256`.
+    groove-v1.0.0-midionly.zip, extracted once into the user cache); otherwise at the user
+    cache (~/.cache/groovae), and finally downloads the zip from `url` there, checking it
+    against `sha256`. The command lines and notebooks pass $GROOVE_DATA_DIR as `data_dir`.
 
     Raises:
       DatasetNotFoundError: nothing found, and no download allowed or the download failed (the
         message says why; a failed download leaves nothing behind).
     """
     looked = []
-    if data_dir is not None:  # an explicit place that is wrong is an error, not a fallback
-        candidates = [Path(data_dir).expanduser()]
-    else:
-        candidates = [Path(p).expanduser() for p in [os.environ.get("GROOVE_DATA_DIR")] if p]
-        candidates.append(USER_CACHE_DIR)
+    # An explicit place that is wrong is an error, not a fallback.
+    candidates = [Path(data_dir).expanduser() if data_dir is not None else USER_CACHE_DIR]
     for candidate in candidates:
         found = _gmd_in(candidate)
         if found is not None:

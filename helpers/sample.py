@@ -10,13 +10,17 @@ import note_seq
 import numpy as np
 
 from helpers.config import GrooVAEConfig
+from helpers import paths
 from helpers.constants import (
     DEFAULT_QPM,
+    HITS,
+    MAX_MIDI_VELOCITY,
     MIDI_DRUM_CHANNEL,
     OUTPUTS_DIR,
     QUARTERS_PER_BAR,
     ROLAND_DRUM_PITCH_CLASSES,
     STEPS_PER_QUARTER,
+    VELOCITIES,
     WINDOW_STEPS,
 )
 from helpers.converter import GrooveConverter, Rejected
@@ -42,9 +46,22 @@ def newest_or_bundled(
         run_dir = find_run(outputs_dir)
     except TrainError:  # no run with a checkpoint yet
         model = TrainedModel.pretrained(name, root)
-        model.source += f": no run of your own under {Path(outputs_dir) / 'runs'}"
+        model.source += f": no run of your own under {paths.runs_dir(outputs_dir)}"
         return model
     return TrainedModel(run_dir)
+
+
+def find_config_run(config_name: str, outputs_dir: str | os.PathLike = OUTPUTS_DIR) -> Path | None:
+    """The run folder trained with `config_name` under outputs_dir/runs, or None with a hint."""
+    run_dir = paths.run_dir(outputs_dir, config_name)
+    if latest_checkpoint(run_dir) is None:
+        print(
+            f"No {config_name} checkpoint in {run_dir}. Train one in 02_train with "
+            f'CONFIG_NAME = "{config_name}", or run: python -m helpers.train --config '
+            f"{config_name} --steps 3000 --run-dir {run_dir}"
+        )
+        return None
+    return run_dir
 
 
 def load_midi(path: str | os.PathLike) -> note_seq.NoteSequence:
@@ -61,39 +78,6 @@ def load_midi(path: str | os.PathLike) -> note_seq.NoteSequence:
             f"cannot read {path} as MIDI ({type(err).__name__}: {err}); give a Standard MIDI "
             "File (.mid) holding a drum groove in 4/4 at one tempo"
         ) from err
-
-
-def groove_paths(out_dir: str | os.PathLike, n: int, prefix: str = "groove") -> list[Path]:
-    """out_dir/{prefix}_01.mid, _02.mid, ...: the names write_grooves uses (wider past 99)."""
-    width = max(2, len(str(n)))
-    return [Path(out_dir) / f"{prefix}_{i:0{width}d}.mid" for i in range(1, n + 1)]
-
-
-def write_grooves(
-    sequences: list[note_seq.NoteSequence],
-    out_dir: str | os.PathLike,
-    prefix: str = "groove",
-    overwrite: bool = False,
-) -> list[Path]:
-    """Writes sequences as out_dir/{prefix}_01.mid, _02.mid, ... (wider numbers past 99).
-
-    Every name is checked before anything is written, so a refusal leaves no partial set.
-
-    Returns:
-      The paths written, in order.
-
-    Raises:
-      FileExistsError: a target exists and `overwrite` is False.
-    """
-    out_dir = Path(out_dir)
-    paths = groove_paths(out_dir, len(sequences), prefix)
-    existing = [str(p) for p in paths if p.exists()]
-    if existing and not overwrite:
-        raise FileExistsError(f"{existing[0]} exists; pass overwrite=True to replace it")
-    out_dir.mkdir(parents=True, exist_ok=True)
-    for sequence, path in zip(sequences, paths):
-        note_seq.sequence_proto_to_midi_file(sequence, str(path))
-    return paths
 
 
 def set_tempo(
@@ -342,6 +326,14 @@ class TrainedModel:
         return self.grooves_to_note_sequences(steps, qpm or ends[0].qpm)
 
 
+def quantized_score(grooves: np.ndarray, velocity: int = 80) -> np.ndarray:
+    """The hits of (n, 64, 27) grooves on the grid at one velocity: a humanize model's kind of input."""
+    score = np.zeros_like(grooves)
+    score[..., HITS] = grooves[..., HITS]
+    score[..., VELOCITIES] = grooves[..., HITS] * velocity / MAX_MIDI_VELOCITY
+    return score
+
+
 def humanize(
     model: TrainedModel,
     note_sequence: note_seq.NoteSequence,
@@ -392,7 +384,8 @@ def drumify(
 
 
 if __name__ == "__main__":
-    # Magenta's verbs (sample, interpolate, humanize, drumify) writing MIDI, PNG and WAV.
+    # `python -m helpers.sample` is the verbs' command line under the name users know; it lives
+    # in helpers.verbs, which writes files through modules that come after this one.
     from helpers.verbs import main
 
     main()

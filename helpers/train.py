@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import time
@@ -15,13 +14,14 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from tqdm.auto import tqdm  # noqa: E402
 
+from helpers import cli, paths  # noqa: E402
 from helpers.config import CONFIG_FILE  # noqa: E402
 from helpers.config import GrooVAEConfig, TrainConfig, get_config, with_overrides  # noqa: E402
 from helpers.constants import OUTPUTS_DIR  # noqa: E402
 from helpers.inputs import encoder_inputs  # noqa: E402
 from helpers.data import load_groove_4bar  # noqa: E402
 from helpers.dataset import eval_windows, train_batches  # noqa: E402
-from helpers.device import PRECISIONS, resolve_precision  # noqa: E402
+from helpers.device import resolve_precision  # noqa: E402
 from helpers.history import HISTORY_FILE, History, write_atomic  # noqa: E402
 from helpers.midi_folder import load_midi_folder, summary_text, training_windows  # noqa: E402
 from helpers.model import GrooVAE  # noqa: E402
@@ -91,13 +91,13 @@ def find_run(outputs_dir: str | os.PathLike = OUTPUTS_DIR) -> Path:
       TrainError: no run with a checkpoint there.
     """
     runs = []
-    for config_path in Path(outputs_dir).glob(f"runs/*/{CONFIG_FILE}"):
+    for config_path in paths.runs_dir(outputs_dir).glob(f"*/{CONFIG_FILE}"):
         checkpoint = latest_checkpoint(config_path.parent)
         if checkpoint is not None:
             runs.append((Path(checkpoint).stat().st_mtime, config_path.parent))
     if not runs:
         raise TrainError(
-            f"no trained run under {Path(outputs_dir) / 'runs'}; train one with notebook 02 "
+            f"no trained run under {paths.runs_dir(outputs_dir)}; train one with notebook 02 "
             "or pass run_dir= the folder holding config.json and the checkpoints"
         )
     return max(runs)[1]
@@ -235,7 +235,8 @@ def _train_loop(
     try:
         for step in range(start + 1, t.num_steps + 1):
             inputs, targets = next(batches)
-            logs = train_on_batch(model, inputs, targets)
+            logs = train_on_batch(model, inputs, targets)  # this step's values only
+            history.add_step(logs)
             if step == start + 1:
                 timed_from = time.monotonic()
             elif step == start + 1 + ETA_STEPS:
@@ -249,8 +250,7 @@ def _train_loop(
             )
             if step % log_every_steps == 0 or evaluate or save:
                 # The rate of this row's last update, taken at the step before it (spec §4).
-                history.write(step, "train", logs, float(learning_rate(step - 1)))
-                model.reset_metrics()
+                history.write_train(step, float(learning_rate(step - 1)))
                 shown = ("loss", "r_loss", "kl_bits")
                 bar.set_postfix({k: f"{float(logs[k]):.4g}" for k in shown})
             if evaluate:
@@ -298,8 +298,8 @@ def train(
       train_data, validation_data: decoder targets (n, 64, 27) float32 to use instead of GMD's
         train and validation splits; encoder inputs are derived with the config's converter.
       cache_dir: the window cache of helpers.data.
-      log_every_steps: a training row averages this many steps (and ends at every evaluation
-        and checkpoint).
+      log_every_steps: a training row is the mean over this many steps (an interval also ends
+        at every evaluation and checkpoint, so a resumed run logs the rows an unbroken one does).
       progress: show a tqdm progress bar.
       devices: local devices sharing each global batch (data parallel on the jax and
         tensorflow backends); the batches stay those of a one-device run.
@@ -346,26 +346,19 @@ def mixed_precision_for(choice: str, run_dir: str | os.PathLike, hardware=None) 
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--config", required=True, help="a CONFIG_MAP name, e.g. groovae_4bar")
-    parser.add_argument("--steps", type=int, required=True, help="total steps; a rerun continues")
-    parser.add_argument("--out", required=True, help="run directory (config, history, checkpoints)")
-    parser.add_argument("--data-dir", help="Groove MIDI Dataset folder (default: helpers.data's)")
+    """`python -m helpers.train`: trains or continues a run; prints its last history rows."""
+    parser = cli.parser("train", __doc__)
+    cli.add_training(parser, required=True)
+    cli.add_run_dir(parser, "--out", required=True)
+    cli.add_data_dir(parser)
     parser.add_argument("--midi-dir", help="train on the .mid/.midi files under this folder")
     parser.add_argument("--init-from", help="fine-tune from 'pretrained' (bundled) or a run folder")
-    parser.add_argument("--batch-size", type=int)
-    parser.add_argument(
-        "--precision",
-        choices=PRECISIONS,
-        default="auto",
-        help="compute precision (variables stay float32); auto: bfloat16 only where the "
-        "hardware has native bf16 units, else float32",
-    )
     parser.add_argument(
         "--devices", type=int, default=1, help="local devices sharing each batch (jax, tensorflow)"
     )
     args = parser.parse_args(argv)
-    config = get_config(args.config, mixed_precision=mixed_precision_for(args.precision, args.out))
+    bfloat16 = mixed_precision_for(args.precision, args.run_dir)
+    config = get_config(args.config, mixed_precision=bfloat16)
     windows = {}
     if args.midi_dir:
         splits = load_midi_folder(args.midi_dir)
@@ -373,7 +366,7 @@ def main(argv: list[str] | None = None) -> None:
         windows = training_windows(splits, args.batch_size or config.train.batch_size)
     history = train(
         config,
-        args.out,
+        args.run_dir,
         args.data_dir,
         steps=args.steps,
         batch_size=args.batch_size,

@@ -1,10 +1,13 @@
 """Magenta's verbs on your files: sample, interpolate, humanize, drumify -> MIDI, PNG and WAV.
 
-    python -m helpers.sample sample|interpolate|humanize|drumify --out DIR [--input A.mid]
-        [--input B.mid] [--run-dir RUN] [--num N] [--temperature T] [--seed S] [--qpm Q]
+    python -m helpers.verbs sample|interpolate|humanize|drumify --output-dir DIR
+        [--input A.mid] [--input B.mid] [--run-dir RUN] [--num N] [--temperature T]
+        [--seed S] [--qpm Q] [--overwrite]
 
-Without a verb, `python -m helpers.sample --num 5 --out DIR` samples. Notebook 03 runs them all
-on one uploaded groove with `your_groove`.
+`python -m helpers.sample ...` is the same command. Without a verb it samples. Magenta's
+music_vae_generate.py spellings work too (--output_dir, --run_dir, --num_outputs,
+--input_midi_1, --input_midi_2), as do --out and --checkpoint. Notebook 03 runs every verb on
+one uploaded groove with `your_groove`.
 """
 
 from __future__ import annotations
@@ -15,14 +18,16 @@ from pathlib import Path
 
 import note_seq
 
-from helpers.constants import DEFAULT_QPM, OUTPUTS_DIR
-from helpers.pipeline import _next_free, find_config_run, save_grooves
+from helpers import cli, paths
+from helpers.constants import DEFAULT_QPM
+from helpers.groove_files import NUM_GROOVES, save_grooves
 from helpers.pretrained import PretrainedError
 from helpers.sample import (
     DEFAULT_TEMPERATURE,
     SampleError,
     TrainedModel,
     drumify,
+    find_config_run,
     humanize,
     load_midi,
     newest_or_bundled,
@@ -37,26 +42,24 @@ TRANSFORMS = {"humanize": humanize, "drumify": drumify}
 INPUTS = {"sample": (0, 0), "interpolate": (2, 2), "humanize": (1, None), "drumify": (1, None)}
 
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+def _parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """The verb and flags; a command line without a verb is read as `sample`."""
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] not in (*VERBS, "-h", "--help"):
         argv.insert(0, "sample")
-    parser = argparse.ArgumentParser(
-        prog="python -m helpers.sample", description=__doc__.split("\n")[0]
-    )
+    parser = cli.parser("verbs", __doc__)
     parser.add_argument("verb", choices=VERBS)
-    parser.add_argument("--out", required=True, help="folder for the .mid, .png and .wav files")
     parser.add_argument(
-        "--input", action="append", default=[], help="a MIDI file; interpolate takes two"
+        "--output-dir", "--output_dir", "--out", dest="output_dir", required=True,
+        help="folder for the .mid, .png and .wav files",
     )
     parser.add_argument(
-        "--run-dir", "--checkpoint", dest="run_dir", help="a run folder (config.json, checkpoints)"
+        "--input", "--input_midi_1", "--input_midi_2", dest="input", action="append", default=[],
+        help="a MIDI file; interpolate takes two",
     )
-    parser.add_argument("--outputs-dir", "--outputs_dir", default=str(OUTPUTS_DIR))
-    parser.add_argument(
-        "--num", type=int, default=5, help="grooves to sample, interpolation steps, or versions"
-    )
+    cli.add_run_dir(parser, "--checkpoint", help="run folder (default: the newest, or bundled)")
+    cli.add_outputs_dir(parser)
+    cli.add_num(parser, NUM_GROOVES, "grooves to sample, interpolation steps, or versions")
     parser.add_argument("--temperature", type=float, default=DEFAULT_TEMPERATURE)
     parser.add_argument("--seed", type=int, default=None)
     parser.add_argument(
@@ -136,7 +139,7 @@ def your_groove(
     qpm = model.windows(groove).qpm
     new = model.sample(1, temperature, seed, qpm)[0]
     results["interpolation"] = model.interpolate(groove, new, num_steps, temperature, seed)
-    out_dir = _next_free(Path(out_root), Path(path).stem)
+    out_dir = paths.next_free(out_root, Path(path).stem)
     return {name: (seqs, save_grooves(seqs, out_dir, name)) for name, seqs in results.items()}
 
 
@@ -154,11 +157,11 @@ def run(args: argparse.Namespace) -> tuple[list[Path], list[str]]:
     print(f"model: {model.source}")
     if args.verb == "sample":
         grooves = model.sample(args.num, args.temperature, args.seed, args.qpm or DEFAULT_QPM)
-        return save_grooves(grooves, args.out, overwrite=args.overwrite), []
+        return save_grooves(grooves, args.output_dir, overwrite=args.overwrite), []
     if args.verb == "interpolate":
         start, end = (load_midi(path) for path in args.input)
         steps = model.interpolate(start, end, args.num, args.temperature, args.seed, args.qpm)
-        return save_grooves(steps, args.out, "interpolation", overwrite=args.overwrite), []
+        return save_grooves(steps, args.output_dir, "interpolation", overwrite=args.overwrite), []
     written, refused = [], []
     for path in args.input:
         try:
@@ -168,16 +171,16 @@ def run(args: argparse.Namespace) -> tuple[list[Path], list[str]]:
             refused.append(f"{path}: {error}")
             continue
         prefix = f"{Path(path).stem}_{args.verb}"
-        written += save_grooves(takes, args.out, prefix, overwrite=args.overwrite)
+        written += save_grooves(takes, args.output_dir, prefix, overwrite=args.overwrite)
     return written, refused
 
 
 def main(argv: list[str] | None = None) -> list[Path]:
-    """`python -m helpers.sample VERB ...`: prints each file written and each input refused.
+    """`python -m helpers.verbs VERB ...`: prints each file written and each input refused.
 
     Exits with status 1 (a message, no traceback) when anything was refused.
     """
-    args = parse_args(argv)
+    args = _parse_args(argv)
     try:
         written, refused = run(args)
     except (SampleError, FileExistsError, TrainError, PretrainedError) as error:

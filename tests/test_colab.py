@@ -115,7 +115,7 @@ def test_03_samples_the_run_02_wrote_to_drive(stand_in_colab, gmd_subset, tmp_pa
     run_dir = drive_outputs / "smoke" / "runs" / "tiny"
     assert sorted((run_dir / "checkpoints").iterdir())
     assert sorted((drive_outputs / "cache").glob("*.npz"))
-    check = _code("print(groovae.run_dir)\nprint(paths[0])")
+    check = _code("print(groovae.run_dir)\nprint(midi_paths[0])")
     notebook = _execute(
         in_colab + _cells_until(REPO / "notebooks" / "03_sample.ipynb", "write_samples(") + [check])
     printed = notebook.cells[-1].outputs[0]["text"].split()

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from helpers import clips, constants, converter, data, gmd
+from helpers import cli, clips, constants, converter, data, gmd
 from helpers.config import ConverterConfig
 from helpers.converter import GrooveConverter
 from helpers.inputs import encoder_inputs
@@ -217,7 +217,10 @@ def test_find_gmd_folder_and_missing(tiny_gmd, tmp_path, monkeypatch):
     assert data.find_gmd(tiny_gmd) == tiny_gmd
     monkeypatch.setenv("GROOVE_DATA_DIR", str(tiny_gmd))
     monkeypatch.setattr(gmd, "USER_CACHE_DIR", tmp_path / "user-cache")
-    assert data.find_gmd() == tiny_gmd
+    # GROOVE_DATA_DIR is read at the edge (command lines, notebooks) and handed down.
+    assert data.find_gmd(cli.data_dir_from_env()) == tiny_gmd
+    with pytest.raises(gmd.DatasetNotFoundError):
+        data.find_gmd(download=False)  # the library itself reads no environment
     with pytest.raises(gmd.DatasetNotFoundError) as error:
         data.find_gmd(tmp_path / "nowhere")  # no fallback from an explicit path
     assert "nowhere" in str(error.value) and constants.GMD_ZIP_NAME in str(error.value)

@@ -4,11 +4,15 @@ import note_seq
 import numpy as np
 import pytest
 
+from conftest import random_grooves
+
 from helpers import sample
+from helpers import train as training
 from helpers.config import get_config
-from helpers.constants import HITS, OFFSETS, VELOCITIES
+from helpers.constants import DEFAULT_QPM, HITS, OFFSETS, VELOCITIES
 
 BAR = 2.0  # seconds per 4/4 bar at 120 qpm
+FOUR_BARS = 16 * 60.0 / DEFAULT_QPM  # seconds of one decoded groove
 
 
 class FakeModel:
@@ -248,19 +252,6 @@ def test_drumify_needs_a_tap_run(fake, make_drums):
         sample.drumify(fake, _four_bars(make_drums))
 
 
-def test_write_grooves_numbers_files_and_refuses_to_overwrite(tmp_path, make_drums):
-    sequences = [_four_bars(make_drums) for _ in range(3)]
-    paths = sample.write_grooves(sequences, tmp_path / "out")
-    assert [p.name for p in paths] == ["groove_01.mid", "groove_02.mid", "groove_03.mid"]
-    back = note_seq.midi_file_to_note_sequence(str(paths[0]))
-    assert len(back.notes) == 5
-    (tmp_path / "out" / "groove_02.mid").write_bytes(b"keep")
-    with pytest.raises(FileExistsError, match="groove_01.mid"):
-        sample.write_grooves(sequences, tmp_path / "out")
-    assert (tmp_path / "out" / "groove_02.mid").read_bytes() == b"keep"
-    sample.write_grooves(sequences, tmp_path / "out", overwrite=True)
-
-
 def test_load_midi_bad_files_raise_one_clear_error(tmp_path):
     (tmp_path / "bad.mid").write_bytes(b"not a midi file")
     for path in (tmp_path / "bad.mid", tmp_path / "missing.mid"):
@@ -269,7 +260,8 @@ def test_load_midi_bad_files_raise_one_clear_error(tmp_path):
 
 
 def test_load_midi_reads_back_a_written_groove(tmp_path, make_drums):
-    (path,) = sample.write_grooves([_four_bars(make_drums)], tmp_path)
+    path = tmp_path / "groove_01.mid"
+    note_seq.sequence_proto_to_midi_file(_four_bars(make_drums), str(path))
     assert len(sample.load_midi(path).notes) == 5
 
 
@@ -316,3 +308,57 @@ def test_trained_model_finds_newest_run(tiny_run):
 def test_find_run_without_runs_raises(tmp_path):
     with pytest.raises(sample.TrainError, match="no trained run"):
         sample.find_run(tmp_path)
+
+
+def test_quantized_score_keeps_hits_flat_velocity_no_offsets():
+    grooves = random_grooves(3, seed=2)
+    before = grooves.copy()
+    score = sample.quantized_score(grooves, velocity=80)
+    np.testing.assert_array_equal(score[..., HITS], grooves[..., HITS])
+    np.testing.assert_allclose(score[..., VELOCITIES], grooves[..., HITS] * 80 / 127, rtol=1e-6)
+    np.testing.assert_array_equal(score[..., OFFSETS], 0.0)
+    np.testing.assert_array_equal(grooves, before)  # input untouched
+
+
+def test_grooves_at_a_tempo_play_back_to_back(tiny_run):
+    """03 plays an interpolation's steps one after another: each groove lasts its 4 bars."""
+    qpm = 100.0
+    groovae = sample.TrainedModel(tiny_run)
+    sequences = groovae.grooves_to_note_sequences(random_grooves(3, seed=5), qpm)
+    joined = note_seq.sequences_lib.concatenate_sequences(sequences)
+    four_bars = 16 * 60.0 / qpm
+    np.testing.assert_allclose(joined.total_time, sum(s.total_time for s in sequences), rtol=1e-9)
+    np.testing.assert_allclose(joined.total_time, 3 * four_bars, rtol=1e-9)
+    expected = sorted(
+        (i * four_bars + n.start_time, n.pitch) for i, s in enumerate(sequences) for n in s.notes
+    )
+    got = sorted((n.start_time, n.pitch) for n in joined.notes)
+    assert [p for _, p in got] == [p for _, p in expected]
+    np.testing.assert_allclose([t for t, _ in got], [t for t, _ in expected], atol=1e-9)
+
+
+def test_find_config_run_missing_prints_training_hint(tmp_path, capsys):
+    assert sample.find_config_run("tiny", tmp_path) is None
+    hint = capsys.readouterr().out
+    assert "No tiny checkpoint" in hint and "python -m helpers.train --config tiny" in hint
+
+
+def test_find_config_run_finds_a_trained_run(tiny_run):
+    assert sample.find_config_run("tiny", tiny_run.parents[1]) == tiny_run
+
+
+@pytest.mark.parametrize("variant", ["humanize", "tapify"])
+def test_variant_runs_turn_a_score_into_a_groove(variant, tmp_path):
+    """The path of 03's humanize and drumify sections, on tiny runs of each variant."""
+    grooves = random_grooves(32)
+    run_dir = tmp_path / "runs" / f"groovae_4bar_{variant}"
+    config = get_config("tiny", name=f"groovae_4bar_{variant}", **{variant: True})
+    training.train(config, run_dir, steps=2, train_data=grooves, validation_data=grooves[:16],
+                   progress=False)
+    assert sample.find_config_run(f"groovae_4bar_{variant}", tmp_path) == run_dir
+    groovae = sample.TrainedModel(run_dir)
+    score = groovae.grooves_to_note_sequences(sample.quantized_score(grooves[:1]))[0]
+    transform = sample.humanize if variant == "humanize" else sample.drumify
+    played = transform(groovae, score, temperature=0.5, seed=0)
+    assert played.notes, f"{variant} played no notes"
+    assert all(n.is_drum and 0 <= n.start_time < FOUR_BARS for n in played.notes)

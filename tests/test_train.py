@@ -84,6 +84,25 @@ def test_train_resume_matches_unbroken_run(tiny_config, tmp_path):
     np.testing.assert_allclose(b.loc[a.index, "loss"], a["loss"], rtol=1e-5)
 
 
+def test_train_rows_are_means_over_their_logging_interval(tiny_config, tmp_path):
+    config = get_config("tiny", eval_every_steps=10, checkpoint_every_steps=10)
+    every_step = training.train(config, tmp_path / "each", steps=10, log_every_steps=1,
+                                progress=False, **DATA)
+    every_five = training.train(config, tmp_path / "fives", steps=10, log_every_steps=5,
+                                progress=False, **DATA)
+    steps = every_step[every_step.split == "train"].set_index("step")
+    rows = every_five[every_five.split == "train"].set_index("step")
+    assert list(rows.index) == [5, 10]
+    for end in (5, 10):
+        interval = steps.loc[end - 4 : end]
+        for column in ("loss", "losses/r_loss", "losses/kl_bits", "global_norm"):
+            np.testing.assert_allclose(rows.loc[end, column], interval[column].mean(), rtol=1e-5,
+                                       err_msg=column)
+        # Schedule values are the row's own step's, not an average.
+        for column in ("losses/kl_beta", "learning_rate"):
+            np.testing.assert_allclose(rows.loc[end, column], steps.loc[end, column], rtol=1e-6)
+
+
 def test_train_resume_drops_history_past_the_checkpoint(tiny_config, tmp_path):
     _train(tiny_config, tmp_path, steps=14)  # checkpoints at 10 and 14
     (tmp_path / training.CHECKPOINT_DIR / "ckpt-000000014.npz").unlink()  # as if killed at 13
@@ -126,9 +145,10 @@ def test_restore_model_without_checkpoint(tmp_path):
 def test_main_cli_continues_to_total_steps(tmp_path, monkeypatch):
     splits = {"train": DATA["train_data"], "validation": DATA["validation_data"]}
     monkeypatch.setattr(training, "load_groove_4bar", lambda split, *a, **k: splits[split])
-    args = ["--config", "tiny", "--out", str(tmp_path), "--batch-size", "8"]
-    training.main([*args, "--steps", "2"])
-    training.main([*args, "--steps", "3"])
+    training.main(["--config", "tiny", "--out", str(tmp_path), "--batch-size", "8", "--steps", "2"])
+    # --run-dir is the spelling now, --out the one users typed before; Magenta's --num_steps too.
+    training.main(["--config", "tiny", "--run-dir", str(tmp_path), "--batch-size", "8",
+                   "--num_steps", "3"])
     history = json.loads((tmp_path / training.CONFIG_FILE).read_text())
     assert history["train"]["batch_size"] == 8 and history["train"]["num_steps"] == 3
     assert training.latest_checkpoint(tmp_path).name == "ckpt-000000003.npz"

@@ -72,6 +72,14 @@ def test_cli_without_a_verb_samples(tiny_run, tmp_path, capsys):
     assert out == [f"model: your run {tiny_run} at step 2", *map(str, paths)]
 
 
+def test_cli_takes_magentas_spellings(tiny_run, files, tmp_path):
+    paths = verbs.main(["interpolate", "--input_midi_1", str(files["2_bars"]), "--input_midi_2",
+                        str(files["17_bars"]), "--run_dir", str(tiny_run), "--num_outputs", "3",
+                        "--seed", "0", "--output_dir", str(tmp_path)])
+    assert [p.name for p in paths] == [f"interpolation_0{i}.mid" for i in range(1, 4)]
+    _assert_length_and_tempo(_read(paths[0]), 2)
+
+
 def test_cli_never_overwrites(tiny_run, tmp_path):
     args = ["sample", "--run-dir", str(tiny_run), "--num", "2", "--out", str(tmp_path)]
     verbs.main(args)

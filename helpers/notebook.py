@@ -1,0 +1,180 @@
+"""Notebook-only code: grooves shown inline with download links, the Generate panel, the novelty
+table and the MIDI upload box (Colab's, or an ipywidgets FileUpload, 7.x or 8.x).
+
+IPython and ipywidgets are imported inside the functions that use them, so the rest of the
+package never needs them. The upload formats differ: Colab's files.upload() gives
+{name: bytes}; ipywidgets 7.x stores {name: {"metadata": ..., "content": bytes}}, 8.x a tuple
+of {"name": ..., "content": memoryview, ...}.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import note_seq
+import numpy as np
+import pandas as pd
+
+from helpers import paths, render
+from helpers.constants import HITS
+from helpers.data import GrooveSplit
+from helpers.metrics import nearest_neighbours
+from helpers.groove_files import NUM_GROOVES, save_grooves
+from helpers.sample import DEFAULT_TEMPERATURE, TrainedModel
+
+MIDI_ACCEPT = ".mid,.midi"
+
+
+# --- grooves on the page ---------------------------------------------------------------------
+
+
+def midi_download_link(path: str | os.PathLike):
+    """An HTML link that downloads the MIDI file from the notebook page, in Colab or Jupyter alike."""
+    from IPython.display import HTML
+
+    path = Path(path)
+    payload = base64.b64encode(path.read_bytes()).decode("ascii")
+    return HTML(
+        f'<a download="{path.name}" href="data:audio/midi;base64,{payload}">download {path.name}</a>'
+    )
+
+
+def show_grooves(sequences: list[note_seq.NoteSequence], midi_paths: list[Path]) -> None:
+    """Displays each groove's pianoroll, audio player and MIDI download link inline."""
+    from IPython.display import display
+
+    for sequence, path in zip(sequences, midi_paths):
+        render.show_groove(sequence, title=path.stem)
+        display(midi_download_link(path))
+
+
+def generate_panel(
+    groovae: TrainedModel,
+    out_dir: str | os.PathLike,
+    num: int = NUM_GROOVES,
+    temperature: float = DEFAULT_TEMPERATURE,
+    seed: int = 0,
+    qpm: int = 120,
+):
+    """An ipywidgets panel: temperature, number of grooves, seed and tempo, and a Generate button.
+
+    Each click samples, saves MIDI/PNG/WAV into a new numbered folder under `out_dir` and redraws
+    the rolls, players and download links. Nothing is generated before the first click, so a
+    headless run (CI) just shows the controls.
+
+    Returns:
+      The panel widget (display it, or leave it as a cell's last expression).
+    """
+    import ipywidgets as widgets
+
+    temperature_w = widgets.FloatSlider(
+        value=temperature, min=0.05, max=1.5, step=0.05, description="temperature"
+    )
+    num_w = widgets.IntSlider(value=num, min=1, max=8, description="grooves")
+    seed_w = widgets.IntText(value=seed, description="seed")
+    qpm_w = widgets.IntSlider(value=qpm, min=60, max=200, description="tempo (bpm)")
+    button = widgets.Button(description="Generate", button_style="success", icon="music")
+    shown = widgets.Output()
+
+    def generate(_=None):
+        with shown:
+            shown.clear_output()
+            sequences = groovae.sample(num_w.value, temperature_w.value, seed_w.value, qpm_w.value)
+            # Two decimals: the slider's steps of 0.05 carry float noise (0.35000000000000003).
+            stem = f"T{temperature_w.value:.2f}-seed{seed_w.value}-{qpm_w.value}bpm"
+            midi_paths = save_grooves(sequences, paths.next_free(out_dir, stem))
+            show_grooves(sequences, midi_paths)
+
+    button.on_click(generate)
+    controls = widgets.HBox([widgets.VBox([temperature_w, num_w]), widgets.VBox([seed_w, qpm_w])])
+    return widgets.VBox([controls, button, shown])
+
+
+def novelty_table(
+    grooves: np.ndarray, train_split: GrooveSplit, k: int = 20
+) -> tuple[pd.DataFrame, np.ndarray]:
+    """Each groove's nearest training windows by hit pattern (velocity, then timing, break ties).
+
+    Args:
+      grooves: (n, 64, 27) generated grooves.
+      train_split: the training windows with their metadata.
+      k: neighbours looked at per groove.
+
+    Returns:
+      A table with one row per groove (distance to the nearest window in differing hit cells out
+      of 576, the mean over the k nearest, and which GMD file and clip the nearest is), and the
+      (n, k) indices of the neighbours in `train_split.outputs`.
+    """
+    found = nearest_neighbours(grooves, train_split.outputs, k=k)
+    nearest = train_split.meta.iloc[found.indices[:, 0]]
+    table = pd.DataFrame(
+        {
+            "groove": [f"groove_{i + 1:02d}" for i in range(len(grooves))],
+            "hits": (grooves[..., HITS] > 0.5).sum(axis=(1, 2)),
+            "nearest distance": found.hamming[:, 0],
+            f"mean distance of {k} nearest": found.hamming.mean(axis=1).round(1),
+            "nearest window": [f"{m.midi_filename} clip {m.clip}" for m in nearest.itertuples()],
+        }
+    )
+    return table, found.indices
+
+
+# --- your MIDI file in -----------------------------------------------------------------------
+
+
+def in_colab() -> bool:
+    return "google.colab" in sys.modules
+
+
+def choose() -> Any:
+    """Colab: the files chosen in its upload box ({name: bytes}). Elsewhere: a FileUpload widget
+    for MIDI files, to display and pick from before calling `received`."""
+    if in_colab():
+        from google.colab import files
+
+        return files.upload()
+    import ipywidgets as widgets
+
+    return widgets.FileUpload(accept=MIDI_ACCEPT, multiple=False, description="MIDI file")
+
+
+def uploaded_files(chosen: Any) -> dict[str, bytes]:
+    """{file name: bytes} from Colab's upload result, a FileUpload widget or its value.
+
+    Names lose any folder part, so a file is never written outside the folder it is saved to.
+    """
+    value = getattr(chosen, "value", chosen)
+    if isinstance(value, dict):  # Colab, or ipywidgets 7
+        items = [(name, item["content"] if isinstance(item, dict) else item)
+                 for name, item in value.items()]
+    else:  # ipywidgets 8
+        items = [(item["name"], item["content"]) for item in value or ()]
+    return {Path(name).name: bytes(content) for name, content in items}
+
+
+def save_upload(name: str, content: bytes, folder: str | os.PathLike) -> Path:
+    """Writes an uploaded file into `folder`, never over another: the same bytes under the same
+    name are found again, different ones get the first free name-2.mid, name-3.mid, ..."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    path, n = folder / name, 1
+    while path.exists() and path.read_bytes() != content:
+        n += 1
+        path = folder / f"{Path(name).stem}-{n}{Path(name).suffix}"
+    if not path.exists():
+        path.write_bytes(content)
+    return path
+
+
+def received(chosen: Any, folder: str | os.PathLike) -> Path | None:
+    """The chosen MIDI file, saved into `folder`; None (with a hint) before anything is chosen."""
+    files = uploaded_files(chosen)
+    if not files:
+        print("No file chosen yet: pick a .mid file above, then run this cell again.")
+        return None
+    name, content = next(iter(files.items()))
+    return save_upload(name, content, folder)
