@@ -44,12 +44,12 @@ def measure(batch_sizes: list[int], timed_steps: int) -> dict:
     return rates
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--batch-sizes", type=int, nargs="+", default=[64, 512])
     parser.add_argument("--timed-steps", type=int, default=3)
     parser.add_argument("--measure", help=argparse.SUPPRESS)  # the subprocess's side
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     if args.measure:
         print(json.dumps(measure(args.batch_sizes, args.timed_steps)))
         return

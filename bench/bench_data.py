@@ -8,14 +8,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from helpers import constants, data, device  # noqa: E402
+from helpers import cli, constants, data, device  # noqa: E402
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--data-dir", default=None, help="GMD folder or zip (see find_gmd)")
+    cli.add_data_dir(parser)
     parser.add_argument("--workers", type=int, default=None, help="processes; default all cores")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     print(f"CPU: {device.cpu_info().describe()}")
 
     with tempfile.TemporaryDirectory() as cache_dir:

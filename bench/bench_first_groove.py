@@ -54,11 +54,11 @@ def first_groove(name: str) -> dict:
     return {"total": total, "step": report["step"], "notes": report["notes"], **times}
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--name", default="groovae_4bar")
     parser.add_argument("--repeats", type=int, default=3)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
 
     print(f"CPU: {cpu_info().describe()}, {os.cpu_count()} cores")
     runs = [first_groove(args.name) for _ in range(args.repeats)]

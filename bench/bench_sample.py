@@ -21,7 +21,7 @@ os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from helpers import device  # noqa: E402
+from helpers import cli, device  # noqa: E402
 from helpers.config import get_config  # noqa: E402
 from helpers.sample import TrainedModel  # noqa: E402
 from helpers.train import train  # noqa: E402
@@ -57,7 +57,7 @@ def children_cpu_seconds() -> float:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--run-dir", default=None)
-    parser.add_argument("--data-dir", default=None, help="Groove MIDI Dataset folder")
+    cli.add_data_dir(parser)
     parser.add_argument("--num", type=int, default=5)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--no-evaluate", action="store_true", help="time sampling only")
@@ -79,7 +79,7 @@ def main(argv: list[str] | None = None) -> None:
               f"on {cpu.model} (target < {SAMPLE_TARGET_S} s: {met})")
 
         if not args.no_evaluate:
-            command = [sys.executable, "-m", "helpers.evaluate", "--checkpoint", str(run_dir),
+            command = [sys.executable, "-m", "helpers.evaluate", "--run-dir", str(run_dir),
                        "--split", "test"]
             if args.data_dir:
                 command += ["--data-dir", args.data_dir]

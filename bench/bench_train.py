@@ -26,7 +26,7 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 from magenta_side import MagentaStepper  # noqa: E402
 
-from helpers import device  # noqa: E402
+from helpers import cli, device  # noqa: E402
 from helpers.config import get_config  # noqa: E402
 from helpers.constants import GROOVE_DEPTH  # noqa: E402
 from helpers.data import load_groove_4bar  # noqa: E402
@@ -89,7 +89,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--batch-sizes", type=int, nargs="+", default=[512, 64])
     parser.add_argument("--steps", type=int, default=7, help="timed steps of each, alternating")
     parser.add_argument("--warmup", type=int, default=2, help="untimed steps of each first")
-    parser.add_argument("--data-dir", help="Groove MIDI Dataset folder (default: helpers.data's)")
+    cli.add_data_dir(parser)
     args = parser.parse_args(argv)
 
     hardware = device.detect("tensorflow")

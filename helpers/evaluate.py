@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 from pathlib import Path
 
 import numpy as np
 
+from helpers import cli
 from helpers.constants import DEFAULT_QPM
 from helpers.inputs import encoder_inputs
 from helpers.metrics import (
@@ -285,13 +285,19 @@ def metrics_table(metrics: dict) -> str:
     )
 
 
-if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description="Evaluate a GrooVAE run; writes metrics.json.")
-    parser.add_argument("--checkpoint", required=True, help="run folder")
+def main(argv: list[str] | None = None) -> dict:
+    """`python -m helpers.evaluate --run-dir RUN`: prints the metrics table; returns the metrics."""
+    parser = cli.parser("evaluate", __doc__)
+    cli.add_run_dir(parser, "--checkpoint", required=True)
     parser.add_argument("--split", default="test", choices=("test", "validation"))
-    parser.add_argument("--data-dir", "--data_dir", default=None)
-    parser.add_argument("--num-samples", "--num_samples", type=int, default=1000)
+    cli.add_data_dir(parser)
+    parser.add_argument("--num-samples", "--num_samples", dest="num_samples", type=int, default=1000)
     parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args()
-    print(metrics_table(evaluate_run(args.checkpoint, args.split, args.data_dir,
-                                     args.num_samples, seed=args.seed)))
+    args = parser.parse_args(argv)
+    metrics = evaluate_run(args.run_dir, args.split, args.data_dir, args.num_samples, seed=args.seed)
+    print(metrics_table(metrics))
+    return metrics
+
+
+if __name__ == "__main__":
+    main()

@@ -1,9 +1,10 @@
 """A run's history.csv, its rows under Magenta's summary names (spec §4), and atomic file writes.
 
-A train row is the mean of each measured value over the steps since the previous train row (a
-logging interval), as Magenta's summaries average between writes; schedule values (the KL
-weight, the learning rate) are the row's last step's. A validation row is one evaluation. Every
-file of a run (config, checkpoints, history) is written whole or not at all.
+A train row is the mean of each measured value over the steps since the previous train row (its
+logging interval), so it speaks for the whole interval rather than its last step (Magenta's own
+summaries are single steps); schedule values (the KL weight, the learning rate) are the row's
+own step's. A validation row is one evaluation. Every file of a run (config, checkpoints,
+history) is written whole or not at all.
 """
 
 from __future__ import annotations

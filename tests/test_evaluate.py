@@ -69,3 +69,21 @@ def test_evaluate_run_writes_metrics_json(tiny_run, tmp_path, monkeypatch):
     assert json.loads((run_dir / "metrics.json").read_text()) == metrics
     assert metrics["split"] == "test" and metrics["num_train_windows"] == 24
     assert "eval r_loss" in evaluate.metrics_table(metrics)
+
+
+@pytest.mark.parametrize("run_flag", ["--run-dir", "--checkpoint"])
+def test_main_passes_its_flags_down(monkeypatch, capsys, run_flag):
+    called = {}
+
+    def fake_run(run_dir, split, data_dir, num_samples, seed):
+        called.update(run_dir=run_dir, split=split, data_dir=data_dir, num_samples=num_samples,
+                      seed=seed)
+        return {"r_loss": 1.0}
+
+    monkeypatch.setattr(evaluate, "evaluate_run", fake_run)
+    monkeypatch.setattr(evaluate, "metrics_table", lambda metrics: f"table of {sorted(metrics)}")
+    monkeypatch.setenv("GROOVE_DATA_DIR", "/gmd")
+    metrics = evaluate.main([run_flag, "run", "--split", "validation", "--num_samples", "7"])
+    assert metrics == {"r_loss": 1.0} and capsys.readouterr().out == "table of ['r_loss']\n"
+    assert called == {"run_dir": "run", "split": "validation", "data_dir": "/gmd",
+                      "num_samples": 7, "seed": 0}

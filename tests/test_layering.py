@@ -1,6 +1,7 @@
 """Imports in helpers/ go one way: constants -> paths -> ... -> train -> sample -> ... -> export."""
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
@@ -88,3 +89,9 @@ def test_imports_point_backwards(module):
     imported = _helpers_imports(ast.parse(path.read_text()))
     allowed = set(CHAIN[: CHAIN.index(module)])
     assert imported <= allowed, f"{module} imports later modules {sorted(imported - allowed)}"
+
+
+def test_readme_package_map_follows_the_chain():
+    readme = (HELPERS.parent / "README.md").read_text()
+    mapped = re.findall(r"^\| `(\w+)\.py` \|", readme, flags=re.MULTILINE)
+    assert mapped == list(CHAIN), "README's package map lists helpers/ in CHAIN's order"
