@@ -16,7 +16,7 @@ from helpers.constants import REDUCED_DRUM_PITCH_CLASSES
 logger = logging.getLogger(__name__)
 
 # Where Debian/Ubuntu (and so Colab after `apt-get install fluidsynth`) and Homebrew put a General
-# MIDI soundfont; GROOVAE_SOUNDFONT, when set, is tried first.
+# MIDI soundfont. The command lines and notebooks pass $GROOVAE_SOUNDFONT, tried first, as `soundfont`.
 SOUNDFONT_ENV = "GROOVAE_SOUNDFONT"
 SOUNDFONT_PATHS = (
     "/usr/share/sounds/sf2/FluidR3_GM.sf2",
@@ -62,9 +62,9 @@ def write_midi(
     return path
 
 
-def find_soundfont() -> Path | None:
-    """The first General MIDI .sf2 found: $GROOVAE_SOUNDFONT, then the usual system places."""
-    candidates = [os.environ.get(SOUNDFONT_ENV)] + list(SOUNDFONT_PATHS)
+def find_soundfont(preferred: str | os.PathLike | None = None) -> Path | None:
+    """The first General MIDI .sf2 found: `preferred`, then the usual system places."""
+    candidates = [preferred, *SOUNDFONT_PATHS]
     for candidate in candidates:
         if candidate and Path(candidate).is_file():
             return Path(candidate)
@@ -171,7 +171,7 @@ def synthesize(
     Args:
       note_sequence: drum notes (any channel; every note is played as GM percussion).
       sample_rate: Hz.
-      soundfont: an .sf2 file; `find_soundfont()` when None.
+      soundfont: an .sf2 file tried first; the system's (`find_soundfont`) when None or missing.
 
     Returns:
       (num_samples,) float32 audio peak-normalised to 0.9 (silence stays 0): up to the last note
@@ -179,7 +179,7 @@ def synthesize(
     """
     global _fallback_warned
     fluidsynth = _load_fluidsynth()
-    soundfont = soundfont or find_soundfont()
+    soundfont = find_soundfont(soundfont)
     if fluidsynth is not None and soundfont is not None:
         audio = _synthesize_fluidsynth(fluidsynth, note_sequence, sample_rate, soundfont)
     else:

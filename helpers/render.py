@@ -173,23 +173,32 @@ def _as_note_sequence(groove: np.ndarray | note_seq.NoteSequence) -> note_seq.No
 
 
 def audio_player(
-    groove: np.ndarray | note_seq.NoteSequence, sample_rate: int = DEFAULT_SAMPLE_RATE
+    groove: np.ndarray | note_seq.NoteSequence,
+    sample_rate: int = DEFAULT_SAMPLE_RATE,
+    soundfont: str | os.PathLike | None = None,
 ):
-    """An IPython audio widget playing a NoteSequence or a (64, 27) groove (at 120 qpm)."""
+    """An IPython audio widget playing a NoteSequence or a (64, 27) groove (at 120 qpm).
+
+    `soundfont`, an .sf2 file, is tried before the system's (see `audio.synthesize`).
+    """
     from IPython.display import Audio
 
-    audio = synthesize(_as_note_sequence(groove), sample_rate)
+    audio = synthesize(_as_note_sequence(groove), sample_rate, soundfont)
     return Audio(audio, rate=sample_rate, normalize=False)
 
 
-def show_groove(groove: np.ndarray | note_seq.NoteSequence, title: str | None = None) -> None:
-    """Displays a groove's pianoroll and an audio player inline in a notebook."""
+def show_groove(
+    groove: np.ndarray | note_seq.NoteSequence,
+    title: str | None = None,
+    soundfont: str | os.PathLike | None = None,
+) -> None:
+    """Displays a groove's pianoroll and an audio player (`soundfont` tried first) inline."""
     from IPython.display import display
 
     fig = plot_groove(groove, title=title)
     display(fig)
     plt.close(fig)  # already shown; keeps the inline backend from drawing it twice
-    display(audio_player(groove))
+    display(audio_player(groove, soundfont=soundfont))
 
 
 # ------------------------------------------------------------------------------------------------

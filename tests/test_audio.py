@@ -90,3 +90,14 @@ def test_save_wav_reads_back(tmp_path):
     np.testing.assert_allclose(back, sound, atol=1 / 32767)
     with pytest.raises(FileExistsError):
         audio.save_wav(path, sound, 8000)
+
+
+def test_find_soundfont_tries_the_given_file_first_and_reads_no_environment(tmp_path, monkeypatch):
+    font = tmp_path / "kit.sf2"
+    font.write_bytes(b"RIFF")
+    system = audio.find_soundfont()
+    assert audio.find_soundfont(font) == font
+    assert audio.find_soundfont(tmp_path / "missing.sf2") == system
+    # The command lines and notebooks read $GROOVAE_SOUNDFONT and pass it; the library does not.
+    monkeypatch.setenv(audio.SOUNDFONT_ENV, str(font))
+    assert audio.find_soundfont() == system
