@@ -5,7 +5,8 @@ same and is spelled the same everywhere: `--run-dir` for a run folder, `--output
 folder holding cache/, runs/ and samples/, `--data-dir` for GMD. Magenta's names
 (`--run_dir`, `--num_outputs`, ...) and the spellings this project used before are accepted as
 aliases, so a command line that worked once still works. The environment is read here, at the
-edge (GROOVE_DATA_DIR as `--data-dir`'s default), and handed down as arguments.
+edge (GROOVE_DATA_DIR as `--data-dir`'s default, GROOVAE_SOUNDFONT as `--soundfont`'s), and
+handed down as arguments.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import argparse
 import os
 
+from helpers.audio import SOUNDFONT_ENV
 from helpers.constants import OUTPUTS_DIR
 from helpers.device import PRECISIONS
 
@@ -53,6 +55,14 @@ def add_data_dir(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--data-dir", "--data_dir", dest="data_dir", default=data_dir_from_env(),
         help=f"Groove MIDI Dataset folder or zip (default: ${DATA_DIR_ENV}, else download once)",
+    )
+
+
+def add_soundfont(parser: argparse.ArgumentParser) -> None:
+    """--soundfont: a General MIDI .sf2 for the .wav files; default $GROOVAE_SOUNDFONT."""
+    parser.add_argument(
+        "--soundfont", default=os.environ.get(SOUNDFONT_ENV) or None,
+        help=f"General MIDI .sf2 for the audio (default: ${SOUNDFONT_ENV}, else the system's)",
     )
 
 

@@ -30,7 +30,11 @@ def refuse_existing(targets: list[Path], overwrite: bool) -> None:
 
 
 def _write_groove(
-    midi_path: Path, sequence: note_seq.NoteSequence, suffixes: tuple[str, ...], overwrite: bool
+    midi_path: Path,
+    sequence: note_seq.NoteSequence,
+    suffixes: tuple[str, ...],
+    overwrite: bool,
+    soundfont: str | os.PathLike | None = None,
 ) -> None:
     """One groove's files, those of `suffixes`, named after `midi_path`."""
     if ".mid" in suffixes:
@@ -41,7 +45,7 @@ def _write_groove(
         render.plt.close(fig)
     if ".wav" in suffixes:
         wav = midi_path.with_suffix(".wav")
-        audio.save_wav(wav, audio.synthesize(sequence), overwrite=overwrite)
+        audio.save_wav(wav, audio.synthesize(sequence, soundfont=soundfont), overwrite=overwrite)
 
 
 def save_grooves(
@@ -50,6 +54,7 @@ def save_grooves(
     prefix: str = paths.GROOVE_PREFIX,
     overwrite: bool = False,
     suffixes: tuple[str, ...] = SUFFIXES,
+    soundfont: str | os.PathLike | None = None,
 ) -> list[Path]:
     """Writes each groove as out_dir/<prefix>_NN.mid with its .png and .wav beside it.
 
@@ -58,6 +63,7 @@ def save_grooves(
       prefix: the file names' stem.
       overwrite: replace files of the same names.
       suffixes: which of .mid, .png and .wav to write (e.g. no .wav for committed grooves).
+      soundfont: a General MIDI .sf2 for the .wav, tried before the system's.
 
     Returns:
       The .mid paths, in order (whether or not .mid was written).
@@ -68,7 +74,7 @@ def save_grooves(
     midi_paths = paths.groove_paths(out_dir, len(sequences), prefix)
     refuse_existing([p.with_suffix(s) for p in midi_paths for s in suffixes], overwrite)
     for path, sequence in zip(midi_paths, sequences):
-        _write_groove(path, sequence, suffixes, overwrite)
+        _write_groove(path, sequence, suffixes, overwrite, soundfont)
     return midi_paths
 
 
@@ -79,6 +85,7 @@ def write_samples(
     seed: int | None = None,
     qpm: float = DEFAULT_QPM,
     outputs_dir: str | os.PathLike = OUTPUTS_DIR,
+    soundfont: str | os.PathLike | None = None,
 ) -> tuple[np.ndarray, list[note_seq.NoteSequence], list[Path]]:
     """Samples `num` grooves and saves them under outputs_dir/samples/<model>-<settings>/.
 
@@ -99,8 +106,8 @@ def write_samples(
         out_dir = paths.seeded_samples_dir(outputs_dir, groovae.label, temperature, seed, qpm)
     written = paths.groove_paths(out_dir, num)
     if not all(p.exists() for p in written):
-        return grooves, sequences, save_grooves(sequences, out_dir)
+        return grooves, sequences, save_grooves(sequences, out_dir, soundfont=soundfont)
     for path, sequence in zip(written, sequences):
         missing = tuple(s for s in SUFFIXES if not path.with_suffix(s).exists())
-        _write_groove(path, sequence, missing, overwrite=False)
+        _write_groove(path, sequence, missing, False, soundfont)
     return grooves, sequences, written

@@ -43,12 +43,16 @@ def midi_download_link(path: str | os.PathLike):
     )
 
 
-def show_grooves(sequences: list[note_seq.NoteSequence], midi_paths: list[Path]) -> None:
-    """Displays each groove's pianoroll, audio player and MIDI download link inline."""
+def show_grooves(
+    sequences: list[note_seq.NoteSequence],
+    midi_paths: list[Path],
+    soundfont: str | os.PathLike | None = None,
+) -> None:
+    """Displays each groove's pianoroll, audio player (`soundfont` tried first) and MIDI link."""
     from IPython.display import display
 
     for sequence, path in zip(sequences, midi_paths):
-        render.show_groove(sequence, title=path.stem)
+        render.show_groove(sequence, title=path.stem, soundfont=soundfont)
         display(midi_download_link(path))
 
 
@@ -59,6 +63,7 @@ def generate_panel(
     temperature: float = DEFAULT_TEMPERATURE,
     seed: int = 0,
     qpm: int = 120,
+    soundfont: str | os.PathLike | None = None,
 ):
     """An ipywidgets panel: temperature, number of grooves, seed and tempo, and a Generate button.
 
@@ -86,8 +91,9 @@ def generate_panel(
             sequences = groovae.sample(num_w.value, temperature_w.value, seed_w.value, qpm_w.value)
             # Two decimals: the slider's steps of 0.05 carry float noise (0.35000000000000003).
             stem = f"T{temperature_w.value:.2f}-seed{seed_w.value}-{qpm_w.value}bpm"
-            midi_paths = save_grooves(sequences, paths.next_free(out_dir, stem))
-            show_grooves(sequences, midi_paths)
+            out = paths.next_free(out_dir, stem)
+            midi_paths = save_grooves(sequences, out, soundfont=soundfont)
+            show_grooves(sequences, midi_paths, soundfont)
 
     button.on_click(generate)
     controls = widgets.HBox([widgets.VBox([temperature_w, num_w]), widgets.VBox([seed_w, qpm_w])])

@@ -23,6 +23,7 @@ def main(argv: list[str] | None = None) -> list[Path]:
     cli.add_training(parser, required=False)
     cli.add_data_dir(parser)
     cli.add_outputs_dir(parser, "--outputs")
+    cli.add_soundfont(parser)
     cli.add_num(parser, NUM_GROOVES, "grooves to write")
     parser.add_argument("--temperature", type=float, default=sample.DEFAULT_TEMPERATURE)
     parser.add_argument("--seed", type=int, default=None)
@@ -45,7 +46,8 @@ def main(argv: list[str] | None = None) -> list[Path]:
     print(f"3/3 sample {args.num} grooves")
     groovae = sample.TrainedModel(run_dir)
     _, _, midi_paths = write_samples(
-        groovae, args.num, args.temperature, args.seed, outputs_dir=args.outputs_dir
+        groovae, args.num, args.temperature, args.seed, outputs_dir=args.outputs_dir,
+        soundfont=args.soundfont,
     )
     for path in midi_paths:
         print(path)

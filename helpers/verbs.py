@@ -13,6 +13,7 @@ one uploaded groove with `your_groove`.
 from __future__ import annotations
 
 import argparse
+import functools
 import sys
 from pathlib import Path
 
@@ -59,6 +60,7 @@ def _parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     cli.add_run_dir(parser, "--checkpoint", help="run folder (default: the newest, or bundled)")
     cli.add_outputs_dir(parser)
+    cli.add_soundfont(parser)
     cli.add_num(parser, NUM_GROOVES, "grooves to sample, interpolation steps, or versions")
     parser.add_argument("--temperature", type=float, default=DEFAULT_TEMPERATURE)
     parser.add_argument("--seed", type=int, default=None)
@@ -117,6 +119,7 @@ def your_groove(
     num_steps: int = 5,
     temperature: float = DEFAULT_TEMPERATURE,
     seed: int | None = None,
+    soundfont: str | Path | None = None,
 ) -> dict[str, tuple[list[note_seq.NoteSequence], list[Path]]]:
     """One groove of yours through every verb there is a model for, saved in a new folder.
 
@@ -140,7 +143,10 @@ def your_groove(
     new = model.sample(1, temperature, seed, qpm)[0]
     results["interpolation"] = model.interpolate(groove, new, num_steps, temperature, seed)
     out_dir = paths.next_free(out_root, Path(path).stem)
-    return {name: (seqs, save_grooves(seqs, out_dir, name)) for name, seqs in results.items()}
+    return {
+        name: (seqs, save_grooves(seqs, out_dir, name, soundfont=soundfont))
+        for name, seqs in results.items()
+    }
 
 
 def run(args: argparse.Namespace) -> tuple[list[Path], list[str]]:
@@ -155,13 +161,14 @@ def run(args: argparse.Namespace) -> tuple[list[Path], list[str]]:
     """
     model = load_model(args.verb, args.run_dir, args.outputs_dir)
     print(f"model: {model.source}")
+    save = functools.partial(save_grooves, overwrite=args.overwrite, soundfont=args.soundfont)
     if args.verb == "sample":
         grooves = model.sample(args.num, args.temperature, args.seed, args.qpm or DEFAULT_QPM)
-        return save_grooves(grooves, args.output_dir, overwrite=args.overwrite), []
+        return save(grooves, args.output_dir), []
     if args.verb == "interpolate":
         start, end = (load_midi(path) for path in args.input)
         steps = model.interpolate(start, end, args.num, args.temperature, args.seed, args.qpm)
-        return save_grooves(steps, args.output_dir, "interpolation", overwrite=args.overwrite), []
+        return save(steps, args.output_dir, "interpolation"), []
     written, refused = [], []
     for path in args.input:
         try:
@@ -171,7 +178,7 @@ def run(args: argparse.Namespace) -> tuple[list[Path], list[str]]:
             refused.append(f"{path}: {error}")
             continue
         prefix = f"{Path(path).stem}_{args.verb}"
-        written += save_grooves(takes, args.output_dir, prefix, overwrite=args.overwrite)
+        written += save(takes, args.output_dir, prefix)
     return written, refused
 
 

@@ -43,3 +43,11 @@ def test_training_flags_take_magentas_num_steps():
 def test_parser_names_the_module_and_its_one_idea():
     parser = cli.parser("train", "Training: one idea.\n\nDetails.")
     assert parser.prog == "python -m helpers.train" and parser.description == "Training: one idea."
+
+
+def test_soundfont_defaults_to_the_environment(monkeypatch):
+    monkeypatch.setenv("GROOVAE_SOUNDFONT", "/kit.sf2")
+    assert _parsed(cli.add_soundfont, []) == {"soundfont": "/kit.sf2"}
+    assert _parsed(cli.add_soundfont, ["--soundfont", "/mine.sf2"]) == {"soundfont": "/mine.sf2"}
+    monkeypatch.delenv("GROOVAE_SOUNDFONT")
+    assert _parsed(cli.add_soundfont, []) == {"soundfont": None}

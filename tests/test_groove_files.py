@@ -101,3 +101,16 @@ def test_write_samples_adds_only_missing_audio(groovae, tmp_path):
     paths[1].with_suffix(".wav").unlink()
     groove_files.write_samples(groovae, num=2, seed=3, outputs_dir=tmp_path)
     assert paths[1].with_suffix(".wav").exists() and paths[0].read_bytes() == midi_before
+
+
+def test_save_grooves_hands_the_soundfont_to_the_synthesizer(tmp_path, make_drums, monkeypatch):
+    fonts = []
+    real = groove_files.audio.synthesize
+
+    def recording(sequence, sample_rate=22050, soundfont=None):
+        fonts.append(soundfont)
+        return real(sequence, sample_rate, soundfont)
+
+    monkeypatch.setattr(groove_files.audio, "synthesize", recording)
+    groove_files.save_grooves(_two_grooves(make_drums), tmp_path, soundfont=tmp_path / "kit.sf2")
+    assert fonts == [tmp_path / "kit.sf2"] * 2

@@ -13,6 +13,7 @@ HELPERS = Path(__file__).resolve().parents[1] / "helpers"
 # `verbs`, `export`) come last: they compose the library and nothing in it imports them.
 CHAIN = (
     "constants",
+    "audio",
     "paths",
     "metrics",
     "device",
@@ -20,7 +21,6 @@ CHAIN = (
     "config",
     "inputs",
     "converter",
-    "audio",
     "windowing",
     "clips",
     "gmd",
