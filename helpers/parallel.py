@@ -131,4 +131,7 @@ def train_on_batch(model: keras.Model, inputs: np.ndarray, targets: np.ndarray) 
     # Keras 3.13's JAX trainer lays out every part of (x, y, sample_weight) under a distribution
     # and fails on a None weight; our steps ignore the weights, so ones change nothing.
     weights = np.ones(len(inputs), "float32")
+    # Keras 3.13 (Colab's) keeps the metrics running across train_on_batch calls, later versions
+    # reset them: reset here so every version returns this step's values alone.
+    model.reset_metrics()
     return model.train_on_batch(inputs, targets, sample_weight=weights, return_dict=True)

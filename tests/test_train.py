@@ -12,7 +12,7 @@ from helpers import train as training
 from helpers.history import HISTORY_COLUMNS
 from helpers.config import get_config
 from helpers.model import GrooVAE
-from helpers.parallel import ParallelError
+from helpers.parallel import ParallelError, train_on_batch
 from helpers.steps import make_optimizer
 
 DATA = {"train_data": random_grooves(48), "validation_data": random_grooves(16, seed=1)}
@@ -43,6 +43,19 @@ def test_train_step_mixed_precision_is_finite():
     batch = DATA["train_data"][:16]
     logs = [model.train_on_batch(batch, batch, return_dict=True) for _ in range(2)]
     assert all(np.isfinite(float(v)) for v in logs[-1].values())
+
+
+def test_train_on_batch_returns_this_steps_values_on_every_keras_version():
+    """History means are taken over per-step logs, so no call may carry an earlier step's terms
+    (Keras 3.13's train_on_batch keeps its metrics running; later versions reset them)."""
+    keras.utils.set_random_seed(0)
+    model = GrooVAE(get_config("tiny"))
+    model.compile(optimizer=make_optimizer(model.config.train))
+    batch = DATA["train_data"][:16]
+    for _ in range(3):
+        train_on_batch(model, batch, batch)
+        for tracker in model.trackers.values():
+            assert float(tracker.count) in (0.0, 1.0), tracker.name
 
 
 def test_train_writes_config_history_and_checkpoints(tiny_config, tmp_path, capsys):
