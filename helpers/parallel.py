@@ -111,6 +111,9 @@ def train_on_batch(model: keras.Model, inputs: np.ndarray, targets: np.ndarray) 
     Keras's own train_on_batch hands a TensorFlow replica the whole batch, and DataParallel shards
     the batch itself on JAX, so only the MirroredStrategy case splits the batch here.
     """
+    # The returned logs are this step's alone: Keras 3.13 (Colab's) keeps metrics running across
+    # train_on_batch calls where later versions reset them, so reset before every update.
+    model.reset_metrics()
     if keras.backend.backend() == "tensorflow":
         import tensorflow as tf
 
@@ -125,13 +128,9 @@ def train_on_batch(model: keras.Model, inputs: np.ndarray, targets: np.ndarray) 
 
             data = strategy.experimental_distribute_values_from_function(replica_slice)
             model.make_train_function()
-            model.reset_metrics()
             logs = model.train_function([data])
             return {name: float(value) for name, value in logs.items()}
     # Keras 3.13's JAX trainer lays out every part of (x, y, sample_weight) under a distribution
     # and fails on a None weight; our steps ignore the weights, so ones change nothing.
     weights = np.ones(len(inputs), "float32")
-    # Keras 3.13 (Colab's) keeps the metrics running across train_on_batch calls, later versions
-    # reset them: reset here so every version returns this step's values alone.
-    model.reset_metrics()
     return model.train_on_batch(inputs, targets, sample_weight=weights, return_dict=True)
