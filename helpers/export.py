@@ -23,7 +23,9 @@ from helpers.data import GrooveSplit, load_groove_4bar_split
 from helpers.evaluate import _json_ready, evaluate_model, magenta_eval_losses
 from helpers.groove_files import NUM_GROOVES, save_grooves
 from helpers.sample import TrainedModel
-from helpers.train import CHECKPOINT_DIR, CONFIG_FILE, HISTORY_FILE, checkpoint_step, restore_model
+from helpers.checkpoints import CHECKPOINT_DIR, checkpoint_step, restore_model
+from helpers.config import CONFIG_FILE
+from helpers.history import HISTORY_FILE
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 RESULTS_BEGIN = "<!-- bundled results: written by python -m helpers.export; edit there -->"

@@ -26,7 +26,8 @@ from helpers.constants import (
 from helpers.converter import GrooveConverter, Rejected
 from helpers.inputs import encoder_inputs
 from helpers.pretrained import PRETRAINED_DIR, load_bundle
-from helpers.train import TrainError, checkpoint_step, find_run, latest_checkpoint, restore_model
+from helpers.checkpoints import TrainError, checkpoint_step, find_run, latest_checkpoint
+from helpers.checkpoints import restore_model
 from helpers.windowing import Windows, cycle, sequence_windows, stitch
 
 DEFAULT_TEMPERATURE = 0.5  # music_vae_generate.py's default (spec §5)

@@ -14,6 +14,7 @@ import os
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
 import keras  # noqa: E402
+import numpy as np  # noqa: E402
 from keras import ops  # noqa: E402
 
 from helpers.config import TrainConfig  # noqa: E402
@@ -138,6 +139,34 @@ def loss_and_gradients(model, inputs, targets, noise=None) -> tuple[dict, list]:
     if backend == "torch":
         return _torch_gradients(model, data, noise)
     return _tensorflow_gradients(model, data, noise)
+
+
+def estimate_adam_moments(model, batches, step: int) -> None:
+    """Puts `model`'s Adam at `step` with its moments re-estimated, to continue from weights alone.
+
+    A bundle keeps no optimizer state. A zero second moment at a late step would blow the first
+    hundreds of updates up several-fold (its bias correction assumes a full history), so it becomes
+    what a long run's average would hold: (1 - beta_2**step) times the mean square of the clipped
+    gradient over `batches`, at the current weights. The first moment starts at zero: its bias
+    correction is about 1 by then, so steps grow from a tenth to full size over some ten updates,
+    where a first moment estimated at fixed weights (the full-batch gradient, with none of the
+    noise that cancels in a running average) would take a full coherent step at once.
+
+    Args:
+      model: a compiled GrooVAE whose optimizer is built.
+      batches: (inputs, targets) batches, e.g. the ones the training run saw last.
+      step: the step the optimizer is to continue from.
+    """
+    optimizer = model.optimizer
+    clipped = []
+    for inputs, targets in batches:
+        grads = _clip(model, loss_and_gradients(model, inputs, targets)[1], terms={})
+        clipped.append([ops.convert_to_numpy(g) for g in grads])
+    # Keras's Adam keeps one momentum and one velocity per trainable variable, in their order.
+    for momentum, velocity, grads in zip(optimizer._momentums, optimizer._velocities, zip(*clipped)):
+        momentum.assign(np.zeros(momentum.shape, momentum.dtype))
+        velocity.assign((1 - optimizer.beta_2**step) * np.square(np.stack(grads)).mean(0))
+    optimizer.iterations.assign(step)
 
 
 def _clip(model, grads, terms) -> list:

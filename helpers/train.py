@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import time
 from pathlib import Path
 
@@ -14,34 +15,39 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from tqdm.auto import tqdm  # noqa: E402
 
-from helpers import cli, paths  # noqa: E402
+from helpers import cli  # noqa: E402
 from helpers.config import CONFIG_FILE  # noqa: E402
-from helpers.config import GrooVAEConfig, TrainConfig, get_config, with_overrides  # noqa: E402
-from helpers.constants import OUTPUTS_DIR  # noqa: E402
+from helpers.config import GrooVAEConfig, get_config, with_overrides  # noqa: E402
 from helpers.inputs import encoder_inputs  # noqa: E402
 from helpers.data import load_groove_4bar  # noqa: E402
 from helpers.dataset import eval_windows, train_batches  # noqa: E402
 from helpers.device import resolve_precision  # noqa: E402
+from helpers.checkpoints import TrainError, checkpoint_step, latest_checkpoint  # noqa: E402
+from helpers.checkpoints import load_checkpoint, restore_model, save_checkpoint  # noqa: E402
 from helpers.history import HISTORY_FILE, History, write_atomic  # noqa: E402
 from helpers.midi_folder import load_midi_folder, summary_text, training_windows  # noqa: E402
 from helpers.model import GrooVAE  # noqa: E402
 from helpers.parallel import device_scope, train_on_batch  # noqa: E402
-from helpers.pretrained import load_bundle  # noqa: E402
-from helpers.steps import MagentaDecay, make_optimizer, refresh_evaluation  # noqa: E402
+from helpers.pretrained import bundle_dir, load_bundle  # noqa: E402
+from helpers.steps import MagentaDecay, estimate_adam_moments, make_optimizer  # noqa: E402
+from helpers.steps import refresh_evaluation  # noqa: E402
 
-CHECKPOINT_DIR = "checkpoints"
-KEEP_CHECKPOINTS = 3  # older checkpoints are deleted as new ones land
+MOMENT_BATCHES = 16  # batches whose gradients stand in for Adam's lost moments when continuing
 ETA_STEPS = 3  # steps timed after the first (which traces and compiles) for the ETA line
-
-
-class TrainError(Exception):
-    """A run directory or checkpoint that training cannot use as asked."""
 
 
 def _flat(config: GrooVAEConfig) -> dict:
     values = config.to_dict()
     parts = ("converter", "model", "train")
     return {f"{part}.{k}": v for part in parts for k, v in values[part].items()}
+
+
+def _config_changes(config: GrooVAEConfig, saved: GrooVAEConfig) -> list[str]:
+    """The settings two configs differ in; --steps is the total to reach, so it does not count."""
+    ours, theirs = _flat(config), _flat(saved)
+    ours["train.num_steps"] = theirs["train.num_steps"]
+    changed = sorted(k for k in ours if ours[k] != theirs[k])
+    return changed + (["name"] if config.name != saved.name else [])
 
 
 def _prepare_run_dir(out_dir: Path, config: GrooVAEConfig) -> None:
@@ -58,12 +64,7 @@ def _prepare_run_dir(out_dir: Path, config: GrooVAEConfig) -> None:
             raise TrainError(
                 f"{config_path} is not a GrooVAE run config; pick another out dir"
             ) from error
-        # --steps is the total to reach, so a longer run of the same config continues it.
-        ours, theirs = _flat(config), _flat(saved)
-        ours["train.num_steps"] = theirs["train.num_steps"]
-        changed = sorted(k for k in ours if ours[k] != theirs[k]) + (
-            ["name"] if config.name != saved.name else []
-        )
+        changed = _config_changes(config, saved)
         if changed:
             raise TrainError(
                 f"{out_dir} holds a run whose config differs in {changed}; continue it with the "
@@ -78,104 +79,22 @@ def _prepare_run_dir(out_dir: Path, config: GrooVAEConfig) -> None:
     write_atomic(config_path, lambda p: p.write_text(config.to_json()))
 
 
-def latest_checkpoint(run_dir: str | os.PathLike) -> Path | None:
-    """The newest checkpoint file of a run (highest step), or None before the first one."""
-    paths = sorted((Path(run_dir) / CHECKPOINT_DIR).glob("ckpt-*.npz"))
-    return paths[-1] if paths else None
-
-
-def find_run(outputs_dir: str | os.PathLike = OUTPUTS_DIR) -> Path:
-    """The run under `outputs_dir/runs/` whose newest checkpoint is the most recent.
-
-    Raises:
-      TrainError: no run with a checkpoint there.
-    """
-    runs = []
-    for config_path in paths.runs_dir(outputs_dir).glob(f"*/{CONFIG_FILE}"):
-        checkpoint = latest_checkpoint(config_path.parent)
-        if checkpoint is not None:
-            runs.append((Path(checkpoint).stat().st_mtime, config_path.parent))
-    if not runs:
-        raise TrainError(
-            f"no trained run under {paths.runs_dir(outputs_dir)}; train one with notebook 02 "
-            "or pass run_dir= the folder holding config.json and the checkpoints"
-        )
-    return max(runs)[1]
-
-
-def checkpoint_step(path: str | os.PathLike) -> int:
-    """The training step in a checkpoint's name, ckpt-<step>.npz."""
-    return int(Path(path).stem.removeprefix("ckpt-"))
-
-
-def save_checkpoint(model: GrooVAE, run_dir: Path) -> Path:
-    """Saves model variables (random-stream states included) and optimizer state at its step.
+def start_from(model: GrooVAE, init_from: str | os.PathLike) -> tuple[int, Path]:
+    """Fine-tuning: the bundled model's ("pretrained[:NAME]") or a run's weights, into `model`.
 
     Returns:
-      The checkpoint path, run_dir/checkpoints/ckpt-<step>.npz; only the newest few are kept.
-    """
-    step = int(np.asarray(model.optimizer.iterations))
-    folder = run_dir / CHECKPOINT_DIR
-    folder.mkdir(exist_ok=True)
-    arrays = {f"model/{i:04d}": np.asarray(v) for i, v in enumerate(model.variables)}
-    optimizer = model.optimizer.variables
-    arrays.update({f"optimizer/{i:04d}": np.asarray(v) for i, v in enumerate(optimizer)})
-    path = folder / f"ckpt-{step:09d}.npz"
-    write_atomic(path, lambda p: np.savez(p, **arrays))
-    for old in sorted(folder.glob("ckpt-*.npz"))[:-KEEP_CHECKPOINTS]:
-        old.unlink()
-    return path
-
-
-def _assign(variables: list, saved, prefix: str, path: Path) -> None:
-    names = sorted(k for k in saved.files if k.startswith(prefix))
-    shapes = [tuple(saved[n].shape) for n in names]
-    if shapes != [tuple(v.shape) for v in variables]:
-        raise TrainError(f"{path} does not fit this model's config; is it from another run?")
-    for variable, name in zip(variables, names):
-        variable.assign(saved[name])
-
-
-def _load_checkpoint(model: GrooVAE, path: Path, with_optimizer: bool) -> None:
-    with np.load(path) as saved:
-        _assign(model.variables, saved, "model/", path)
-        if with_optimizer:
-            _assign(model.optimizer.variables, saved, "optimizer/", path)
-
-
-def restore_model(
-    run_dir: str | os.PathLike, checkpoint: str | os.PathLike | None = None
-) -> GrooVAE:
-    """Rebuilds a trained GrooVAE from a run directory: config.json plus the newest weights.
-
-    Args:
-      run_dir: a directory `train` wrote.
-      checkpoint: a specific checkpoint file; default the newest.
-
-    Raises:
-      TrainError: no config.json or no checkpoint.
-    """
-    run_dir = Path(run_dir)
-    config_path = run_dir / CONFIG_FILE
-    if not config_path.exists():
-        raise TrainError(f"{run_dir} has no {CONFIG_FILE}; point at a directory `train` wrote")
-    checkpoint = Path(checkpoint) if checkpoint else latest_checkpoint(run_dir)
-    if checkpoint is None:
-        raise TrainError(f"{run_dir} has no checkpoint yet; train it for a few steps first")
-    model = GrooVAE(GrooVAEConfig.from_dict(json.loads(config_path.read_text())))
-    _load_checkpoint(model, checkpoint, with_optimizer=False)
-    return model
-
-
-def start_from(model: GrooVAE, init_from: str | os.PathLike) -> None:
-    """Fine-tuning: the bundled model's ("pretrained[:NAME]") or a run's weights, into `model`.
+      (the step the weights were trained to, the folder holding their history.csv).
 
     Raises:
       TrainError, PretrainedError: no such run or bundle, or one of other sizes than `model`.
     """
     kind, _, name = str(init_from).partition(":")
-    bundled = kind == "pretrained"
-    source = load_bundle(name or "groovae_4bar")[0] if bundled else restore_model(init_from)
+    if kind == "pretrained":
+        folder = bundle_dir(name or "groovae_4bar")
+        source, step = load_bundle(folder.name, folder.parent)
+    else:
+        folder, source = Path(init_from), restore_model(init_from)
+        step = checkpoint_step(latest_checkpoint(folder))
     theirs, ours = source.trainable_variables, model.trainable_variables
     if [v.shape for v in theirs] != [v.shape for v in ours]:
         raise TrainError(
@@ -184,6 +103,7 @@ def start_from(model: GrooVAE, init_from: str | os.PathLike) -> None:
         )
     for variable, value in zip(ours, theirs):
         variable.assign(keras.ops.convert_to_numpy(value))
+    return step, folder
 
 
 def eta_line(seconds_per_step: float, remaining: int, now: float | None = None) -> str:
@@ -202,6 +122,26 @@ def _pairs(outputs: np.ndarray, config: GrooVAEConfig) -> tuple[np.ndarray, np.n
     return encoder_inputs(outputs, config.converter, config.train.seed), outputs
 
 
+def _continue_at(model: GrooVAE, step: int, source: Path, run_dir: Path, pairs: tuple) -> None:
+    """Carries a run on from weights alone: its step (and with it the learning rate, beta and
+    batch order), its history, and Adam's moments re-estimated on the batches before `step`.
+
+    Raises:
+      TrainError: the source trained another config; continuing it as this one would mix two.
+    """
+    saved = GrooVAEConfig.from_dict(json.loads((source / CONFIG_FILE).read_text()))
+    changed = _config_changes(model.config, saved)
+    if changed:
+        raise TrainError(f"{source} trained a config that differs in {changed}; cannot continue it")
+    t = model.config.train
+    seen = min(MOMENT_BATCHES, step)
+    recent = train_batches(*pairs, t.batch_size, t.seed, step - seen)
+    estimate_adam_moments(model, (next(recent) for _ in range(seen)), step)
+    if (source / HISTORY_FILE).exists():
+        shutil.copyfile(source / HISTORY_FILE, run_dir / HISTORY_FILE)
+    print(f"continuing {source} at step {step:,}: Adam's moments re-estimated on {seen} batches")
+
+
 def _train_loop(
     config: GrooVAEConfig,
     run_dir: Path,
@@ -210,6 +150,7 @@ def _train_loop(
     log_every_steps: int,
     progress: bool,
     init_from: str | os.PathLike | None = None,
+    continue_step: bool = False,
 ) -> None:
     """Builds the model (inside any device scope), resumes its newest checkpoint, trains on."""
     t = config.train
@@ -217,13 +158,16 @@ def _train_loop(
     model.compile(optimizer=make_optimizer(t))
     model.optimizer.build(model.trainable_variables)
     checkpoint = latest_checkpoint(run_dir)
+    pairs = _pairs(train_data, config)
     if checkpoint is not None:
-        _load_checkpoint(model, checkpoint, with_optimizer=True)
+        load_checkpoint(model, checkpoint, with_optimizer=True)
     elif init_from is not None:
-        start_from(model, init_from)
+        step, folder = start_from(model, init_from)
+        if continue_step:
+            _continue_at(model, step, folder, run_dir, pairs)
     start = int(np.asarray(model.optimizer.iterations))
 
-    batches = train_batches(*_pairs(train_data, config), t.batch_size, t.seed, start)
+    batches = train_batches(*pairs, t.batch_size, t.seed, start)
     validation = eval_windows(*_pairs(validation_data, config), t.batch_size, t.eval_batches)
     learning_rate = MagentaDecay(t.learning_rate, t.decay_rate, t.min_learning_rate)
     history = History(run_dir / HISTORY_FILE, start)
@@ -282,6 +226,7 @@ def train(
     progress: bool = True,
     devices: int = 1,
     init_from: str | os.PathLike | None = None,
+    continue_step: bool = False,
 ) -> pd.DataFrame:
     """Trains (or continues) a GrooVAE run in `out_dir` up to `steps` steps in total.
 
@@ -305,6 +250,8 @@ def train(
         tensorflow backends); the batches stay those of a one-device run.
       init_from: a new run's first weights (start_from); its optimizer and learning-rate
         schedule start afresh. A resumed run continues from its own checkpoint instead.
+      continue_step: with `init_from`, carry that training on at its step instead (a lost run
+        folder continued from its bundle; _continue_at). Same config only.
 
     Returns:
       The run's whole history.csv as a DataFrame.
@@ -327,7 +274,8 @@ def train(
         validation_data = load_groove_4bar("validation", data_dir, cache_dir=cache_dir)
     with scope:
         _train_loop(
-            config, run_dir, train_data, validation_data, log_every_steps, progress, init_from
+            config, run_dir, train_data, validation_data, log_every_steps, progress, init_from,
+            continue_step,
         )
     return pd.read_csv(run_dir / HISTORY_FILE)
 
@@ -354,6 +302,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--midi-dir", help="train on the .mid/.midi files under this folder")
     parser.add_argument("--init-from", help="fine-tune from 'pretrained' (bundled) or a run folder")
     parser.add_argument(
+        "--continue-step", action="store_true",
+        help="with --init-from: continue its training at its step (same config) instead of anew",
+    )
+    parser.add_argument(
         "--devices", type=int, default=1, help="local devices sharing each batch (jax, tensorflow)"
     )
     args = parser.parse_args(argv)
@@ -372,6 +324,7 @@ def main(argv: list[str] | None = None) -> None:
         batch_size=args.batch_size,
         devices=args.devices,
         init_from=args.init_from,
+        continue_step=args.continue_step,
         **windows,
     )
     print(history.tail(3).to_string(index=False))

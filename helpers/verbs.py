@@ -33,7 +33,7 @@ from helpers.sample import (
     load_midi,
     newest_or_bundled,
 )
-from helpers.train import TrainError
+from helpers.checkpoints import TrainError
 
 VERBS = ("sample", "interpolate", "humanize", "drumify")
 # The config a run must have been trained with for the verbs that need a variant.

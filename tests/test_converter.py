@@ -1,7 +1,5 @@
 """GrooveConverter against Magenta's reference arrays and hand-made NoteSequences."""
 
-from pathlib import Path
-
 import note_seq
 import numpy as np
 import pytest

@@ -83,7 +83,7 @@ def test_fine_tune_from_the_bundled_model(tiny_run, tmp_path, monkeypatch):
     (root / "tiny").mkdir(parents=True)
     (root / "tiny" / CONFIG_FILE).write_text((tiny_run / CONFIG_FILE).read_text())
     pretrained.save_weights(training.restore_model(tiny_run), root / "tiny" / "weights.npz", 2)
-    monkeypatch.setattr(training, "load_bundle", lambda name: pretrained.load_bundle(name, root))
+    monkeypatch.setattr(training, "bundle_dir", lambda name: pretrained.bundle_dir(name, root))
     model = GrooVAE(get_config("tiny"))
     training.start_from(model, "pretrained:tiny")
     for ours, theirs in zip(_weights(model), _weights(training.restore_model(tiny_run))):
@@ -101,3 +101,59 @@ def test_start_from_a_model_of_other_sizes_is_refused(tiny_run):
     bigger = GrooVAE(get_config("tiny", z_size=16))
     with pytest.raises(training.TrainError, match="holds a tiny model of other sizes than 'tiny'"):
         training.start_from(bigger, tiny_run)
+
+
+def _first_update_per_learning_rate(model, batch, step):
+    """Median |weight change| / learning rate over the weights one training step moves."""
+    from helpers.parallel import train_on_batch
+    from helpers.steps import MagentaDecay
+
+    before = _weights(model)
+    train_on_batch(model, *batch)
+    t = model.config.train
+    rate = float(MagentaDecay(t.learning_rate, t.decay_rate, t.min_learning_rate)(step))
+    moved = np.concatenate([np.abs(a - b).ravel() for a, b in zip(_weights(model), before)])
+    return np.median(moved[moved > 0]) / rate
+
+
+@pytest.mark.parametrize("estimated", [True, False])
+def test_re_estimated_moments_keep_the_first_late_step_small(tiny_run, estimated):
+    from helpers.steps import estimate_adam_moments, make_optimizer
+
+    config, step = get_config("tiny"), 1500
+    model = training.restore_model(tiny_run)
+    model.compile(optimizer=make_optimizer(config.train))
+    model.optimizer.build(model.trainable_variables)
+    batches = [training._pairs(g, config) for g in np.split(GROOVES["train_data"][:32], 2)]
+    if estimated:
+        estimate_adam_moments(model, batches, step)
+        assert all(not np.asarray(m).any() for m in model.optimizer._momentums)
+        assert all(np.asarray(v).any() for v in model.optimizer._velocities)
+    else:  # what a bare step counter with fresh moments does: steps several times too large
+        model.optimizer.iterations.assign(step)
+    assert int(np.asarray(model.optimizer.iterations)) == step
+    ratio = _first_update_per_learning_rate(model, batches[0], step)
+    # Adam's first moment is a tenth of the gradient after one update: about 0.1 learning rates.
+    assert (0.03 < ratio < 0.3) if estimated else ratio > 1.0
+
+
+def test_continue_step_carries_a_run_on_at_its_step(tiny_run, tmp_path, capsys):
+    config = get_config("tiny")
+    source = pd.read_csv(tiny_run / HISTORY_FILE)
+    history = training.train(config, tmp_path / "on", steps=4, log_every_steps=1, progress=False,
+                             init_from=tiny_run, continue_step=True, **GROOVES)
+    assert "at step 2: Adam's moments re-estimated on 2 batches" in capsys.readouterr().out
+    assert training.latest_checkpoint(tmp_path / "on").name == "ckpt-000000004.npz"
+    pd.testing.assert_frame_equal(history.iloc[: len(source)], source)
+    t = config.train
+    # The schedule goes on from step 2 (a row holds the rate of its step's update, step - 1).
+    rates = history[history.split.eq("train") & history.step.gt(2)].learning_rate
+    expected = [(t.learning_rate - t.min_learning_rate) * t.decay_rate**s + t.min_learning_rate
+                for s in (2, 3)]
+    np.testing.assert_allclose(rates, expected, rtol=1e-6)
+
+
+def test_continue_step_refuses_another_config(tiny_run, tmp_path):
+    with pytest.raises(training.TrainError, match=r"differs in \['train.batch_size'\]"):
+        training.train(get_config("tiny"), tmp_path / "on", steps=4, batch_size=8,
+                       progress=False, init_from=tiny_run, continue_step=True, **GROOVES)

@@ -34,6 +34,7 @@ CHAIN = (
     "magenta_weights",
     "pretrained",
     "history",
+    "checkpoints",
     "train",
     "sample",
     "render",

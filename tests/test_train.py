@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from conftest import random_grooves
 
+from helpers import checkpoints
 from helpers import train as training
 from helpers.history import HISTORY_COLUMNS
 from helpers.config import get_config
@@ -74,8 +75,8 @@ def test_train_writes_config_history_and_checkpoints(tiny_config, tmp_path, caps
     validation = history[history.split == "validation"]
     np.testing.assert_array_equal(validation.step, [10, 20, 30, 40])  # eval_every_steps = 10
     assert validation["metrics/hit_f1"].between(0, 1).all()
-    checkpoints = sorted(p.name for p in (tmp_path / training.CHECKPOINT_DIR).iterdir())
-    assert checkpoints == [f"ckpt-{s:09d}.npz" for s in (20, 30, 40)]  # the newest 3 kept
+    kept = sorted(p.name for p in (tmp_path / checkpoints.CHECKPOINT_DIR).iterdir())
+    assert kept == [f"ckpt-{s:09d}.npz" for s in (20, 30, 40)]  # the newest 3 kept
     assert training.latest_checkpoint(tmp_path).name == "ckpt-000000040.npz"
 
 
@@ -118,7 +119,7 @@ def test_train_rows_are_means_over_their_logging_interval(tiny_config, tmp_path)
 
 def test_train_resume_drops_history_past_the_checkpoint(tiny_config, tmp_path):
     _train(tiny_config, tmp_path, steps=14)  # checkpoints at 10 and 14
-    (tmp_path / training.CHECKPOINT_DIR / "ckpt-000000014.npz").unlink()  # as if killed at 13
+    (tmp_path / checkpoints.CHECKPOINT_DIR / "ckpt-000000014.npz").unlink()  # as if killed at 13
     history = _train(tiny_config, tmp_path, steps=15)
     train_rows = history[history.split == "train"]
     np.testing.assert_array_equal(train_rows.step, np.arange(1, 16))
