@@ -25,7 +25,7 @@ from helpers.constants import (
 )
 from helpers.converter import GrooveConverter, Rejected
 from helpers.inputs import encoder_inputs
-from helpers.pretrained import PRETRAINED_DIR, load_bundle
+from helpers.pretrained import PRETRAINED_DIR, bundled_names, load_bundle
 from helpers.checkpoints import TrainError, checkpoint_step, find_run, latest_checkpoint
 from helpers.checkpoints import restore_model
 from helpers.windowing import Windows, cycle, sequence_windows, stitch
@@ -63,6 +63,24 @@ def find_config_run(config_name: str, outputs_dir: str | os.PathLike = OUTPUTS_D
         )
         return None
     return run_dir
+
+
+def config_model(
+    config_name: str, outputs_dir: str | os.PathLike = OUTPUTS_DIR, root=PRETRAINED_DIR
+) -> TrainedModel | None:
+    """Your run of `config_name` under outputs_dir/runs, else its bundled model, else None.
+
+    The bundle stands in only while you have no run of that config, and says so in one line;
+    with neither, find_config_run's hint says how to train one.
+    """
+    has_run = latest_checkpoint(paths.run_dir(outputs_dir, config_name)) is not None
+    if not has_run and config_name in bundled_names(root):
+        model = TrainedModel.pretrained(config_name, root)
+        print(f"{config_name}: playing {model.source}; a run of your own under "
+              f"{paths.runs_dir(outputs_dir)} takes its place")
+        return model
+    run_dir = find_config_run(config_name, outputs_dir)
+    return None if run_dir is None else TrainedModel(run_dir)
 
 
 def load_midi(path: str | os.PathLike) -> note_seq.NoteSequence:

@@ -27,8 +27,8 @@ from helpers.sample import (
     DEFAULT_TEMPERATURE,
     SampleError,
     TrainedModel,
+    config_model,
     drumify,
-    find_config_run,
     humanize,
     load_midi,
     newest_or_bundled,
@@ -89,10 +89,10 @@ def load_model(verb: str, run_dir: str | None, outputs_dir: str | Path) -> Train
         return TrainedModel(run_dir)
     if verb not in VARIANT_CONFIGS:
         return newest_or_bundled(outputs_dir)
-    run_dir = find_config_run(VARIANT_CONFIGS[verb], outputs_dir)
-    if run_dir is None:
+    model = config_model(VARIANT_CONFIGS[verb], outputs_dir)
+    if model is None:
         raise SampleError(f"{verb} needs a {VARIANT_CONFIGS[verb]} run; pass --run-dir")
-    return TrainedModel(run_dir)
+    return model
 
 
 def versions(
@@ -114,8 +114,8 @@ def your_groove(
     path: str | Path,
     model: TrainedModel,
     out_root: str | Path,
-    humanize_run: str | Path | None = None,
-    tap_run: str | Path | None = None,
+    humanizer: TrainedModel | None = None,
+    drumifier: TrainedModel | None = None,
     num_steps: int = 5,
     temperature: float = DEFAULT_TEMPERATURE,
     seed: int | None = None,
@@ -123,7 +123,7 @@ def your_groove(
 ) -> dict[str, tuple[list[note_seq.NoteSequence], list[Path]]]:
     """One groove of yours through every verb there is a model for, saved in a new folder.
 
-    Humanized and drumified need those runs; the interpolation walks from your groove to a new
+    Humanized and drumified need those models (config_model finds them); the interpolation walks from your groove to a new
     sample of `model` at your tempo. Every result keeps your groove's length and tempo. The files
     go to out_root/<file name>-001/ (-002, ... when that exists), so nothing is overwritten.
 
@@ -135,10 +135,10 @@ def your_groove(
     """
     groove = load_midi(path)
     results = {"yours": [groove]}
-    for verb, run_dir, name in (("humanize", humanize_run, "humanized"),
-                                ("drumify", tap_run, "drumified")):
-        if run_dir is not None:
-            results[name] = versions(verb, TrainedModel(run_dir), groove, 1, temperature, seed)
+    for verb, variant, name in (("humanize", humanizer, "humanized"),
+                                ("drumify", drumifier, "drumified")):
+        if variant is not None:
+            results[name] = versions(verb, variant, groove, 1, temperature, seed)
     qpm = model.windows(groove).qpm
     new = model.sample(1, temperature, seed, qpm)[0]
     results["interpolation"] = model.interpolate(groove, new, num_steps, temperature, seed)

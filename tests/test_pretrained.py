@@ -90,3 +90,15 @@ def test_without_a_run_the_bundled_model_plays(tiny_bundle, tmp_path):
 def test_a_run_of_your_own_comes_before_the_bundle(tiny_run, tiny_bundle):
     groovae = sample.newest_or_bundled(tiny_run.parents[1], "tiny", root=tiny_bundle)
     assert groovae.run_dir == tiny_run and groovae.source.startswith("your run")
+
+
+def test_a_config_model_is_your_run_else_its_bundle_else_none(tiny_run, tiny_bundle, tmp_path,
+                                                              capsys):
+    outputs = tiny_run.parents[1]  # holds runs/tiny
+    yours = sample.config_model("tiny", outputs, root=tiny_bundle)
+    assert yours.run_dir == tiny_run and yours.label != "tiny-pretrained"
+    bundled = sample.config_model("tiny", tmp_path, root=tiny_bundle)
+    assert bundled.label == "tiny-pretrained" and bundled.step == 2
+    assert "playing the bundled tiny" in capsys.readouterr().out
+    assert sample.config_model("groovae_4bar_tap", tmp_path, root=tiny_bundle) is None
+    assert "python -m helpers.train --config groovae_4bar_tap" in capsys.readouterr().out

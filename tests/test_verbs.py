@@ -147,8 +147,9 @@ def test_cli_wrong_inputs_are_usage_errors(argv, message, tmp_path, capsys):
 def test_your_groove_goes_through_every_verb_into_a_new_folder(tiny_run, variant_runs, files,
                                                                  tmp_path):
     model = sample.TrainedModel(tiny_run)
-    yours = verbs.your_groove(files["2_bars"], model, tmp_path, variant_runs["humanize"],
-                              variant_runs["drumify"], num_steps=3, seed=0)
+    humanizer, drumifier = (sample.TrainedModel(variant_runs[v]) for v in ("humanize", "drumify"))
+    yours = verbs.your_groove(files["2_bars"], model, tmp_path, humanizer, drumifier,
+                              num_steps=3, seed=0)
     assert list(yours) == ["yours", "humanized", "drumified", "interpolation"]
     assert [len(seqs) for seqs, _ in yours.values()] == [1, 1, 1, 3]
     for name, (seqs, paths) in yours.items():
