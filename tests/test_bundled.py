@@ -1,5 +1,6 @@
-"""Tests of the committed bundle, pretrained/groovae_4bar/: it is there, small, reproduces its
-recorded test loss, and is what the CLI and notebook 03 play when there is no run of your own."""
+"""Tests of the committed bundles, pretrained/<name>/: groovae_4bar is there, each is small and
+reproduces its recorded test loss, and groovae_4bar is what the CLI and notebook 03 play when
+there is no run of your own."""
 
 import json
 
@@ -11,34 +12,41 @@ from conftest import REPO
 from helpers import export, pretrained, sample, verbs
 from helpers.data import load_groove_4bar_split
 
-NAME = "groovae_4bar"
-BUNDLE = pretrained.PRETRAINED_DIR / NAME
+NAME = "groovae_4bar"  # the one every clone must hold; 03 and the CLI play it
 GROOVES = REPO / "outputs" / "samples" / f"{NAME}-pretrained-T0.5-seed0-120bpm"
+# No skip: a clone without groovae_4bar's bundle must fail here, loudly.
+NAMES = sorted({NAME, *pretrained.bundled_names()})
+
+
+@pytest.fixture(scope="module", params=NAMES)
+def name(request) -> str:
+    return request.param
 
 
 @pytest.fixture(scope="module")
-def metrics() -> dict:
-    # No skip: a clone without the bundle must fail here, loudly.
-    assert (BUNDLE / "metrics.json").exists(), f"{BUNDLE} is missing from the repository"
-    return json.loads((BUNDLE / "metrics.json").read_text())
+def metrics(name) -> dict:
+    path = pretrained.PRETRAINED_DIR / name / "metrics.json"
+    assert path.exists(), f"{path.parent} is missing from the repository"
+    return json.loads(path.read_text())
 
 
 @pytest.fixture(scope="module")
-def bundled() -> sample.TrainedModel:
-    return sample.TrainedModel.pretrained(NAME)
+def bundled(name) -> sample.TrainedModel:
+    return sample.TrainedModel.pretrained(name)
 
 
-def test_bundle_is_complete_and_small(metrics):
-    for name in ("weights.npz", "config.json", "history.csv", "MODEL_CARD.md",
+def test_bundle_is_complete_and_small(name, metrics):
+    bundle = pretrained.PRETRAINED_DIR / name
+    for file in ("weights.npz", "config.json", "history.csv", "MODEL_CARD.md",
                  "training_curves.png", "samples.png"):
-        assert (BUNDLE / name).exists(), f"{BUNDLE / name} is missing"
-    assert (BUNDLE / "weights.npz").stat().st_size <= pretrained.MAX_BUNDLE_BYTES
-    assert pretrained.bundle_bytes(BUNDLE) <= pretrained.MAX_BUNDLE_BYTES
-    assert metrics["bundle"]["name"] == NAME
+        assert (bundle / file).exists(), f"{bundle / file} is missing"
+    assert (bundle / "weights.npz").stat().st_size <= pretrained.MAX_BUNDLE_BYTES
+    assert pretrained.bundle_bytes(bundle) <= pretrained.MAX_BUNDLE_BYTES
+    assert metrics["bundle"]["name"] == name
 
 
-def test_bundle_loads_at_float32_with_its_step(bundled, metrics):
-    assert bundled.step == metrics["bundle"]["step"] and bundled.config.name == NAME
+def test_bundle_loads_at_float32_with_its_step(name, bundled, metrics):
+    assert bundled.step == metrics["bundle"]["step"] and bundled.config.name == name
     assert {v.dtype for v in bundled.model.trainable_variables} == {"float32"}
 
 
@@ -51,7 +59,8 @@ def test_bundle_reproduces_its_recorded_test_loss(bundled, metrics, gmd_dir):
         assert got[key] == pytest.approx(recorded[key], abs=1e-3), key
 
 
-def test_committed_grooves_are_the_bundled_models(bundled):
+def test_committed_grooves_are_the_bundled_models():
+    bundled = sample.TrainedModel.pretrained(NAME)
     paths = sorted(GROOVES.glob("groove_*"))
     assert [p.name for p in paths] == sorted(
         f"groove_0{i}{s}" for i in range(1, 6) for s in (".mid", ".png"))
@@ -92,4 +101,6 @@ def test_notebook_03_without_a_run_plays_the_bundle(tmp_path, gmd_dir, monkeypat
         for output in cell.outputs
     )
     assert f"model: the bundled {NAME}" in printed
+    for variant in {"groovae_4bar_humanize", "groovae_4bar_tap"} & set(NAMES):  # 03 plays them too
+        assert f"{variant}: playing the bundled {variant}" in printed
     assert len(list(tmp_path.rglob("groove_0*.wav"))) >= 5

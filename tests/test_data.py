@@ -134,8 +134,8 @@ def test_load_groove_4bar_split_counts(gmd_dir):
     """Uses <repo>/outputs/cache: one cold build (< 2 min) per fresh checkout."""
     expected = {"train": (17261, 15591), "validation": (2121, 1929), "test": (2033, 1901)}
     summary = data.groove_4bar_summary(gmd_dir, progress=False)
-    for split, (clips, windows) in expected.items():
-        assert (summary.loc[split, "clips"], summary.loc[split, "windows"]) == (clips, windows)
+    for split, (n_clips, windows) in expected.items():
+        assert (summary.loc[split, "clips"], summary.loc[split, "windows"]) == (n_clips, windows)
         outputs = data.load_groove_4bar(split, gmd_dir)
         assert outputs.shape == (windows, 64, 27) and outputs.dtype == np.float32
     dropped = summary[[converter.NO_NOTES, converter.SHORTER_THAN_WINDOW, converter.NOT_4_4]]
