@@ -24,7 +24,7 @@ from helpers.evaluate import _json_ready, evaluate_model, magenta_eval_losses
 from helpers.groove_files import NUM_GROOVES, save_grooves
 from helpers.sample import TrainedModel
 from helpers.checkpoints import CHECKPOINT_DIR, checkpoint_step, restore_model
-from helpers.config import CONFIG_FILE
+from helpers.config import CONFIG_FILE, GrooVAEConfig
 from helpers.history import HISTORY_FILE
 
 README = Path(__file__).resolve().parents[1] / "README.md"
@@ -206,6 +206,8 @@ def export(
     history.to_csv(folder / HISTORY_FILE, index=False)
 
     groovae = TrainedModel.pretrained(name, root)  # what users get: the float16 weights
+    # The card tells how the run trained: a bundle loads at float32, its config.json keeps the truth.
+    trained = GrooVAEConfig.from_dict(json.loads((folder / CONFIG_FILE).read_text()))
     print(f"evaluating step {step} on {len(splits[0].outputs)} test windows")
     metrics = _json_ready({
         **_evaluate(groovae.model, splits, num_samples),
@@ -229,13 +231,13 @@ def export(
     render.save_figure(fig, folder / card.FIGURES["curves"], overwrite=True)
     render.plt.close(fig)
     _write_samples(groovae, folder, Path(outputs_dir))
-    (folder / "MODEL_CARD.md").write_text(card.model_card(groovae.config, history, metrics))
+    (folder / "MODEL_CARD.md").write_text(card.model_card(trained, history, metrics))
     if readme is not None:
         figures = {
             key: Path(os.path.relpath(folder / file, readme.parent)).as_posix()
             for key, file in card.FIGURES.items()
         }
-        block = card.results_markdown(groovae.config, history, metrics, figures)
+        block = card.results_markdown(trained, history, metrics, figures)
         readme.write_text(_replace_results(readme, block))
     size = pretrained.bundle_bytes(folder)
     if size > pretrained.MAX_BUNDLE_BYTES:

@@ -100,3 +100,17 @@ def test_missing_step_and_readme_without_markers_refuse_before_writing(tiny_run,
 def test_wall_time_adds_up_resumed_segments():
     history = pd.DataFrame({"seconds": [10.0, 20.0, 5.0, 15.0]})
     assert card.wall_seconds(history) == 35.0
+
+
+def test_card_of_a_mixed_precision_run_says_bfloat16(tiny_run, tmp_path):
+    run = tmp_path / "runs" / "tiny"
+    shutil.copytree(tiny_run, run)
+    config = json.loads((run / "config.json").read_text())
+    config["train"]["mixed_precision"] = True
+    (run / "config.json").write_text(json.dumps(config))
+    folder = export.export(
+        run, "tiny", root=tmp_path / "pretrained", outputs_dir=tmp_path / "outputs", readme=None,
+        splits=(_split(24, 1), _split(40, 2)), trained_on="a test machine", num_samples=30,
+    )
+    text = (folder / "MODEL_CARD.md").read_text()
+    assert "bfloat16 mixed precision, on all" in text and ", float32, on all" not in text
