@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from conftest import REPO
 
-from helpers import export, pretrained, sample, verbs
+from helpers import data, export, pretrained, sample, verbs
 from helpers.data import load_groove_4bar_split
 
 NAME = "groovae_4bar"  # the one every clone must hold; 03 and the CLI play it
@@ -94,6 +94,9 @@ def test_notebook_03_without_a_run_plays_the_bundle(tmp_path, gmd_dir, monkeypat
     (parameters,) = [c for c in notebook.cells if "OUTPUTS_DIR = None" in c.source]
     ours = f"OUTPUTS_DIR = {str(tmp_path)!r}"
     parameters.source = parameters.source.replace("OUTPUTS_DIR = None", ours)
+    # The GMD window cache is the suite's shared one: a cold build of the train split costs ~40 s.
+    data.DEFAULT_CACHE_DIR.mkdir(parents=True, exist_ok=True)
+    (tmp_path / "cache").symlink_to(data.DEFAULT_CACHE_DIR, target_is_directory=True)
     monkeypatch.setenv("GROOVE_DATA_DIR", str(gmd_dir))
     NotebookClient(notebook, timeout=900, resources={"metadata": {"path": str(tmp_path)}}).execute()
     printed = "".join(
