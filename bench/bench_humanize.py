@@ -46,7 +46,8 @@ def main(argv: list[str] | None = None) -> None:
     velocity = real[..., VELOCITIES][both] * MAX_MIDI_VELOCITY
     guesses = {
         "the model": played[..., VELOCITIES][both] * MAX_MIDI_VELOCITY,
-        "the score's one velocity": quantized_score(real)[..., VELOCITIES][both] * MAX_MIDI_VELOCITY,
+        "the score's one velocity":
+            quantized_score(real)[..., VELOCITIES][both] * MAX_MIDI_VELOCITY,
         "the drummer's mean velocity": np.full_like(velocity, velocity.mean()),
     }
     for name, guess in guesses.items():
@@ -55,7 +56,8 @@ def main(argv: list[str] | None = None) -> None:
           f"{np.corrcoef(guesses['the model'], velocity)[0, 1]:.2f}")
     offset, guess = real[..., OFFSETS][both], played[..., OFFSETS][both]
     print(f"  offset MAE (fraction of a 16th), the model: {np.abs(guess - offset).mean():.3f}; "
-          f"the grid: {np.abs(offset).mean():.3f}; correlation {np.corrcoef(guess, offset)[0, 1]:.2f}")
+          f"the grid: {np.abs(offset).mean():.3f}; "
+          f"correlation {np.corrcoef(guess, offset)[0, 1]:.2f}")
 
 
 if __name__ == "__main__":

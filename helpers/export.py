@@ -206,7 +206,7 @@ def export(
     history.to_csv(folder / HISTORY_FILE, index=False)
 
     groovae = TrainedModel.pretrained(name, root)  # what users get: the float16 weights
-    # The card tells how the run trained: a bundle loads at float32, its config.json keeps the truth.
+    # The card tells how the run trained: a bundle loads at float32; its config.json says.
     trained = GrooVAEConfig.from_dict(json.loads((folder / CONFIG_FILE).read_text()))
     print(f"evaluating step {step} on {len(splits[0].outputs)} test windows")
     metrics = _json_ready({

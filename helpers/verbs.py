@@ -123,9 +123,10 @@ def your_groove(
 ) -> dict[str, tuple[list[note_seq.NoteSequence], list[Path]]]:
     """One groove of yours through every verb there is a model for, saved in a new folder.
 
-    Humanized and drumified need those models (config_model finds them); the interpolation walks from your groove to a new
-    sample of `model` at your tempo. Every result keeps your groove's length and tempo. The files
-    go to out_root/<file name>-001/ (-002, ... when that exists), so nothing is overwritten.
+    Humanized and drumified need those models (config_model finds them); the interpolation
+    walks from your groove to a new sample of `model` at your tempo. Every result keeps your
+    groove's length and tempo. The files go to out_root/<file name>-001/ (-002, ... when that
+    exists), so nothing is overwritten.
 
     Returns:
       {"yours" / "humanized" / "drumified" / "interpolation": (NoteSequences, .mid paths)}.
