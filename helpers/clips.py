@@ -16,7 +16,7 @@ import note_seq
 import numpy as np
 import pretty_midi
 
-CLIP_BARS = 4  # groove/4bar-midionly
+CLIP_BARS = 4  # groove/4bar-midionly; groove/2bar-midionly cuts 2 bars at the same 1-bar hop
 
 
 def clip_bounds(bpm: int, numerator: int, end_time: float, clip_bars: int = CLIP_BARS):
@@ -122,8 +122,8 @@ class Performance:
             (ts.time, ts.numerator, ts.denominator) for ts in self.pm.time_signature_changes
         ]
 
-    def clips(self, bpm: int, numerator: int) -> Iterator[Clip]:
-        bounds, length = clip_bounds(bpm, numerator, self.end_time)
+    def clips(self, bpm: int, numerator: int, clip_bars: int = CLIP_BARS) -> Iterator[Clip]:
+        bounds, length = clip_bounds(bpm, numerator, self.end_time, clip_bars)
         for t0, t1 in bounds:
             yield self._clip(t0, t1, length)
 

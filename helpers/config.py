@@ -22,6 +22,7 @@ class ConverterConfig:
     fixed_velocities: bool = False
     max_note_dropout_probability: float = 0.0
     add_instruments: tuple[int, ...] = ()
+    hits_as_controls: bool = False  # the decoder (and encoder) also see the target's hits
 
 
 @dataclass(frozen=True)
@@ -152,6 +153,23 @@ CONFIG_MAP: dict[str, GrooVAEConfig] = {
     "groovae_4bar_tap": GrooVAEConfig(
         name="groovae_4bar_tap", converter=ConverterConfig(tapify=True)
     ),
+    # Magenta's 2-bar family (configs.py), trained on TFDS's groove/2bar-midionly cut.
+    **{
+        name: GrooVAEConfig(
+            name=name,
+            converter=ConverterConfig(split_bars=2, **options),
+            model=ModelConfig(max_seq_len=32),
+        )
+        for name, options in {
+            "groovae_2bar_humanize": dict(humanize=True),
+            "groovae_2bar_tap_fixed_velocity": dict(tapify=True, fixed_velocities=True),
+            "groovae_2bar_tap_fixed_velocity_note_dropout": dict(
+                tapify=True, fixed_velocities=True, max_note_dropout_probability=0.8
+            ),
+            "groovae_2bar_add_closed_hh": dict(add_instruments=(2,)),
+            "groovae_2bar_hits_control_tfds": dict(hits_as_controls=True),
+        }.items()
+    },
     # The same code path at toy sizes, for tests and smoke runs of the notebooks.
     "tiny": GrooVAEConfig(
         name="tiny",

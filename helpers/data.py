@@ -124,9 +124,9 @@ def tfds_clip_windows(
       each clip without a window, and the number of clips.
     """
     converter = converter or GrooveConverter()
-    clips = list(Performance(midi).clips(bpm, numerator))
+    clips = list(Performance(midi).clips(bpm, numerator, converter.split_bars))
     windows, clip_index, reasons = _convert_clips(clips, converter)
-    outputs = np.stack(windows) if windows else _empty_split()
+    outputs = np.stack(windows) if windows else empty_windows(converter)
     return outputs, np.array(clip_index, np.int32), reasons, len(clips)
 
 
@@ -149,8 +149,10 @@ def _performance_windows(job: tuple) -> dict:
     }
 
 
-def _empty_split() -> np.ndarray:
-    return np.zeros((0, constants.WINDOW_STEPS, constants.GROOVE_DEPTH), np.float32)
+def empty_windows(converter: GrooveConverter) -> np.ndarray:
+    """No windows, in the shape the converter's would have."""
+    steps = converter.steps_per_bar * converter.split_bars
+    return np.zeros((0, steps, constants.GROOVE_DEPTH), np.float32)
 
 
 def _build_from_gmd(gmd_dir: Path, converter: GrooveConverter, workers: int, progress: bool):
@@ -194,7 +196,7 @@ def _build_from_gmd(gmd_dir: Path, converter: GrooveConverter, workers: int, pro
             "skipped notes": sum(skipped.values()),
             "skipped pitches": json.dumps(dict(sorted(skipped.items()))),
         }
-        outputs = np.concatenate([_empty_split(), *windows])
+        outputs = np.concatenate([empty_windows(converter), *windows])
         summary["windows"] = len(outputs)
         built[split] = (outputs, pd.DataFrame(meta, columns=META_COLUMNS), summary)
     return built
@@ -235,7 +237,7 @@ def _build_from_tfds(split, data_dir, converter: GrooveConverter, download: bool
     from tqdm.auto import tqdm
 
     dataset, ds_info = tfds.load(
-        "groove/4bar-midionly", split=split, data_dir=data_dir, download=download, with_info=True
+        f"groove/{converter.split_bars}bar-midionly", split=split, data_dir=data_dir, download=download, with_info=True
     )
     labels = ds_info.features
     examples = []
@@ -263,7 +265,7 @@ def _build_from_tfds(split, data_dir, converter: GrooveConverter, download: bool
     for reason in reasons:
         summary[reason] = summary.get(reason, 0) + 1
     meta = pd.DataFrame([examples[i][3] for i in clip_index], columns=META_COLUMNS)
-    outputs = np.concatenate([_empty_split(), np.array(windows, np.float32).reshape(-1, 64, 27)])
+    outputs = np.concatenate([empty_windows(converter), *(w[None] for w in windows)])
     return {split: (outputs, meta, summary)}
 
 
@@ -310,7 +312,8 @@ def load_groove_4bar_split(
     converter = converter or GrooveConverter()
     cache_dir = Path(cache_dir or DEFAULT_CACHE_DIR)
     key = _cache_key(converter, source)
-    path = cache_dir / f"groove_4bar_{source}_{key}_{split}.npz"
+    stem = f"groove_{converter.split_bars}bar_{source}_{key}"
+    path = cache_dir / f"{stem}_{split}.npz"
     cached = _load(path)
     if cached is None:
         if source == "gmd":
@@ -321,7 +324,7 @@ def load_groove_4bar_split(
             built = _build_from_tfds(split, data_dir, converter, data_dir is None, progress)
         cache_dir.mkdir(parents=True, exist_ok=True)
         for name, (outputs, meta, summary) in built.items():
-            _save(cache_dir / f"groove_4bar_{source}_{key}_{name}.npz", outputs, meta, summary)
+            _save(cache_dir / f"{stem}_{name}.npz", outputs, meta, summary)
         cached = _load(path)
     return cached
 

@@ -25,7 +25,7 @@ def _magenta_lstm_to_keras(kernel: np.ndarray, bias: np.ndarray, input_dim: int)
 def _magenta_names(model: GrooVAE) -> list:
     """(Keras layer, Magenta variable scope, LSTM input size or None) for every weighted layer."""
     m = model.config.model
-    entries, input_dim = [], GROOVE_DEPTH
+    entries, input_dim = [], GROOVE_DEPTH + model.control_depth
     for i, units in enumerate(m.enc_rnn_size):
         for direction, lstm in (("fw", model.encoder_fw[i]), ("bw", model.encoder_bw[i])):
             scope = f"encoder/cell_{i}/bidirectional_rnn/{direction}/multi_rnn_cell/cell_0"
@@ -34,7 +34,7 @@ def _magenta_names(model: GrooVAE) -> list:
         input_dim = 2 * units
     entries += [(model.mu, "encoder/mu", None), (model.sigma, "encoder/sigma", None)]
     entries.append((model.z_to_initial_state, "decoder/z_to_initial_state", None))
-    input_dim = GROOVE_DEPTH + m.z_size
+    input_dim = GROOVE_DEPTH + m.z_size + model.control_depth
     for i, units in enumerate(m.dec_rnn_size):
         scope = f"decoder/multi_rnn_cell/cell_{i}/lstm_cell"
         entries.append((model.decoder_lstms[i], scope, input_dim))

@@ -79,10 +79,12 @@ class GrooVAE(keras.Model):
         m = config.model
         dtype = self.dtype_policy
         rate = 1.0 - m.dropout_keep_prob  # on every LSTM layer's input, per step (spec §3.2)
+        # hits_as_controls: the target's hits join the encoder's input and every decoder step's.
+        self.control_depth = NUM_DRUM_CLASSES if config.converter.hits_as_controls else 0
 
         # Encoder: each layer a forward and a backward LSTM, each with its own input dropout.
         self.encoder_fw, self.encoder_bw, self.encoder_dropout = [], [], []
-        input_dim = GROOVE_DEPTH
+        input_dim = GROOVE_DEPTH + self.control_depth
         for i, units in enumerate(m.enc_rnn_size):
             last = i == len(m.enc_rnn_size) - 1
             for direction, lstms in (("fw", self.encoder_fw), ("bw", self.encoder_bw)):
@@ -106,7 +108,7 @@ class GrooVAE(keras.Model):
         # Decoder: z -> initial states, then a stack of LSTMs fed [previous target, z].
         self.z_to_initial_state = _small_dense(2 * sum(m.dec_rnn_size), dtype, "z_to_initial_state")
         self.decoder_lstms, self.decoder_dropout = [], []
-        input_dim = GROOVE_DEPTH + m.z_size
+        input_dim = GROOVE_DEPTH + m.z_size + self.control_depth
         for i, units in enumerate(m.dec_rnn_size):
             name = f"decoder_{i}"
             self.decoder_lstms.append(
@@ -128,7 +130,7 @@ class GrooVAE(keras.Model):
         """Creates every weight from the config alone, so weights load before any call."""
         m = self.config.model
         steps = m.max_seq_len
-        input_dim = GROOVE_DEPTH
+        input_dim = GROOVE_DEPTH + self.control_depth
         for fw, bw, units in zip(self.encoder_fw, self.encoder_bw, m.enc_rnn_size):
             fw.build((None, steps, input_dim))
             bw.build((None, steps, input_dim))
@@ -136,7 +138,7 @@ class GrooVAE(keras.Model):
         self.mu.build((None, input_dim))
         self.sigma.build((None, input_dim))
         self.z_to_initial_state.build((None, m.z_size))
-        input_dim = GROOVE_DEPTH + m.z_size
+        input_dim = GROOVE_DEPTH + m.z_size + self.control_depth
         for lstm, units in zip(self.decoder_lstms, m.dec_rnn_size):
             lstm.build((None, steps, input_dim))
             input_dim = units
@@ -158,17 +160,34 @@ class GrooVAE(keras.Model):
         """Restarts evaluation's posterior samples, so every evaluation draws the same z noise."""
         self.eval_z_seed.state.assign(self._eval_z_seed_start)
 
-    def encode(self, inputs, training: bool = False):
-        """The posterior q(z | inputs) (spec §3.3).
+    def with_controls(self, x, controls):
+        """[x, controls] on the last axis, as Magenta's MusicVAE joins them; x alone without.
+
+        Raises:
+          ModelError: controls missing for a model that has them, or given to one that has not.
+        """
+        if self.control_depth == 0:
+            if controls is not None:
+                raise ModelError(f"{self.config.name} takes no controls")
+            return x
+        if controls is None:
+            raise ModelError(
+                f"{self.config.name} is conditioned on hits: pass controls, (batch, steps, 9) hits"
+            )
+        return ops.concatenate([x, ops.cast(controls, x.dtype)], axis=-1)
+
+    def encode(self, inputs, controls=None, training: bool = False):
+        """The posterior q(z | inputs, controls) (spec §3.3).
 
         Args:
-          inputs: (batch, 64, 27) float encoder inputs.
+          inputs: (batch, steps, 27) float encoder inputs.
+          controls: (batch, steps, 9) hits, for a hits_as_controls config only.
           training: applies input dropout when True.
 
         Returns:
           (mu, sigma), each (batch, z_size) float32; sigma = softplus(dense), no floor.
         """
-        x = inputs
+        x = self.with_controls(ops.convert_to_tensor(inputs), controls)
         encoder = zip(self.encoder_fw, self.encoder_bw, self.encoder_dropout)
         for fw, bw, (drop_fw, drop_bw) in encoder:
             h_fw = fw(drop_fw(x, training=training))
@@ -191,12 +210,14 @@ class GrooVAE(keras.Model):
             start += 2 * units
         return states
 
-    def reconstruction_logits(self, targets, z, training: bool = False):
-        """The teacher-forced decoder (spec §3.4): step t sees [targets[t - 1], z], zeros at t = 0.
+    def reconstruction_logits(self, targets, z, controls=None, training: bool = False):
+        """The teacher-forced decoder (spec §3.4): step t sees [targets[t - 1], z, controls[t]],
+        zeros for targets[-1].
 
         Args:
-          targets: (batch, 64, 27) float decoder targets.
+          targets: (batch, steps, 27) float decoder targets.
           z: (batch, z_size) float latent codes.
+          controls: (batch, steps, 9) hits, for a hits_as_controls config only.
           training: applies input dropout when True.
 
         Returns:
@@ -205,23 +226,29 @@ class GrooVAE(keras.Model):
         steps = ops.shape(targets)[1]
         previous = ops.pad(targets[:, :-1], [[0, 0], [1, 0], [0, 0]])
         z_per_step = ops.repeat(ops.expand_dims(ops.cast(z, previous.dtype), 1), steps, axis=1)
-        x = ops.concatenate([previous, z_per_step], axis=-1)
+        x = self.with_controls(ops.concatenate([previous, z_per_step], axis=-1), controls)
         decoder = zip(self.decoder_lstms, self.decoder_dropout, self._initial_states(z))
         for lstm, dropout, state in decoder:
             x, _, _ = lstm(dropout(x, training=training), initial_state=state, training=training)
         return ops.cast(self.output_projection(x), "float32")
 
+    def target_controls(self, targets):
+        """The controls a training pair carries: the target's hits, or None (spec §2.4)."""
+        return targets[..., HITS] if self.control_depth else None
+
     def call(self, inputs, training: bool = False):
-        """Teacher-forced reconstruction logits (batch, 64, 27) of `inputs`, decoded from z = mu."""
-        mu, _ = self.encode(inputs, training=training)
-        return self.reconstruction_logits(inputs, mu, training=training)
+        """Teacher-forced reconstruction logits (batch, steps, 27) of `inputs`, from z = mu."""
+        controls = self.target_controls(inputs)
+        mu, _ = self.encode(inputs, controls, training=training)
+        return self.reconstruction_logits(inputs, mu, controls, training=training)
 
     def _forward(self, inputs, targets, training: bool, seed, noise=None):
         """One reparameterised pass: z = mu + sigma * eps, one sample per example (spec §4)."""
-        mu, sigma = self.encode(inputs, training=training)
+        controls = self.target_controls(targets)
+        mu, sigma = self.encode(inputs, controls, training=training)
         noise = posterior_noise(ops.shape(mu), seed) if noise is None else noise
         z = mu + sigma * ops.convert_to_tensor(noise, mu.dtype)
-        logits = self.reconstruction_logits(targets, z, training=training)
+        logits = self.reconstruction_logits(targets, z, controls, training=training)
         step = self.optimizer.iterations if self.optimizer is not None else 0
         return loss_terms(targets, logits, mu, sigma, step, self.config.model), logits
 
@@ -268,7 +295,7 @@ class GrooVAE(keras.Model):
         logs["hit_f1"] = 2.0 * tp / ops.maximum(2.0 * tp + fp + fn, 1.0)
         return logs
 
-    def decode(self, z, temperature: float = 1.0, seed: int | None = None):
+    def decode(self, z, temperature: float = 1.0, seed: int | None = None, controls=None):
         """The sampling decoder (spec §3.4), run step by step with the trained LSTM cells.
 
         Each step samples hits ~ Bernoulli(sigmoid(hit_logit / temperature)); velocities = sigmoid
@@ -278,6 +305,8 @@ class GrooVAE(keras.Model):
           z: (batch, z_size) float latent codes.
           temperature: divides the hit logits only; near 0 gives hits = logit > 0.
           seed: an int makes the hit draws reproducible.
+          controls: (batch, steps, 9) hits, for a hits_as_controls config only; step t sees
+            controls[t] beside the previous output and z, as in training.
 
         Returns:
           (batch, 64, 27) float32 grooves [hits (0/1) | velocities | offsets].
@@ -287,38 +316,43 @@ class GrooVAE(keras.Model):
         z = ops.convert_to_tensor(z, "float32")
         temperature = ops.convert_to_tensor(temperature, "float32")
         shape = (ops.shape(z)[0], NUM_DRUM_CLASSES)
+        steps = self.config.model.max_seq_len
+        # A zero-width control sequence keeps one code path (and one trace) for both kinds.
+        empty = ops.zeros((shape[0], steps, 0), "float32")
+        controls = ops.cast(self.with_controls(empty, controls), "float32")
         if keras.backend.backend() != "tensorflow":
             # Every step's hit draws up front, in the order the step loop takes them.
             seed = keras.random.SeedGenerator(seed) if seed is not None else None
-            steps = range(self.config.model.max_seq_len)
-            noise = ops.stack([keras.random.uniform(shape, seed=seed) for _ in steps])
-            return self._decode_steps(z, temperature, lambda t: noise[t])
+            noise = ops.stack([keras.random.uniform(shape, seed=seed) for _ in range(steps)])
+            return self._decode_steps(z, temperature, lambda t: noise[t], controls)
         # Keras folds a seed into int32 this way; unseeded, Python's random (which
         # keras.utils.set_random_seed also seeds) picks one.
         seed = random.randrange(2**31 - 2) if seed is None else seed % (2**31 - 2)
         if getattr(self, "_decode_function", None) is None:
             import tensorflow as tf
 
-            def compiled(z, temperature, seed):
+            def compiled(z, temperature, seed, controls):
                 # Step t draws what uniform(seed=SeedGenerator(seed)) gives on its t-th call:
                 # TensorFlow's stateless uniform at [seed, t].
                 def noise(t):
                     pair = tf.stack([seed, tf.cast(t, tf.int32)])
                     return tf.random.stateless_uniform([tf.shape(z)[0], NUM_DRUM_CLASSES], pair)
 
-                return self._decode_steps(z, temperature, noise)
+                return self._decode_steps(z, temperature, noise, controls)
 
             self._decode_function = tf.function(compiled, reduce_retracing=True)
-        return self._decode_function(z, temperature, ops.convert_to_tensor(seed, "int32"))
+        seed = ops.convert_to_tensor(seed, "int32")
+        return self._decode_function(z, temperature, seed, controls)
 
-    def _decode_steps(self, z, temperature, noise):
-        """Steps the decoder cells, step t's hits drawn against noise(t), (batch, 9) uniforms."""
+    def _decode_steps(self, z, temperature, noise, controls):
+        """Steps the decoder cells, step t's hits drawn against noise(t), (batch, 9) uniforms,
+        and its input joined by controls[:, t] ((batch, steps, 0) when the model has none)."""
         states = self._initial_states(z)
         steps, batch = self.config.model.max_seq_len, ops.shape(z)[0]
 
         def step(t, carry):
             previous, states, grooves = carry
-            x = ops.concatenate([previous, z], axis=-1)
+            x = ops.concatenate([previous, z, ops.take(controls, t, axis=1)], axis=-1)
             states = list(states)
             for i, lstm in enumerate(self.decoder_lstms):
                 x, states[i] = lstm.cell(x, states[i], training=False)

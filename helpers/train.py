@@ -19,6 +19,7 @@ from helpers import cli  # noqa: E402
 from helpers.config import CONFIG_FILE  # noqa: E402
 from helpers.config import GrooVAEConfig, get_config, with_overrides  # noqa: E402
 from helpers.inputs import encoder_inputs  # noqa: E402
+from helpers.converter import GrooveConverter  # noqa: E402
 from helpers.data import load_groove_4bar  # noqa: E402
 from helpers.dataset import eval_windows, train_batches  # noqa: E402
 from helpers.device import resolve_precision  # noqa: E402
@@ -96,14 +97,26 @@ def start_from(model: GrooVAE, init_from: str | os.PathLike) -> tuple[int, Path]
         folder, source = Path(init_from), restore_model(init_from)
         step = checkpoint_step(latest_checkpoint(folder))
     theirs, ours = source.trainable_variables, model.trainable_variables
-    if [v.shape for v in theirs] != [v.shape for v in ours]:
+    values = [_widened(keras.ops.convert_to_numpy(v), tuple(o.shape)) for v, o in zip(theirs, ours)]
+    if len(theirs) != len(ours) or any(v is None for v in values):
         raise TrainError(
             f"{init_from} holds a {source.config.name} model of other sizes than "
             f"{model.config.name!r}; fine-tune it with a config of its sizes"
         )
-    for variable, value in zip(ours, theirs):
-        variable.assign(keras.ops.convert_to_numpy(value))
+    for variable, value in zip(ours, values):
+        variable.assign(value)
     return step, folder
+
+
+def _widened(value: np.ndarray, shape: tuple) -> np.ndarray | None:
+    """`value` in `shape`: the same, or an input kernel grown by zero rows for the controls a
+    hits-conditioned model adds at the end of its inputs (so it starts as the model it grows
+    from and learns to use them); None when the shapes do not fit that way."""
+    if value.shape == shape:
+        return value
+    if value.ndim == 2 and value.shape[1] == shape[1] and value.shape[0] < shape[0]:
+        return np.concatenate([value, np.zeros((shape[0] - value.shape[0], shape[1]), value.dtype)])
+    return None
 
 
 def eta_line(seconds_per_step: float, remaining: int, now: float | None = None) -> str:
@@ -268,10 +281,11 @@ def train(
     _prepare_run_dir(run_dir, config)
     keras.utils.set_random_seed(t.seed)
 
+    converter = GrooveConverter.from_config(config.converter)  # its split_bars picks the cut
     if train_data is None:
-        train_data = load_groove_4bar("train", data_dir, cache_dir=cache_dir)
+        train_data = load_groove_4bar("train", data_dir, converter, cache_dir)
     if validation_data is None:
-        validation_data = load_groove_4bar("validation", data_dir, cache_dir=cache_dir)
+        validation_data = load_groove_4bar("validation", data_dir, converter, cache_dir)
     with scope:
         _train_loop(
             config, run_dir, train_data, validation_data, log_every_steps, progress, init_from,
