@@ -2,7 +2,7 @@
 
 Run: python bench/bench_backends.py [--batch-sizes 64 512] [--timed-steps 3]
 Each backend trains in a subprocess of its own (Keras fixes the backend at import) with the same
-float32 model, step (helpers.steps) and synthetic batch; the table shows examples/s after two
+float32 model, step (helpers.backends) and synthetic batch; the table shows examples/s after two
 warm-up steps, which absorb tracing and XLA compilation.
 """
 
@@ -23,9 +23,9 @@ def measure(batch_sizes: list[int], timed_steps: int) -> dict:
     import keras
     import numpy as np
 
+    from helpers.backends import make_optimizer
     from helpers.config import get_config
     from helpers.model import GrooVAE
-    from helpers.steps import make_optimizer
 
     rates = {}
     for batch_size in batch_sizes:

@@ -8,12 +8,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from helpers import cli, constants, data, device  # noqa: E402
+from helpers import constants, data, device  # noqa: E402
+from helpers.config import add_data_dir
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    cli.add_data_dir(parser)
+    add_data_dir(parser)
     parser.add_argument("--workers", type=int, default=None, help="processes; default all cores")
     args = parser.parse_args(argv)
     print(f"CPU: {device.cpu_info().describe()}")
@@ -24,8 +25,10 @@ def main(argv: list[str] | None = None) -> None:
         cold = time.perf_counter() - start
 
         start = time.perf_counter()
-        shapes = {s: data.load_groove_4bar(s, args.data_dir, cache_dir=cache_dir).shape
-                  for s in constants.GMD_SPLITS}
+        shapes = {
+            s: data.load_groove_4bar(s, args.data_dir, cache_dir=cache_dir).shape
+            for s in constants.GMD_SPLITS
+        }
         warm = time.perf_counter() - start
         print(data.groove_4bar_summary(args.data_dir, cache_dir=cache_dir).T.to_string())
 

@@ -23,7 +23,7 @@ TARGET_SECONDS = 60.0
 FIRST_GROOVE = """
 import json, sys, time
 marks = {"start": time.perf_counter()}
-from helpers import audio, render, sample  # noqa: F401 (notebook 03 imports render too)
+from helpers import audio, render, sample  # noqa: F401(notebook 03 imports render too)
 marks["imports"] = time.perf_counter()
 groovae = sample.TrainedModel.pretrained(sys.argv[1])
 marks["load"] = time.perf_counter()
@@ -42,7 +42,10 @@ def first_groove(name: str) -> dict:
     env = {**os.environ, "PYTHONPATH": f"{repo}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
     spawned = time.perf_counter()
     result = subprocess.run(
-        [sys.executable, "-c", FIRST_GROOVE, name], capture_output=True, text=True, env=env,
+        [sys.executable, "-c", FIRST_GROOVE, name],
+        capture_output=True,
+        text=True,
+        env=env,
         check=True,
     )
     total = time.perf_counter() - spawned

@@ -19,10 +19,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np  # noqa: E402
 
-from helpers import cli, device  # noqa: E402
+from helpers import device  # noqa: E402
+from helpers.config import add_data_dir
 from helpers.constants import HITS, MAX_MIDI_VELOCITY, OFFSETS, VELOCITIES  # noqa: E402
+from helpers.converter import encoder_inputs  # noqa: E402
 from helpers.data import load_groove_4bar  # noqa: E402
-from helpers.inputs import encoder_inputs  # noqa: E402
 from helpers.sample import TrainedModel, quantized_score  # noqa: E402
 
 
@@ -30,7 +31,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--name", default="groovae_4bar_humanize", help="bundle name")
     parser.add_argument("--windows", type=int, default=400, help="first N test windows")
-    cli.add_data_dir(parser)
+    add_data_dir(parser)
     args = parser.parse_args(argv)
     print(f"CPU: {device.cpu_info().describe()}")
 
@@ -40,24 +41,30 @@ def main(argv: list[str] | None = None) -> None:
     played = np.asarray(humanizer.model.decode(mu, temperature=1e-6, seed=0))
     drummer_hits = real[..., HITS] > 0.5
     both = drummer_hits & (played[..., HITS] > 0.5)
-    print(f"{args.name} at step {humanizer.step}, {len(real)} test windows: it keeps "
-          f"{both.sum() / drummer_hits.sum():.1%} of the drummer's {drummer_hits.sum():,} hits")
+    print(
+        f"{args.name} at step {humanizer.step}, {len(real)} test windows: it keeps "
+        f"{both.sum() / drummer_hits.sum():.1%} of the drummer's {drummer_hits.sum():,} hits"
+    )
 
     velocity = real[..., VELOCITIES][both] * MAX_MIDI_VELOCITY
     guesses = {
         "the model": played[..., VELOCITIES][both] * MAX_MIDI_VELOCITY,
-        "the score's one velocity":
-            quantized_score(real)[..., VELOCITIES][both] * MAX_MIDI_VELOCITY,
+        "the score's one velocity": quantized_score(real)[..., VELOCITIES][both]
+        * MAX_MIDI_VELOCITY,
         "the drummer's mean velocity": np.full_like(velocity, velocity.mean()),
     }
     for name, guess in guesses.items():
         print(f"  velocity MAE, {name}: {np.abs(guess - velocity).mean():.1f} MIDI")
-    print(f"  velocity correlation with the drummer: "
-          f"{np.corrcoef(guesses['the model'], velocity)[0, 1]:.2f}")
+    print(
+        f"  velocity correlation with the drummer: "
+        f"{np.corrcoef(guesses['the model'], velocity)[0, 1]:.2f}"
+    )
     offset, guess = real[..., OFFSETS][both], played[..., OFFSETS][both]
-    print(f"  offset MAE (fraction of a 16th), the model: {np.abs(guess - offset).mean():.3f}; "
-          f"the grid: {np.abs(offset).mean():.3f}; "
-          f"correlation {np.corrcoef(guess, offset)[0, 1]:.2f}")
+    print(
+        f"  offset MAE (fraction of a 16th), the model: {np.abs(guess - offset).mean():.3f}; "
+        f"the grid: {np.abs(offset).mean():.3f}; "
+        f"correlation {np.corrcoef(guess, offset)[0, 1]:.2f}"
+    )
 
 
 if __name__ == "__main__":

@@ -21,8 +21,11 @@ os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from helpers import cli, device  # noqa: E402
-from helpers.config import get_config  # noqa: E402
+from helpers import device  # noqa: E402
+from helpers.config import (
+    add_data_dir,
+    get_config,  # noqa: E402
+)
 from helpers.sample import TrainedModel  # noqa: E402
 from helpers.train import train  # noqa: E402
 
@@ -57,7 +60,7 @@ def children_cpu_seconds() -> float:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--run-dir", default=None)
-    cli.add_data_dir(parser)
+    add_data_dir(parser)
     parser.add_argument("--num", type=int, default=5)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--no-evaluate", action="store_true", help="time sampling only")
@@ -75,12 +78,21 @@ def main(argv: list[str] | None = None) -> None:
         print(f"first sample call (compiles the decoder): {time.perf_counter() - start:.2f} s")
         batched = median_of(args.repeats, lambda: model.sample(args.num, seed=0))
         met = "met" if batched < SAMPLE_TARGET_S else "NOT met"
-        print(f"sample {args.num} grooves after load, median of {args.repeats}: {batched:.3f} s "
-              f"on {cpu.model} (target < {SAMPLE_TARGET_S} s: {met})")
+        print(
+            f"sample {args.num} grooves after load, median of {args.repeats}: {batched:.3f} s "
+            f"on {cpu.model} (target < {SAMPLE_TARGET_S} s: {met})"
+        )
 
         if not args.no_evaluate:
-            command = [sys.executable, "-m", "helpers.evaluate", "--run-dir", str(run_dir),
-                       "--split", "test"]
+            command = [
+                sys.executable,
+                "-m",
+                "helpers.evaluate",
+                "--run-dir",
+                str(run_dir),
+                "--split",
+                "test",
+            ]
             if args.data_dir:
                 command += ["--data-dir", args.data_dir]
             load = os.getloadavg()[0]
@@ -89,12 +101,16 @@ def main(argv: list[str] | None = None) -> None:
             wall = time.perf_counter() - start
             cpu_seconds = children_cpu_seconds() - cpu_start
             met = "met" if wall < EVALUATE_TARGET_S else "NOT met"
-            print(f"python -m helpers.evaluate --split test (1,901 greedy reconstructions, "
-                  f"2 x 1,000 samples, two baselines), start-up included: {wall:.1f} s on "
-                  f"{cpu.model} (target < {EVALUATE_TARGET_S:.0f} s: {met})")
+            print(
+                f"python -m helpers.evaluate --split test (1,901 greedy reconstructions, "
+                f"2 x 1,000 samples, two baselines), start-up included: {wall:.1f} s on "
+                f"{cpu.model} (target < {EVALUATE_TARGET_S:.0f} s: {met})"
+            )
             # Other processes on the cores stretch the wall time far more than the CPU time.
-            print(f"  the same run's CPU time (user + sys): {cpu_seconds:.1f} s; load average "
-                  f"{load:.1f} on {os.cpu_count()} cores when it started")
+            print(
+                f"  the same run's CPU time (user + sys): {cpu_seconds:.1f} s; load average "
+                f"{load:.1f} on {os.cpu_count()} cores when it started"
+            )
 
 
 if __name__ == "__main__":

@@ -26,12 +26,15 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 from magenta_side import MagentaStepper  # noqa: E402
 
-from helpers import cli, device  # noqa: E402
-from helpers.config import get_config  # noqa: E402
+from helpers import device  # noqa: E402
+from helpers.backends import make_optimizer  # noqa: E402
+from helpers.config import (
+    add_data_dir,
+    get_config,  # noqa: E402
+)
 from helpers.constants import GROOVE_DEPTH  # noqa: E402
 from helpers.data import load_groove_4bar  # noqa: E402
 from helpers.model import GrooVAE  # noqa: E402
-from helpers.steps import make_optimizer  # noqa: E402
 
 
 def forward_flops_per_example(config) -> float:
@@ -89,7 +92,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--batch-sizes", type=int, nargs="+", default=[512, 64])
     parser.add_argument("--steps", type=int, default=7, help="timed steps of each, alternating")
     parser.add_argument("--warmup", type=int, default=2, help="untimed steps of each first")
-    cli.add_data_dir(parser)
+    add_data_dir(parser)
     args = parser.parse_args(argv)
 
     hardware = device.detect("tensorflow")
@@ -103,8 +106,10 @@ def main(argv: list[str] | None = None) -> None:
     train_flops = 3 * forward_flops_per_example(get_config("groovae_4bar"))  # fwd + bwd ~ 3x fwd
     print(f"CPU: {hardware.cpu.describe()}, {os.cpu_count()} cores; device: {hardware.kind}")
     print(f"TensorFlow {tf.__version__}, Keras {keras.__version__}")
-    print(f"float32 2048x2048 matmul: {peak:.0f} GFLOP/s; "
-          f"groovae_4bar step: {train_flops / 1e6:.0f} MFLOP per example")
+    print(
+        f"float32 2048x2048 matmul: {peak:.0f} GFLOP/s; "
+        f"groovae_4bar step: {train_flops / 1e6:.0f} MFLOP per example"
+    )
     if "bfloat16" not in precisions:
         print("bfloat16 not timed: this hardware has no native bf16 (AVX512_BF16 / AMX / GPU)")
 
@@ -131,12 +136,16 @@ def report(batch_size: int, times: dict, peak: float, train_flops: float, cpu: s
     """One line per runner: median s/step, examples/s, share of the matmul rate, x Magenta."""
     medians = {name: statistics.median(t) for name, t in times.items()}
     magenta = next(iter(medians.values()))
-    print(f"batch {batch_size} on {cpu}, median of {len(next(iter(times.values())))} "
-          "alternating steps:")
+    print(
+        f"batch {batch_size} on {cpu}, median of {len(next(iter(times.values())))} "
+        "alternating steps:"
+    )
     for name, seconds in medians.items():
         share = batch_size * train_flops / seconds / 1e9 / peak
-        print(f"  {name:<36} {seconds:6.2f} s/step  {batch_size / seconds:6.1f} examples/s  "
-              f"{share:5.1%} of matmul  {magenta / seconds:.2f}x Magenta")
+        print(
+            f"  {name:<36} {seconds:6.2f} s/step  {batch_size / seconds:6.1f} examples/s  "
+            f"{share:5.1%} of matmul  {magenta / seconds:.2f}x Magenta"
+        )
 
 
 if __name__ == "__main__":

@@ -15,7 +15,9 @@ For each config in CONFIGS this starts itself as a worker in Magenta's side envi
   4. records the encoder's mu and sigma, the teacher-forced output logits given z = mu, r_loss and
      kl_bits per window, and a greedy decode from z = mu through Magenta's own TrainedModel loading
      the .tar (temperature TEMPERATURE makes its Bernoulli hit sampling exact: hit = logit > 0);
-  5. writes `<out>/<name>.tar` and `<out>/<name>.npz` (<name> = <config>_tiny or <config>_full).
+  5. checks that a numpy forward pass wired as the README there says (encoder [x, controls];
+     decoder step t [previous output, z, controls[t]]) reproduces Magenta's numbers;
+  6. writes `<out>/<name>.tar` and `<out>/<name>.npz` (<name> = <config>_tiny or <config>_full).
 
 Tiny fixtures go to tests/fixtures/magenta (committed, a few hundred KB in all); --full ones
 default to outputs/magenta_family (tens of MB, not committed).
@@ -120,8 +122,12 @@ def _synthetic_groove(qpm: float, bars: int):
         start = (step + shift) * step_seconds
         end = start + rng.uniform(0.2, 1.5) * step_seconds
         sequence.notes.add(
-            pitch=int(pitch), velocity=velocity, start_time=start, end_time=end,
-            instrument=9, is_drum=True,
+            pitch=int(pitch),
+            velocity=velocity,
+            start_time=start,
+            end_time=end,
+            instrument=9,
+            is_drum=True,
         )
 
     for step in range(16 * bars):
@@ -211,8 +217,11 @@ def _build_and_save(config, windows: dict, name: str, tar_path: Path, offset: in
         )
         kl_bits = tfp.distributions.kl_divergence(q_z, p_z) / tf.math.log(2.0)
         fetches = {
-            "mu": q_z.loc, "sigma": q_z.scale.diag, "logits": decoded.rnn_output,
-            "r_loss": r_loss, "kl_bits": kl_bits,
+            "mu": q_z.loc,
+            "sigma": q_z.scale.diag,
+            "logits": decoded.rnn_output,
+            "r_loss": r_loss,
+            "kl_bits": kl_bits,
         }
         feed = {inputs: windows["inputs"], outputs: windows["outputs"], lengths: windows["lengths"]}
         if controls is not None:
@@ -225,14 +234,14 @@ def _build_and_save(config, windows: dict, name: str, tar_path: Path, offset: in
                 std = 0.1 if value.ndim == 1 else 0.5 / np.sqrt(value.shape[0])
                 variable.load(value + rng.normal(0.0, std, value.shape), session)
             result = session.run(fetches, feed)
-            result["weights"] = {
-                v.name[:-2]: session.run(v) for v in tf.trainable_variables()
-            }
+            result["weights"] = {v.name[:-2]: session.run(v) for v in tf.trainable_variables()}
             with tempfile.TemporaryDirectory() as temp:
                 folder = Path(temp) / name
                 saver = tf.train.Saver(save_relative_paths=True)
                 prefix = saver.save(
-                    session, str(folder / "model.ckpt"), global_step=CHECKPOINT_STEP,
+                    session,
+                    str(folder / "model.ckpt"),
+                    global_step=CHECKPOINT_STEP,
                     write_meta_graph=False,
                 )
                 result["variables"] = [
@@ -271,8 +280,12 @@ def _greedy(config, tar_path: Path, windows: dict) -> dict:
             feed[model._c_input] = windows["controls"][row[0]].astype(np.float32)
         results = model._sess.run(model._decoder_results, feed)
         samples[row], logits[row] = results.samples[row], results.rnn_output[row]
-    return {"mu_trained_model": mu, "sigma_trained_model": sigma,
-            "greedy": samples, "greedy_logits": logits}
+    return {
+        "mu_trained_model": mu,
+        "sigma_trained_model": sigma,
+        "greedy": samples,
+        "greedy_logits": logits,
+    }
 
 
 def _numpy_forward(weights: dict, windows: dict, greedy: bool):
@@ -309,7 +322,8 @@ def _numpy_forward(weights: dict, windows: dict, greedy: bool):
     hidden = np.concatenate(finals, -1)
     mu = hidden @ weights["encoder/mu/kernel"] + weights["encoder/mu/bias"]
     initial = np.tanh(
-        mu @ weights["decoder/z_to_initial_state/kernel"] + weights["decoder/z_to_initial_state/bias"]
+        mu @ weights["decoder/z_to_initial_state/kernel"]
+        + weights["decoder/z_to_initial_state/bias"]
     )
     layers = sorted({k.split("/")[2] for k in weights if k.startswith("decoder/multi_rnn_cell")})
     parts = np.split(initial, 2 * len(layers), -1)  # flat state order: c0, h0, c1, h1, ...
@@ -334,8 +348,8 @@ def _numpy_forward(weights: dict, windows: dict, greedy: bool):
 def _fixture(name: str, config_name: str, full: bool, out: Path) -> dict:
     """Writes `<out>/<name>.tar` and `.npz` for one config; returns a summary."""
     import copy
+    import importlib.metadata
 
-    import magenta
     import note_seq
     import numpy as np
     import tensorflow.compat.v1 as tf
@@ -388,8 +402,10 @@ def _fixture(name: str, config_name: str, full: bool, out: Path) -> dict:
     target_hits, target_vel, target_off = np.split(windows["outputs"], 3, -1)
     p = 1 / (1 + np.exp(-hits))
     r_loss = (
-        -target_hits * np.log(p + 1e-7) - (1 - target_hits) * np.log(1 - p + 1e-7)
-        + (1 / (1 + np.exp(-vel)) - target_vel) ** 2 + (np.tanh(off) - target_off) ** 2
+        -target_hits * np.log(p + 1e-7)
+        - (1 - target_hits) * np.log(1 - p + 1e-7)
+        + (1 / (1 + np.exp(-vel)) - target_vel) ** 2
+        + (np.tanh(off) - target_off) ** 2
     ).sum((1, 2))
     np.testing.assert_allclose(r_loss, graph["r_loss"], rtol=1e-5)
     _, logits = _numpy_forward(weights, windows, greedy=True)
@@ -404,7 +420,8 @@ def _fixture(name: str, config_name: str, full: bool, out: Path) -> dict:
         k.lstrip("_"): v
         for k, v in vars(converter).items()
         if isinstance(v, (bool, int, float, str, list, type(None)))
-        and "map" not in k and k != "_mode"
+        and "map" not in k
+        and k != "_mode"
     }
     meta = {
         "config": config_name,
@@ -432,7 +449,7 @@ def _fixture(name: str, config_name: str, full: bool, out: Path) -> dict:
         "r_loss": "decoder.reconstruction_loss with z = mu (eval draws z ~ q(z|x) instead)",
         "greedy": "TrainedModel's sample graph, z = mu, max_length = max_seq_len, "
         "temperature above; [hits, sigmoid(vel), tanh(off)]",
-        "magenta": magenta.__version__ if hasattr(magenta, "__version__") else "2.1.4",
+        "magenta": importlib.metadata.version("magenta"),
         "tensorflow": tf.__version__,
         "tensorflow_probability": tfp.__version__,
         "note_seq": note_seq.__version__,
@@ -458,7 +475,7 @@ def _fixture(name: str, config_name: str, full: bool, out: Path) -> dict:
         "variables": np.array(json.dumps(graph["variables"])),
         "meta": np.array(json.dumps(meta)),
     }
-    np.savez_compressed(out / f"{name}.npz", **arrays)
+    _save_npz(out / f"{name}.npz", arrays)
     return {
         "name": name,
         "windows": int(len(windows["inputs"])),
@@ -469,6 +486,22 @@ def _fixture(name: str, config_name: str, full: bool, out: Path) -> dict:
         "tar_kib": round(tar_path.stat().st_size / 1024, 1),
         "npz_kib": round((out / f"{name}.npz").stat().st_size / 1024, 1),
     }
+
+
+def _save_npz(path: Path, arrays: dict) -> None:
+    """np.savez_compressed with fixed zip timestamps, so a rerun writes the same bytes."""
+    import io
+    import zipfile
+
+    import numpy as np
+
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
+        for key, value in arrays.items():
+            buffer = io.BytesIO()
+            np.lib.format.write_array(buffer, np.asanyarray(value), allow_pickle=False)
+            info = zipfile.ZipInfo(f"{key}.npy", date_time=(1980, 1, 1, 0, 0, 0))
+            info.compress_type = zipfile.ZIP_DEFLATED
+            archive.writestr(info, buffer.getvalue())
 
 
 def _worker(out: str, full: bool, names: list[str]) -> None:

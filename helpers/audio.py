@@ -10,14 +10,18 @@ from pathlib import Path
 import note_seq
 import numpy as np
 
-from helpers.constants import MAX_MIDI_VELOCITY, MIDI_DRUM_CHANNEL, NUM_DRUM_CLASSES
-from helpers.constants import REDUCED_DRUM_PITCH_CLASSES
+from helpers.constants import (
+    MAX_MIDI_VELOCITY,
+    MIDI_DRUM_CHANNEL,
+    NUM_DRUM_CLASSES,
+    REDUCED_DRUM_PITCH_CLASSES,
+    SOUNDFONT_ENV,
+)
 
 logger = logging.getLogger(__name__)
 
 # Where Debian/Ubuntu (and so Colab after `apt-get install fluidsynth`) and Homebrew put a General
 # MIDI soundfont. The command lines and notebooks pass $GROOVAE_SOUNDFONT, tried first, as `soundfont`.
-SOUNDFONT_ENV = "GROOVAE_SOUNDFONT"
 SOUNDFONT_PATHS = (
     "/usr/share/sounds/sf2/FluidR3_GM.sf2",
     "/usr/share/soundfonts/FluidR3_GM.sf2",
@@ -184,8 +188,10 @@ def synthesize(
         audio = _synthesize_fluidsynth(fluidsynth, note_sequence, sample_rate, soundfont)
     else:
         if not _fallback_warned:
-            logger.warning("FluidSynth or a soundfont is missing; using a synthetic drum kit: %s",
-                           FALLBACK_HINT)
+            logger.warning(
+                "FluidSynth or a soundfont is missing; using a synthetic drum kit: %s",
+                FALLBACK_HINT,
+            )
             _fallback_warned = True
         audio = _synthesize_numpy(note_sequence, sample_rate)
     peak = float(np.max(np.abs(audio), initial=0.0))

@@ -13,7 +13,7 @@ GMD_CREDIT = (
     "and David Bamman (Google Magenta), under the "
     "[Creative Commons Attribution 4.0 International]"
     "(https://creativecommons.org/licenses/by/4.0/) "
-    "license: \"Learning to Groove with Inverse Sequence Transformations\", ICML 2019, "
+    'license: "Learning to Groove with Inverse Sequence Transformations", ICML 2019, '
     "<https://magenta.tensorflow.org/datasets/groove>."
 )
 
@@ -37,15 +37,29 @@ def _reconstruction_rows(columns: dict[str, dict]) -> list[str]:
     """Markdown rows of reconstruction figures, one column per named metrics dict."""
     rows = [
         ("r_loss (Magenta's eval, per sequence)", lambda m: _f(m["eval"]["r_loss"], 1)),
-        ("hits / velocities / offsets loss per step", lambda m: " / ".join(
-            _f(m["eval"][k], 2) for k in ("hits_loss", "velocities_loss", "offsets_loss"))),
+        (
+            "hits / velocities / offsets loss per step",
+            lambda m: " / ".join(
+                _f(m["eval"][k], 2) for k in ("hits_loss", "velocities_loss", "offsets_loss")
+            ),
+        ),
         ("hit accuracy (all 576 cells)", lambda m: _f(m["reconstruction"]["hit_accuracy"])),
-        ("hit precision / recall / **F1**", lambda m: " / ".join(
-            _f(m["reconstruction"][k]) for k in ("precision", "recall", "f1"))),
-        ("velocity MAE, true hits / hits found (MIDI)", lambda m: " / ".join(
-            _f(m["reconstruction"][k], 1) for k in ("velocity_mae", "velocity_mae_found"))),
-        ("timing MAE, true hits / hits found (ms)", lambda m: " / ".join(
-            _f(m["reconstruction"][k], 1) for k in ("timing_mae_ms", "timing_mae_found_ms"))),
+        (
+            "hit precision / recall / **F1**",
+            lambda m: " / ".join(_f(m["reconstruction"][k]) for k in ("precision", "recall", "f1")),
+        ),
+        (
+            "velocity MAE, true hits / hits found (MIDI)",
+            lambda m: " / ".join(
+                _f(m["reconstruction"][k], 1) for k in ("velocity_mae", "velocity_mae_found")
+            ),
+        ),
+        (
+            "timing MAE, true hits / hits found (ms)",
+            lambda m: " / ".join(
+                _f(m["reconstruction"][k], 1) for k in ("timing_mae_ms", "timing_mae_found_ms")
+            ),
+        ),
     ]
     header = ["| test windows | " + " | ".join(columns) + " |", "|---" * (len(columns) + 1) + "|"]
     return header + [
@@ -120,7 +134,10 @@ def training_summary(config: GrooVAEConfig, history: pd.DataFrame, metrics: dict
 
 
 def results_markdown(
-    config: GrooVAEConfig, history: pd.DataFrame, metrics: dict, figures: dict[str, str],
+    config: GrooVAEConfig,
+    history: pd.DataFrame,
+    metrics: dict,
+    figures: dict[str, str],
     summary: bool = True,
 ) -> str:
     """The Results section body: summary, tables, figures and gaps, all from the bundle's files.
@@ -134,64 +151,72 @@ def results_markdown(
     sets["per-cell marginal sampler"] = metrics["baselines"]["marginal"]
     test = metrics["test_novelty"]
     found = gaps(metrics) or ["None of the targets is missed."]
-    return "\n".join([
-        *([training_summary(config, history, metrics), ""] if summary else []),
-        f"![training curves]({figures['curves']})",
-        "",
-        "**Reconstruction** of the test windows from the posterior mean, decoded greedily:",
-        "",
-        *_reconstruction_rows(step_columns(metrics)),
-        "",
-        "**Samples against real drummers**: Wasserstein-1 distance from each set's distribution to "
-        "the test windows' (lower is closer), and novelty as the mean Hamming distance from each "
-        "groove's hits to its nearest training window's:",
-        "",
-        *_sample_rows(sets),
-        f"| real test windows | | | | | {_f(test['nearest_hamming_mean'], 1)} | "
-        f"{test['copy_fraction']:.0%} |",
-        "",
-        f"Five grooves from the bundled model (temperature 0.5, seed {metrics['bundle']['seed']}):",
-        "",
-        f"![five grooves]({figures['samples']})",
-        "",
-        "**Gaps:**",
-        "",
-        *[f"- {line}" for line in found],
-    ])
+    return "\n".join(
+        [
+            *([training_summary(config, history, metrics), ""] if summary else []),
+            f"![training curves]({figures['curves']})",
+            "",
+            "**Reconstruction** of the test windows from the posterior mean, decoded greedily:",
+            "",
+            *_reconstruction_rows(step_columns(metrics)),
+            "",
+            "**Samples against real drummers**: Wasserstein-1 distance from each set's distribution to "
+            "the test windows' (lower is closer), and novelty as the mean Hamming distance from each "
+            "groove's hits to its nearest training window's:",
+            "",
+            *_sample_rows(sets),
+            f"| real test windows | | | | | {_f(test['nearest_hamming_mean'], 1)} | "
+            f"{test['copy_fraction']:.0%} |",
+            "",
+            f"Five grooves from the bundled model (temperature 0.5, seed {metrics['bundle']['seed']}):",
+            "",
+            f"![five grooves]({figures['samples']})",
+            "",
+            "**Gaps:**",
+            "",
+            *[f"- {line}" for line in found],
+        ]
+    )
 
 
 def model_card(config: GrooVAEConfig, history: pd.DataFrame, metrics: dict) -> str:
     """MODEL_CARD.md of a bundle: data and credit, recipe, steps, machine, metrics, limits."""
     bundle = metrics["bundle"]
-    return "\n".join([
-        f"# {bundle['name']}: a GrooVAE trained on the Groove MIDI Dataset",
-        "",
-        "A 4-bar drum groove VAE (BiLSTM encoder, LSTM decoder, 256-dimensional z) that writes "
-        "hits, velocities and microtiming for a 9-piece kit on a 16th-note grid. Load it with "
-        f"`TrainedModel.pretrained(\"{bundle['name']}\")`. Weights are stored as float16 and "
-        "loaded back at float32.",
-        "",
-        "## Data",
-        "",
-        GMD_CREDIT + " The TFDS `groove/4bar-midionly` train split; no GMD file is in this folder.",
-        "",
-        "## Training",
-        "",
-        training_summary(config, history, metrics),
-        f"Exported from the run's `{bundle['checkpoint']}` by `python -m helpers.export`.",
-        "",
-        "## Results",
-        "",
-        results_markdown(config, history, metrics, FIGURES, summary=False),
-        "",
-        "## Known limits",
-        "",
-        "- Trained on GMD alone: ten drummers on one electronic kit (Roland TD-11), 4/4 only; "
-        "other meters, kits and styles lie outside what it has seen.",
-        "- Velocities and offsets are deterministic regressions from the decoder state, so "
-        "samples' dynamics and timing are narrower than real playing.",
-        "- Reconstruction figures are for the posterior mean decoded greedily; sampled decodes "
-        "differ from them.",
-        "- Files are read with Magenta's reduced drum map at inference: toms 45/48 and 58 land in "
-        "other classes than in training (pass `encode_mode=\"eval\"` for GMD files).",
-    ]) + "\n"
+    return (
+        "\n".join(
+            [
+                f"# {bundle['name']}: a GrooVAE trained on the Groove MIDI Dataset",
+                "",
+                "A 4-bar drum groove VAE (BiLSTM encoder, LSTM decoder, 256-dimensional z) that writes "
+                "hits, velocities and microtiming for a 9-piece kit on a 16th-note grid. Load it with "
+                f'`TrainedModel.pretrained("{bundle["name"]}")`. Weights are stored as float16 and '
+                "loaded back at float32.",
+                "",
+                "## Data",
+                "",
+                GMD_CREDIT
+                + " The TFDS `groove/4bar-midionly` train split; no GMD file is in this folder.",
+                "",
+                "## Training",
+                "",
+                training_summary(config, history, metrics),
+                f"Exported from the run's `{bundle['checkpoint']}` by `python -m helpers.export`.",
+                "",
+                "## Results",
+                "",
+                results_markdown(config, history, metrics, FIGURES, summary=False),
+                "",
+                "## Known limits",
+                "",
+                "- Trained on GMD alone: ten drummers on one electronic kit (Roland TD-11), 4/4 only; "
+                "other meters, kits and styles lie outside what it has seen.",
+                "- Velocities and offsets are deterministic regressions from the decoder state, so "
+                "samples' dynamics and timing are narrower than real playing.",
+                "- Reconstruction figures are for the posterior mean decoded greedily; sampled decodes "
+                "differ from them.",
+                "- Files are read with Magenta's reduced drum map at inference: toms 45/48 and 58 land in "
+                'other classes than in training (pass `encode_mode="eval"` for GMD files).',
+            ]
+        )
+        + "\n"
+    )

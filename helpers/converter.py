@@ -1,16 +1,18 @@
-"""GrooveConverter: drum NoteSequences <-> [64, 27] hit | velocity | offset tensors (spec §2)."""
+"""GrooveConverter: drum NoteSequences <-> [steps, 27] hit | velocity | offset tensors (spec §2),
+and the encoder inputs its options derive (§2.4)."""
 
 from __future__ import annotations
 
 import collections
-from typing import NamedTuple, Sequence
+import dataclasses
+from collections.abc import Sequence
+from typing import NamedTuple
 
 import note_seq
 import numpy as np
 
 from helpers import constants
 from helpers.config import ConverterConfig
-from helpers.inputs import ConverterError, encoder_inputs
 
 # Why a sequence or clip gives no window. Magenta returns empty tensors for all of them (spec §2.2);
 # we also say which rule fired so data summaries can count them.
@@ -26,6 +28,10 @@ QUANTIZE_CUTOFF = 0.5  # note-seq rounds t * steps_per_second + 0.5 down (spec �
 MODES = ("train", "eval", "infer")
 
 
+class ConverterError(ValueError):
+    """A converter setting or a tensor that the converter cannot handle."""
+
+
 class Rejected(Exception):
     """A sequence the converter turns into no window; `reason` is one of the constants above."""
 
@@ -37,10 +43,10 @@ class Rejected(Exception):
 class ConverterTensors(NamedTuple):
     """Magenta's converter output: one entry per window."""
 
-    inputs: list  # float32 [64, input_depth] encoder inputs
-    outputs: list  # float32 [64, output_depth] decoder targets
-    controls: list  # bool [64, control_depth]
-    lengths: list  # int, 64 each
+    inputs: list  # float64 [steps, input_depth] encoder inputs, Magenta's dtype
+    outputs: list  # float64 [steps, output_depth] decoder targets
+    controls: list  # bool [steps, control_depth]
+    lengths: list  # int, steps each
 
 
 def pitch_class_lookup(pitch_classes: Sequence[Sequence[int]]) -> dict[int, int]:
@@ -99,7 +105,8 @@ class GrooveConverter:
 
     Differs from Magenta in one way: a pitch missing from the active drum map is skipped and
     counted in `skipped_pitches` instead of raising KeyError (spec §2.1). `drop_reasons` counts
-    why sequences gave no window.
+    why sequences gave no window. `max_tensors_per_notesequence` is kept, as Magenta's
+    GrooveConverter keeps it, without effect: only its other converters sample windows.
     """
 
     def __init__(
@@ -119,11 +126,12 @@ class GrooveConverter:
         add_instruments: Sequence[int] | None = None,
         hop_size: int | None = None,
         seed: int | None = None,
+        max_tensors_per_notesequence: int | None = 8,
     ):
         inference_pitch_classes = inference_pitch_classes or pitch_classes
-        if len(pitch_classes) != constants.NUM_DRUM_CLASSES or len(
-            inference_pitch_classes
-        ) != len(pitch_classes):
+        if len(pitch_classes) != constants.NUM_DRUM_CLASSES or len(inference_pitch_classes) != len(
+            pitch_classes
+        ):
             raise ConverterError(
                 f"want {constants.NUM_DRUM_CLASSES} pitch classes in both maps, got "
                 f"{len(pitch_classes)} and {len(inference_pitch_classes)}"
@@ -135,7 +143,9 @@ class GrooveConverter:
         self.steps_per_bar = steps_per_quarter * quarters_per_bar
         self.hop_size = hop_size
         self.hits_as_controls = hits_as_controls
+        self.max_tensors_per_notesequence = max_tensors_per_notesequence
         self.options = ConverterConfig(
+            hits_as_controls=hits_as_controls,
             split_bars=split_bars or 0,
             steps_per_quarter=steps_per_quarter,
             quarters_per_bar=quarters_per_bar,
@@ -156,17 +166,10 @@ class GrooveConverter:
     @classmethod
     def from_config(cls, config: ConverterConfig, **kwargs) -> GrooveConverter:
         """A converter with the settings of a ConverterConfig (plus any keyword of __init__)."""
-        return cls(
-            split_bars=config.split_bars,
-            steps_per_quarter=config.steps_per_quarter,
-            quarters_per_bar=config.quarters_per_bar,
-            humanize=config.humanize,
-            tapify=config.tapify,
-            fixed_velocities=config.fixed_velocities,
-            max_note_dropout_probability=config.max_note_dropout_probability or None,
-            add_instruments=config.add_instruments or None,
-            **kwargs,
-        )
+        options = dataclasses.asdict(config)
+        options["max_note_dropout_probability"] = config.max_note_dropout_probability or None
+        options["add_instruments"] = config.add_instruments or None
+        return cls(**options, **kwargs)
 
     # --- Magenta's surface -------------------------------------------------------------------
 
@@ -188,13 +191,7 @@ class GrooveConverter:
     def pitch_class_map(self) -> dict[int, int]:
         return self._class_maps[self.is_inferring]
 
-    @property
-    def input_depth(self) -> int:
-        return constants.GROOVE_DEPTH
-
-    @property
-    def output_depth(self) -> int:
-        return constants.GROOVE_DEPTH
+    input_depth = output_depth = constants.GROOVE_DEPTH  # hits | velocities | offsets
 
     @property
     def control_depth(self) -> int:
@@ -245,16 +242,9 @@ class GrooveConverter:
         denominator: int = 4,
         event_times: np.ndarray | None = None,
     ) -> np.ndarray:
-        """Notes (in sequence order) of a one-tempo, one-meter sequence on the grid.
-
-        Args:
-          start_times, end_times: float64 [n] seconds.
-          pitches, velocities: int [n].
-          qpm, numerator, denominator: the checked tempo and time signature.
-          event_times: float64 control change / text annotation times (negative ones reject).
-
-        Returns:
-          float64 [16 * bars, 27]; bars counted up to the bar of the last onset (spec §2.2 step 5).
+        """Notes (in sequence order; times in seconds) of a one-tempo, one-meter sequence on the
+        grid: float64 [16 * bars, 27], bars counted to the bar of the last onset (spec §2.2 step
+        5). `event_times` are control change and text annotation times (negative ones reject).
 
         Raises:
           Rejected: NEGATIVE_TIME, NOT_4_4 or NO_NOTES.
@@ -263,9 +253,9 @@ class GrooveConverter:
         starts = quantize_to_step(start_times, steps_per_second)
         ends = quantize_to_step(end_times, steps_per_second)
         ends = np.where(ends == starts, ends + 1, ends)
-        negative_events = event_times is not None and (
-            quantize_to_step(event_times, steps_per_second) < 0
-        ).any()
+        negative_events = (
+            event_times is not None and (quantize_to_step(event_times, steps_per_second) < 0).any()
+        )
         if (starts < 0).any() or (ends < 0).any() or negative_events:
             raise Rejected(NEGATIVE_TIME)
         steps_per_bar = self.steps_per_quarter * (4.0 / denominator * numerator)
@@ -314,16 +304,17 @@ class GrooveConverter:
         if not starts:
             self.drop_reasons[SHORTER_THAN_WINDOW] += 1
         return ConverterTensors(
-            inputs=[inputs[i : i + window].astype(np.float32) for i in starts],
-            outputs=[groove[i : i + window].astype(np.float32) for i in starts],
+            inputs=[inputs[i : i + window] for i in starts],
+            outputs=[groove[i : i + window] for i in starts],
             controls=[controls[i : i + window] for i in starts],
             lengths=[window for _ in starts],
         )
 
     # --- tensors -> NoteSequence ---------------------------------------------------------------
 
-    def from_tensors(self, samples: np.ndarray) -> list[note_seq.NoteSequence]:
-        """Decodes [n, steps, 27] grooves to 120 qpm drum NoteSequences (spec §2.3).
+    def from_tensors(self, samples: np.ndarray, controls=None) -> list[note_seq.NoteSequence]:
+        """Decodes [n, steps, 27] grooves to 120 qpm drum NoteSequences (spec §2.3); `controls`
+        are accepted and unused, as in Magenta.
 
         Cells with hit > 0.5 become notes of the active mode's first class pitch; velocity
         round(v * 127) clipped to [0, 127]; start (step - clip(offset / 2, -0.5, 0.5)) * 0.125 s,
@@ -352,3 +343,55 @@ class GrooveConverter:
                 note.end_time = note.start_time + step_length
             sequences.append(ns)
         return sequences
+
+
+def encoder_inputs(
+    outputs: np.ndarray, config: ConverterConfig, rng: np.random.Generator | int | None = None
+) -> np.ndarray:
+    """Encoder inputs of converter outputs [..., steps, 27] (not modified), as spec §2.4's options
+    derive them, in the shape and float dtype of `outputs` (float32 for other dtypes).
+
+    Order: note dropout -> tapify -> humanize -> fixed_velocities -> add_instruments. Dropout draws
+    one probability q ~ U(0, p) per sequence (per [steps, 27] slice) and drops each cell with
+    probability max(0.2, 1 - velocity) * q, from `rng` (a Generator or a seed).
+
+    Raises:
+      ConverterError: not [..., steps, 27], or note dropout without an rng.
+    """
+    outputs = np.asarray(outputs)
+    if outputs.shape[-1] != constants.GROOVE_DEPTH:
+        raise ConverterError(f"want [..., steps, 27] groove tensors, got shape {outputs.shape}")
+    hits = outputs[..., constants.HITS].copy()
+    velocities = outputs[..., constants.VELOCITIES].copy()
+    offsets = outputs[..., constants.OFFSETS].copy()
+
+    if config.max_note_dropout_probability:
+        if rng is None:
+            raise ConverterError("note dropout needs an rng (np.random.default_rng(seed))")
+        rng = np.random.default_rng(rng)  # a Generator comes back as it is
+        q = rng.uniform(0.0, config.max_note_dropout_probability, size=outputs.shape[:-2])
+        drop_p = np.maximum(0.2, 1 - velocities) * q[..., None, None]
+        keep = (rng.random(velocities.shape) >= drop_p).astype(outputs.dtype)
+        hits, velocities, offsets = hits * keep, velocities * keep, offsets * keep
+
+    if config.tapify:
+        # Quirk (spec §2.4): argmax over the dropped-out velocities, values from the originals.
+        loudest = np.argmax(velocities, axis=-1)[..., None]
+        tapped = [
+            np.take_along_axis(outputs[..., part], loudest, axis=-1)
+            for part in (constants.HITS, constants.VELOCITIES, constants.OFFSETS)
+        ]
+        hits, velocities, offsets = (np.zeros_like(hits) for _ in range(3))
+        for part, values in zip((hits, velocities, offsets), tapped):
+            part[..., 3:4] = values  # class 3: open hi-hat
+
+    if config.humanize:
+        velocities[:] = 0
+        offsets[:] = 0
+    if config.fixed_velocities:
+        velocities[:] = 0
+    if config.add_instruments:
+        for part in (hits, velocities, offsets):
+            part[..., list(config.add_instruments)] = 0
+    dtype = outputs.dtype if outputs.dtype.kind == "f" else np.float32
+    return np.concatenate([hits, velocities, offsets], axis=-1).astype(dtype)

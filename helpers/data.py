@@ -17,13 +17,12 @@ import note_seq
 import numpy as np
 import pandas as pd
 
-from helpers import constants, paths
+from helpers import constants
 from helpers import converter as converter_lib
-from helpers.clips import Clip, Performance
 from helpers.converter import GrooveConverter, Rejected
-from helpers.gmd import find_gmd
+from helpers.gmd import Clip, Performance, find_gmd
 
-DEFAULT_CACHE_DIR = paths.cache_dir()
+DEFAULT_CACHE_DIR = constants.cache_dir()
 CACHE_VERSION = 1  # bump when the clip route or the converter changes what it produces
 CORRUPT_FILE = "corrupt file"
 META_COLUMNS = ["split", "drummer", "style", "bpm", "beat_type", "midi_filename", "clip"]
@@ -237,7 +236,11 @@ def _build_from_tfds(split, data_dir, converter: GrooveConverter, download: bool
     from tqdm.auto import tqdm
 
     dataset, ds_info = tfds.load(
-        f"groove/{converter.split_bars}bar-midionly", split=split, data_dir=data_dir, download=download, with_info=True
+        f"groove/{converter.split_bars}bar-midionly",
+        split=split,
+        data_dir=data_dir,
+        download=download,
+        with_info=True,
     )
     labels = ds_info.features
     examples = []
@@ -297,7 +300,7 @@ def load_groove_4bar_split(
       data_dir: GMD location for source='gmd' (see find_gmd); the TFDS data_dir for 'tfds'.
       converter: its grid, windowing and active drum map shape the outputs; default
         GrooveConverter() in train mode.
-      cache_dir: default <repo>/outputs/cache (paths.cache_dir).
+      cache_dir: default <repo>/outputs/cache (constants.cache_dir).
       source: 'gmd' (fast, from the MIDI files) or 'tfds' (tfds.load, then note-seq).
       workers: processes for the cold build; default all cores.
       progress: show a progress bar on the cold build.

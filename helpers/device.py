@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-PRECISIONS = ("auto", "float32", "bfloat16")
+from helpers.config import PRECISIONS
 
 # Names of NVIDIA parts whose tensor cores compute bf16 (compute capability >= 8.0), for when
 # the backend reports a name but no capability. Older parts (T4, V100, P100, K80) are absent.
@@ -54,8 +54,16 @@ class CpuInfo:
 
     def describe(self) -> str:
         """The model and the flags that decide the precision, e.g. 'AMD EPYC (AVX2; no AMX)'."""
-        found = [name for name, on in (("AVX2", self.avx2), ("AVX-512", self.avx512),
-                                       ("AVX512_BF16", self.avx512_bf16), ("AMX", self.amx)) if on]
+        found = [
+            name
+            for name, on in (
+                ("AVX2", self.avx2),
+                ("AVX-512", self.avx512),
+                ("AVX512_BF16", self.avx512_bf16),
+                ("AMX", self.amx),
+            )
+            if on
+        ]
         missing = [name for name in ("AVX-512", "AVX512_BF16", "AMX") if name not in found]
         flags = ", ".join(found) or "no AVX2"
         if missing:
@@ -85,8 +93,9 @@ def parse_cpuinfo(text: str) -> CpuInfo:
     # x86 says "model name" and "flags"; ARM says "Features" and may name no model at all.
     model = fields.get("model name") or fields.get("Hardware") or fields.get("CPU part", "")
     flags = fields.get("flags") or fields.get("Features", "")
-    return CpuInfo(model=model or platform.processor() or "unknown CPU",
-                   flags=frozenset(flags.lower().split()))
+    return CpuInfo(
+        model=model or platform.processor() or "unknown CPU", flags=frozenset(flags.lower().split())
+    )
 
 
 def cpu_info(cpuinfo_path: str | Path = "/proc/cpuinfo") -> CpuInfo:
@@ -94,8 +103,9 @@ def cpu_info(cpuinfo_path: str | Path = "/proc/cpuinfo") -> CpuInfo:
     path = Path(cpuinfo_path)
     if path.exists():
         return parse_cpuinfo(path.read_text(errors="replace"))
-    return CpuInfo(model=platform.processor() or platform.machine() or "unknown CPU",
-                   flags=frozenset())
+    return CpuInfo(
+        model=platform.processor() or platform.machine() or "unknown CPU", flags=frozenset()
+    )
 
 
 def gpu_has_bfloat16(name: str, capability: tuple[int, int] | None = None) -> bool:
@@ -121,8 +131,10 @@ def _accelerators(backend: str) -> tuple[str, list[tuple[str, tuple[int, int] | 
     if backend == "torch":
         import torch
 
-        gpus = [(torch.cuda.get_device_name(i), torch.cuda.get_device_capability(i))
-                for i in range(torch.cuda.device_count())]
+        gpus = [
+            (torch.cuda.get_device_name(i), torch.cuda.get_device_capability(i))
+            for i in range(torch.cuda.device_count())
+        ]
         return ("gpu" if gpus else "cpu"), gpus
     import jax
 

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import numpy as np
 
-from helpers import cli
+from helpers.config import add_data_dir, add_run_dir, command_parser
 from helpers.constants import DEFAULT_QPM
-from helpers.inputs import encoder_inputs
+from helpers.converter import encoder_inputs
 from helpers.metrics import (
     MarginalSampler,
     check_grooves,
@@ -48,8 +48,9 @@ def posterior(model, inputs: np.ndarray, batch_size: int = 512) -> tuple[np.ndar
     """(mu, sigma), each (n, z_size) float32: q(z | inputs) of every window, dropout off."""
     inputs = np.asarray(inputs, np.float32)  # what the encoder's first layer casts to anyway
     encode = _compiled(model.encode, (None, *inputs.shape[1:]))
-    parts = [encode(inputs[begin : begin + batch_size])
-             for begin in range(0, len(inputs), batch_size)]
+    parts = [
+        encode(inputs[begin : begin + batch_size]) for begin in range(0, len(inputs), batch_size)
+    ]
     return tuple(np.concatenate([np.asarray(p[i], np.float32) for p in parts]) for i in (0, 1))
 
 
@@ -262,9 +263,19 @@ def evaluate_run(
 def metrics_table(metrics: dict) -> str:
     """The headline numbers of `evaluate_run` as an aligned text table."""
     rows = [("eval " + k, v) for k, v in metrics["eval"].items()]
-    rows += [(f"reconstruction {k}", metrics["reconstruction"][k]) for k in
-             ("hit_accuracy", "precision", "recall", "f1", "velocity_mae", "timing_mae_ms",
-              "velocity_mae_found", "timing_mae_found_ms")]
+    rows += [
+        (f"reconstruction {k}", metrics["reconstruction"][k])
+        for k in (
+            "hit_accuracy",
+            "precision",
+            "recall",
+            "f1",
+            "velocity_mae",
+            "timing_mae_ms",
+            "velocity_mae_found",
+            "timing_mae_found_ms",
+        )
+    ]
     sets = {name: report for name, report in metrics["samples"].items()}
     sets.update({f"{name} baseline": report for name, report in metrics["baselines"].items()})
     for name, report in sets.items():
@@ -277,8 +288,9 @@ def metrics_table(metrics: dict) -> str:
             (f"{name}: nearest train Hamming", report["novelty"]["nearest_hamming_mean"]),
             (f"{name}: copies of train", report["novelty"]["copy_fraction"]),
         ]
-    rows.append(("test windows: nearest train Hamming",
-                 metrics["test_novelty"]["nearest_hamming_mean"]))
+    rows.append(
+        ("test windows: nearest train Hamming", metrics["test_novelty"]["nearest_hamming_mean"])
+    )
     width = max(len(name) for name, _ in rows)
     return "\n".join(
         f"{name:<{width}}  " + ("n/a" if value is None else f"{value:.4f}") for name, value in rows
@@ -287,14 +299,18 @@ def metrics_table(metrics: dict) -> str:
 
 def main(argv: list[str] | None = None) -> dict:
     """`python -m helpers.evaluate --run-dir RUN`: prints the metrics table; returns the metrics."""
-    parser = cli.parser("evaluate", __doc__)
-    cli.add_run_dir(parser, "--checkpoint", required=True)
+    parser = command_parser("evaluate", __doc__)
+    add_run_dir(parser, "--checkpoint", required=True)
     parser.add_argument("--split", default="test", choices=("test", "validation"))
-    cli.add_data_dir(parser)
-    parser.add_argument("--num-samples", "--num_samples", dest="num_samples", type=int, default=1000)
+    add_data_dir(parser)
+    parser.add_argument(
+        "--num-samples", "--num_samples", dest="num_samples", type=int, default=1000
+    )
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
-    metrics = evaluate_run(args.run_dir, args.split, args.data_dir, args.num_samples, seed=args.seed)
+    metrics = evaluate_run(
+        args.run_dir, args.split, args.data_dir, args.num_samples, seed=args.seed
+    )
     print(metrics_table(metrics))
     return metrics
 

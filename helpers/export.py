@@ -16,16 +16,15 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from helpers import card, cli, device, paths, pretrained, render
+from helpers import card, constants, device, render, runs
+from helpers.config import CONFIG_FILE, GrooVAEConfig, add_data_dir, add_run_dir, command_parser
 from helpers.constants import DEFAULT_QPM, OUTPUTS_DIR
-from helpers.inputs import encoder_inputs
+from helpers.converter import encoder_inputs
 from helpers.data import GrooveSplit, load_groove_4bar_split
 from helpers.evaluate import _json_ready, evaluate_model, magenta_eval_losses
-from helpers.groove_files import NUM_GROOVES, save_grooves
+from helpers.render import NUM_GROOVES, save_grooves
+from helpers.runs import CHECKPOINT_DIR, HISTORY_FILE, checkpoint_step, restore_model
 from helpers.sample import TrainedModel
-from helpers.checkpoints import CHECKPOINT_DIR, checkpoint_step, restore_model
-from helpers.config import CONFIG_FILE, GrooVAEConfig
-from helpers.history import HISTORY_FILE
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 RESULTS_BEGIN = "<!-- bundled results: written by python -m helpers.export; edit there -->"
@@ -41,9 +40,7 @@ class ExportError(Exception):
     """A run, checkpoint, bundle folder or README that an export cannot use as asked."""
 
 
-def find_checkpoint(
-    run_dir: Path, step: int | None, search_dirs: tuple[Path, ...] = ()
-) -> Path:
+def find_checkpoint(run_dir: Path, step: int | None, search_dirs: tuple[Path, ...] = ()) -> Path:
     """The run's checkpoint at `step` (its newest if None), looked for also in `search_dirs`.
 
     Raises:
@@ -141,7 +138,7 @@ def _write_samples(groovae: TrainedModel, folder: Path, outputs_dir: Path) -> li
     """The five committed grooves (MIDI + pianoroll) and their one-figure view in the bundle."""
     grooves = groovae.sample_grooves(NUM_GROOVES, SAMPLES_TEMPERATURE, SAMPLES_SEED)
     sequences = groovae.grooves_to_note_sequences(grooves, DEFAULT_QPM)
-    out_dir = paths.seeded_samples_dir(
+    out_dir = constants.seeded_samples_dir(
         outputs_dir, groovae.label, SAMPLES_TEMPERATURE, SAMPLES_SEED, DEFAULT_QPM
     )
     for stale in out_dir.glob("groove_*.wav"):  # audio of the grooves this replaces
@@ -149,7 +146,6 @@ def _write_samples(groovae: TrainedModel, folder: Path, outputs_dir: Path) -> li
     midi_paths = save_grooves(sequences, out_dir, overwrite=True, suffixes=(".mid", ".png"))
     fig = render.plot_grooves(sequences, [p.stem for p in midi_paths])
     render.save_figure(fig, folder / card.FIGURES["samples"], overwrite=True)
-    render.plt.close(fig)
     return midi_paths
 
 
@@ -157,7 +153,7 @@ def export(
     run_dir: str | os.PathLike,
     name: str,
     step: int | None = None,
-    root: str | os.PathLike = pretrained.PRETRAINED_DIR,
+    root: str | os.PathLike = runs.PRETRAINED_DIR,
     outputs_dir: str | os.PathLike = OUTPUTS_DIR,
     readme: str | os.PathLike | None = README,
     search_dirs: tuple[str | os.PathLike, ...] = (),
@@ -198,8 +194,8 @@ def export(
     splits = splits or tuple(load_groove_4bar_split(s, data_dir) for s in ("test", "train"))
 
     folder.mkdir(parents=True, exist_ok=True)
-    weights = folder / pretrained.WEIGHTS_FILE
-    pretrained.save_weights(restore_model(run_dir, checkpoint), weights, step)
+    weights = folder / runs.WEIGHTS_FILE
+    runs.save_weights(restore_model(run_dir, checkpoint), weights, step)
     shutil.copy(run_dir / CONFIG_FILE, folder / CONFIG_FILE)
     history = pd.read_csv(run_dir / HISTORY_FILE)
     history = history[history["step"] <= step]
@@ -209,27 +205,29 @@ def export(
     # The card tells how the run trained: a bundle loads at float32; its config.json says.
     trained = GrooVAEConfig.from_dict(json.loads((folder / CONFIG_FILE).read_text()))
     print(f"evaluating step {step} on {len(splits[0].outputs)} test windows")
-    metrics = _json_ready({
-        **_evaluate(groovae.model, splits, num_samples),
-        "bundle": {
-            "name": name,
-            "step": step,
-            "checkpoint": checkpoint.name,
-            "trained_on": trained_on or f"{device.cpu_info().describe()}, {os.cpu_count()} cores",
-            "seed": SAMPLES_SEED,
-            "num_samples": num_samples,
-            "exported_by": EXPORTED_BY,
-            "check": reference_losses(groovae.model, splits[0].outputs),
-        },
-        "milestones": _milestones(
-            run_dir, search_dirs, milestone_steps, step, previous, splits, num_samples
-        ),
-    })
+    metrics = _json_ready(
+        {
+            **_evaluate(groovae.model, splits, num_samples),
+            "bundle": {
+                "name": name,
+                "step": step,
+                "checkpoint": checkpoint.name,
+                "trained_on": trained_on
+                or f"{device.cpu_info().describe()}, {os.cpu_count()} cores",
+                "seed": SAMPLES_SEED,
+                "num_samples": num_samples,
+                "exported_by": EXPORTED_BY,
+                "check": reference_losses(groovae.model, splits[0].outputs),
+            },
+            "milestones": _milestones(
+                run_dir, search_dirs, milestone_steps, step, previous, splits, num_samples
+            ),
+        }
+    )
     (folder / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
 
     fig = render.plot_training_curves(history, free_bits=groovae.config.model.free_bits)
     render.save_figure(fig, folder / card.FIGURES["curves"], overwrite=True)
-    render.plt.close(fig)
     _write_samples(groovae, folder, Path(outputs_dir))
     (folder / "MODEL_CARD.md").write_text(card.model_card(trained, history, metrics))
     if readme is not None:
@@ -239,32 +237,42 @@ def export(
         }
         block = card.results_markdown(trained, history, metrics, figures)
         readme.write_text(_replace_results(readme, block))
-    size = pretrained.bundle_bytes(folder)
-    if size > pretrained.MAX_BUNDLE_BYTES:
+    size = runs.bundle_bytes(folder)
+    if size > runs.MAX_BUNDLE_BYTES:
         raise ExportError(f"{folder} is {size / 2**20:.1f} MiB, over the 10 MiB a bundle may take")
     return folder
 
 
 def main(argv: list[str] | None = None) -> Path:
     """`python -m helpers.export --run-dir RUN`: prints the bundle folder and its size."""
-    parser = cli.parser("export", __doc__)
-    cli.add_run_dir(parser, required=True)
+    parser = command_parser("export", __doc__)
+    add_run_dir(parser, required=True)
     parser.add_argument("--name", default="groovae_4bar", help="bundle name (pretrained/<name>)")
     parser.add_argument("--step", type=int, help="checkpoint step to export (default: newest)")
-    parser.add_argument("--milestones", action="append", default=[],
-                        help="another folder of ckpt-<step>.npz files (repeatable)")
-    cli.add_data_dir(parser)
+    parser.add_argument(
+        "--milestones",
+        action="append",
+        default=[],
+        help="another folder of ckpt-<step>.npz files (repeatable)",
+    )
+    add_data_dir(parser)
     parser.add_argument("--trained-on", help="training machine in words (default: this CPU)")
     parser.add_argument("--no-readme", action="store_true", help="leave README.md alone")
-    parser.add_argument("--overwrite", action="store_true",
-                        help="replace a bundle this exporter did not write")
+    parser.add_argument(
+        "--overwrite", action="store_true", help="replace a bundle this exporter did not write"
+    )
     args = parser.parse_args(argv)
     folder = export(
-        args.run_dir, args.name, args.step, readme=None if args.no_readme else README,
-        search_dirs=tuple(args.milestones), data_dir=args.data_dir, trained_on=args.trained_on,
+        args.run_dir,
+        args.name,
+        args.step,
+        readme=None if args.no_readme else README,
+        search_dirs=tuple(args.milestones),
+        data_dir=args.data_dir,
+        trained_on=args.trained_on,
         overwrite=args.overwrite,
     )
-    print(f"bundled {folder} ({pretrained.bundle_bytes(folder) / 2**20:.1f} MiB)")
+    print(f"bundled {folder} ({runs.bundle_bytes(folder) / 2**20:.1f} MiB)")
     return folder
 
 

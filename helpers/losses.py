@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 import math
-import os
 
-os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+from keras import ops
 
-from keras import ops  # noqa: E402
-
-from helpers.config import ModelConfig  # noqa: E402
-from helpers.constants import HITS, OFFSETS, VELOCITIES  # noqa: E402
+from helpers.config import ModelConfig
+from helpers.constants import HITS, OFFSETS, VELOCITIES
 
 LOG_LOSS_EPSILON = 1e-7  # tf.losses.log_loss's default, on probabilities (spec §3.4)
 

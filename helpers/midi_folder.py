@@ -19,11 +19,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from helpers import constants
+from helpers import constants, data
 from helpers import converter as converter_lib
-from helpers import data
-from helpers.clips import Performance
 from helpers.converter import GrooveConverter, Rejected
+from helpers.gmd import Performance
 from helpers.windowing import NO_DRUM_NOTES
 
 MIDI_SUFFIXES = (".mid", ".midi")

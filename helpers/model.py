@@ -3,20 +3,16 @@
 from __future__ import annotations
 
 import math
-import os
 import random
 
-os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+import keras
+from keras import layers, ops
 
-import keras  # noqa: E402
-from keras import layers, ops  # noqa: E402
-
-from helpers import steps  # noqa: E402
-from helpers.config import GrooVAEConfig  # noqa: E402
-from helpers.constants import GROOVE_DEPTH, HITS, NUM_DRUM_CLASSES, OFFSETS  # noqa: E402
-from helpers.constants import VELOCITIES  # noqa: E402
-from helpers.losses import loss_terms, reconstruction_losses  # noqa: E402
-from helpers.parallel import posterior_noise  # noqa: E402
+from helpers import backends
+from helpers.backends import posterior_noise
+from helpers.config import GrooVAEConfig
+from helpers.constants import GROOVE_DEPTH, HITS, NUM_DRUM_CLASSES, OFFSETS, VELOCITIES
+from helpers.losses import loss_terms, reconstruction_losses
 
 TRAIN_TERMS = ("loss", "r_loss", "kl_loss", "kl_bits", "kl_beta", "global_norm")
 EVAL_TERMS = (
@@ -60,7 +56,6 @@ def _small_dense(units: int, dtype, name: str) -> layers.Dense:
         dtype=dtype,
         name=name,
     )
-
 
 
 @keras.saving.register_keras_serializable(package="groovae")
@@ -268,10 +263,10 @@ class GrooVAE(keras.Model):
         return {name: self.trackers[name].result() for name in TRAIN_TERMS}
 
     def train_step(self, *args):
-        return steps.train_step(self, *args)
+        return backends.train_step(self, *args)
 
     def test_step(self, *args):
-        return steps.test_step(self, *args)
+        return backends.test_step(self, *args)
 
     def evaluation_logs(self, data) -> dict:
         """Feeds one validation batch to the evaluation trackers; returns their running values."""
@@ -295,7 +290,9 @@ class GrooVAE(keras.Model):
         logs["hit_f1"] = 2.0 * tp / ops.maximum(2.0 * tp + fp + fn, 1.0)
         return logs
 
-    def decode(self, z, temperature: float = 1.0, seed: int | None = None, controls=None):
+    def decode(
+        self, z, temperature: float = 1.0, seed: int | None = None, controls=None, hits=None
+    ):
         """The sampling decoder (spec §3.4), run step by step with the trained LSTM cells.
 
         Each step samples hits ~ Bernoulli(sigmoid(hit_logit / temperature)); velocities = sigmoid
@@ -307,6 +304,8 @@ class GrooVAE(keras.Model):
           seed: an int makes the hit draws reproducible.
           controls: (batch, steps, 9) hits, for a hits_as_controls config only; step t sees
             controls[t] beside the previous output and z, as in training.
+          hits: (batch, steps, 9) hits to play instead of drawing them: the decoder writes
+            their velocities and offsets and feeds them back, so the result has exactly these.
 
         Returns:
           (batch, 64, 27) float32 grooves [hits (0/1) | velocities | offsets].
@@ -320,33 +319,38 @@ class GrooVAE(keras.Model):
         # A zero-width control sequence keeps one code path (and one trace) for both kinds.
         empty = ops.zeros((shape[0], steps, 0), "float32")
         controls = ops.cast(self.with_controls(empty, controls), "float32")
+        given = hits is not None
+        hits = ops.zeros((shape[0], steps, NUM_DRUM_CLASSES)) if hits is None else hits
+        hits = ops.cast(ops.convert_to_tensor(hits), "float32")
+        play = ops.convert_to_tensor(1.0 if given else 0.0, "float32")
         if keras.backend.backend() != "tensorflow":
             # Every step's hit draws up front, in the order the step loop takes them.
             seed = keras.random.SeedGenerator(seed) if seed is not None else None
             noise = ops.stack([keras.random.uniform(shape, seed=seed) for _ in range(steps)])
-            return self._decode_steps(z, temperature, lambda t: noise[t], controls)
+            return self._decode_steps(z, temperature, lambda t: noise[t], controls, hits, play)
         # Keras folds a seed into int32 this way; unseeded, Python's random (which
         # keras.utils.set_random_seed also seeds) picks one.
         seed = random.randrange(2**31 - 2) if seed is None else seed % (2**31 - 2)
         if getattr(self, "_decode_function", None) is None:
             import tensorflow as tf
 
-            def compiled(z, temperature, seed, controls):
+            def compiled(z, temperature, seed, controls, hits, play):
                 # Step t draws what uniform(seed=SeedGenerator(seed)) gives on its t-th call:
                 # TensorFlow's stateless uniform at [seed, t].
                 def noise(t):
                     pair = tf.stack([seed, tf.cast(t, tf.int32)])
                     return tf.random.stateless_uniform([tf.shape(z)[0], NUM_DRUM_CLASSES], pair)
 
-                return self._decode_steps(z, temperature, noise, controls)
+                return self._decode_steps(z, temperature, noise, controls, hits, play)
 
             self._decode_function = tf.function(compiled, reduce_retracing=True)
         seed = ops.convert_to_tensor(seed, "int32")
-        return self._decode_function(z, temperature, seed, controls)
+        return self._decode_function(z, temperature, seed, controls, hits, play)
 
-    def _decode_steps(self, z, temperature, noise, controls):
+    def _decode_steps(self, z, temperature, noise, controls, hits=None, play=0.0):
         """Steps the decoder cells, step t's hits drawn against noise(t), (batch, 9) uniforms,
-        and its input joined by controls[:, t] ((batch, steps, 0) when the model has none)."""
+        or where play is 1 taken from hits[:, t]; its input joined by controls[:, t]
+        ((batch, steps, 0) when the model has none)."""
         states = self._initial_states(z)
         steps, batch = self.config.model.max_seq_len, ops.shape(z)[0]
 
@@ -359,9 +363,12 @@ class GrooVAE(keras.Model):
             logits = ops.cast(self.output_projection(x), "float32")
             p_hit = ops.sigmoid(logits[:, HITS] / temperature)
             # u < p never fires at p = 0 and always fires at p = 1, since u is in [0, 1).
-            hits = ops.cast(noise(t) < p_hit, "float32")
+            drawn = ops.cast(noise(t) < p_hit, "float32")
+            played = (
+                drawn if hits is None else play * ops.take(hits, t, axis=1) + (1 - play) * drawn
+            )
             previous = ops.concatenate(
-                [hits, ops.sigmoid(logits[:, VELOCITIES]), ops.tanh(logits[:, OFFSETS])], axis=-1
+                [played, ops.sigmoid(logits[:, VELOCITIES]), ops.tanh(logits[:, OFFSETS])], axis=-1
             )
             grooves = ops.slice_update(grooves, [t, 0, 0], previous[None])
             return previous, states, grooves

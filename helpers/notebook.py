@@ -1,11 +1,4 @@
-"""Notebook-only code: grooves shown inline with download links, the Generate panel, the novelty
-table and the MIDI upload box (Colab's, or an ipywidgets FileUpload, 7.x or 8.x).
-
-IPython and ipywidgets are imported inside the functions that use them, so the rest of the
-package never needs them. The upload formats differ: Colab's files.upload() gives
-{name: bytes}; ipywidgets 7.x stores {name: {"metadata": ..., "content": bytes}}, 8.x a tuple
-of {"name": ..., "content": memoryview, ...}.
-"""
+"""Notebook-only code: the Colab setup cell and outputs/ on Google Drive, grooves shown with players and download links, the Generate panel, the novelty table, the MIDI upload box, and your groove through every tool."""
 
 from __future__ import annotations
 
@@ -19,12 +12,13 @@ import note_seq
 import numpy as np
 import pandas as pd
 
-from helpers import paths, render
-from helpers.constants import HITS
+from helpers import constants, render
+from helpers.constants import HITS, OUTPUTS_DIR
 from helpers.data import GrooveSplit
 from helpers.metrics import nearest_neighbours
-from helpers.groove_files import NUM_GROOVES, save_grooves
+from helpers.render import NUM_GROOVES, save_grooves
 from helpers.sample import DEFAULT_TEMPERATURE, TrainedModel
+from helpers.verbs import read_groove, versions
 
 MIDI_ACCEPT = ".mid,.midi"
 
@@ -91,7 +85,7 @@ def generate_panel(
             sequences = groovae.sample(num_w.value, temperature_w.value, seed_w.value, qpm_w.value)
             # Two decimals: the slider's steps of 0.05 carry float noise (0.35000000000000003).
             stem = f"T{temperature_w.value:.2f}-seed{seed_w.value}-{qpm_w.value}bpm"
-            out = paths.next_free(out_dir, stem)
+            out = constants.next_free(out_dir, stem)
             midi_paths = save_grooves(sequences, out, soundfont=soundfont)
             show_grooves(sequences, midi_paths, soundfont)
 
@@ -155,8 +149,10 @@ def uploaded_files(chosen: Any) -> dict[str, bytes]:
     """
     value = getattr(chosen, "value", chosen)
     if isinstance(value, dict):  # Colab, or ipywidgets 7
-        items = [(name, item["content"] if isinstance(item, dict) else item)
-                 for name, item in value.items()]
+        items = [
+            (name, item["content"] if isinstance(item, dict) else item)
+            for name, item in value.items()
+        ]
     else:  # ipywidgets 8
         items = [(item["name"], item["content"]) for item in value or ()]
     return {Path(name).name: bytes(content) for name, content in items}
@@ -184,3 +180,97 @@ def received(chosen: Any, folder: str | os.PathLike) -> Path | None:
         return None
     name, content = next(iter(files.items()))
     return save_upload(name, content, folder)
+
+
+def your_groove(
+    path: str | Path,
+    model: TrainedModel,
+    out_root: str | Path,
+    humanizer: TrainedModel | None = None,
+    drumifier: TrainedModel | None = None,
+    num_steps: int = 5,
+    temperature: float = DEFAULT_TEMPERATURE,
+    seed: int | None = None,
+    soundfont: str | Path | None = None,
+) -> dict[str, tuple[list[note_seq.NoteSequence], list[Path]]]:
+    """One groove of yours through every verb there is a model for, saved in a new folder.
+
+    Humanized and drumified need those models (config_model finds them); the interpolation
+    walks from your groove to a new sample of `model` at your tempo. Every result keeps your
+    groove's length and tempo. The files go to out_root/<file name>-001/ (-002, ... when that
+    exists), so nothing is overwritten.
+
+    Returns:
+      {"yours" / "humanized" / "drumified" / "interpolation": (NoteSequences, .mid paths)}.
+
+    Raises:
+      SampleError: the file cannot be read or encoded (the message says why).
+    """
+    groove = read_groove(path)
+    results = {"yours": [groove]}
+    for verb, variant, name in (
+        ("humanize", humanizer, "humanized"),
+        ("drumify", drumifier, "drumified"),
+    ):
+        if variant is not None:
+            results[name] = versions(verb, variant, groove, 1, temperature, seed)
+    qpm = model.windows(groove).qpm
+    new = model.sample(1, temperature, seed, qpm)[0]
+    results["interpolation"] = model.interpolate(groove, new, num_steps, temperature, seed)
+    out_dir = constants.next_free(out_root, Path(path).stem)
+    return {
+        name: (seqs, save_grooves(seqs, out_dir, name, soundfont=soundfont))
+        for name, seqs in results.items()
+    }
+
+
+REPO_URL = "https://github.com/groovae-lab/groovae-drum-lab.git"
+CLONE_DIR = "/content/groovae-drum-lab"  # Colab's working folder is /content
+DRIVE_MOUNT = Path("/content/drive")  # where google.colab.drive mounts My Drive's parent
+DRIVE_FOLDER = "groovae-drum-lab"  # MyDrive/groovae-drum-lab/outputs/ holds cache, runs, samples
+
+SETUP_CELL = f"""\
+# Colab only: fetch the repository (or update it on a rerun) and install what Colab lacks.
+import os, subprocess, sys
+REPO_URL = "{REPO_URL}"
+REPO_DIR = "{CLONE_DIR}"
+if "google.colab" in sys.modules:
+    if os.path.isdir(os.path.join(REPO_DIR, ".git")):
+        subprocess.run(["git", "-C", REPO_DIR, "pull", "-q", "--ff-only"], check=True)
+    else:
+        subprocess.run(["git", "clone", "-q", REPO_URL, REPO_DIR], check=True)
+    subprocess.run(["bash", os.path.join(REPO_DIR, "scripts", "install_audio.sh")], check=True)
+    requirements = os.path.join(REPO_DIR, "requirements.txt")
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "-r", requirements], check=True)
+    if REPO_DIR not in sys.path:
+        sys.path.insert(0, REPO_DIR)"""
+
+
+def github_path() -> str:
+    """owner/name of the repository, as the notebooks' Open-in-Colab badges spell it."""
+    return REPO_URL.removeprefix("https://github.com/").removesuffix(".git")
+
+
+def outputs_dir(outputs: str | Path | None = None, use_drive: bool = False) -> Path:
+    """The folder that holds cache/, runs/ and samples/.
+
+    Args:
+      outputs: an explicit folder; it wins over Drive.
+      use_drive: mount Google Drive (Colab asks for permission once) and keep everything under
+        MyDrive/groovae-drum-lab/outputs/, so the three notebooks, each on its own Colab machine,
+        share one run, and a training run survives a disconnect.
+
+    Returns:
+      `outputs`, else the Drive folder when use_drive, else the repository's outputs/.
+    """
+    if outputs:
+        return Path(outputs)
+    if not use_drive:
+        return OUTPUTS_DIR
+    from google.colab import drive  # only importable in Colab
+
+    drive.mount(str(DRIVE_MOUNT))
+    folder = DRIVE_MOUNT / "MyDrive" / DRIVE_FOLDER / "outputs"
+    folder.mkdir(parents=True, exist_ok=True)
+    print(f"outputs on Google Drive: {folder}")
+    return folder

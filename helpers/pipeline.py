@@ -11,42 +11,60 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from helpers import cli, data, paths, sample, train
-from helpers.config import get_config
+from helpers import constants, data, sample, train
+from helpers.config import (
+    add_data_dir,
+    add_num,
+    add_outputs_dir,
+    add_soundfont,
+    add_training,
+    command_parser,
+    get_config,
+)
 from helpers.device import describe_device, detect
-from helpers.groove_files import NUM_GROOVES, write_samples
+from helpers.render import NUM_GROOVES, write_samples
 
 
 def main(argv: list[str] | None = None) -> list[Path]:
     """`python -m helpers.pipeline`: prints each step and the grooves written; returns their paths."""
-    parser = cli.parser("pipeline", __doc__)
-    cli.add_training(parser, required=False)
-    cli.add_data_dir(parser)
-    cli.add_outputs_dir(parser, "--outputs")
-    cli.add_soundfont(parser)
-    cli.add_num(parser, NUM_GROOVES, "grooves to write")
+    parser = command_parser("pipeline", __doc__)
+    add_training(parser, required=False)
+    add_data_dir(parser)
+    add_outputs_dir(parser, "--outputs")
+    add_soundfont(parser)
+    add_num(parser, NUM_GROOVES, "grooves to write")
     parser.add_argument("--temperature", type=float, default=sample.DEFAULT_TEMPERATURE)
     parser.add_argument("--seed", type=int, default=None)
     args = parser.parse_args(argv)
 
     print("1/3 preprocess: GMD -> 4-bar groove tensors")
-    cache_dir = paths.cache_dir(args.outputs_dir)
+    cache_dir = constants.cache_dir(args.outputs_dir)
     summary = data.groove_4bar_summary(args.data_dir, cache_dir=cache_dir)
     print(summary[["performances", "clips", "windows"]].to_string())
 
     print(f"2/3 train {args.config}")
     device = detect()
     print(describe_device(device))
-    run_dir = paths.run_dir(args.outputs_dir, args.config)
+    run_dir = constants.run_dir(args.outputs_dir, args.config)
     bfloat16 = train.mixed_precision_for(args.precision, run_dir, device)
     config = get_config(args.config, mixed_precision=bfloat16)
-    train.train(config, run_dir, data_dir=args.data_dir, steps=args.steps,
-                batch_size=args.batch_size, cache_dir=cache_dir)
+    train.train(
+        config,
+        run_dir,
+        data_dir=args.data_dir,
+        steps=args.steps,
+        batch_size=args.batch_size,
+        cache_dir=cache_dir,
+    )
 
     print(f"3/3 sample {args.num} grooves")
     groovae = sample.TrainedModel(run_dir)
     _, _, midi_paths = write_samples(
-        groovae, args.num, args.temperature, args.seed, outputs_dir=args.outputs_dir,
+        groovae,
+        args.num,
+        args.temperature,
+        args.seed,
+        outputs_dir=args.outputs_dir,
         soundfont=args.soundfont,
     )
     for path in midi_paths:

@@ -1,4 +1,4 @@
-"""Pictures of grooves: drum pianorolls and the notebooks' plots, saved as PNG or shown inline."""
+"""Grooves made visible and kept as files: drum pianorolls, the notebooks' plots, inline players, and each groove written as MIDI with its pianoroll (.png) and audio (.wav) under one rule: every name a call would write is checked first, and nothing is replaced unless the caller asks."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
+from helpers import audio, constants
 from helpers.audio import DEFAULT_SAMPLE_RATE, synthesize, writable_path
 from helpers.constants import (
     DRUM_CLASS_NAMES,
@@ -103,8 +104,13 @@ def plot_groove(
         left = step - groove[step, OFFSETS][drum] / 2.0
         ax.add_patch(
             Rectangle(
-                (left + 0.05, drum - 0.4), 0.9, 0.8, facecolor=cmap(velocity), edgecolor="black",
-                linewidth=0.4, zorder=2,
+                (left + 0.05, drum - 0.4),
+                0.9,
+                0.8,
+                facecolor=cmap(velocity),
+                edgecolor="black",
+                linewidth=0.4,
+                zorder=2,
             )
         )
     for step in range(WINDOW_STEPS + 1):
@@ -146,7 +152,11 @@ def plot_grooves(
     if len(titles) != len(grooves):
         raise RenderError(f"{len(grooves)} grooves but {len(titles)} titles")
     fig, axes = plt.subplots(
-        len(grooves), 1, figsize=(12, 2.8 * len(grooves)), sharex=True, squeeze=False,
+        len(grooves),
+        1,
+        figsize=(12, 2.8 * len(grooves)),
+        sharex=True,
+        squeeze=False,
         layout="constrained",
     )
     for ax, groove, title in zip(axes[:, 0], grooves, titles):
@@ -154,14 +164,13 @@ def plot_grooves(
     return fig
 
 
-
 def save_figure(fig: Figure, path: str | os.PathLike, overwrite: bool = False) -> Path:
-    """Writes `fig` as a PNG (150 dpi), creating folders; refuses to replace a file unless asked."""
+    """Writes `fig` as a PNG (150 dpi), creating folders, and closes it (a saved figure left open
+    would be drawn again inline); refuses to replace a file unless asked."""
     path = writable_path(path, overwrite)
     fig.savefig(path, dpi=150, format="png")
+    plt.close(fig)
     return path
-
-
 
 
 def _as_note_sequence(groove: np.ndarray | note_seq.NoteSequence) -> note_seq.NoteSequence:
@@ -291,20 +300,35 @@ def plot_groove_statistics(sets: dict[str, np.ndarray]) -> Figure:
     Returns:
       A Figure with three panels.
     """
-    fig, (density_ax, velocity_ax, timing_ax) = plt.subplots(1, 3, figsize=(15, 3.5),
-                                                              layout="constrained")
+    fig, (density_ax, velocity_ax, timing_ax) = plt.subplots(
+        1, 3, figsize=(15, 3.5), layout="constrained"
+    )
     width = 0.8 / max(len(sets), 1)
     for i, (name, grooves) in enumerate(sets.items()):
         grooves = np.asarray(grooves, np.float32).reshape(-1, WINDOW_STEPS, GROOVE_DEPTH)
         hits = grooves[..., HITS] > 0.5
-        density_ax.bar(np.arange(NUM_DRUM_CLASSES) + i * width, hits.mean(axis=(0, 1)), width,
-                       label=name)
-        velocity_ax.hist(grooves[..., VELOCITIES][hits] * MAX_MIDI_VELOCITY, bins=32,
-                         range=(0, MAX_MIDI_VELOCITY), density=True, histtype="step", label=name)
-        timing_ax.hist(grooves[..., OFFSETS][hits], bins=40, range=(-1, 1), density=True,
-                       histtype="step", label=name)
-    density_ax.set_xticks(np.arange(NUM_DRUM_CLASSES) + 0.4 - width / 2, DRUM_CLASS_NAMES,
-                          rotation=45, ha="right")
+        density_ax.bar(
+            np.arange(NUM_DRUM_CLASSES) + i * width, hits.mean(axis=(0, 1)), width, label=name
+        )
+        velocity_ax.hist(
+            grooves[..., VELOCITIES][hits] * MAX_MIDI_VELOCITY,
+            bins=32,
+            range=(0, MAX_MIDI_VELOCITY),
+            density=True,
+            histtype="step",
+            label=name,
+        )
+        timing_ax.hist(
+            grooves[..., OFFSETS][hits],
+            bins=40,
+            range=(-1, 1),
+            density=True,
+            histtype="step",
+            label=name,
+        )
+    density_ax.set_xticks(
+        np.arange(NUM_DRUM_CLASSES) + 0.4 - width / 2, DRUM_CLASS_NAMES, rotation=45, ha="right"
+    )
     density_ax.set_title("hits per step")
     velocity_ax.set_title("velocity of hits")
     velocity_ax.set_xlabel("MIDI velocity")
@@ -313,3 +337,63 @@ def plot_groove_statistics(sets: dict[str, np.ndarray]) -> Figure:
     for ax in (density_ax, velocity_ax, timing_ax):
         ax.legend(fontsize="small")
     return fig
+
+
+NUM_GROOVES = 5  # music_vae_generate.py's --num_outputs
+SUFFIXES = (".mid", ".png", ".wav")  # a groove's MIDI, pianoroll and audio
+
+
+def refuse_existing(targets: list[Path], overwrite: bool) -> None:
+    """The overwrite rule: raises FileExistsError naming the first of `targets` that exists,
+    unless `overwrite`."""
+    existing = [path for path in targets if path.exists()]
+    if existing and not overwrite:
+        raise FileExistsError(f"{existing[0]} exists; pass overwrite=True to replace it")
+
+
+def write_groove(
+    midi_path: Path,
+    sequence: note_seq.NoteSequence,
+    suffixes: tuple[str, ...],
+    overwrite: bool,
+    soundfont: str | os.PathLike | None = None,
+) -> None:
+    """One groove's files, those of `suffixes`, named after `midi_path`."""
+    if ".mid" in suffixes:
+        audio.write_midi(sequence, midi_path, overwrite=overwrite)
+    if ".png" in suffixes:
+        fig = plot_groove(sequence, title=midi_path.stem)
+        save_figure(fig, midi_path.with_suffix(".png"), overwrite=overwrite)
+    if ".wav" in suffixes:
+        wav = midi_path.with_suffix(".wav")
+        audio.save_wav(wav, audio.synthesize(sequence, soundfont=soundfont), overwrite=overwrite)
+
+
+def save_grooves(
+    sequences: list[note_seq.NoteSequence],
+    out_dir: str | os.PathLike,
+    prefix: str = constants.GROOVE_PREFIX,
+    overwrite: bool = False,
+    suffixes: tuple[str, ...] = SUFFIXES,
+    soundfont: str | os.PathLike | None = None,
+) -> list[Path]:
+    """Writes each groove as out_dir/<prefix>_NN.mid with its .png and .wav beside it.
+
+    Args:
+      sequences: the grooves, numbered from 01 in this order (wider numbers past 99).
+      prefix: the file names' stem.
+      overwrite: replace files of the same names.
+      suffixes: which of .mid, .png and .wav to write (e.g. no .wav for committed grooves).
+      soundfont: a General MIDI .sf2 for the .wav, tried before the system's.
+
+    Returns:
+      The .mid paths, in order (whether or not .mid was written).
+
+    Raises:
+      FileExistsError: a file of those names exists and `overwrite` is False; nothing written.
+    """
+    midi_paths = constants.groove_paths(out_dir, len(sequences), prefix)
+    refuse_existing([p.with_suffix(s) for p in midi_paths for s in suffixes], overwrite)
+    for path, sequence in zip(midi_paths, sequences):
+        write_groove(path, sequence, suffixes, overwrite, soundfont)
+    return midi_paths

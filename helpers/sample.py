@@ -1,124 +1,58 @@
-"""Grooves from a trained run: sample, encode, decode, interpolate, humanize, drumify, MIDI."""
+"""Trained models and which one plays: sample, encode, decode, interpolate, in Magenta's surface.
+
+`python -m helpers.sample` is the verbs' command line (helpers/verbs.py) under the name
+Magenta's users know; the guard below hands over before this file defines anything, so the
+module runs once, as the library the command line imports.
+"""
 
 from __future__ import annotations
 
-import copy
+if __name__ == "__main__":
+    import runpy
+
+    runpy.run_module("helpers.verbs", run_name="__main__")
+    raise SystemExit
+
 import os
 from pathlib import Path
 
 import note_seq
 import numpy as np
 
-from helpers.config import GrooVAEConfig
-from helpers import paths
-from helpers.constants import (
-    DEFAULT_QPM,
-    HITS,
-    MAX_MIDI_VELOCITY,
-    MIDI_DRUM_CHANNEL,
-    OUTPUTS_DIR,
-    QUARTERS_PER_BAR,
-    ROLAND_DRUM_PITCH_CLASSES,
-    STEPS_PER_QUARTER,
-    VELOCITIES,
-    WINDOW_STEPS,
+from helpers import constants, magenta
+from helpers.config import GrooVAEConfig, get_config
+from helpers.constants import DEFAULT_QPM, GROOVE_DEPTH, HITS, OUTPUTS_DIR
+from helpers.converter import GrooveConverter, Rejected, encoder_inputs
+from helpers.runs import (
+    PRETRAINED_DIR,
+    RunError,
+    bundled_names,
+    checkpoint_step,
+    find_run,
+    latest_checkpoint,
+    load_bundle,
+    restore_model,
 )
-from helpers.converter import GrooveConverter, Rejected
-from helpers.inputs import encoder_inputs
-from helpers.pretrained import PRETRAINED_DIR, bundled_names, load_bundle
-from helpers.checkpoints import TrainError, checkpoint_step, find_run, latest_checkpoint
-from helpers.checkpoints import restore_model
-from helpers.windowing import Windows, cycle, sequence_windows, stitch
+from helpers.windowing import Windows, cycle, sequence_windows, set_tempo, stitch
 
 DEFAULT_TEMPERATURE = 0.5  # music_vae_generate.py's default (spec §5)
 DECODE_BATCH = 512
-TAP_PITCH = ROLAND_DRUM_PITCH_CLASSES[2][0]  # any known drum pitch works: tapify keeps the loudest
+# Which config plays each verb: Magenta's demo notebook's choices, except that humanize plays
+# the hits-conditioned model, which keeps every hit it is given (groovae_2bar_humanize redraws
+# them; pick it by name for Magenta's own humanize).
+VERB_CONFIGS = {
+    "sample": "groovae_4bar",
+    "interpolate": "groovae_4bar",
+    "humanize": "groovae_2bar_hits_control_tfds",
+    "drumify": "groovae_2bar_tap_fixed_velocity",
+    "transfer": "groovae_2bar_hits_control_tfds",
+    "infill": "groovae_2bar_add_closed_hh",
+}
+MODELS = ("bundled", "magenta")  # besides a folder: which weights pick_model loads
 
 
 class SampleError(Exception):
-    """A run, MIDI file or NoteSequence that cannot be sampled from or encoded."""
-
-
-def newest_or_bundled(
-    outputs_dir: str | os.PathLike = OUTPUTS_DIR, name: str = "groovae_4bar", root=PRETRAINED_DIR
-) -> TrainedModel:
-    """The newest run of your own under outputs_dir/runs/, else the bundled model `name`."""
-    try:
-        run_dir = find_run(outputs_dir)
-    except TrainError:  # no run with a checkpoint yet
-        model = TrainedModel.pretrained(name, root)
-        model.source += f": no run of your own under {paths.runs_dir(outputs_dir)}"
-        return model
-    return TrainedModel(run_dir)
-
-
-def find_config_run(config_name: str, outputs_dir: str | os.PathLike = OUTPUTS_DIR) -> Path | None:
-    """The run folder trained with `config_name` under outputs_dir/runs, or None with a hint."""
-    run_dir = paths.run_dir(outputs_dir, config_name)
-    if latest_checkpoint(run_dir) is None:
-        print(
-            f"No {config_name} checkpoint in {run_dir}. Train one in 02_train with "
-            f'CONFIG_NAME = "{config_name}", or run: python -m helpers.train --config '
-            f"{config_name} --steps 3000 --run-dir {run_dir}"
-        )
-        return None
-    return run_dir
-
-
-def config_model(
-    config_name: str, outputs_dir: str | os.PathLike = OUTPUTS_DIR, root=PRETRAINED_DIR
-) -> TrainedModel | None:
-    """Your run of `config_name` under outputs_dir/runs, else its bundled model, else None.
-
-    The bundle stands in only while you have no run of that config, and says so in one line;
-    with neither, find_config_run's hint says how to train one.
-    """
-    has_run = latest_checkpoint(paths.run_dir(outputs_dir, config_name)) is not None
-    if not has_run and config_name in bundled_names(root):
-        model = TrainedModel.pretrained(config_name, root)
-        print(f"{config_name}: playing {model.source}; a run of your own under "
-              f"{paths.runs_dir(outputs_dir)} takes its place")
-        return model
-    run_dir = find_config_run(config_name, outputs_dir)
-    return None if run_dir is None else TrainedModel(run_dir)
-
-
-def load_midi(path: str | os.PathLike) -> note_seq.NoteSequence:
-    """Reads a MIDI file as a NoteSequence.
-
-    Raises:
-      SampleError: the file is missing or is not a readable MIDI file.
-    """
-    path = Path(path)
-    try:
-        return note_seq.midi_file_to_note_sequence(str(path))
-    except Exception as err:  # note-seq and mido raise many types for a corrupt file
-        raise SampleError(
-            f"cannot read {path} as MIDI ({type(err).__name__}: {err}); give a Standard MIDI "
-            "File (.mid) holding a drum groove in 4/4 at one tempo"
-        ) from err
-
-
-def set_tempo(
-    sequence: note_seq.NoteSequence, qpm: float, num_steps: int = WINDOW_STEPS
-) -> note_seq.NoteSequence:
-    """A copy of a decoded 120-qpm groove played at `qpm`: times scaled, one tempo, 4/4.
-
-    The grid stays put: `num_steps` sixteenths at the new tempo (total_time set to that).
-    """
-    if qpm <= 0:
-        raise SampleError(f"qpm must be positive, got {qpm}")
-    scale = DEFAULT_QPM / qpm
-    out = copy.deepcopy(sequence)
-    for note in out.notes:
-        note.start_time *= scale
-        note.end_time *= scale
-    del out.tempos[:]
-    del out.time_signatures[:]
-    out.tempos.add(qpm=qpm, time=0.0)
-    out.time_signatures.add(numerator=QUARTERS_PER_BAR, denominator=4, time=0.0)
-    out.total_time = num_steps / STEPS_PER_QUARTER * 60.0 / qpm
-    return out
+    """A model that cannot be found or used as asked, or a groove it cannot encode."""
 
 
 def slerp(a: np.ndarray, b: np.ndarray, t: float) -> np.ndarray:
@@ -141,8 +75,8 @@ class TrainedModel:
     REDUCED map's pitches (toms 45, 48, 50) and, by default, MIDI is read with that map too.
     The map surprise (spec §2.1): GMD's Roland pitches 45, 48, 58 fall in other classes under it
     than in training, so pass encode_mode="eval" to encode GMD files with the training map.
-    Variants follow their run's config: a humanize run's encoder sees hits only, a tap run's
-    one tapped line.
+    Variants follow their config: a humanize model's encoder sees hits only, a tap model's one
+    tapped line, a hits-conditioned model also gets each window's hits as controls.
 
     Args:
       run_dir: a run folder (config.json + checkpoints); the newest under `outputs_dir` if None.
@@ -191,42 +125,91 @@ class TrainedModel:
         bundled.source = f"the bundled {name} ({Path(root).name}/{name}, step {step})"
         return bundled
 
+    @classmethod
+    def magenta(
+        cls, name_or_path: str | os.PathLike, config: str | GrooVAEConfig | None = None, **kwargs
+    ) -> TrainedModel:
+        """Magenta's released model: a name (downloaded once into the cache), a TF1 checkpoint
+        (folder, prefix or the released .tar) or a magenta-js folder (helpers.magenta.load).
+
+        Raises:
+          MagentaError: no such model, a failed or damaged download, or weights of other sizes.
+        """
+        if isinstance(config, str):
+            config = get_config(config)
+        model, source = magenta.load(name_or_path, config)
+        loaded = cls(model=model, **kwargs)
+        loaded.label = f"{model.config.name}-magenta"
+        loaded.source = source
+        return loaded
+
+    @property
+    def window_steps(self) -> int:
+        """Steps of one window the model reads and writes: 64 for 4 bars, 32 for 2."""
+        return self.config.model.max_seq_len
+
     # --- arrays ------------------------------------------------------------------------------
 
+    def controls_of(self, grooves: np.ndarray) -> np.ndarray | None:
+        """The controls a hits-conditioned model takes for (n, steps, 27) grooves: their hits."""
+        if not self.config.converter.hits_as_controls:
+            return None
+        return (np.asarray(grooves)[..., HITS] > 0.5).astype(np.float32)
+
     def sample_grooves(
-        self, n: int, temperature: float = DEFAULT_TEMPERATURE, seed: int | None = None
+        self,
+        n: int,
+        temperature: float = DEFAULT_TEMPERATURE,
+        seed: int | None = None,
+        controls: np.ndarray | None = None,
     ) -> np.ndarray:
         """n grooves from z ~ N(0, I); temperature scales only the hit logits (spec §5).
 
         Returns:
-          (n, 64, 27) float32.
+          (n, steps, 27) float32.
         """
         z = np.random.default_rng(seed).standard_normal((n, self.config.model.z_size))
-        return self.decode_grooves(z.astype(np.float32), temperature, seed)
+        return self.decode_grooves(z.astype(np.float32), temperature, seed, controls)
 
     def decode_grooves(
-        self, z: np.ndarray, temperature: float = DEFAULT_TEMPERATURE, seed: int | None = None
+        self,
+        z: np.ndarray,
+        temperature: float = DEFAULT_TEMPERATURE,
+        seed: int | None = None,
+        controls: np.ndarray | None = None,
+        hits: np.ndarray | None = None,
     ) -> np.ndarray:
         """The sampling decoder from given codes, in batches of 512.
 
         Args:
           z: (n, z_size) float latent codes.
+          controls: (n, steps, 9) hits for a hits-conditioned model.
+          hits: (n, steps, 9) hits the decoder plays instead of drawing its own; it writes
+            their velocities and offsets (humanize and groove transfer keep every hit this way).
 
         Returns:
-          (n, 64, 27) float32 grooves [hits (0/1) | velocities | offsets].
+          (n, steps, 27) float32 grooves [hits (0/1) | velocities | offsets].
         """
         z = np.asarray(z, np.float32)
         if z.ndim != 2 or z.shape[1] != self.config.model.z_size:
             raise SampleError(f"z must be (n, {self.config.model.z_size}), got shape {z.shape}")
         batches = []
         for i, begin in enumerate(range(0, len(z), DECODE_BATCH)):
+            rows = slice(begin, begin + DECODE_BATCH)
             batch_seed = None if seed is None else seed + i
-            grooves = self.model.decode(z[begin : begin + DECODE_BATCH], temperature, batch_seed)
+            grooves = self.model.decode(
+                z[rows],
+                temperature,
+                batch_seed,
+                controls=None if controls is None else controls[rows],
+                hits=None if hits is None else hits[rows],
+            )
             batches.append(np.asarray(grooves, np.float32))
-        return np.concatenate(batches) if batches else np.zeros((0, WINDOW_STEPS, 27), np.float32)
+        empty = np.zeros((0, self.window_steps, GROOVE_DEPTH), np.float32)
+        return np.concatenate(batches) if batches else empty
 
     def windows(self, sequence: note_seq.NoteSequence, where: str = "sequence") -> Windows:
-        """A groove of any number of 4/4 bars at one tempo, cut into 4-bar windows.
+        """A groove of any number of 4/4 bars at one tempo, cut into the model's windows.
 
         Raises:
           SampleError: naming `where` and why the converter refuses the sequence.
@@ -241,19 +224,13 @@ class TrainedModel:
                 "single tempo with drum notes (pitches outside the drum map are skipped)"
             ) from None
 
-    def note_sequences_to_inputs(self, note_sequences: list[note_seq.NoteSequence]) -> np.ndarray:
-        """Encoder inputs of every 4-bar window of each sequence, in order.
-
-        Returns:
-          (windows, 64, 27) float32, as the run's converter builds them (hits only for humanize
-          runs, the tapped line for tap runs); a sequence of b bars gives ceil(b / 4) windows.
-
-        Raises:
-          SampleError: naming the sequence and why it cannot be encoded.
-        """
-        grooves = [self.windows(s, f"sequence {i}").grooves for i, s in enumerate(note_sequences)]
+    def posterior(self, grooves: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(mu, sigma) of (n, steps, 27) converter outputs, through the config's encoder inputs
+        (hits only for humanize models, the tapped line for tap models) and controls."""
         rng = self._encoder_converter.rng  # note dropout draws from the converter's stream
-        return encoder_inputs(np.concatenate(grooves), self.config.converter, rng)
+        inputs = encoder_inputs(grooves, self.config.converter, rng)
+        mu, sigma = self.model.encode(inputs, self.controls_of(grooves))
+        return np.asarray(mu, np.float32), np.asarray(sigma, np.float32)
 
     # --- NoteSequences (Magenta's surface) ---------------------------------------------------
 
@@ -277,11 +254,11 @@ class TrainedModel:
     def encode(
         self, note_sequences: list[note_seq.NoteSequence], seed: int | None = None
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Posterior of every 4-bar window of each sequence (one per sequence of up to 4 bars).
+        """Posterior of every window of each sequence (one per sequence of up to one window).
 
         Args:
           note_sequences: drum NoteSequences of any number of 4/4 bars, each at one tempo; a
-            last part shorter than 4 bars is looped to fill its window.
+            last part shorter than a window is looped to fill it.
           seed: for the posterior sample z.
 
         Returns:
@@ -290,8 +267,8 @@ class TrainedModel:
         Raises:
           SampleError: a sequence not in 4/4, with several tempos or without drum notes.
         """
-        mu, sigma = self.model.encode(self.note_sequences_to_inputs(note_sequences))
-        mu, sigma = np.asarray(mu, np.float32), np.asarray(sigma, np.float32)
+        grooves = [self.windows(s, f"sequence {i}").grooves for i, s in enumerate(note_sequences)]
+        mu, sigma = self.posterior(np.concatenate(grooves))
         eps = np.random.default_rng(seed).standard_normal(mu.shape).astype(np.float32)
         return mu + sigma * eps, mu, sigma
 
@@ -305,20 +282,6 @@ class TrainedModel:
         """Grooves decoded from (n, z_size) codes."""
         return self.grooves_to_note_sequences(self.decode_grooves(z, temperature, seed), qpm)
 
-    def reencode(
-        self,
-        sequence: note_seq.NoteSequence,
-        temperature: float = DEFAULT_TEMPERATURE,
-        seed: int | None = None,
-        qpm: float | None = None,
-    ) -> note_seq.NoteSequence:
-        """Each window through the posterior and back, stitched to the input's length, at `qpm`
-        (the input's own tempo by default)."""
-        windows = self.windows(sequence)
-        z, _, _ = self.encode([sequence], seed)
-        groove = stitch(self.decode_grooves(z, temperature, seed), windows.bars)[None]
-        return self.grooves_to_note_sequences(groove, qpm or windows.qpm)[0]
-
     def interpolate(
         self,
         start: note_seq.NoteSequence,
@@ -330,9 +293,10 @@ class TrainedModel:
     ) -> list[note_seq.NoteSequence]:
         """num_steps grooves on the slerp between the two posterior means (spec §5).
 
-        Grooves longer than 4 bars go window by window: every step has the start groove's length,
-        window i of the start heading to window i of the end (the end's windows taken in turn
-        again when it is shorter). Steps play at `qpm`, the start groove's tempo by default.
+        Grooves longer than a window go window by window: every step has the start groove's
+        length, window i of the start heading to window i of the end (the end's windows taken
+        in turn again when it is shorter). Steps play at `qpm`, the start groove's tempo by
+        default.
         """
         ends = [self.windows(s, name) for s, name in ((start, "start"), (end, "end"))]
         _, mu, _ = self.encode([start, end], seed=seed)
@@ -340,71 +304,69 @@ class TrainedModel:
         mu_start, mu_end = mu[:n], cycle(mu[n:], n)
         ts = np.linspace(0.0, 1.0, num_steps)
         z = np.stack([slerp(a, b, t) for t in ts for a, b in zip(mu_start, mu_end)])
-        grooves = self.decode_grooves(z, temperature, seed).reshape(num_steps, n, WINDOW_STEPS, -1)
+        grooves = self.decode_grooves(z, temperature, seed)
+        grooves = grooves.reshape(num_steps, n, self.window_steps, -1)
         steps = np.stack([stitch(g, ends[0].bars) for g in grooves])
         return self.grooves_to_note_sequences(steps, qpm or ends[0].qpm)
 
 
-def quantized_score(grooves: np.ndarray, velocity: int = 80) -> np.ndarray:
-    """The hits of (n, 64, 27) grooves on the grid at one velocity: a humanize model's kind of input."""
-    score = np.zeros_like(grooves)
-    score[..., HITS] = grooves[..., HITS]
-    score[..., VELOCITIES] = grooves[..., HITS] * velocity / MAX_MIDI_VELOCITY
-    return score
+def pick_model(
+    verb_or_config: str,
+    models: str | os.PathLike | None = None,
+    outputs_dir: str | os.PathLike = OUTPUTS_DIR,
+    root: str | os.PathLike = PRETRAINED_DIR,
+) -> TrainedModel:
+    """Which model plays: the one answer for 03, the verbs and the pipeline.
 
+    Args:
+      verb_or_config: a verb of VERB_CONFIGS (its config plays) or a config name.
+      models: None: your run of that config under outputs_dir/runs/<config> (for sample and
+        interpolate the newest run of any unconditioned config), else its bundled model;
+        "bundled": the bundled model; "magenta": Magenta's released checkpoint (downloaded once);
+        a folder: your run there, or a Magenta TF1 or magenta-js checkpoint.
+      outputs_dir, root: where runs and bundles live.
 
-def humanize(
-    model: TrainedModel,
-    note_sequence: note_seq.NoteSequence,
-    temperature: float = DEFAULT_TEMPERATURE,
-    seed: int | None = None,
-    qpm: float | None = None,
-) -> note_seq.NoteSequence:
-    """Adds velocity and microtiming to a quantized drum score, with a groovae_4bar_humanize run.
-
-    The run's converter strips the input to its hits (spec §2.4); the groove comes back with the
-    input's length and, unless `qpm` is given, its tempo, 4 bars at a time.
-
-    Raises:
-      SampleError: the model is not a humanize run, or the sequence cannot be encoded.
-    """
-    if not model.config.converter.humanize:
-        raise SampleError(
-            f"run {model.config.name!r} was not trained to humanize; load a "
-            "groovae_4bar_humanize run"
-        )
-    return model.reencode(note_sequence, temperature, seed, qpm)
-
-
-def drumify(
-    model: TrainedModel,
-    note_sequence: note_seq.NoteSequence,
-    temperature: float = DEFAULT_TEMPERATURE,
-    seed: int | None = None,
-    qpm: float | None = None,
-) -> note_seq.NoteSequence:
-    """Turns any rhythm (taps, a melody, a drum part) into a full kit, with a tap run.
-
-    Every note is read as a drum hit first, so any instrument and pitch counts as a tap; the
-    run's converter then keeps the loudest per step on one line (tapify, spec §2.4). The kit
-    comes back with the input's length and, unless `qpm` is given, its tempo.
+    Returns:
+      The model; its `source` says in one line which it is and why.
 
     Raises:
-      SampleError: the model is not a groovae_4bar_tap run, or the sequence cannot be encoded.
+      SampleError: nothing of that kind here, with what to do.
     """
-    if not model.config.converter.tapify:
+    config_name = VERB_CONFIGS.get(verb_or_config, verb_or_config)
+    if models == "magenta":
+        return TrainedModel.magenta(config_name)
+    if models not in (None, "bundled"):
+        folder = Path(models)
+        if (folder / "weights_manifest.json").exists():  # magenta-js: its config.json says
+            return TrainedModel.magenta(folder)
+        if not (folder / "config.json").exists():  # a TF1 checkpoint: the verb's config
+            return TrainedModel.magenta(folder, config_name)
+        return TrainedModel(folder)
+    if models is None:
+        run = _your_run(verb_or_config, config_name, outputs_dir)
+        if run is not None:
+            return TrainedModel(run)
+    if config_name not in bundled_names(root):
         raise SampleError(
-            f"run {model.config.name!r} was not trained on taps; load a groovae_4bar_tap run"
+            f"no {config_name} model: none is bundled and you have no run of it under "
+            f"{constants.runs_dir(outputs_dir)}; train one (python -m helpers.train --config "
+            f"{config_name} --run-dir {constants.run_dir(outputs_dir, config_name)}) or pick "
+            'MODELS = "magenta" in Colab'
         )
-    taps = copy.deepcopy(note_sequence)
-    for note in taps.notes:
-        note.pitch, note.is_drum, note.instrument = TAP_PITCH, True, MIDI_DRUM_CHANNEL
-    return model.reencode(taps, temperature, seed, qpm)
+    model = TrainedModel.pretrained(config_name, root)
+    if models is None:
+        model.source += f"; no {config_name} run of yours under {constants.runs_dir(outputs_dir)}"
+    return model
 
 
-if __name__ == "__main__":
-    # `python -m helpers.sample` is the verbs' command line under the name users know; it lives
-    # in helpers.verbs, which writes files through modules that come after this one.
-    from helpers.verbs import main
-
-    main()
+def _your_run(verb: str, config_name: str, outputs_dir) -> Path | None:
+    """Your run that plays `verb`: of its config, or for sampling the newest unconditioned."""
+    own = constants.run_dir(outputs_dir, config_name)
+    if latest_checkpoint(own) is not None:
+        return own
+    if verb not in ("sample", "interpolate"):
+        return None
+    try:
+        return find_run(outputs_dir, unconditioned=True)
+    except RunError:
+        return None

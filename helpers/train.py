@@ -8,33 +8,54 @@ import shutil
 import time
 from pathlib import Path
 
-os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+import keras
+import numpy as np
+import pandas as pd
+from tqdm.auto import tqdm
 
-import keras  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-from tqdm.auto import tqdm  # noqa: E402
-
-from helpers import cli  # noqa: E402
-from helpers.config import CONFIG_FILE  # noqa: E402
-from helpers.config import GrooVAEConfig, get_config, with_overrides  # noqa: E402
-from helpers.inputs import encoder_inputs  # noqa: E402
-from helpers.converter import GrooveConverter  # noqa: E402
-from helpers.data import load_groove_4bar  # noqa: E402
-from helpers.dataset import eval_windows, train_batches  # noqa: E402
-from helpers.device import resolve_precision  # noqa: E402
-from helpers.checkpoints import TrainError, checkpoint_step, latest_checkpoint  # noqa: E402
-from helpers.checkpoints import load_checkpoint, restore_model, save_checkpoint  # noqa: E402
-from helpers.history import HISTORY_FILE, History, write_atomic  # noqa: E402
-from helpers.midi_folder import load_midi_folder, summary_text, training_windows  # noqa: E402
-from helpers.model import GrooVAE  # noqa: E402
-from helpers.parallel import device_scope, train_on_batch  # noqa: E402
-from helpers.pretrained import bundle_dir, load_bundle  # noqa: E402
-from helpers.steps import MagentaDecay, estimate_adam_moments, make_optimizer  # noqa: E402
-from helpers.steps import refresh_evaluation  # noqa: E402
+from helpers.backends import (
+    MagentaDecay,
+    device_scope,
+    estimate_adam_moments,
+    make_optimizer,
+    refresh_evaluation,
+    train_on_batch,
+)
+from helpers.config import (
+    CONFIG_FILE,
+    GrooVAEConfig,
+    add_data_dir,
+    add_run_dir,
+    add_training,
+    command_parser,
+    get_config,
+    with_overrides,
+)
+from helpers.converter import GrooveConverter, encoder_inputs
+from helpers.data import load_groove_4bar
+from helpers.dataset import eval_windows, train_batches
+from helpers.device import resolve_precision
+from helpers.midi_folder import load_midi_folder, summary_text, training_windows
+from helpers.model import GrooVAE
+from helpers.runs import (
+    HISTORY_FILE,
+    History,
+    bundle_dir,
+    checkpoint_step,
+    latest_checkpoint,
+    load_bundle,
+    load_checkpoint,
+    restore_model,
+    save_checkpoint,
+    write_atomic,
+)
 
 MOMENT_BATCHES = 16  # batches whose gradients stand in for Adam's lost moments when continuing
 ETA_STEPS = 3  # steps timed after the first (which traces and compiles) for the ETA line
+
+
+class TrainError(Exception):
+    """A run folder, starting point or setting that training cannot use as asked."""
 
 
 def _flat(config: GrooVAEConfig) -> dict:
@@ -125,8 +146,10 @@ def eta_line(seconds_per_step: float, remaining: int, now: float | None = None) 
     hours, minutes = divmod(round(seconds / 60), 60)
     duration = f"{hours} h {minutes:02d} min" if hours else f"{max(minutes, 1)} min"
     until = time.strftime("%H:%M UTC", time.gmtime((time.time() if now is None else now) + seconds))
-    return (f"{seconds_per_step:.2g} s/step: the remaining {remaining:,} steps take about "
-            f"{duration} (until {until})")
+    return (
+        f"{seconds_per_step:.2g} s/step: the remaining {remaining:,} steps take about "
+        f"{duration} (until {until})"
+    )
 
 
 def _pairs(outputs: np.ndarray, config: GrooVAEConfig) -> tuple[np.ndarray, np.ndarray]:
@@ -185,8 +208,10 @@ def _train_loop(
     learning_rate = MagentaDecay(t.learning_rate, t.decay_rate, t.min_learning_rate)
     history = History(run_dir / HISTORY_FILE, start)
     precision = "bfloat16 mixed" if t.mixed_precision else "float32"
-    print(f"{config.name}: {precision} precision, batch {t.batch_size}, "
-          f"step {start:,} of {t.num_steps:,}; an ETA follows the first {ETA_STEPS + 1} steps")
+    print(
+        f"{config.name}: {precision} precision, batch {t.batch_size}, "
+        f"step {start:,} of {t.num_steps:,}; an ETA follows the first {ETA_STEPS + 1} steps"
+    )
     bar = tqdm(total=t.num_steps, initial=start, unit="step", disable=not progress)
     last_save = time.monotonic()
     try:
@@ -288,7 +313,13 @@ def train(
         validation_data = load_groove_4bar("validation", data_dir, converter, cache_dir)
     with scope:
         _train_loop(
-            config, run_dir, train_data, validation_data, log_every_steps, progress, init_from,
+            config,
+            run_dir,
+            train_data,
+            validation_data,
+            log_every_steps,
+            progress,
+            init_from,
             continue_step,
         )
     return pd.read_csv(run_dir / HISTORY_FILE)
@@ -309,14 +340,15 @@ def mixed_precision_for(choice: str, run_dir: str | os.PathLike, hardware=None) 
 
 def main(argv: list[str] | None = None) -> None:
     """`python -m helpers.train`: trains or continues a run; prints its last history rows."""
-    parser = cli.parser("train", __doc__)
-    cli.add_training(parser, required=True)
-    cli.add_run_dir(parser, "--out", required=True)
-    cli.add_data_dir(parser)
+    parser = command_parser("train", __doc__)
+    add_training(parser, required=True)
+    add_run_dir(parser, "--out", required=True)
+    add_data_dir(parser)
     parser.add_argument("--midi-dir", help="train on the .mid/.midi files under this folder")
     parser.add_argument("--init-from", help="fine-tune from 'pretrained' (bundled) or a run folder")
     parser.add_argument(
-        "--continue-step", action="store_true",
+        "--continue-step",
+        action="store_true",
         help="with --init-from: continue its training at its step (same config) instead of anew",
     )
     parser.add_argument(

@@ -1,46 +1,193 @@
-"""Magenta's verbs on your files: sample, interpolate, humanize, drumify -> MIDI, PNG and WAV.
+"""The groove tools on your files: sample, interpolate, humanize, drumify, transfer, infill.
 
-    python -m helpers.verbs sample|interpolate|humanize|drumify --output-dir DIR
-        [--input A.mid] [--input B.mid] [--run-dir RUN] [--num N] [--temperature T]
-        [--seed S] [--qpm Q] [--overwrite]
+    python -m helpers.verbs VERB --output-dir DIR [--input A.mid ...] [--models bundled|magenta|RUN]
+        [--model CONFIG] [--num N] [--temperature T] [--seed S] [--qpm Q] [--overwrite]
 
-`python -m helpers.sample ...` is the same command. Without a verb it samples. Magenta's
-music_vae_generate.py spellings work too (--output_dir, --run_dir, --num_outputs,
---input_midi_1, --input_midi_2), as do --out and --checkpoint. Notebook 03 runs every verb on
-one uploaded groove with `your_groove`.
+    transfer --input HITS.mid --input FEEL.mid   the hits of the first, played with the second's feel
+    drumify --input taps.wav                     a recording's onsets as taps (or MIDI taps)
+
+`python -m helpers.sample ...` is the same command; without a verb it samples. Every verb takes
+any number of 4/4 bars, in windows of its model's length, and keeps the input's length and tempo.
+Magenta's music_vae_generate.py spellings work too (--output_dir, --run_dir, --num_outputs,
+--input_midi_1, --input_midi_2), as do --out and --checkpoint (for --models).
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import functools
+import os
 import sys
 from pathlib import Path
 
 import note_seq
+import numpy as np
 
-from helpers import cli, paths
-from helpers.constants import DEFAULT_QPM
-from helpers.groove_files import NUM_GROOVES, save_grooves
-from helpers.pretrained import PretrainedError
+from helpers import audio, constants
+from helpers.config import add_num, add_outputs_dir, add_soundfont, command_parser
+from helpers.constants import DEFAULT_QPM, MIDI_DRUM_CHANNEL, OUTPUTS_DIR, ROLAND_DRUM_PITCH_CLASSES
+from helpers.render import NUM_GROOVES, SUFFIXES, save_grooves, write_groove
+from helpers.runs import PretrainedError, RunError
 from helpers.sample import (
     DEFAULT_TEMPERATURE,
+    MODELS,
+    VERB_CONFIGS,
     SampleError,
     TrainedModel,
-    config_model,
-    drumify,
-    humanize,
-    load_midi,
-    newest_or_bundled,
+    pick_model,
 )
-from helpers.checkpoints import TrainError
+from helpers.windowing import GrooveError, Windows, cycle, load_midi, stitch
 
-VERBS = ("sample", "interpolate", "humanize", "drumify")
-# The config a run must have been trained with for the verbs that need a variant.
-VARIANT_CONFIGS = {"humanize": "groovae_4bar_humanize", "drumify": "groovae_4bar_tap"}
-TRANSFORMS = {"humanize": humanize, "drumify": drumify}
+VERBS = tuple(VERB_CONFIGS)
 # How many inputs each verb takes: (fewest, most).
-INPUTS = {"sample": (0, 0), "interpolate": (2, 2), "humanize": (1, None), "drumify": (1, None)}
+INPUTS = {
+    "sample": (0, 0),
+    "interpolate": (2, 2),
+    "humanize": (1, None),
+    "drumify": (1, None),
+    "transfer": (2, 2),
+    "infill": (1, None),
+}
+TAP_PITCH = ROLAND_DRUM_PITCH_CLASSES[2][0]  # any known drum pitch works: tapify keeps the loudest
+CLOSED_HI_HAT = 2  # the drum class groovae_2bar_add_closed_hh learns to add
+
+
+def _grooves_out(
+    model: TrainedModel, grooves: np.ndarray, windows: Windows, qpm
+) -> note_seq.NoteSequence:
+    """Decoded windows stitched back to the input's length, at `qpm` or the input's tempo."""
+    whole = stitch(grooves, windows.bars)[None]
+    return model.grooves_to_note_sequences(whole, qpm or windows.qpm)[0]
+
+
+def reencode(
+    model: TrainedModel, sequence, temperature=DEFAULT_TEMPERATURE, seed=None, qpm=None
+) -> note_seq.NoteSequence:
+    """Each window through the posterior (a sample of it) and the decoder: Magenta's humanize,
+    drumify and infill, whichever encoder inputs the model's config derives."""
+    windows = model.windows(sequence)
+    z, _, _ = model.encode([sequence], seed)
+    controls = model.controls_of(windows.grooves)
+    return _grooves_out(model, model.decode_grooves(z, temperature, seed, controls), windows, qpm)
+
+
+def play_hits(
+    model: TrainedModel, windows: Windows, z: np.ndarray, temperature, seed, qpm
+) -> note_seq.NoteSequence:
+    """A hits-conditioned model plays exactly the hits of `windows` with the feel z gives."""
+    hits = model.controls_of(windows.grooves)
+    grooves = model.decode_grooves(z, temperature, seed, controls=hits, hits=hits)
+    return _grooves_out(model, grooves, windows, qpm)
+
+
+def _needs(model: TrainedModel, ok: bool, verb: str) -> None:
+    if not ok:
+        raise SampleError(
+            f"{model.config.name} cannot {verb}; it needs a {VERB_CONFIGS[verb]} model "
+            f"(pick_model({verb!r}) finds one)"
+        )
+
+
+def humanize(model: TrainedModel, score, temperature=DEFAULT_TEMPERATURE, seed=None, qpm=None):
+    """Velocities and microtiming for a drum score. A hits-conditioned model keeps exactly the
+    score's hits, played with a feel drawn from the prior; a humanize model (Magenta's
+    groovae_2bar_humanize) re-draws the hits from the score's."""
+    if model.config.converter.hits_as_controls:
+        windows = model.windows(score, "score")
+        z = np.random.default_rng(seed).standard_normal(
+            (len(windows.grooves), model.config.model.z_size)
+        )
+        return play_hits(model, windows, z.astype(np.float32), temperature, seed, qpm)
+    _needs(model, model.config.converter.humanize, "humanize")
+    return reencode(model, score, temperature, seed, qpm)
+
+
+def drumify(model: TrainedModel, taps, temperature=DEFAULT_TEMPERATURE, seed=None, qpm=None):
+    """Any rhythm (taps, a melody, a drum part) as a full kit, with a tap model: every note
+    counts as a tap, and the converter keeps the loudest per step on one line (spec §2.4)."""
+    _needs(model, model.config.converter.tapify, "drumify")
+    taps = copy.deepcopy(taps)
+    for note in taps.notes:
+        note.pitch, note.is_drum, note.instrument = TAP_PITCH, True, MIDI_DRUM_CHANNEL
+    return reencode(model, taps, temperature, seed, qpm)
+
+
+def transfer(
+    model: TrainedModel, hits, feel, temperature=DEFAULT_TEMPERATURE, seed=None, qpm=None
+) -> note_seq.NoteSequence:
+    """Groove transfer: every hit of `hits`, none added, played with the feel of `feel` (the
+    posterior mean of its windows, taken in turn), at the length and tempo of `hits`."""
+    _needs(model, model.config.converter.hits_as_controls, "transfer")
+    windows = model.windows(hits, "hits")
+    _, mu, _ = model.encode([feel])
+    return play_hits(model, windows, cycle(mu, len(windows.grooves)), temperature, seed, qpm)
+
+
+def infill(model: TrainedModel, groove, temperature=DEFAULT_TEMPERATURE, seed=None, qpm=None):
+    """A closed hi-hat part for a groove, with a model trained to add it (the encoder never
+    sees closed hi-hats; the decoder writes the whole kit)."""
+    _needs(model, CLOSED_HI_HAT in model.config.converter.add_instruments, "infill")
+    return reencode(model, groove, temperature, seed, qpm)
+
+
+TOOLS = {"humanize": humanize, "drumify": drumify, "infill": infill}
+
+
+def read_groove(path: str | os.PathLike) -> note_seq.NoteSequence:
+    """A MIDI file, or a recording (WAV, MP3, ...) as taps at its detected tempo."""
+    if Path(path).suffix.lower() in audio.AUDIO_SUFFIXES:
+        return audio.taps_from_recording(path)
+    return load_midi(path)
+
+
+def versions(
+    verb: str,
+    model: TrainedModel,
+    groove,
+    num: int,
+    temperature=DEFAULT_TEMPERATURE,
+    seed=None,
+    qpm=None,
+) -> list[note_seq.NoteSequence]:
+    """`num` takes of one tool on one groove, seeds seed, seed + 1, ..."""
+    seeds = [None if seed is None else seed + i for i in range(num)]
+    return [TOOLS[verb](model, groove, temperature, s, qpm) for s in seeds]
+
+
+def write_samples(
+    groovae: TrainedModel,
+    num: int = NUM_GROOVES,
+    temperature: float = DEFAULT_TEMPERATURE,
+    seed: int | None = None,
+    qpm: float = DEFAULT_QPM,
+    outputs_dir: str | os.PathLike = OUTPUTS_DIR,
+    soundfont: str | os.PathLike | None = None,
+) -> tuple[np.ndarray, list[note_seq.NoteSequence], list[Path]]:
+    """Samples `num` grooves and saves them under outputs_dir/samples/<model>-<settings>/.
+
+    A seeded call names its folder by model (run and checkpoint, or the bundled model),
+    temperature, seed and tempo, so running it again finds the same grooves already written and
+    leaves them as they are, adding only a missing .png or .wav; an unseeded call takes a new
+    numbered folder. Nothing is ever overwritten.
+
+    Returns:
+      (grooves (num, steps, 27) float32, NoteSequences at `qpm`, the .mid paths).
+    """
+    grooves = groovae.sample_grooves(num, temperature, seed)
+    sequences = groovae.grooves_to_note_sequences(grooves, qpm)
+    if seed is None:
+        stem = f"{groovae.label}-{constants.settings_stem(temperature, qpm)}"
+        out_dir = constants.next_free(constants.samples_dir(outputs_dir), stem)
+    else:
+        out_dir = constants.seeded_samples_dir(outputs_dir, groovae.label, temperature, seed, qpm)
+    written = constants.groove_paths(out_dir, num)
+    if not all(p.exists() for p in written):
+        return grooves, sequences, save_grooves(sequences, out_dir, soundfont=soundfont)
+    for path, sequence in zip(written, sequences):
+        missing = tuple(s for s in SUFFIXES if not path.with_suffix(s).exists())
+        write_groove(path, sequence, missing, False, soundfont)
+    return grooves, sequences, written
 
 
 def _parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -48,20 +195,38 @@ def _parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] not in (*VERBS, "-h", "--help"):
         argv.insert(0, "sample")
-    parser = cli.parser("verbs", __doc__)
+    parser = command_parser(Path(sys.argv[0]).stem if __name__ == "__main__" else "verbs", __doc__)
     parser.add_argument("verb", choices=VERBS)
     parser.add_argument(
-        "--output-dir", "--output_dir", "--out", dest="output_dir", required=True,
+        "--output-dir",
+        "--output_dir",
+        "--out",
+        dest="output_dir",
+        required=True,
         help="folder for the .mid, .png and .wav files",
     )
     parser.add_argument(
-        "--input", "--input_midi_1", "--input_midi_2", dest="input", action="append", default=[],
-        help="a MIDI file; interpolate takes two",
+        "--input",
+        "--input_midi_1",
+        "--input_midi_2",
+        dest="input",
+        action="append",
+        default=[],
+        help="a MIDI file (drumify: also a recording); interpolate and transfer take two",
     )
-    cli.add_run_dir(parser, "--checkpoint", help="run folder (default: the newest, or bundled)")
-    cli.add_outputs_dir(parser)
-    cli.add_soundfont(parser)
-    cli.add_num(parser, NUM_GROOVES, "grooves to sample, interpolation steps, or versions")
+    parser.add_argument(
+        "--models",
+        "--run-dir",
+        "--run_dir",
+        "--checkpoint",
+        dest="models",
+        help=f"which model plays: {' | '.join(MODELS)} | a run or checkpoint folder "
+        "(default: your run of the verb's config, else the bundled one)",
+    )
+    parser.add_argument("--model", help="a config to play instead of the verb's own")
+    add_outputs_dir(parser)
+    add_soundfont(parser)
+    add_num(parser, NUM_GROOVES, "grooves to sample, interpolation steps, or versions")
     parser.add_argument("--temperature", type=float, default=DEFAULT_TEMPERATURE)
     parser.add_argument("--seed", type=int, default=None)
     parser.add_argument(
@@ -78,78 +243,6 @@ def _parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def load_model(verb: str, run_dir: str | None, outputs_dir: str | Path) -> TrainedModel:
-    """The run named; else the verb's variant run (humanize, drumify), or for sample and
-    interpolate the newest run, else the bundled model.
-
-    Raises:
-      SampleError: no variant run for humanize or drumify.
-    """
-    if run_dir is not None:
-        return TrainedModel(run_dir)
-    if verb not in VARIANT_CONFIGS:
-        return newest_or_bundled(outputs_dir)
-    model = config_model(VARIANT_CONFIGS[verb], outputs_dir)
-    if model is None:
-        raise SampleError(f"{verb} needs a {VARIANT_CONFIGS[verb]} run; pass --run-dir")
-    return model
-
-
-def versions(
-    verb: str,
-    model: TrainedModel,
-    groove: note_seq.NoteSequence,
-    num: int,
-    temperature: float = DEFAULT_TEMPERATURE,
-    seed: int | None = None,
-    qpm: float | None = None,
-) -> list[note_seq.NoteSequence]:
-    """`num` humanized or drumified takes on one groove, seeds seed, seed + 1, ..."""
-    transform = TRANSFORMS[verb]
-    seeds = [None if seed is None else seed + i for i in range(num)]
-    return [transform(model, groove, temperature, s, qpm) for s in seeds]
-
-
-def your_groove(
-    path: str | Path,
-    model: TrainedModel,
-    out_root: str | Path,
-    humanizer: TrainedModel | None = None,
-    drumifier: TrainedModel | None = None,
-    num_steps: int = 5,
-    temperature: float = DEFAULT_TEMPERATURE,
-    seed: int | None = None,
-    soundfont: str | Path | None = None,
-) -> dict[str, tuple[list[note_seq.NoteSequence], list[Path]]]:
-    """One groove of yours through every verb there is a model for, saved in a new folder.
-
-    Humanized and drumified need those models (config_model finds them); the interpolation
-    walks from your groove to a new sample of `model` at your tempo. Every result keeps your
-    groove's length and tempo. The files go to out_root/<file name>-001/ (-002, ... when that
-    exists), so nothing is overwritten.
-
-    Returns:
-      {"yours" / "humanized" / "drumified" / "interpolation": (NoteSequences, .mid paths)}.
-
-    Raises:
-      SampleError: the file cannot be read or encoded (the message says why).
-    """
-    groove = load_midi(path)
-    results = {"yours": [groove]}
-    for verb, variant, name in (("humanize", humanizer, "humanized"),
-                                ("drumify", drumifier, "drumified")):
-        if variant is not None:
-            results[name] = versions(verb, variant, groove, 1, temperature, seed)
-    qpm = model.windows(groove).qpm
-    new = model.sample(1, temperature, seed, qpm)[0]
-    results["interpolation"] = model.interpolate(groove, new, num_steps, temperature, seed)
-    out_dir = paths.next_free(out_root, Path(path).stem)
-    return {
-        name: (seqs, save_grooves(seqs, out_dir, name, soundfont=soundfont))
-        for name, seqs in results.items()
-    }
-
-
 def run(args: argparse.Namespace) -> tuple[list[Path], list[str]]:
     """Does what the command line asks, input by input.
 
@@ -157,29 +250,34 @@ def run(args: argparse.Namespace) -> tuple[list[Path], list[str]]:
       The .mid files written, and one line per input refused (its path and why).
 
     Raises:
-      SampleError: no run to use, or an interpolate input that cannot be read or encoded.
+      SampleError, GrooveError: no model to use, or an interpolate or transfer input that
+        cannot be read or encoded.
       FileExistsError: an output name is taken (nothing of that set is written).
     """
-    model = load_model(args.verb, args.run_dir, args.outputs_dir)
+    model = pick_model(args.model or args.verb, args.models, args.outputs_dir)
     print(f"model: {model.source}")
     save = functools.partial(save_grooves, overwrite=args.overwrite, soundfont=args.soundfont)
     if args.verb == "sample":
         grooves = model.sample(args.num, args.temperature, args.seed, args.qpm or DEFAULT_QPM)
         return save(grooves, args.output_dir), []
-    if args.verb == "interpolate":
-        start, end = (load_midi(path) for path in args.input)
-        steps = model.interpolate(start, end, args.num, args.temperature, args.seed, args.qpm)
+    if args.verb in ("interpolate", "transfer"):
+        first, second = (read_groove(path) for path in args.input)
+        if args.verb == "transfer":
+            seeds = [None if args.seed is None else args.seed + i for i in range(args.num)]
+            takes = [transfer(model, first, second, args.temperature, s, args.qpm) for s in seeds]
+            return save(takes, args.output_dir, "transfer"), []
+        steps = model.interpolate(first, second, args.num, args.temperature, args.seed, args.qpm)
         return save(steps, args.output_dir, "interpolation"), []
     written, refused = [], []
     for path in args.input:
         try:
-            takes = versions(args.verb, model, load_midi(path), args.num, args.temperature,
-                             args.seed, args.qpm)
-        except SampleError as error:
+            takes = versions(
+                args.verb, model, read_groove(path), args.num, args.temperature, args.seed, args.qpm
+            )
+        except (SampleError, GrooveError) as error:
             refused.append(f"{path}: {error}")
             continue
-        prefix = f"{Path(path).stem}_{args.verb}"
-        written += save(takes, args.output_dir, prefix)
+        written += save(takes, args.output_dir, f"{Path(path).stem}_{args.verb}")
     return written, refused
 
 
@@ -191,7 +289,7 @@ def main(argv: list[str] | None = None) -> list[Path]:
     args = _parse_args(argv)
     try:
         written, refused = run(args)
-    except (SampleError, FileExistsError, TrainError, PretrainedError) as error:
+    except (SampleError, GrooveError, FileExistsError, RunError, PretrainedError) as error:
         sys.exit(f"error: {error}")
     for path in written:
         print(path)

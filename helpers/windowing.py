@@ -1,15 +1,24 @@
-"""Grooves of any number of bars as the model's 4-bar windows: cut, loop a short end, stitch."""
+"""Grooves of any number of bars as the model's windows (4 or 2 bars): MIDI in, cut, loop a short
+end, stitch, and back out at the input's tempo."""
 
 from __future__ import annotations
 
 import copy
 import math
+import os
+from pathlib import Path
 from typing import NamedTuple
 
 import note_seq
 import numpy as np
 
-from helpers.constants import QUARTERS_PER_BAR, STEPS_PER_BAR, WINDOW_STEPS
+from helpers.constants import (
+    DEFAULT_QPM,
+    QUARTERS_PER_BAR,
+    STEPS_PER_BAR,
+    STEPS_PER_QUARTER,
+    WINDOW_STEPS,
+)
 from helpers.converter import GrooveConverter, Rejected, single_tempo
 
 # Why a file gives no groove although the converter has no rule against it: MIDI's drum channel
@@ -17,10 +26,14 @@ from helpers.converter import GrooveConverter, Rejected, single_tempo
 NO_DRUM_NOTES = "no drum notes (nothing on MIDI channel 10)"
 
 
+class GrooveError(ValueError):
+    """A MIDI file or NoteSequence that cannot be read as a groove, or a tempo it cannot take."""
+
+
 class Windows(NamedTuple):
     """A groove cut for the model, with what it takes to put the result back together."""
 
-    grooves: np.ndarray  # float64 [n, 64, 27] converter outputs, one row per 4-bar window
+    grooves: np.ndarray  # float64 [n, window steps, 27] converter outputs, one per window
     bars: int  # the input's length in 4/4 bars
     qpm: float  # the input's one tempo
 
@@ -36,27 +49,27 @@ def length_in_bars(groove_steps: int, total_time: float, qpm: float) -> int:
     return max(1, groove_steps // STEPS_PER_BAR, by_notes)
 
 
-def loop_to_window(part: np.ndarray) -> np.ndarray:
-    """A part of at most 4 bars [steps, 27] repeated from its start until it fills 64 steps."""
-    return part[np.arange(WINDOW_STEPS) % len(part)]
+def loop_to_window(part: np.ndarray, window_steps: int = WINDOW_STEPS) -> np.ndarray:
+    """A part of at most one window [steps, 27] repeated from its start until it fills one."""
+    return part[np.arange(window_steps) % len(part)]
 
 
-def cut(groove: np.ndarray, bars: int) -> np.ndarray:
-    """A [steps, 27] groove of `bars` bars as consecutive 4-bar windows [n, 64, 27].
+def cut(groove: np.ndarray, bars: int, window_steps: int = WINDOW_STEPS) -> np.ndarray:
+    """A [steps, 27] groove of `bars` bars as consecutive windows [n, window_steps, 27].
 
     Steps past the groove's end (bars without onsets) are silence; the last window, when the
-    bars do not fill it, repeats its own bars (1 bar four times, 2 bars twice, 3 bars and then
-    their first bar).
+    bars do not fill it, repeats its own bars (with 4-bar windows: 1 bar four times, 2 bars
+    twice, 3 bars and then their first bar).
     """
     steps = bars * STEPS_PER_BAR
     whole = np.zeros((steps, groove.shape[-1]), groove.dtype)
     whole[: min(len(groove), steps)] = groove[:steps]
-    starts = range(0, steps, WINDOW_STEPS)
-    return np.stack([loop_to_window(whole[start : start + WINDOW_STEPS]) for start in starts])
+    parts = (whole[start : start + window_steps] for start in range(0, steps, window_steps))
+    return np.stack([loop_to_window(part, window_steps) for part in parts])
 
 
 def stitch(windows: np.ndarray, bars: int) -> np.ndarray:
-    """Windows [n, 64, 27] played one after another and trimmed to `bars` bars: [16 * bars, 27]."""
+    """Windows [n, steps, 27] played one after another, trimmed to `bars` bars: [16 * bars, 27]."""
     return windows.reshape(-1, windows.shape[-1])[: bars * STEPS_PER_BAR]
 
 
@@ -66,7 +79,8 @@ def cycle(windows: np.ndarray, n: int) -> np.ndarray:
 
 
 def sequence_windows(sequence: note_seq.NoteSequence, converter: GrooveConverter) -> Windows:
-    """The drum part of a NoteSequence of any number of 4/4 bars at one tempo, in 4-bar windows.
+    """The drum part of a NoteSequence of any number of 4/4 bars at one tempo, in windows of the
+    converter's split_bars.
 
     Raises:
       converter.Rejected: no notes on the drum channel, several tempos, not 4/4, negative times
@@ -80,4 +94,43 @@ def sequence_windows(sequence: note_seq.NoteSequence, converter: GrooveConverter
     groove = converter.note_sequence_to_groove(drums)
     qpm = single_tempo([(t.time, t.qpm) for t in sequence.tempos])
     bars = length_in_bars(len(groove), sequence.total_time, qpm)
-    return Windows(cut(groove, bars), bars, qpm)
+    window_steps = converter.steps_per_bar * converter.split_bars
+    return Windows(cut(groove, bars, window_steps), bars, qpm)
+
+
+def load_midi(path: str | os.PathLike) -> note_seq.NoteSequence:
+    """Reads a MIDI file as a NoteSequence.
+
+    Raises:
+      GrooveError: the file is missing or is not a readable MIDI file.
+    """
+    path = Path(path)
+    try:
+        return note_seq.midi_file_to_note_sequence(str(path))
+    except Exception as err:  # note-seq and mido raise many types for a corrupt file
+        raise GrooveError(
+            f"cannot read {path} as MIDI ({type(err).__name__}: {err}); give a Standard MIDI "
+            "File (.mid) holding a drum groove in 4/4 at one tempo"
+        ) from err
+
+
+def set_tempo(
+    sequence: note_seq.NoteSequence, qpm: float, num_steps: int = WINDOW_STEPS
+) -> note_seq.NoteSequence:
+    """A copy of a decoded 120-qpm groove played at `qpm`: times scaled, one tempo, 4/4.
+
+    The grid stays put: `num_steps` sixteenths at the new tempo (total_time set to that).
+    """
+    if qpm <= 0:
+        raise GrooveError(f"qpm must be positive, got {qpm}")
+    scale = DEFAULT_QPM / qpm
+    out = copy.deepcopy(sequence)
+    for note in out.notes:
+        note.start_time *= scale
+        note.end_time *= scale
+    del out.tempos[:]
+    del out.time_signatures[:]
+    out.tempos.add(qpm=qpm, time=0.0)
+    out.time_signatures.add(numerator=QUARTERS_PER_BAR, denominator=4, time=0.0)
+    out.total_time = num_steps / STEPS_PER_QUARTER * 60.0 / qpm
+    return out

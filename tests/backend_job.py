@@ -17,8 +17,8 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 from conftest import random_grooves  # noqa: E402
 
+from helpers import backends, losses, train  # noqa: E402
 from helpers import model as groovae  # noqa: E402
-from helpers import losses, steps, train  # noqa: E402
 from helpers.config import get_config  # noqa: E402
 
 # Dropout off and beta annealed, so one step's loss and gradients are fixed by the weights, the
@@ -42,7 +42,7 @@ def parity_batch() -> tuple[np.ndarray, np.ndarray]:
 def one_step(weights_path: str, out_path: str) -> dict:
     """Loss terms and gradients of one step from saved weights; writes the weights if absent."""
     model = groovae.GrooVAE(get_config("tiny", **PARITY))
-    model.compile(optimizer=steps.make_optimizer(model.config.train))
+    model.compile(optimizer=backends.make_optimizer(model.config.train))
     model.optimizer.build(model.trainable_variables)
     if os.path.exists(weights_path):
         with np.load(weights_path) as saved:
@@ -53,7 +53,7 @@ def one_step(weights_path: str, out_path: str) -> dict:
         np.savez(weights_path, **arrays)
     model.optimizer.iterations.assign(PARITY_STEP)
     grooves, noise = parity_batch()
-    terms, grads = steps.loss_and_gradients(model, grooves, grooves, noise)
+    terms, grads = backends.loss_and_gradients(model, grooves, grooves, noise)
     arrays = {name: np.asarray(terms[name]) for name in ("loss", "r_loss", "kl_loss", "kl_beta")}
     arrays.update({f"grad/{i:04d}": np.asarray(g) for i, g in enumerate(grads)})
     np.savez(out_path, **arrays)
@@ -106,7 +106,6 @@ def backend_run(weights_path: str, one_step_path: str, run_dir: str, total_steps
 
 
 JOBS = {"backend_run": backend_run, "parallel": parallel}
-
 
 
 if __name__ == "__main__":

@@ -168,8 +168,14 @@ def tiny_run(tmp_path_factory) -> Path:
 
     grooves = random_grooves(32)
     run_dir = tmp_path_factory.mktemp("outputs") / "runs" / "tiny"
-    train.train(get_config("tiny"), run_dir, steps=2, train_data=grooves,
-                validation_data=grooves[:16], progress=False)
+    train.train(
+        get_config("tiny"),
+        run_dir,
+        steps=2,
+        train_data=grooves,
+        validation_data=grooves[:16],
+        progress=False,
+    )
     return run_dir
 
 

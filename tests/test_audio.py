@@ -7,9 +7,9 @@ import wave
 
 import numpy as np
 import pytest
+from conftest import REPO
 
 from helpers import audio
-from conftest import REPO
 
 
 def test_write_midi_round_trips_and_refuses_to_overwrite(tmp_path, make_drums):
@@ -75,8 +75,9 @@ def test_synthesize_without_libfluidsynth_does_not_crash(tmp_path):
         "sound = audio.synthesize(drum_sequence([(36, 100, 0.0, 0.1)]), sample_rate=8000)\n"
         "assert audio._fallback_warned and sound.any()\n"
     )
-    done = subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True,
-                          text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True, timeout=120
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     assert "synthetic drum kit" in done.stderr
 

@@ -28,7 +28,9 @@ def _require(*backends: str) -> None:
     missing = [b for b in backends if importlib.util.find_spec(PACKAGES[b]) is None]
     required = os.environ.get("GROOVAE_REQUIRE_BACKENDS", "").split(",")
     if set(missing) & set(required):
-        pytest.fail(f"this environment must have {missing} (GROOVAE_REQUIRE_BACKENDS): see its setup")
+        pytest.fail(
+            f"this environment must have {missing} (GROOVAE_REQUIRE_BACKENDS): see its setup"
+        )
     if missing:
         pytest.skip(f"{missing} not installed")
 
@@ -50,7 +52,7 @@ import sys
 import numpy as np
 import keras
 from helpers import model as groovae
-from helpers.magenta_weights import load_magenta_weights
+from helpers.magenta import load_magenta_weights
 from helpers.config import get_config
 
 oracle = dict(np.load(sys.argv[1]))
@@ -77,7 +79,10 @@ def test_model_matches_magenta_on_backend(backend, parity_dir):
     env = {**os.environ, "KERAS_BACKEND": backend}
     result = subprocess.run(
         [sys.executable, "-c", CHECK, str(oracle), backend],
-        env=env, capture_output=True, text=True, timeout=600,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert result.returncode == 0, result.stderr[-3000:]
 

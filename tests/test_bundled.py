@@ -9,13 +9,13 @@ import numpy as np
 import pytest
 from conftest import REPO
 
-from helpers import data, export, pretrained, sample, verbs
+from helpers import data, export, runs, sample, verbs
 from helpers.data import load_groove_4bar_split
 
 NAME = "groovae_4bar"  # the one every clone must hold; 03 and the CLI play it
 GROOVES = REPO / "outputs" / "samples" / f"{NAME}-pretrained-T0.5-seed0-120bpm"
 # No skip: a clone without groovae_4bar's bundle must fail here, loudly.
-NAMES = sorted({NAME, *pretrained.bundled_names()})
+NAMES = sorted({NAME, *runs.bundled_names()})
 
 
 @pytest.fixture(scope="module", params=NAMES)
@@ -25,7 +25,7 @@ def name(request) -> str:
 
 @pytest.fixture(scope="module")
 def metrics(name) -> dict:
-    path = pretrained.PRETRAINED_DIR / name / "metrics.json"
+    path = runs.PRETRAINED_DIR / name / "metrics.json"
     assert path.exists(), f"{path.parent} is missing from the repository"
     return json.loads(path.read_text())
 
@@ -36,12 +36,18 @@ def bundled(name) -> sample.TrainedModel:
 
 
 def test_bundle_is_complete_and_small(name, metrics):
-    bundle = pretrained.PRETRAINED_DIR / name
-    for file in ("weights.npz", "config.json", "history.csv", "MODEL_CARD.md",
-                 "training_curves.png", "samples.png"):
+    bundle = runs.PRETRAINED_DIR / name
+    for file in (
+        "weights.npz",
+        "config.json",
+        "history.csv",
+        "MODEL_CARD.md",
+        "training_curves.png",
+        "samples.png",
+    ):
         assert (bundle / file).exists(), f"{bundle / file} is missing"
-    assert (bundle / "weights.npz").stat().st_size <= pretrained.MAX_BUNDLE_BYTES
-    assert pretrained.bundle_bytes(bundle) <= pretrained.MAX_BUNDLE_BYTES
+    assert (bundle / "weights.npz").stat().st_size <= runs.MAX_BUNDLE_BYTES
+    assert runs.bundle_bytes(bundle) <= runs.MAX_BUNDLE_BYTES
     assert metrics["bundle"]["name"] == name
 
 
@@ -63,7 +69,9 @@ def test_committed_grooves_are_the_bundled_models():
     bundled = sample.TrainedModel.pretrained(NAME)
     paths = sorted(GROOVES.glob("groove_*"))
     assert [p.name for p in paths] == sorted(
-        f"groove_0{i}{s}" for i in range(1, 6) for s in (".mid", ".png"))
+        f"groove_0{i}{s}" for i in range(1, 6) for s in (".mid", ".png")
+    )
+
     def notes(sequence):  # by drum then time; MIDI starts an early first note at 0, on a tick
         return sorted((n.pitch, max(n.start_time, 0.0), n.velocity) for n in sequence.notes)
 
@@ -75,11 +83,23 @@ def test_committed_grooves_are_the_bundled_models():
 
 
 def test_cli_without_a_run_plays_the_bundle_and_says_so(tmp_path, capsys):
-    written = verbs.main(["--num", "2", "--seed", "0", "--out", str(tmp_path / "out"),
-                          "--outputs-dir", str(tmp_path)])
+    written = verbs.main(
+        [
+            "--num",
+            "2",
+            "--seed",
+            "0",
+            "--out",
+            str(tmp_path / "out"),
+            "--outputs-dir",
+            str(tmp_path),
+        ]
+    )
     assert len(written) == 2
     first_line = capsys.readouterr().out.splitlines()[0]
-    assert first_line.startswith(f"model: the bundled {NAME}") and "no run of your own" in first_line
+    assert (
+        first_line.startswith(f"model: the bundled {NAME}") and "no run of your own" in first_line
+    )
 
 
 def test_cli_with_a_run_plays_the_run(tiny_run, tmp_path, capsys):
@@ -100,7 +120,9 @@ def test_notebook_03_without_a_run_plays_the_bundle(tmp_path, gmd_dir, monkeypat
     monkeypatch.setenv("GROOVE_DATA_DIR", str(gmd_dir))
     NotebookClient(notebook, timeout=900, resources={"metadata": {"path": str(tmp_path)}}).execute()
     printed = "".join(
-        output.get("text", "") for cell in notebook.cells if cell.cell_type == "code"
+        output.get("text", "")
+        for cell in notebook.cells
+        if cell.cell_type == "code"
         for output in cell.outputs
     )
     assert f"model: the bundled {NAME}" in printed

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import nbformat
 import pytest
+from conftest import REPO, _missing_shared
 from nbclient import NotebookClient
 
-from conftest import REPO, _missing_shared
-from helpers import colab
+from helpers import notebook
 from helpers.constants import OUTPUTS_DIR
 
 NOTEBOOKS = sorted((REPO / "notebooks").glob("*.ipynb"))
@@ -44,15 +44,23 @@ def _in_colab(stand_in: Path, drive: Path | None = None) -> list:
     `drive` instead of /content/drive."""
     cells = [_code(f"import sys\nsys.path.insert(0, {str(stand_in)!r})\nimport google.colab")]
     if drive is not None:
-        cells.append(_code(f"from pathlib import Path\nfrom helpers import colab\n"
-                           f"colab.DRIVE_MOUNT = Path({str(drive)!r})"))
+        cells.append(
+            _code(
+                f"from pathlib import Path\nfrom helpers import colab\n"
+                f"notebook.DRIVE_MOUNT = Path({str(drive)!r})"
+            )
+        )
     return cells
 
 
 def _execute(cells: list, timeout: int = 600) -> nbformat.NotebookNode:
     notebook = nbformat.v4.new_notebook(cells=cells)
-    NotebookClient(notebook, timeout=timeout, kernel_name="python3",
-                   resources={"metadata": {"path": str(REPO / "notebooks")}}).execute()
+    NotebookClient(
+        notebook,
+        timeout=timeout,
+        kernel_name="python3",
+        resources={"metadata": {"path": str(REPO / "notebooks")}},
+    ).execute()
     return notebook
 
 
@@ -62,10 +70,11 @@ def _first_code_cell(path: Path):
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
 def test_notebook_starts_with_the_setup_cell(path):
-    assert _first_code_cell(path).source == colab.SETUP_CELL, (
-        f"{path.name}: make its first code cell helpers.colab.SETUP_CELL:\n{colab.SETUP_CELL}")
+    assert _first_code_cell(path).source == notebook.SETUP_CELL, (
+        f"{path.name}: make its first code cell helpers.notebook.SETUP_CELL:\n{notebook.SETUP_CELL}"
+    )
     badge = nbformat.read(path, as_version=4).cells[0].source
-    assert f"colab.research.google.com/github/{colab.github_path()}/" in badge
+    assert f"notebook.research.google.com/github/{notebook.github_path()}/" in badge
 
 
 @pytest.mark.notebooks
@@ -77,7 +86,7 @@ def test_setup_cell_clones_then_updates(path, stand_in_colab, tmp_path):
     subprocess.run(["git", "clone", "-q", str(REPO), str(origin)], check=True)
     subprocess.run(["git", "-C", str(origin), "checkout", "-q", "-B", "main"], check=True)
     setup = _first_code_cell(path).source
-    setup = setup.replace(colab.REPO_URL, str(origin)).replace(colab.CLONE_DIR, str(clone))
+    setup = setup.replace(notebook.REPO_URL, str(origin)).replace(notebook.CLONE_DIR, str(clone))
     commit = GIT + ["-C", str(origin), "commit", "-q", "--allow-empty", "-m", "upstream moved"]
     upstream_moves = _code(f"import subprocess\nsubprocess.run({commit!r}, check=True)")
     check = _code(
@@ -85,8 +94,11 @@ def test_setup_cell_clones_then_updates(path, stand_in_colab, tmp_path):
         "heads = [subprocess.run(['git', '-C', repo, 'rev-parse', 'HEAD'], capture_output=True,\n"
         "                        text=True, check=True).stdout for repo in "
         f"({str(origin)!r}, {str(clone)!r})]\n"
-        "print(helpers.__file__, heads[0] == heads[1], sys.path.count(REPO_DIR))")
-    notebook = _execute(_in_colab(stand_in_colab) + [_code(setup), upstream_moves, _code(setup), check])
+        "print(helpers.__file__, heads[0] == heads[1], sys.path.count(REPO_DIR))"
+    )
+    notebook = _execute(
+        _in_colab(stand_in_colab) + [_code(setup), upstream_moves, _code(setup), check]
+    )
     printed = notebook.cells[-1].outputs[0]["text"].split()
     assert printed == [str(clone / "helpers" / "__init__.py"), "True", "1"]
 
@@ -109,31 +121,42 @@ def test_03_samples_the_run_02_wrote_to_drive(stand_in_colab, gmd_subset, tmp_pa
     monkeypatch.setenv("GROOVAE_SMOKE", "1")
     monkeypatch.setenv("GROOVE_DATA_DIR", str(gmd_subset))
     mount = tmp_path / "drive"
-    drive_outputs = mount / "MyDrive" / colab.DRIVE_FOLDER / "outputs"
+    drive_outputs = mount / "MyDrive" / notebook.DRIVE_FOLDER / "outputs"
     in_colab = _in_colab(stand_in_colab, mount)
-    _execute(in_colab + _cells_until(REPO / "notebooks" / "02_train.ipynb", 'history["step"].max()'))
+    _execute(
+        in_colab + _cells_until(REPO / "notebooks" / "02_train.ipynb", 'history["step"].max()')
+    )
     run_dir = drive_outputs / "smoke" / "runs" / "tiny"
     assert sorted((run_dir / "checkpoints").iterdir())
     assert sorted((drive_outputs / "cache").glob("*.npz"))
     check = _code("print(groovae.run_dir)\nprint(midi_paths[0])")
     notebook = _execute(
-        in_colab + _cells_until(REPO / "notebooks" / "03_sample.ipynb", "write_samples(") + [check])
+        in_colab + _cells_until(REPO / "notebooks" / "03_sample.ipynb", "write_samples(") + [check]
+    )
     printed = notebook.cells[-1].outputs[0]["text"].split()
     assert printed[0] == str(run_dir)
     assert Path(printed[1]).is_relative_to(drive_outputs / "smoke" / "samples")
 
 
 def test_outputs_dir_without_drive(tmp_path):
-    assert colab.outputs_dir(tmp_path, use_drive=True) == tmp_path  # an explicit folder wins
-    assert colab.outputs_dir(None, use_drive=False) == OUTPUTS_DIR
+    assert notebook.outputs_dir(tmp_path, use_drive=True) == tmp_path  # an explicit folder wins
+    assert notebook.outputs_dir(None, use_drive=False) == OUTPUTS_DIR
 
 
 def test_constraints_are_colabs_pip_freeze(tmp_path):
     if not COLAB_FREEZE.exists():
         _missing_shared(f"Colab's package list not found at {COLAB_FREEZE}")
     written = tmp_path / "constraints.txt"
-    subprocess.run([sys.executable, str(REPO / ".ci" / "colab_pins.py"), "write",
-                    str(COLAB_FREEZE), str(written)], check=True)
+    subprocess.run(
+        [
+            sys.executable,
+            str(REPO / ".ci" / "colab_pins.py"),
+            "write",
+            str(COLAB_FREEZE),
+            str(written),
+        ],
+        check=True,
+    )
     committed = REPO / ".ci" / "colab-constraints.txt"
     assert committed.read_text() == written.read_text(), "regenerate .ci/colab-constraints.txt"
     assert "ipywidgets==7.7.1" in written.read_text().splitlines()

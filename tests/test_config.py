@@ -8,9 +8,19 @@ from helpers.config import CONFIG_MAP, GrooVAEConfig, get_config
 def test_get_config_groovae_4bar_matches_magenta():
     config = get_config("groovae_4bar")
     m, t = config.model, config.train
-    assert (m.z_size, m.enc_rnn_size, m.dec_rnn_size, m.max_seq_len) == (256, (512,), (256, 256), 64)
+    assert (m.z_size, m.enc_rnn_size, m.dec_rnn_size, m.max_seq_len) == (
+        256,
+        (512,),
+        (256, 256),
+        64,
+    )
     assert (m.free_bits, m.max_beta, m.beta_rate, m.dropout_keep_prob) == (48.0, 0.2, 0.0, 0.3)
-    assert (t.batch_size, t.learning_rate, t.decay_rate, t.min_learning_rate) == (512, 1e-3, 0.9999, 1e-5)
+    assert (t.batch_size, t.learning_rate, t.decay_rate, t.min_learning_rate) == (
+        512,
+        1e-3,
+        0.9999,
+        1e-5,
+    )
     assert (t.grad_clip, t.grad_norm_clip_to_zero) == (1.0, 10000.0)
     assert not any([config.converter.humanize, config.converter.tapify])
 
@@ -26,13 +36,19 @@ def test_get_config_variants_change_only_the_encoder_input():
 def test_get_config_overrides_by_field_name():
     config = get_config("groovae_4bar", batch_size=64, z_size=32, dropout_keep_prob=1)
     assert (config.train.batch_size, config.model.z_size) == (64, 32)
-    assert config.model.dropout_keep_prob == 1.0 and isinstance(config.model.dropout_keep_prob, float)
+    assert config.model.dropout_keep_prob == 1.0 and isinstance(
+        config.model.dropout_keep_prob, float
+    )
     assert CONFIG_MAP["groovae_4bar"].train.batch_size == 512  # the registry is untouched
 
 
 @pytest.mark.parametrize(
     "overrides, error",
-    [({"batch_sise": 64}, KeyError), ({"batch_size": "64"}, TypeError), ({"humanize": 1}, TypeError)],
+    [
+        ({"batch_sise": 64}, KeyError),
+        ({"batch_size": "64"}, TypeError),
+        ({"humanize": 1}, TypeError),
+    ],
 )
 def test_get_config_rejects_bad_overrides(overrides, error):
     with pytest.raises(error):

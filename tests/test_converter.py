@@ -14,8 +14,8 @@ from helpers.converter import (
     SHORTER_THAN_WINDOW,
     ConverterError,
     GrooveConverter,
+    encoder_inputs,
 )
-from helpers.inputs import encoder_inputs
 
 KICK, SNARE, CLOSED_HH = 0, 1, 2
 STEP = 0.125  # seconds per 16th note at 120 qpm

@@ -8,10 +8,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from helpers import cli, clips, constants, converter, data, gmd
-from helpers.config import ConverterConfig
-from helpers.converter import GrooveConverter
-from helpers.inputs import encoder_inputs
+from helpers import constants, converter, data, gmd
+from helpers.config import ConverterConfig, data_dir_from_env
+from helpers.converter import GrooveConverter, encoder_inputs
 
 QUARTER = 480  # GMD's ticks per quarter
 
@@ -77,8 +76,8 @@ def tiny_gmd(tmp_path):
 
 def _reference_clips(midi, bpm, numerator):
     return [
-        clips.Clip.from_note_sequence(note_seq.midi_to_note_sequence(clip))
-        for clip in clips.tfds_clip_midis(midi, bpm, numerator)
+        gmd.Clip.from_note_sequence(note_seq.midi_to_note_sequence(clip))
+        for clip in gmd.tfds_clip_midis(midi, bpm, numerator)
     ]
 
 
@@ -118,13 +117,13 @@ def test_performance_clips_equal_the_reference_route(gmd_dir):
         row = info.set_index("midi_filename").loc[name]
         midi = (gmd_dir / name).read_bytes()
         numerator = int(row.time_signature.split("-")[0])
-        fast = list(clips.Performance(midi).clips(row.bpm, numerator))
+        fast = list(gmd.Performance(midi).clips(row.bpm, numerator))
         _assert_same_clips(fast, _reference_clips(midi, row.bpm, numerator))
 
 
 def test_performance_clips_equal_the_reference_route_on_a_tempo_change(tiny_gmd):
     midi = (tiny_gmd / "f_tempo.mid").read_bytes()
-    fast = list(clips.Performance(midi).clips(120, 4))
+    fast = list(gmd.Performance(midi).clips(120, 4))
     _assert_same_clips(fast, _reference_clips(midi, 120, 4))
     assert len({len(c.tempos) for c in fast}) == 2  # some clips span the change
 
@@ -218,7 +217,7 @@ def test_find_gmd_folder_and_missing(tiny_gmd, tmp_path, monkeypatch):
     monkeypatch.setenv("GROOVE_DATA_DIR", str(tiny_gmd))
     monkeypatch.setattr(gmd, "USER_CACHE_DIR", tmp_path / "user-cache")
     # GROOVE_DATA_DIR is read at the edge (command lines, notebooks) and handed down.
-    assert data.find_gmd(cli.data_dir_from_env()) == tiny_gmd
+    assert data.find_gmd(data_dir_from_env()) == tiny_gmd
     with pytest.raises(gmd.DatasetNotFoundError):
         data.find_gmd(download=False)  # the library itself reads no environment
     with pytest.raises(gmd.DatasetNotFoundError) as error:

@@ -24,8 +24,9 @@ def test_magenta_eval_losses_r_loss_is_64_per_step_sums(tiny_model):
     losses = evaluate.magenta_eval_losses(tiny_model, grooves, grooves, batch_size=4)
     per_step = losses["hits_loss"] + losses["velocities_loss"] + losses["offsets_loss"]
     np.testing.assert_allclose(losses["r_loss"], 64 * per_step, rtol=1e-5)
-    np.testing.assert_allclose(losses["loss"], losses["r_loss"] + losses["kl_beta"]
-                               * losses["kl_loss"], rtol=1e-6)
+    np.testing.assert_allclose(
+        losses["loss"], losses["r_loss"] + losses["kl_beta"] * losses["kl_loss"], rtol=1e-6
+    )
     assert losses["kl_bits"] > 0 and losses["kl_beta"] == pytest.approx(0.2)
 
 
@@ -38,8 +39,9 @@ def test_greedy_reconstructions_are_deterministic_binary_hits(tiny_model):
 
 
 def test_evaluate_model_tiny_reports_every_section(tiny_model):
-    metrics = evaluate.evaluate_model(tiny_model, random_grooves(12, 13), random_grooves(30, 14),
-                                      num_samples=6)
+    metrics = evaluate.evaluate_model(
+        tiny_model, random_grooves(12, 13), random_grooves(30, 14), num_samples=6
+    )
     assert set(metrics["samples"]) == {"temperature_0.5", "temperature_1.0"}
     assert set(metrics["baselines"]) == {"untrained", "marginal"}
     assert 0 <= metrics["reconstruction"]["hit_accuracy"] <= 1
@@ -76,8 +78,9 @@ def test_main_passes_its_flags_down(monkeypatch, capsys, run_flag):
     called = {}
 
     def fake_run(run_dir, split, data_dir, num_samples, seed):
-        called.update(run_dir=run_dir, split=split, data_dir=data_dir, num_samples=num_samples,
-                      seed=seed)
+        called.update(
+            run_dir=run_dir, split=split, data_dir=data_dir, num_samples=num_samples, seed=seed
+        )
         return {"r_loss": 1.0}
 
     monkeypatch.setattr(evaluate, "evaluate_run", fake_run)
@@ -85,5 +88,10 @@ def test_main_passes_its_flags_down(monkeypatch, capsys, run_flag):
     monkeypatch.setenv("GROOVE_DATA_DIR", "/gmd")
     metrics = evaluate.main([run_flag, "run", "--split", "validation", "--num_samples", "7"])
     assert metrics == {"r_loss": 1.0} and capsys.readouterr().out == "table of ['r_loss']\n"
-    assert called == {"run_dir": "run", "split": "validation", "data_dir": "/gmd",
-                      "num_samples": 7, "seed": 0}
+    assert called == {
+        "run_dir": "run",
+        "split": "validation",
+        "data_dir": "/gmd",
+        "num_samples": 7,
+        "seed": 0,
+    }

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 from conftest import random_grooves
 
-from helpers import card, export, pretrained, sample
+from helpers import card, export, runs, sample
 from helpers.data import GrooveSplit
 
 README = (
@@ -26,12 +26,20 @@ def exported(tiny_run, tmp_path_factory):
     tree = tmp_path_factory.mktemp("repo")
     (tree / "README.md").write_text(README)
     (tree / "milestones").mkdir()
-    shutil.copy(tiny_run / "checkpoints" / "ckpt-000000002.npz",
-                tree / "milestones" / "ckpt-000000001.npz")
+    shutil.copy(
+        tiny_run / "checkpoints" / "ckpt-000000002.npz", tree / "milestones" / "ckpt-000000001.npz"
+    )
     folder = export.export(
-        tiny_run, "tiny", root=tree / "pretrained", outputs_dir=tree / "outputs",
-        readme=tree / "README.md", search_dirs=(tree / "milestones",), milestone_steps=(1, 3000),
-        splits=(_split(24, 1), _split(40, 2)), trained_on="a test machine", num_samples=30,
+        tiny_run,
+        "tiny",
+        root=tree / "pretrained",
+        outputs_dir=tree / "outputs",
+        readme=tree / "README.md",
+        search_dirs=(tree / "milestones",),
+        milestone_steps=(1, 3000),
+        splits=(_split(24, 1), _split(40, 2)),
+        trained_on="a test machine",
+        num_samples=30,
     )
     return tree, folder
 
@@ -39,9 +47,16 @@ def exported(tiny_run, tmp_path_factory):
 def test_bundle_holds_weights_config_history_metrics_card_and_figures(exported):
     tree, folder = exported
     names = {p.name for p in folder.iterdir()}
-    assert names == {"weights.npz", "config.json", "history.csv", "metrics.json", "MODEL_CARD.md",
-                     "training_curves.png", "samples.png"}
-    assert pretrained.bundle_bytes(folder) <= pretrained.MAX_BUNDLE_BYTES
+    assert names == {
+        "weights.npz",
+        "config.json",
+        "history.csv",
+        "metrics.json",
+        "MODEL_CARD.md",
+        "training_curves.png",
+        "samples.png",
+    }
+    assert runs.bundle_bytes(folder) <= runs.MAX_BUNDLE_BYTES
     metrics = json.loads((folder / "metrics.json").read_text())
     assert metrics["bundle"]["step"] == 2 and metrics["bundle"]["trained_on"] == "a test machine"
     assert list(metrics["milestones"]) == ["1"]  # 3000 not reached: left out, not made up
@@ -68,7 +83,8 @@ def test_committed_grooves_are_midi_and_pianorolls_named_as_the_main_job(exporte
     groovae = sample.TrainedModel.pretrained("tiny", root=tree / "pretrained")
     out_dir = tree / "outputs" / "samples" / "tiny-pretrained-T0.5-seed0-120bpm"
     assert sorted(p.name for p in out_dir.iterdir()) == sorted(
-        f"groove_0{i}{s}" for i in range(1, 6) for s in (".mid", ".png"))
+        f"groove_0{i}{s}" for i in range(1, 6) for s in (".mid", ".png")
+    )
     again = groovae.sample(5, export.SAMPLES_TEMPERATURE, export.SAMPLES_SEED)
     written = sample.load_midi(out_dir / "groove_01.mid")
     assert len(written.notes) == len(again[0].notes)
@@ -76,9 +92,15 @@ def test_committed_grooves_are_midi_and_pianorolls_named_as_the_main_job(exporte
 
 def test_reexport_replaces_its_own_bundle_but_not_a_foreign_one(exported, tiny_run, tmp_path):
     tree, folder = exported
-    common = dict(root=tree / "pretrained", outputs_dir=tree / "outputs", readme=tree / "README.md",
-                  splits=(_split(24, 1), _split(40, 2)), num_samples=30, milestone_steps=(1,),
-                  search_dirs=(tree / "milestones",))
+    common = dict(
+        root=tree / "pretrained",
+        outputs_dir=tree / "outputs",
+        readme=tree / "README.md",
+        splits=(_split(24, 1), _split(40, 2)),
+        num_samples=30,
+        milestone_steps=(1,),
+        search_dirs=(tree / "milestones",),
+    )
     export.export(tiny_run, "tiny", **common)  # its own: replaced, the milestone reused
     assert "1" in json.loads((folder / "metrics.json").read_text())["milestones"]
     (tree / "pretrained" / "other").mkdir()
@@ -109,8 +131,14 @@ def test_card_of_a_mixed_precision_run_says_bfloat16(tiny_run, tmp_path):
     config["train"]["mixed_precision"] = True
     (run / "config.json").write_text(json.dumps(config))
     folder = export.export(
-        run, "tiny", root=tmp_path / "pretrained", outputs_dir=tmp_path / "outputs", readme=None,
-        splits=(_split(24, 1), _split(40, 2)), trained_on="a test machine", num_samples=30,
+        run,
+        "tiny",
+        root=tmp_path / "pretrained",
+        outputs_dir=tmp_path / "outputs",
+        readme=None,
+        splits=(_split(24, 1), _split(40, 2)),
+        trained_on="a test machine",
+        num_samples=30,
     )
     text = (folder / "MODEL_CARD.md").read_text()
     assert "bfloat16 mixed precision, on all" in text and ", float32, on all" not in text

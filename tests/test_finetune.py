@@ -5,11 +5,11 @@ import pandas as pd
 import pytest
 from conftest import random_grooves, write_groove_files
 
-from helpers import data, pretrained
+from helpers import data, runs
 from helpers import train as training
 from helpers.config import CONFIG_FILE, get_config
-from helpers.history import HISTORY_FILE
 from helpers.model import GrooVAE
+from helpers.runs import HISTORY_FILE
 
 GROOVES = {"train_data": random_grooves(48), "validation_data": random_grooves(16, seed=1)}
 
@@ -32,8 +32,20 @@ def _weights(model):
 
 def test_cli_trains_a_tiny_config_on_a_midi_folder(midi_dir, tmp_path, capsys):
     out = tmp_path / "run"
-    training.main(["--config", "tiny", "--steps", "2", "--batch-size", "4",
-                   "--midi-dir", str(midi_dir), "--out", str(out)])
+    training.main(
+        [
+            "--config",
+            "tiny",
+            "--steps",
+            "2",
+            "--batch-size",
+            "4",
+            "--midi-dir",
+            str(midi_dir),
+            "--out",
+            str(out),
+        ]
+    )
     printed = capsys.readouterr().out
     assert "corrupt.mid" in printed and "corrupt file" in printed
     assert "waltz.mid" in printed and "not 4/4" in printed
@@ -46,8 +58,20 @@ def test_cli_trains_a_tiny_config_on_a_midi_folder(midi_dir, tmp_path, capsys):
 def test_cli_midi_folder_too_small_for_a_batch_is_one_clear_error(midi_dir, tmp_path):
     (midi_dir / "split.csv").write_text("midi_filename,split\n16_bars.mid,train\n")
     with pytest.raises(Exception, match="validation split has 0 windows .* split.csv"):
-        training.main(["--config", "tiny", "--steps", "2", "--batch-size", "4",
-                       "--midi-dir", str(midi_dir), "--out", str(tmp_path / "run")])
+        training.main(
+            [
+                "--config",
+                "tiny",
+                "--steps",
+                "2",
+                "--batch-size",
+                "4",
+                "--midi-dir",
+                str(midi_dir),
+                "--out",
+                str(tmp_path / "run"),
+            ]
+        )
 
 
 def test_start_from_a_run_copies_its_weights(tiny_run):
@@ -58,8 +82,15 @@ def test_start_from_a_run_copies_its_weights(tiny_run):
 
 
 def test_fine_tune_fresh_optimizer_and_schedule_close_to_its_start(tiny_run, tmp_path):
-    history = training.train(get_config("tiny"), tmp_path / "tuned", steps=1, log_every_steps=1,
-                             progress=False, init_from=tiny_run, **GROOVES)
+    history = training.train(
+        get_config("tiny"),
+        tmp_path / "tuned",
+        steps=1,
+        log_every_steps=1,
+        progress=False,
+        init_from=tiny_run,
+        **GROOVES,
+    )
     assert history.learning_rate.iloc[0] == pytest.approx(get_config("tiny").train.learning_rate)
     assert training.latest_checkpoint(tmp_path / "tuned").name == "ckpt-000000001.npz"
     start = _weights(training.restore_model(tiny_run))
@@ -73,8 +104,9 @@ def test_fine_tune_fresh_optimizer_and_schedule_close_to_its_start(tiny_run, tmp
 def test_fine_tune_resumes_its_own_checkpoint_not_the_start(tiny_run, tmp_path):
     config = get_config("tiny")
     training.train(config, tmp_path, steps=1, progress=False, init_from=tiny_run, **GROOVES)
-    history = training.train(config, tmp_path, steps=2, progress=False, init_from="nowhere",
-                             **GROOVES)
+    history = training.train(
+        config, tmp_path, steps=2, progress=False, init_from="nowhere", **GROOVES
+    )
     assert history.step.max() == 2
 
 
@@ -82,13 +114,13 @@ def test_fine_tune_from_the_bundled_model(tiny_run, tmp_path, monkeypatch):
     root = tmp_path / "pretrained"
     (root / "tiny").mkdir(parents=True)
     (root / "tiny" / CONFIG_FILE).write_text((tiny_run / CONFIG_FILE).read_text())
-    pretrained.save_weights(training.restore_model(tiny_run), root / "tiny" / "weights.npz", 2)
-    monkeypatch.setattr(training, "bundle_dir", lambda name: pretrained.bundle_dir(name, root))
+    runs.save_weights(training.restore_model(tiny_run), root / "tiny" / "weights.npz", 2)
+    monkeypatch.setattr(training, "bundle_dir", lambda name: runs.bundle_dir(name, root))
     model = GrooVAE(get_config("tiny"))
     training.start_from(model, "pretrained:tiny")
     for ours, theirs in zip(_weights(model), _weights(training.restore_model(tiny_run))):
         np.testing.assert_array_equal(ours, theirs.astype(np.float16).astype(np.float32))
-    with pytest.raises(pretrained.PretrainedError, match="no bundled model 'groovae_4bar'"):
+    with pytest.raises(runs.PretrainedError, match="no bundled model 'groovae_4bar'"):
         training.start_from(model, "pretrained")
 
 
@@ -105,8 +137,7 @@ def test_start_from_a_model_of_other_sizes_is_refused(tiny_run):
 
 def _first_update_per_learning_rate(model, batch, step):
     """Median |weight change| / learning rate over the weights one training step moves."""
-    from helpers.parallel import train_on_batch
-    from helpers.steps import MagentaDecay
+    from helpers.backends import MagentaDecay, train_on_batch
 
     before = _weights(model)
     train_on_batch(model, *batch)
@@ -118,7 +149,7 @@ def _first_update_per_learning_rate(model, batch, step):
 
 @pytest.mark.parametrize("estimated", [True, False])
 def test_re_estimated_moments_keep_the_first_late_step_small(tiny_run, estimated):
-    from helpers.steps import estimate_adam_moments, make_optimizer
+    from helpers.backends import estimate_adam_moments, make_optimizer
 
     config, step = get_config("tiny"), 1500
     model = training.restore_model(tiny_run)
@@ -140,20 +171,38 @@ def test_re_estimated_moments_keep_the_first_late_step_small(tiny_run, estimated
 def test_continue_step_carries_a_run_on_at_its_step(tiny_run, tmp_path, capsys):
     config = get_config("tiny")
     source = pd.read_csv(tiny_run / HISTORY_FILE)
-    history = training.train(config, tmp_path / "on", steps=4, log_every_steps=1, progress=False,
-                             init_from=tiny_run, continue_step=True, **GROOVES)
+    history = training.train(
+        config,
+        tmp_path / "on",
+        steps=4,
+        log_every_steps=1,
+        progress=False,
+        init_from=tiny_run,
+        continue_step=True,
+        **GROOVES,
+    )
     assert "at step 2: Adam's moments re-estimated on 2 batches" in capsys.readouterr().out
     assert training.latest_checkpoint(tmp_path / "on").name == "ckpt-000000004.npz"
     pd.testing.assert_frame_equal(history.iloc[: len(source)], source)
     t = config.train
     # The schedule goes on from step 2 (a row holds the rate of its step's update, step - 1).
     rates = history[history.split.eq("train") & history.step.gt(2)].learning_rate
-    expected = [(t.learning_rate - t.min_learning_rate) * t.decay_rate**s + t.min_learning_rate
-                for s in (2, 3)]
+    expected = [
+        (t.learning_rate - t.min_learning_rate) * t.decay_rate**s + t.min_learning_rate
+        for s in (2, 3)
+    ]
     np.testing.assert_allclose(rates, expected, rtol=1e-6)
 
 
 def test_continue_step_refuses_another_config(tiny_run, tmp_path):
     with pytest.raises(training.TrainError, match=r"differs in \['train.batch_size'\]"):
-        training.train(get_config("tiny"), tmp_path / "on", steps=4, batch_size=8,
-                       progress=False, init_from=tiny_run, continue_step=True, **GROOVES)
+        training.train(
+            get_config("tiny"),
+            tmp_path / "on",
+            steps=4,
+            batch_size=8,
+            progress=False,
+            init_from=tiny_run,
+            continue_step=True,
+            **GROOVES,
+        )

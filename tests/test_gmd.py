@@ -62,18 +62,23 @@ def test_download_checks_extracts_and_caches(server, gmd_zip, gmd_subset, user_c
     assert (user_cache / constants.GMD_ZIP_NAME).read_bytes() == gmd_zip
     assert gmd.find_gmd(url=f"{url}/gmd.zip", sha256=sha256) == found
     assert requests == ["/gmd.zip"]  # the second call used the cache
-    downloaded = data.load_groove_4bar("train", found, cache_dir=tmp_path / "c", workers=1,
-                                       progress=False)
-    local = data.load_groove_4bar("train", gmd_subset, cache_dir=tmp_path / "d", workers=1,
-                                  progress=False)
+    downloaded = data.load_groove_4bar(
+        "train", found, cache_dir=tmp_path / "c", workers=1, progress=False
+    )
+    local = data.load_groove_4bar(
+        "train", gmd_subset, cache_dir=tmp_path / "d", workers=1, progress=False
+    )
     assert len(downloaded) > 0
     assert downloaded.tobytes() == local.tobytes()
 
 
-@pytest.mark.parametrize("path, sha256, reason", [
-    ("/cut.zip", None, "truncated: got"),
-    ("/gmd.zip", "0" * 64, "sha256 is"),
-])
+@pytest.mark.parametrize(
+    "path, sha256, reason",
+    [
+        ("/cut.zip", None, "truncated: got"),
+        ("/gmd.zip", "0" * 64, "sha256 is"),
+    ],
+)
 def test_failed_download_is_one_clear_error_and_leaves_nothing(
     server, gmd_zip, user_cache, path, sha256, reason
 ):

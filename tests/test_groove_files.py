@@ -1,4 +1,4 @@
-"""Tests for helpers/groove_files.py: grooves as MIDI, PNG and WAV, and the one overwrite rule."""
+"""Tests for helpers/render.py: grooves as MIDI, PNG and WAV, and the one overwrite rule."""
 
 import wave
 
@@ -6,7 +6,7 @@ import note_seq
 import numpy as np
 import pytest
 
-from helpers import groove_files, sample
+from helpers import render, sample
 
 
 @pytest.fixture(scope="module")
@@ -29,7 +29,7 @@ def _four_bars(make_drums):
 
 def test_save_grooves_writes_midi_png_and_wav_per_groove(tmp_path, make_drums):
     sequences = _two_grooves(make_drums)
-    paths = groove_files.save_grooves(sequences, tmp_path / "out")
+    paths = render.save_grooves(sequences, tmp_path / "out")
     assert [p.name for p in paths] == ["groove_01.mid", "groove_02.mid"]
     for path, sequence in zip(paths, sequences):
         back = note_seq.midi_file_to_note_sequence(str(path))
@@ -43,7 +43,7 @@ def test_save_grooves_writes_midi_png_and_wav_per_groove(tmp_path, make_drums):
 def test_save_grooves_existing_midi_refused_and_nothing_written(tmp_path, make_drums):
     (tmp_path / "groove_02.mid").write_bytes(b"keep")
     with pytest.raises(FileExistsError, match="groove_02.mid"):
-        groove_files.save_grooves(_two_grooves(make_drums), tmp_path)
+        render.save_grooves(_two_grooves(make_drums), tmp_path)
     assert [p.name for p in tmp_path.iterdir()] == ["groove_02.mid"]
     assert (tmp_path / "groove_02.mid").read_bytes() == b"keep"
 
@@ -51,25 +51,25 @@ def test_save_grooves_existing_midi_refused_and_nothing_written(tmp_path, make_d
 def test_save_grooves_existing_wav_refused_and_nothing_written(tmp_path, make_drums):
     (tmp_path / "groove_02.wav").write_bytes(b"keep")
     with pytest.raises(FileExistsError, match="groove_02.wav"):
-        groove_files.save_grooves(_two_grooves(make_drums), tmp_path)
+        render.save_grooves(_two_grooves(make_drums), tmp_path)
     assert [p.name for p in tmp_path.iterdir()] == ["groove_02.wav"]
 
 
 def test_write_samples_seeded_reuses_its_folder(groovae, tmp_path):
-    grooves, _, paths = groove_files.write_samples(groovae, num=2, seed=3, outputs_dir=tmp_path)
+    grooves, _, paths = render.write_samples(groovae, num=2, seed=3, outputs_dir=tmp_path)
     folder = paths[0].parent
     assert folder.parent == tmp_path / "samples" and "-seed3-" in folder.name
     written = {p.name: p.stat().st_mtime_ns for p in folder.iterdir()}
     assert len(written) == 6  # .mid, .png and .wav per groove
-    again, _, paths_again = groove_files.write_samples(groovae, num=2, seed=3, outputs_dir=tmp_path)
+    again, _, paths_again = render.write_samples(groovae, num=2, seed=3, outputs_dir=tmp_path)
     assert paths_again == paths
     np.testing.assert_array_equal(again, grooves)
     assert {p.name: p.stat().st_mtime_ns for p in folder.iterdir()} == written
 
 
 def test_write_samples_unseeded_takes_new_numbered_folders(groovae, tmp_path):
-    first = groove_files.write_samples(groovae, num=1, outputs_dir=tmp_path)[2][0].parent
-    second = groove_files.write_samples(groovae, num=1, outputs_dir=tmp_path)[2][0].parent
+    first = render.write_samples(groovae, num=1, outputs_dir=tmp_path)[2][0].parent
+    second = render.write_samples(groovae, num=1, outputs_dir=tmp_path)[2][0].parent
     assert first.name.endswith("-001") and second.name.endswith("-002")
     assert first.name[:-4] == second.name[:-4] and first.parent == second.parent
     assert all(len(list(folder.iterdir())) == 3 for folder in (first, second))
@@ -78,39 +78,39 @@ def test_write_samples_unseeded_takes_new_numbered_folders(groovae, tmp_path):
 def test_save_grooves_midi_only_numbers_files_and_refuses_to_overwrite(tmp_path, make_drums):
     sequences = [_four_bars(make_drums) for _ in range(3)]
     midi_only = {"suffixes": (".mid",)}
-    paths = groove_files.save_grooves(sequences, tmp_path / "out", **midi_only)
+    paths = render.save_grooves(sequences, tmp_path / "out", **midi_only)
     assert [p.name for p in paths] == ["groove_01.mid", "groove_02.mid", "groove_03.mid"]
     back = note_seq.midi_file_to_note_sequence(str(paths[0]))
     assert len(back.notes) == 5
     (tmp_path / "out" / "groove_02.mid").write_bytes(b"keep")
     with pytest.raises(FileExistsError, match="groove_01.mid"):
-        groove_files.save_grooves(sequences, tmp_path / "out", **midi_only)
+        render.save_grooves(sequences, tmp_path / "out", **midi_only)
     assert (tmp_path / "out" / "groove_02.mid").read_bytes() == b"keep"
-    groove_files.save_grooves(sequences, tmp_path / "out", overwrite=True, **midi_only)
+    render.save_grooves(sequences, tmp_path / "out", overwrite=True, **midi_only)
     assert sorted(p.suffix for p in (tmp_path / "out").iterdir()) == [".mid"] * 3
 
 
 def test_save_grooves_more_than_99_get_wider_numbers(tmp_path, make_drums):
-    paths = groove_files.save_grooves([_four_bars(make_drums)] * 100, tmp_path, suffixes=(".mid",))
+    paths = render.save_grooves([_four_bars(make_drums)] * 100, tmp_path, suffixes=(".mid",))
     assert paths[0].name == "groove_001.mid" and paths[-1].name == "groove_100.mid"
 
 
 def test_write_samples_adds_only_missing_audio(groovae, tmp_path):
-    _, _, paths = groove_files.write_samples(groovae, num=2, seed=3, outputs_dir=tmp_path)
+    _, _, paths = render.write_samples(groovae, num=2, seed=3, outputs_dir=tmp_path)
     midi_before = paths[0].read_bytes()
     paths[1].with_suffix(".wav").unlink()
-    groove_files.write_samples(groovae, num=2, seed=3, outputs_dir=tmp_path)
+    render.write_samples(groovae, num=2, seed=3, outputs_dir=tmp_path)
     assert paths[1].with_suffix(".wav").exists() and paths[0].read_bytes() == midi_before
 
 
 def test_save_grooves_hands_the_soundfont_to_the_synthesizer(tmp_path, make_drums, monkeypatch):
     fonts = []
-    real = groove_files.audio.synthesize
+    real = render.audio.synthesize
 
     def recording(sequence, sample_rate=22050, soundfont=None):
         fonts.append(soundfont)
         return real(sequence, sample_rate, soundfont)
 
-    monkeypatch.setattr(groove_files.audio, "synthesize", recording)
-    groove_files.save_grooves(_two_grooves(make_drums), tmp_path, soundfont=tmp_path / "kit.sf2")
+    monkeypatch.setattr(render.audio, "synthesize", recording)
+    render.save_grooves(_two_grooves(make_drums), tmp_path, soundfont=tmp_path / "kit.sf2")
     assert fonts == [tmp_path / "kit.sf2"] * 2

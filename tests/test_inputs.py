@@ -5,7 +5,7 @@ import pytest
 
 from helpers import constants
 from helpers.config import ConverterConfig
-from helpers.inputs import ConverterError, encoder_inputs
+from helpers.converter import ConverterError, encoder_inputs
 
 OPEN_HH = 3
 

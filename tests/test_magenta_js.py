@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from helpers.magenta_js import (
+from helpers.magenta import (
     MANIFEST,
     SHARD_BYTES,
     MagentaJsError,

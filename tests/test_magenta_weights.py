@@ -4,7 +4,7 @@ import keras
 import numpy as np
 import pytest
 
-from helpers import magenta_weights
+from helpers import magenta
 from helpers.config import get_config
 from helpers.model import GrooVAE, ModelError
 
@@ -27,7 +27,7 @@ def test_load_magenta_checkpoint_reads_tf1_names(oracle, tmp_path):
         tensors=[oracle[f"w/{n}"] for n in names] + [np.int64(7)],
     )
     model = GrooVAE(get_config("groovae_4bar"))
-    magenta_weights.load_magenta_checkpoint(model, tmp_path / "model.ckpt")
+    magenta.load_magenta_checkpoint(model, tmp_path / "model.ckpt")
     mu, _ = model.encode(oracle["x"])
     np.testing.assert_allclose(np.asarray(mu), oracle["mu"], rtol=1e-5, atol=1e-4)
 
@@ -36,17 +36,17 @@ def test_load_magenta_checkpoint_reads_tf1_names(oracle, tmp_path):
 def test_load_magenta_weights_rejects_other_sizes(oracle, tiny_model):
     weights = {k[2:]: v for k, v in oracle.items() if k.startswith("w/")}
     with pytest.raises(ModelError, match="do not fit the config 'tiny'"):
-        magenta_weights.load_magenta_weights(tiny_model, weights)
+        magenta.load_magenta_weights(tiny_model, weights)
 
 
 def test_load_magenta_weights_rejects_missing_names(tiny_model):
     with pytest.raises(ModelError, match="lack"):
-        magenta_weights.load_magenta_weights(tiny_model, {"encoder/mu/kernel": np.zeros((32, 8))})
+        magenta.load_magenta_weights(tiny_model, {"encoder/mu/kernel": np.zeros((32, 8))})
 
 
 def test_load_magenta_checkpoint_rejects_missing_path(tiny_model, tmp_path):
     with pytest.raises(ModelError, match="cannot read"):
-        magenta_weights.load_magenta_checkpoint(tiny_model, tmp_path / "nothing")
+        magenta.load_magenta_checkpoint(tiny_model, tmp_path / "nothing")
 
 
 def test_magenta_lstm_to_keras_reorders_gates_and_adds_forget_bias():
@@ -54,7 +54,7 @@ def test_magenta_lstm_to_keras_reorders_gates_and_adds_forget_bias():
     # Column block k of the fused kernel and bias holds the value k: gates [i, g, f, o].
     kernel = np.repeat(np.arange(4.0), units)[None, :].repeat(input_dim + units, axis=0)
     bias = np.repeat(np.arange(4.0), units)
-    keras_kernel, recurrent, keras_bias = magenta_weights._magenta_lstm_to_keras(kernel, bias, input_dim)
+    keras_kernel, recurrent, keras_bias = magenta._magenta_lstm_to_keras(kernel, bias, input_dim)
     assert keras_kernel.shape == (input_dim, 4 * units) and recurrent.shape == (units, 4 * units)
     # Keras order [i, f, c, o] = Magenta blocks [0, 2, 1, 3]; forget bias + 1.
     np.testing.assert_array_equal(keras_kernel[0], np.repeat([0.0, 2.0, 1.0, 3.0], units))

@@ -17,8 +17,9 @@ REPO = Path(__file__).resolve().parents[1]
 def test_import_loads_no_deep_learning_framework():
     frameworks = "{'keras', 'tensorflow', 'torch', 'jax'}"
     check = f"import sys, helpers.metrics; print(sorted({frameworks} & set(sys.modules)))"
-    loaded = subprocess.run([sys.executable, "-c", check], cwd=REPO, capture_output=True,
-                            text=True, check=True)
+    loaded = subprocess.run(
+        [sys.executable, "-c", check], cwd=REPO, capture_output=True, text=True, check=True
+    )
     assert loaded.stdout.strip() == "[]"
 
 
@@ -63,8 +64,9 @@ def test_reconstruction_metrics_precision_recall_counts():
     pred[0, 2:8, 0] = 1  # predicted on 2-7: 2 true positives, 4 false positives, 2 misses
     scores = metrics.reconstruction_metrics(true, pred)
     kick = scores["per_drum"]["kick"]
-    np.testing.assert_allclose([kick["precision"], kick["recall"], kick["f1"]],
-                               [2 / 6, 2 / 4, 4 / 10], rtol=1e-6)
+    np.testing.assert_allclose(
+        [kick["precision"], kick["recall"], kick["f1"]], [2 / 6, 2 / 4, 4 / 10], rtol=1e-6
+    )
     np.testing.assert_allclose(scores["hit_accuracy"], 1 - 6 / (64 * 9), rtol=1e-6)
     assert np.isnan(scores["per_drum"]["snare"]["precision"])
 
@@ -91,8 +93,9 @@ def test_wasserstein_1d_matches_scipy():
     scipy_stats = pytest.importorskip("scipy.stats")
     rng = np.random.default_rng(3)
     a, b = rng.normal(0, 1, 300), rng.normal(0.5, 2, 170)
-    np.testing.assert_allclose(metrics.wasserstein_1d(a, b),
-                               scipy_stats.wasserstein_distance(a, b), rtol=1e-10)
+    np.testing.assert_allclose(
+        metrics.wasserstein_1d(a, b), scipy_stats.wasserstein_distance(a, b), rtol=1e-10
+    )
 
 
 def test_wasserstein_1d_shift_is_the_shift():
@@ -178,8 +181,12 @@ def test_novelty_copies_are_zero_distance():
     train = random_grooves(50, 10)
     result = metrics.novelty(train[:5], train, k=3)
     assert result["copy_fraction"] == 1.0 and result["nearest_hamming_mean"] == 0.0
-    assert set(result) == {"nearest_hamming_mean", "nearest_hamming_median", "copy_fraction",
-                           "k_hamming_mean"}
+    assert set(result) == {
+        "nearest_hamming_mean",
+        "nearest_hamming_median",
+        "copy_fraction",
+        "k_hamming_mean",
+    }
 
 
 def test_reconstruction_metrics_found_hits_ignore_misses():

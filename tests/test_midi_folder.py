@@ -28,8 +28,9 @@ def folder(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def splits(folder, tmp_path_factory):
-    return midi_folder.load_midi_folder(folder, cache_dir=tmp_path_factory.mktemp("cache"),
-                                        workers=2, progress=False)
+    return midi_folder.load_midi_folder(
+        folder, cache_dir=tmp_path_factory.mktemp("cache"), workers=2, progress=False
+    )
 
 
 def test_finds_mid_and_midi_files_recursively(folder):
@@ -49,8 +50,13 @@ def test_every_skipped_file_is_named_with_its_reason(splits):
     summary, skipped = midi_folder.folder_summary(splits)
     reasons = dict(zip(skipped.file, skipped.reason))
     assert set(reasons) == {
-        "takes/corrupt.mid", "takes/empty.mid", "takes/waltz.mid", "takes/tempo_change.mid",
-        "takes/1_bars.mid", "takes/2_bars.mid", "takes/melody.mid",
+        "takes/corrupt.mid",
+        "takes/empty.mid",
+        "takes/waltz.mid",
+        "takes/tempo_change.mid",
+        "takes/1_bars.mid",
+        "takes/2_bars.mid",
+        "takes/melody.mid",
     }
     assert reasons["takes/corrupt.mid"].startswith("corrupt file (")
     assert reasons["takes/empty.mid"].startswith("corrupt file (")
@@ -81,7 +87,8 @@ def test_windows_are_cut_with_a_one_bar_hop(splits):
 def test_splits_follow_the_path_hash(splits):
     for split, grooves in splits.items():
         assert set(grooves.meta.midi_filename) <= {
-            f for f in ("takes/16_bars.mid", "takes/17_bars.mid", "more/eight.MIDI")
+            f
+            for f in ("takes/16_bars.mid", "takes/17_bars.mid", "more/eight.MIDI")
             if midi_folder.hash_split(f) == split
         }
         assert grooves.outputs.shape == (len(grooves.meta), 64, 27)
@@ -110,8 +117,10 @@ def test_windows_match_the_gmd_route_clip_for_clip(folder, splits):
 def test_split_csv_overrides_the_hash(folder, tmp_path):
     copy = tmp_path / "drums"
     shutil.copytree(folder, copy)
-    (copy / "split.csv").write_text("midi_filename,split\ntakes/17_bars.mid,validation\n"
-                                    "more/eight.MIDI,test\ntakes/16_bars.mid,train\n")
+    (copy / "split.csv").write_text(
+        "midi_filename,split\ntakes/17_bars.mid,validation\n"
+        "more/eight.MIDI,test\ntakes/16_bars.mid,train\n"
+    )
     splits = midi_folder.load_midi_folder(copy, cache_dir=tmp_path / "cache", progress=False)
     assert set(splits["validation"].meta.midi_filename) == {"takes/17_bars.mid"}
     assert set(splits["test"].meta.midi_filename) == {"more/eight.MIDI"}
@@ -139,12 +148,15 @@ def test_gm_pitches_take_the_roland_classes_and_others_are_counted(tmp_path):
     step = 60 / QPM / 4
     notes = [(p, 100, 4 * i * step, 4 * i * step + 0.1) for i, p in enumerate(gm)]  # a beat each
     # Off-map GM pitches on the 'e' of the first beats: in the first clip only.
-    notes += [(p, 100, (4 * i + 1) * step, (4 * i + 1) * step + 0.1)
-              for i, p in enumerate([35, 39, 39, 81])]
+    notes += [
+        (p, 100, (4 * i + 1) * step, (4 * i + 1) * step + 0.1)
+        for i, p in enumerate([35, 39, 39, 81])
+    ]
     write_midi(tmp_path / "kit" / "kit.mid", drum_sequence(notes, qpm=QPM))
     (tmp_path / "kit" / "split.csv").write_text("midi_filename,split\nkit.mid,train\n")
-    splits = midi_folder.load_midi_folder(tmp_path / "kit", cache_dir=tmp_path / "c",
-                                          progress=False)
+    splits = midi_folder.load_midi_folder(
+        tmp_path / "kit", cache_dir=tmp_path / "c", progress=False
+    )
     (window,) = splits["train"].outputs
     roland = {p: c for c, pitches in enumerate(ROLAND_DRUM_PITCH_CLASSES) for p in pitches}
     expected = np.zeros((64, 9))

@@ -11,7 +11,7 @@ from helpers import losses
 from helpers import model as groovae
 from helpers.config import get_config
 from helpers.constants import GROOVE_DEPTH, HITS, OFFSETS, VELOCITIES, WINDOW_STEPS
-from helpers.magenta_weights import load_magenta_weights
+from helpers.magenta import load_magenta_weights
 
 
 @pytest.fixture(scope="module")
@@ -195,7 +195,8 @@ def test_compiled_decode_equals_the_step_by_step_eager_decode(tiny_model):
         generator = keras.random.SeedGenerator(seed)
         noise = [keras.random.uniform((5, 9), seed=generator) for _ in range(WINDOW_STEPS)]
         eager = tiny_model._decode_steps(
-            keras.ops.convert_to_tensor(z), keras.ops.convert_to_tensor(temperature),
+            keras.ops.convert_to_tensor(z),
+            keras.ops.convert_to_tensor(temperature),
             lambda t: noise[t],
             keras.ops.zeros((5, WINDOW_STEPS, 0)),
         )

@@ -20,8 +20,12 @@ def test_colab_format():
 
 
 def test_ipywidgets_7_format():
-    value = {"groove.mid": {"metadata": {"name": "groove.mid", "type": "audio/midi", "size": 14,
-                                         "lastModified": 0}, "content": MIDI}}
+    value = {
+        "groove.mid": {
+            "metadata": {"name": "groove.mid", "type": "audio/midi", "size": 14, "lastModified": 0},
+            "content": MIDI,
+        }
+    }
     assert notebook.uploaded_files(value) == {"groove.mid": MIDI}
 
 
@@ -36,8 +40,15 @@ def test_a_real_widget_of_the_installed_ipywidgets():
         widget._counter = 1  # the browser's signal that makes 7.x build .value
     else:
         when = datetime.datetime(2026, 1, 1, tzinfo=datetime.timezone.utc)
-        widget.value = ({"name": "groove.mid", "type": "audio/midi", "size": len(MIDI),
-                         "content": memoryview(MIDI), "last_modified": when},)
+        widget.value = (
+            {
+                "name": "groove.mid",
+                "type": "audio/midi",
+                "size": len(MIDI),
+                "content": memoryview(MIDI),
+                "last_modified": when,
+            },
+        )
     assert notebook.uploaded_files(widget) == {"groove.mid": MIDI}
 
 
@@ -62,8 +73,12 @@ def groovae(tiny_run):
 
 def test_novelty_table_finds_an_exact_copy():
     outputs = random_grooves(30, seed=4)
-    meta = pd.DataFrame({"midi_filename": [f"perf_{i // 3}.mid" for i in range(30)],
-                         "clip": [i % 3 for i in range(30)]})
+    meta = pd.DataFrame(
+        {
+            "midi_filename": [f"perf_{i // 3}.mid" for i in range(30)],
+            "clip": [i % 3 for i in range(30)],
+        }
+    )
     split = data.GrooveSplit(outputs=outputs, meta=meta, summary={})
     fresh = random_grooves(1, seed=99)
     queries = np.concatenate([outputs[[4, 17]], fresh])

@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 from conftest import random_grooves
 
-from helpers import data, groove_files, pipeline
+from helpers import data, pipeline, render
 from helpers import train as training
 from helpers.constants import DEFAULT_QPM, REDUCED_DRUM_PITCH_CLASSES
 
@@ -16,8 +16,10 @@ FOUR_BARS = 16 * 60.0 / DEFAULT_QPM  # seconds of one decoded groove
 def random_gmd(monkeypatch):
     """GMD stays out of the unit tests: both the summary and train's loader get random grooves."""
     splits = {"train": random_grooves(32, seed=6), "validation": random_grooves(16, seed=7)}
-    summary = pd.DataFrame({"performances": [1, 1], "clips": [1, 1], "windows": [32, 16]},
-                           index=pd.Index(["train", "validation"], name="split"))
+    summary = pd.DataFrame(
+        {"performances": [1, 1], "clips": [1, 1], "windows": [32, 16]},
+        index=pd.Index(["train", "validation"], name="split"),
+    )
     monkeypatch.setattr(data, "groove_4bar_summary", lambda *a, **k: summary)
     monkeypatch.setattr(training, "load_groove_4bar", lambda split, *a, **k: splits[split])
 
@@ -27,7 +29,7 @@ def random_gmd(monkeypatch):
 def test_main_tiny_trains_and_writes_five_grooves(tmp_path, random_gmd, outputs_flag):
     paths = pipeline.main(["--config", "tiny", "--steps", "2", outputs_flag, str(tmp_path)])
     assert training.latest_checkpoint(tmp_path / "runs" / "tiny").name == "ckpt-000000002.npz"
-    assert len(paths) == groove_files.NUM_GROOVES == 5
+    assert len(paths) == render.NUM_GROOVES == 5
     drum_pitches = {pitch for pitches in REDUCED_DRUM_PITCH_CLASSES for pitch in pitches}
     patterns = []
     for path in paths:

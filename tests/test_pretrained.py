@@ -1,4 +1,4 @@
-"""Tests for helpers/pretrained.py and TrainedModel.pretrained: float16 bundles, their errors, and
+"""Tests for helpers/runs.py and TrainedModel.pretrained: float16 bundles, their errors, and
 which model plays."""
 
 import shutil
@@ -6,7 +6,7 @@ import shutil
 import numpy as np
 import pytest
 
-from helpers import pretrained, sample, train
+from helpers import runs, sample, train
 from helpers.config import get_config, with_overrides
 
 
@@ -18,7 +18,7 @@ def tiny_bundle(tiny_run, tmp_path_factory):
     folder.mkdir()
     shutil.copy(tiny_run / train.CONFIG_FILE, folder)
     model = train.restore_model(tiny_run)
-    pretrained.save_weights(model, folder / pretrained.WEIGHTS_FILE, step=2)
+    runs.save_weights(model, folder / runs.WEIGHTS_FILE, step=2)
     return root
 
 
@@ -44,8 +44,8 @@ def test_bundle_of_a_mixed_precision_run_loads_at_float32(tiny_run, tmp_path):
     config = with_overrides(get_config("tiny"), mixed_precision=True)
     (tmp_path / "mixed").mkdir()
     (tmp_path / "mixed" / train.CONFIG_FILE).write_text(config.to_json())
-    pretrained.save_weights(train.restore_model(tiny_run), tmp_path / "mixed" / "weights.npz", 7)
-    model, step = pretrained.load_bundle("mixed", tmp_path)
+    runs.save_weights(train.restore_model(tiny_run), tmp_path / "mixed" / "weights.npz", 7)
+    model, step = runs.load_bundle("mixed", tmp_path)
     assert step == 7 and model.dtype_policy.compute_dtype == "float32"
 
 
@@ -56,28 +56,28 @@ def test_run_models_carry_their_step_and_label(tiny_run):
 
 
 def test_unknown_name_lists_what_is_bundled(tiny_bundle):
-    with pytest.raises(pretrained.PretrainedError, match=r"'nope'.*bundled: tiny"):
+    with pytest.raises(runs.PretrainedError, match=r"'nope'.*bundled: tiny"):
         sample.TrainedModel.pretrained("nope", root=tiny_bundle)
 
 
 def test_missing_and_truncated_weights_name_the_file(tiny_bundle, tmp_path):
     shutil.copytree(tiny_bundle / "tiny", tmp_path / "tiny")
-    weights = tmp_path / "tiny" / pretrained.WEIGHTS_FILE
+    weights = tmp_path / "tiny" / runs.WEIGHTS_FILE
     weights.write_bytes(weights.read_bytes()[:1000])
-    with pytest.raises(pretrained.PretrainedError, match=f"{weights}.*truncated"):
-        pretrained.load_bundle("tiny", tmp_path)
-    model, _ = pretrained.load_bundle("tiny", tiny_bundle)
+    with pytest.raises(runs.PretrainedError, match=f"{weights}.*truncated"):
+        runs.load_bundle("tiny", tmp_path)
+    model, _ = runs.load_bundle("tiny", tiny_bundle)
     weights.unlink()
-    with pytest.raises(pretrained.PretrainedError, match=f"{weights} is missing"):
-        pretrained.load_weights(model, weights)
+    with pytest.raises(runs.PretrainedError, match=f"{weights} is missing"):
+        runs.load_weights(model, weights)
 
 
 def test_weights_of_another_config_are_refused(tiny_bundle):
     from helpers.model import GrooVAE
 
     other = GrooVAE(with_overrides(get_config("tiny"), z_size=7))
-    with pytest.raises(pretrained.PretrainedError, match="different models"):
-        pretrained.load_weights(other, tiny_bundle / "tiny" / pretrained.WEIGHTS_FILE)
+    with pytest.raises(runs.PretrainedError, match="different models"):
+        runs.load_weights(other, tiny_bundle / "tiny" / runs.WEIGHTS_FILE)
 
 
 def test_without_a_run_the_bundled_model_plays(tiny_bundle, tmp_path):
@@ -92,8 +92,9 @@ def test_a_run_of_your_own_comes_before_the_bundle(tiny_run, tiny_bundle):
     assert groovae.run_dir == tiny_run and groovae.source.startswith("your run")
 
 
-def test_a_config_model_is_your_run_else_its_bundle_else_none(tiny_run, tiny_bundle, tmp_path,
-                                                              capsys):
+def test_a_config_model_is_your_run_else_its_bundle_else_none(
+    tiny_run, tiny_bundle, tmp_path, capsys
+):
     outputs = tiny_run.parents[1]  # holds runs/tiny
     yours = sample.config_model("tiny", outputs, root=tiny_bundle)
     assert yours.run_dir == tiny_run and yours.label != "tiny-pretrained"

@@ -74,30 +74,39 @@ def test_audio_player_wraps_audio(monkeypatch, make_drums):
 
 
 def test_plot_tempo_histogram_and_style_counts():
-    info = pd.DataFrame({"bpm": [90, 92, 120, 121, 140], "style": ["funk/a", "funk/b", "rock",
-                                                                  "jazz/x", "rock/y"]})
+    info = pd.DataFrame(
+        {"bpm": [90, 92, 120, 121, 140], "style": ["funk/a", "funk/b", "rock", "jazz/x", "rock/y"]}
+    )
     fig = render.plot_tempo_histogram(info)
     assert sum(p.get_height() for p in fig.axes[0].patches) == 5
     fig = render.plot_style_counts(info)
-    widths = {t.get_text(): p.get_width() for t, p in zip(fig.axes[0].get_yticklabels(),
-                                                          fig.axes[0].patches)}
+    widths = {
+        t.get_text(): p.get_width()
+        for t, p in zip(fig.axes[0].get_yticklabels(), fig.axes[0].patches)
+    }
     assert widths == {"jazz": 1, "funk": 2, "rock": 2}
 
 
 def test_plot_training_curves_reads_train_history_csv(tmp_path):
     # train.py's layout: one row per (step, split), Magenta's "losses/..." names.
-    history = pd.DataFrame({
-        "step": [10, 20, 20, 30],
-        "split": ["train", "train", "validation", "train"],
-        "loss": [3.0, 2.0, 2.5, 1.5],
-        "losses/r_loss": [2.0, 1.5, 2.0, 1.0],
-        "losses/kl_bits": [10, 30, 35, 50],
-        "metrics/hits_loss": [np.nan, np.nan, 0.3, np.nan],
-    })
+    history = pd.DataFrame(
+        {
+            "step": [10, 20, 20, 30],
+            "split": ["train", "train", "validation", "train"],
+            "loss": [3.0, 2.0, 2.5, 1.5],
+            "losses/r_loss": [2.0, 1.5, 2.0, 1.0],
+            "losses/kl_bits": [10, 30, 35, 50],
+            "metrics/hits_loss": [np.nan, np.nan, 0.3, np.nan],
+        }
+    )
     history.to_csv(tmp_path / "history.csv", index=False)
     fig = render.plot_training_curves(tmp_path / "history.csv", free_bits=48)
-    assert [ax.get_title() for ax in fig.axes] == ["loss", "r_loss", "kl_bits",
-                                                   "per-timestep losses"]
+    assert [ax.get_title() for ax in fig.axes] == [
+        "loss",
+        "r_loss",
+        "kl_bits",
+        "per-timestep losses",
+    ]
     kl_lines = {line.get_label(): line for line in fig.axes[2].lines}
     np.testing.assert_allclose(kl_lines["free bits"].get_ydata(), [48, 48])
     np.testing.assert_allclose(kl_lines["train"].get_xdata(), [10, 20, 30])

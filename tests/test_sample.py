@@ -3,7 +3,6 @@
 import note_seq
 import numpy as np
 import pytest
-
 from conftest import random_grooves
 
 from helpers import sample
@@ -50,8 +49,11 @@ def fake(tiny_config):
 def test_set_tempo_scales_times_and_adds_4_4(make_drums):
     ns = make_drums([(36, 100, 1.0, 1.125)], time_signature=None)
     out = sample.set_tempo(ns, 90.0)
-    np.testing.assert_allclose([out.notes[0].start_time, out.notes[0].end_time],
-                               [1.0 * 120 / 90, 1.125 * 120 / 90], rtol=1e-12)
+    np.testing.assert_allclose(
+        [out.notes[0].start_time, out.notes[0].end_time],
+        [1.0 * 120 / 90, 1.125 * 120 / 90],
+        rtol=1e-12,
+    )
     assert [t.qpm for t in out.tempos] == [90.0]
     assert [(t.numerator, t.denominator) for t in out.time_signatures] == [(4, 4)]
     np.testing.assert_allclose(out.total_time, 16 * 60 / 90, rtol=1e-12)
@@ -353,8 +355,9 @@ def test_variant_runs_turn_a_score_into_a_groove(variant, tmp_path):
     grooves = random_grooves(32)
     run_dir = tmp_path / "runs" / f"groovae_4bar_{variant}"
     config = get_config("tiny", name=f"groovae_4bar_{variant}", **{variant: True})
-    training.train(config, run_dir, steps=2, train_data=grooves, validation_data=grooves[:16],
-                   progress=False)
+    training.train(
+        config, run_dir, steps=2, train_data=grooves, validation_data=grooves[:16], progress=False
+    )
     assert sample.find_config_run(f"groovae_4bar_{variant}", tmp_path) == run_dir
     groovae = sample.TrainedModel(run_dir)
     score = groovae.grooves_to_note_sequences(sample.quantized_score(grooves[:1]))[0]

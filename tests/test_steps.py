@@ -6,7 +6,7 @@ import keras
 import numpy as np
 import pytest
 
-from helpers import steps
+from helpers import backends
 from helpers.config import get_config
 
 
@@ -14,7 +14,7 @@ from helpers.config import get_config
 def test_clip_gradients_by_global_norm(norm, expected_norm):
     scale = norm / 5.0  # the unscaled gradients have global norm 5
     grads = [np.array([3.0, 0.0], np.float32) * scale, np.array([[4.0]], np.float32) * scale]
-    clipped, global_norm = steps.clip_gradients(grads, 1.0, 10000.0)
+    clipped, global_norm = backends.clip_gradients(grads, 1.0, 10000.0)
     np.testing.assert_allclose(float(global_norm), norm, rtol=1e-6)
     clipped_norm = math.sqrt(sum(float(np.sum(np.square(g))) for g in clipped))
     np.testing.assert_allclose(clipped_norm, expected_norm, rtol=1e-6)
@@ -23,7 +23,7 @@ def test_clip_gradients_by_global_norm(norm, expected_norm):
 @pytest.mark.parametrize("value", [1e4, np.inf, np.nan])
 def test_clip_gradients_to_zero_at_large_or_bad_norm(value):
     grads = [np.array([value, 1.0], np.float32), np.array([2.0], np.float32)]
-    clipped, _ = steps.clip_gradients(grads, 1.0, 10000.0)
+    clipped, _ = backends.clip_gradients(grads, 1.0, 10000.0)
     for g in clipped:
         np.testing.assert_array_equal(np.asarray(g), 0.0)
 
@@ -35,7 +35,7 @@ def test_clip_gradients_to_zero_at_large_or_bad_norm(value):
 )
 def test_magenta_decay_spec_values(step, expected, atol):
     t = get_config("groovae_4bar").train
-    decay = steps.MagentaDecay(t.learning_rate, t.decay_rate, t.min_learning_rate)
+    decay = backends.MagentaDecay(t.learning_rate, t.decay_rate, t.min_learning_rate)
     # Like Magenta's tf.pow, the decay runs in float32: 0.9999 is rounded before the power.
     exact = (1e-3 - 1e-5) * float(np.float32(0.9999)) ** step + 1e-5
     np.testing.assert_allclose(float(decay(step)), exact, rtol=1e-5)
@@ -44,7 +44,7 @@ def test_magenta_decay_spec_values(step, expected, atol):
 
 def test_make_optimizer_matches_tf1_adam():
     config = get_config("groovae_4bar").train
-    optimizer = steps.make_optimizer(config)
+    optimizer = backends.make_optimizer(config)
     variable = keras.Variable(np.array([0.5, -1.0, 2.0], np.float32))
     grads = [np.array([0.1, -3.0, 1e-9], np.float32), np.array([0.2, 1.0, 0.0], np.float32)]
     value, m, v = variable.numpy().astype(np.float64), 0.0, 0.0

@@ -8,13 +8,12 @@ import numpy as np
 import pytest
 from conftest import random_grooves
 
-from helpers import checkpoints
+from helpers import runs
 from helpers import train as training
-from helpers.history import HISTORY_COLUMNS
+from helpers.backends import ParallelError, make_optimizer, train_on_batch
 from helpers.config import get_config
 from helpers.model import GrooVAE
-from helpers.parallel import ParallelError, train_on_batch
-from helpers.steps import make_optimizer
+from helpers.runs import HISTORY_COLUMNS
 
 DATA = {"train_data": random_grooves(48), "validation_data": random_grooves(16, seed=1)}
 
@@ -75,7 +74,7 @@ def test_train_writes_config_history_and_checkpoints(tiny_config, tmp_path, caps
     validation = history[history.split == "validation"]
     np.testing.assert_array_equal(validation.step, [10, 20, 30, 40])  # eval_every_steps = 10
     assert validation["metrics/hit_f1"].between(0, 1).all()
-    kept = sorted(p.name for p in (tmp_path / checkpoints.CHECKPOINT_DIR).iterdir())
+    kept = sorted(p.name for p in (tmp_path / runs.CHECKPOINT_DIR).iterdir())
     assert kept == [f"ckpt-{s:09d}.npz" for s in (20, 30, 40)]  # the newest 3 kept
     assert training.latest_checkpoint(tmp_path).name == "ckpt-000000040.npz"
 
@@ -100,18 +99,21 @@ def test_train_resume_matches_unbroken_run(tiny_config, tmp_path):
 
 def test_train_rows_are_means_over_their_logging_interval(tiny_config, tmp_path):
     config = get_config("tiny", eval_every_steps=10, checkpoint_every_steps=10)
-    every_step = training.train(config, tmp_path / "each", steps=10, log_every_steps=1,
-                                progress=False, **DATA)
-    every_five = training.train(config, tmp_path / "fives", steps=10, log_every_steps=5,
-                                progress=False, **DATA)
+    every_step = training.train(
+        config, tmp_path / "each", steps=10, log_every_steps=1, progress=False, **DATA
+    )
+    every_five = training.train(
+        config, tmp_path / "fives", steps=10, log_every_steps=5, progress=False, **DATA
+    )
     steps = every_step[every_step.split == "train"].set_index("step")
     rows = every_five[every_five.split == "train"].set_index("step")
     assert list(rows.index) == [5, 10]
     for end in (5, 10):
         interval = steps.loc[end - 4 : end]
         for column in ("loss", "losses/r_loss", "losses/kl_bits", "global_norm"):
-            np.testing.assert_allclose(rows.loc[end, column], interval[column].mean(), rtol=1e-5,
-                                       err_msg=column)
+            np.testing.assert_allclose(
+                rows.loc[end, column], interval[column].mean(), rtol=1e-5, err_msg=column
+            )
         # Schedule values are the row's own step's, not an average.
         for column in ("losses/kl_beta", "learning_rate"):
             np.testing.assert_allclose(rows.loc[end, column], steps.loc[end, column], rtol=1e-6)
@@ -119,7 +121,7 @@ def test_train_rows_are_means_over_their_logging_interval(tiny_config, tmp_path)
 
 def test_train_resume_drops_history_past_the_checkpoint(tiny_config, tmp_path):
     _train(tiny_config, tmp_path, steps=14)  # checkpoints at 10 and 14
-    (tmp_path / checkpoints.CHECKPOINT_DIR / "ckpt-000000014.npz").unlink()  # as if killed at 13
+    (tmp_path / runs.CHECKPOINT_DIR / "ckpt-000000014.npz").unlink()  # as if killed at 13
     history = _train(tiny_config, tmp_path, steps=15)
     train_rows = history[history.split == "train"]
     np.testing.assert_array_equal(train_rows.step, np.arange(1, 16))
@@ -161,8 +163,9 @@ def test_main_cli_continues_to_total_steps(tmp_path, monkeypatch):
     monkeypatch.setattr(training, "load_groove_4bar", lambda split, *a, **k: splits[split])
     training.main(["--config", "tiny", "--out", str(tmp_path), "--batch-size", "8", "--steps", "2"])
     # --run-dir is the spelling now, --out the one users typed before; Magenta's --num_steps too.
-    training.main(["--config", "tiny", "--run-dir", str(tmp_path), "--batch-size", "8",
-                   "--num_steps", "3"])
+    training.main(
+        ["--config", "tiny", "--run-dir", str(tmp_path), "--batch-size", "8", "--num_steps", "3"]
+    )
     history = json.loads((tmp_path / training.CONFIG_FILE).read_text())
     assert history["train"]["batch_size"] == 8 and history["train"]["num_steps"] == 3
     assert training.latest_checkpoint(tmp_path).name == "ckpt-000000003.npz"
@@ -178,7 +181,9 @@ def test_main_cli_precision_choice(tmp_path, monkeypatch):
 
 
 @pytest.mark.parametrize("started, hardware", [("float32", "bfloat16"), ("bfloat16", "float32")])
-def test_main_cli_auto_precision_continues_a_run_in_its_own(tmp_path, monkeypatch, started, hardware):
+def test_main_cli_auto_precision_continues_a_run_in_its_own(
+    tmp_path, monkeypatch, started, hardware
+):
     splits = {"train": DATA["train_data"], "validation": DATA["validation_data"]}
     monkeypatch.setattr(training, "load_groove_4bar", lambda split, *a, **k: splits[split])
     auto = lambda choice, device=None: hardware if choice == "auto" else choice  # noqa: E731

@@ -27,8 +27,14 @@ def variant_runs(tmp_path_factory) -> dict:
         name = verbs.VARIANT_CONFIGS[verb]
         config = get_config("tiny", name=name, **{variant: True})
         runs[verb] = outputs / "runs" / name
-        train.train(config, runs[verb], steps=2, train_data=grooves,
-                    validation_data=grooves[:16], progress=False)
+        train.train(
+            config,
+            runs[verb],
+            steps=2,
+            train_data=grooves,
+            validation_data=grooves[:16],
+            progress=False,
+        )
     return runs
 
 
@@ -63,8 +69,20 @@ def test_interpolate_with_a_sample_keeps_length_and_tempo(tiny_run, files, kind,
 
 
 def test_cli_without_a_verb_samples(tiny_run, tmp_path, capsys):
-    paths = verbs.main(["--checkpoint", str(tiny_run), "--num", "3", "--seed", "4",
-                        "--qpm", "90", "--out", str(tmp_path)])
+    paths = verbs.main(
+        [
+            "--checkpoint",
+            str(tiny_run),
+            "--num",
+            "3",
+            "--seed",
+            "4",
+            "--qpm",
+            "90",
+            "--out",
+            str(tmp_path),
+        ]
+    )
     assert [p.name for p in paths] == ["groove_01.mid", "groove_02.mid", "groove_03.mid"]
     assert all(p.with_suffix(".png").exists() and p.with_suffix(".wav").exists() for p in paths)
     np.testing.assert_allclose(_read(paths[0]).tempos[0].qpm, 90, rtol=1e-4)
@@ -73,9 +91,23 @@ def test_cli_without_a_verb_samples(tiny_run, tmp_path, capsys):
 
 
 def test_cli_takes_magentas_spellings(tiny_run, files, tmp_path):
-    paths = verbs.main(["interpolate", "--input_midi_1", str(files["2_bars"]), "--input_midi_2",
-                        str(files["17_bars"]), "--run_dir", str(tiny_run), "--num_outputs", "3",
-                        "--seed", "0", "--output_dir", str(tmp_path)])
+    paths = verbs.main(
+        [
+            "interpolate",
+            "--input_midi_1",
+            str(files["2_bars"]),
+            "--input_midi_2",
+            str(files["17_bars"]),
+            "--run_dir",
+            str(tiny_run),
+            "--num_outputs",
+            "3",
+            "--seed",
+            "0",
+            "--output_dir",
+            str(tmp_path),
+        ]
+    )
     assert [p.name for p in paths] == [f"interpolation_0{i}.mid" for i in range(1, 4)]
     _assert_length_and_tempo(_read(paths[0]), 2)
 
@@ -90,9 +122,23 @@ def test_cli_never_overwrites(tiny_run, tmp_path):
 
 
 def test_cli_interpolate_two_inputs(tiny_run, files, tmp_path):
-    paths = verbs.main(["interpolate", "--input", str(files["2_bars"]), "--input",
-                        str(files["17_bars"]), "--run-dir", str(tiny_run), "--num", "4",
-                        "--seed", "0", "--out", str(tmp_path)])
+    paths = verbs.main(
+        [
+            "interpolate",
+            "--input",
+            str(files["2_bars"]),
+            "--input",
+            str(files["17_bars"]),
+            "--run-dir",
+            str(tiny_run),
+            "--num",
+            "4",
+            "--seed",
+            "0",
+            "--out",
+            str(tmp_path),
+        ]
+    )
     assert [p.stem for p in paths] == [f"interpolation_0{i}" for i in range(1, 5)]
     for path in paths:
         _assert_length_and_tempo(_read(path), 2)
@@ -105,16 +151,29 @@ def test_cli_transform_finds_its_variant_run_and_names_refused_files(
     kinds = ["1_bar", "17_bars", "corrupt", "empty", "3_4", "tempo_change"]
     if verb == "humanize":  # drumify reads any instrument as taps, so a melody is fine there
         kinds.append("no_drums")
-    argv = [verb, "--outputs-dir", str(variant_runs[verb].parents[1]), "--num", "1",
-            "--seed", "0", "--out", str(tmp_path)]
+    argv = [
+        verb,
+        "--outputs-dir",
+        str(variant_runs[verb].parents[1]),
+        "--num",
+        "1",
+        "--seed",
+        "0",
+        "--out",
+        str(tmp_path),
+    ]
     for kind in kinds:
         argv += ["--input", str(files[kind])]
     with pytest.raises(SystemExit) as exit_info:
         verbs.main(argv)
     refused = str(exit_info.value)
-    for kind, reason in [("corrupt", "cannot read"), ("empty", "cannot read"),
-                         ("3_4", "not 4/4"), ("tempo_change", "multiple tempos"),
-                         ("no_drums", "no drum notes")][: len(kinds) - 2]:
+    for kind, reason in [
+        ("corrupt", "cannot read"),
+        ("empty", "cannot read"),
+        ("3_4", "not 4/4"),
+        ("tempo_change", "multiple tempos"),
+        ("no_drums", "no drum notes"),
+    ][: len(kinds) - 2]:
         assert f"{files[kind]}: " in refused and reason in refused.split(str(files[kind]))[1]
     written = sorted(p.name for p in tmp_path.glob("*.mid"))
     assert written == [f"17_bars_{verb}_01.mid", f"1_bars_{verb}_01.mid"]
@@ -125,8 +184,17 @@ def test_cli_transform_finds_its_variant_run_and_names_refused_files(
 
 def test_cli_transform_without_its_run_says_how_to_train_one(tmp_path, files):
     with pytest.raises(SystemExit, match="groovae_4bar_tap"):
-        verbs.main(["drumify", "--input", str(files["2_bars"]), "--outputs-dir", str(tmp_path),
-                    "--out", str(tmp_path / "out")])
+        verbs.main(
+            [
+                "drumify",
+                "--input",
+                str(files["2_bars"]),
+                "--outputs-dir",
+                str(tmp_path),
+                "--out",
+                str(tmp_path / "out"),
+            ]
+        )
 
 
 @pytest.mark.parametrize(
@@ -144,17 +212,20 @@ def test_cli_wrong_inputs_are_usage_errors(argv, message, tmp_path, capsys):
     assert exit_info.value.code == 2 and message in capsys.readouterr().err
 
 
-def test_your_groove_goes_through_every_verb_into_a_new_folder(tiny_run, variant_runs, files,
-                                                                 tmp_path):
+def test_your_groove_goes_through_every_verb_into_a_new_folder(
+    tiny_run, variant_runs, files, tmp_path
+):
     model = sample.TrainedModel(tiny_run)
     humanizer, drumifier = (sample.TrainedModel(variant_runs[v]) for v in ("humanize", "drumify"))
-    yours = verbs.your_groove(files["2_bars"], model, tmp_path, humanizer, drumifier,
-                              num_steps=3, seed=0)
+    yours = verbs.your_groove(
+        files["2_bars"], model, tmp_path, humanizer, drumifier, num_steps=3, seed=0
+    )
     assert list(yours) == ["yours", "humanized", "drumified", "interpolation"]
     assert [len(seqs) for seqs, _ in yours.values()] == [1, 1, 1, 3]
     for name, (seqs, paths) in yours.items():
-        assert all(p.parent == tmp_path / "2_bars-001" and p.with_suffix(".wav").exists()
-                   for p in paths)
+        assert all(
+            p.parent == tmp_path / "2_bars-001" and p.with_suffix(".wav").exists() for p in paths
+        )
         if name != "yours":
             for ns in seqs:
                 _assert_length_and_tempo(ns, 2)

@@ -1,10 +1,6 @@
-"""Magenta-js checkpoints: TF.js `weights_manifest.json` + binary shards + MusicVAE `config.json`.
+"""Magenta's formats: its TF1 groovae checkpoints and magenta-js checkpoint folders, read into a GrooVAE and written from one, and its released models downloaded once into a cache."""
 
-@magenta/music's `MusicVAE(url)` fetches `url/config.json` and `url/weights_manifest.json`, then
-loads the shards with `tf.io.loadWeights`, keyed by Magenta's TF1 variable names (spec §3.4); it
-reads the fused LSTM kernels as they are, gates [i, g, f, o] with the +1 forget bias in the cell.
-So a GrooVAE exports as its TF1-named arrays, and nothing here depends on the model code.
-"""
+from __future__ import annotations
 
 import json
 import os
@@ -15,12 +11,98 @@ from pathlib import Path
 
 import numpy as np
 
+from helpers.constants import GROOVE_DEPTH
+from helpers.model import GrooVAE, ModelError
+
+MAGENTA_FORGET_BIAS = 1.0  # LSTMBlockCell adds it inside the cell; Keras keeps it in the bias
+
+
+def _magenta_lstm_to_keras(kernel: np.ndarray, bias: np.ndarray, input_dim: int) -> list:
+    """Fused [x; h] kernel, gates [i, g, f, o] -> Keras [kernel, recurrent, bias], [i, f, c, o].
+
+    The forget bias Magenta adds inside the cell moves into the stored bias (spec §3.1).
+    """
+    i, g, f, o = np.split(kernel, 4, axis=1)
+    reordered = np.concatenate([i, f, g, o], axis=1)
+    bi, bg, bf, bo = np.split(bias, 4)
+    keras_bias = np.concatenate([bi, bf + MAGENTA_FORGET_BIAS, bg, bo])
+    return [reordered[:input_dim], reordered[input_dim:], keras_bias]
+
+
+def _magenta_names(model: GrooVAE) -> list:
+    """(Keras layer, Magenta variable scope, LSTM input size or None) for every weighted layer."""
+    m = model.config.model
+    entries, input_dim = [], GROOVE_DEPTH + model.control_depth
+    for i, units in enumerate(m.enc_rnn_size):
+        for direction, lstm in (("fw", model.encoder_fw[i]), ("bw", model.encoder_bw[i])):
+            scope = f"encoder/cell_{i}/bidirectional_rnn/{direction}/multi_rnn_cell/cell_0"
+            scope += "/lstm_cell"
+            entries.append((lstm, scope, input_dim))
+        input_dim = 2 * units
+    entries += [(model.mu, "encoder/mu", None), (model.sigma, "encoder/sigma", None)]
+    entries.append((model.z_to_initial_state, "decoder/z_to_initial_state", None))
+    input_dim = GROOVE_DEPTH + m.z_size + model.control_depth
+    for i, units in enumerate(m.dec_rnn_size):
+        scope = f"decoder/multi_rnn_cell/cell_{i}/lstm_cell"
+        entries.append((model.decoder_lstms[i], scope, input_dim))
+        input_dim = units
+    entries.append((model.output_projection, "decoder/output_projection", None))
+    return entries
+
+
+def load_magenta_weights(model: GrooVAE, weights: dict) -> None:
+    """Sets `model`'s weights from Magenta variables (spec §3.4 lists their names).
+
+    Args:
+      model: a GrooVAE whose config matches the weights' sizes.
+      weights: {magenta variable name: array}, e.g. 'decoder/output_projection/kernel'. Extra
+        names (Adam slots, global_step) are ignored.
+
+    Raises:
+      ModelError: a variable is missing or its shape does not fit the config.
+    """
+    for layer, scope, input_dim in _magenta_names(model):
+        names = (f"{scope}/kernel", f"{scope}/bias")
+        missing = [n for n in names if n not in weights]
+        if missing:
+            raise ModelError(f"Magenta weights lack {missing}; is this a groovae checkpoint?")
+        kernel, bias = (np.asarray(weights[n], "float32") for n in names)
+        if input_dim is None:
+            values = [kernel, bias]
+        else:
+            values = _magenta_lstm_to_keras(kernel, bias, input_dim)
+        expected = [tuple(w.shape) for w in layer.weights]
+        if [v.shape for v in values] != expected:
+            raise ModelError(
+                f"{scope}: Magenta shapes {[kernel.shape, bias.shape]} do not fit the config "
+                f"{model.config.name!r} (Keras wants {expected}); pick the matching config"
+            )
+        layer.set_weights(values)
+
+
+def load_magenta_checkpoint(model: GrooVAE, path: str) -> None:
+    """Loads a TF1 MusicVAE checkpoint (a directory or a checkpoint prefix) into `model`.
+
+    Raises:
+      ModelError: the checkpoint cannot be read or does not fit the model.
+    """
+    import tensorflow as tf
+
+    try:
+        reader = tf.train.load_checkpoint(str(path))
+    except (ValueError, tf.errors.OpError) as error:
+        raise ModelError(f"cannot read a TF checkpoint at {path}: {error}") from error
+    names = reader.get_variable_to_shape_map()
+    load_magenta_weights(model, {name: reader.get_tensor(name) for name in names})
+
+
 MANIFEST = "weights_manifest.json"
 CONFIG = "config.json"
 MARKER = ".groovae-magenta-js"  # empty file: this folder was written by write_magenta_js
 SHARD_BYTES = 4 * 1024 * 1024  # TF.js's default shard size, 4 MiB
 QUANTIZATIONS = (None, "float16", "uint8")  # what we write; reading also takes "uint16"
-_STORED = {"float32": "<f4", "int32": "<i4"}  # unquantized dtypes, little-endian as TF.js reads
+# Byte layouts, little-endian as TF.js reads them: the stored dtype, then the quantized codes.
+_STORED = {"float32": "<f4"}
 _QUANTIZED = {"uint8": "<u1", "uint16": "<u2", "float16": "<f2"}
 
 
@@ -44,12 +126,7 @@ def groovae_config_json(
 
 def _encode(name: str, array: np.ndarray, quantization: str | None) -> tuple[dict, bytes]:
     """One manifest entry and its bytes; uint8 is TF.js's affine code with zero exactly on a step."""
-    array = np.asarray(array)
-    if np.issubdtype(array.dtype, np.integer):  # stored as is: only float weights are quantized
-        return {"name": name, "shape": list(array.shape), "dtype": "int32"}, array.astype(
-            "<i4"
-        ).tobytes()
-    array = array.astype(np.float32)
+    array = np.asarray(array, dtype=np.float32)
     spec = {"name": name, "shape": list(array.shape), "dtype": "float32"}
     if quantization is None:
         return spec, array.astype("<f4").tobytes()
@@ -70,16 +147,15 @@ def _encode(name: str, array: np.ndarray, quantization: str | None) -> tuple[dic
 
 
 def _decode(spec: dict, raw: bytes) -> np.ndarray:
-    """The float32 (or int32) array TF.js builds from one manifest entry's bytes."""
+    """The float32 array TF.js builds from one manifest entry's bytes."""
     quant = spec.get("quantization")
     if quant is None:
         return np.frombuffer(raw, _STORED[spec["dtype"]]).astype(spec["dtype"])
     codes = np.frombuffer(raw, _QUANTIZED[quant["dtype"]])
     if quant["dtype"] == "float16":
         values = codes.astype(np.float32)
-    else:  # TF.js computes code * scale + min in doubles, then stores float32 (int32 rounded)
+    else:  # TF.js computes code * scale + min in doubles, then stores float32
         values = codes.astype(np.float64) * quant["scale"] + quant["min"]
-        values = np.round(values) if spec["dtype"] == "int32" else values
     return values.astype(spec["dtype"])
 
 
@@ -103,7 +179,7 @@ def write_magenta_js(
     """Write a folder magenta-js's `MusicVAE(url)` can load, all at once or not at all.
 
     Args:
-        weights: TF1 variable name -> array (float arrays are stored float32).
+        weights: TF1 variable name -> array, stored as float32.
         config_json: the MusicVAE spec, e.g. `groovae_config_json(64)`.
         out_dir: the folder; it must be absent or an earlier output of this function.
         quantization: None (float32), "float16" or "uint8" (affine per tensor, as TF.js defines).

@@ -1,0 +1,309 @@
+"""A run folder and a bundle: history.csv, checkpoints saved, found newest first and restored, and the bundled float16 weights in pretrained/."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import time
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+from helpers import constants
+from helpers.config import CONFIG_FILE, GrooVAEConfig, with_overrides
+from helpers.constants import OUTPUTS_DIR
+from helpers.model import GrooVAE
+
+CHECKPOINT_DIR = "checkpoints"
+KEEP_CHECKPOINTS = 3  # older checkpoints are deleted as new ones land
+
+
+class RunError(Exception):
+    """A run directory or checkpoint that training cannot use as asked."""
+
+
+def latest_checkpoint(run_dir: str | os.PathLike) -> Path | None:
+    """The newest checkpoint file of a run (highest step), or None before the first one."""
+    paths = sorted((Path(run_dir) / CHECKPOINT_DIR).glob("ckpt-*.npz"))
+    return paths[-1] if paths else None
+
+
+def find_run(outputs_dir: str | os.PathLike = OUTPUTS_DIR, unconditioned: bool = False) -> Path:
+    """The run under `outputs_dir/runs/` whose newest checkpoint is the most recent; with
+    `unconditioned`, of a config that samples without controls.
+
+    Raises:
+      RunError: no run with a checkpoint there.
+    """
+    runs = []
+    for config_path in constants.runs_dir(outputs_dir).glob(f"*/{CONFIG_FILE}"):
+        checkpoint = latest_checkpoint(config_path.parent)
+        if unconditioned and '"hits_as_controls": true' in config_path.read_text():
+            continue
+        if checkpoint is not None:
+            runs.append((Path(checkpoint).stat().st_mtime, config_path.parent))
+    if not runs:
+        raise RunError(
+            f"no trained run under {constants.runs_dir(outputs_dir)}; train one with notebook 02 "
+            "or pass run_dir= the folder holding config.json and the checkpoints"
+        )
+    return max(runs)[1]
+
+
+def checkpoint_step(path: str | os.PathLike) -> int:
+    """The training step in a checkpoint's name, ckpt-<step>.npz."""
+    return int(Path(path).stem.removeprefix("ckpt-"))
+
+
+def save_checkpoint(model: GrooVAE, run_dir: Path) -> Path:
+    """Saves model variables (random-stream states included) and optimizer state at its step.
+
+    Returns:
+      The checkpoint path, run_dir/checkpoints/ckpt-<step>.npz; only the newest few are kept.
+    """
+    step = int(np.asarray(model.optimizer.iterations))
+    folder = run_dir / CHECKPOINT_DIR
+    folder.mkdir(exist_ok=True)
+    arrays = {f"model/{i:04d}": np.asarray(v) for i, v in enumerate(model.variables)}
+    optimizer = model.optimizer.variables
+    arrays.update({f"optimizer/{i:04d}": np.asarray(v) for i, v in enumerate(optimizer)})
+    path = folder / f"ckpt-{step:09d}.npz"
+    write_atomic(path, lambda p: np.savez(p, **arrays))
+    for old in sorted(folder.glob("ckpt-*.npz"))[:-KEEP_CHECKPOINTS]:
+        old.unlink()
+    return path
+
+
+def _assign(variables: list, saved, prefix: str, path: Path) -> None:
+    names = sorted(k for k in saved.files if k.startswith(prefix))
+    shapes = [tuple(saved[n].shape) for n in names]
+    if shapes != [tuple(v.shape) for v in variables]:
+        raise RunError(f"{path} does not fit this model's config; is it from another run?")
+    for variable, name in zip(variables, names):
+        variable.assign(saved[name])
+
+
+def load_checkpoint(model: GrooVAE, path: Path, with_optimizer: bool) -> None:
+    with np.load(path) as saved:
+        _assign(model.variables, saved, "model/", path)
+        if with_optimizer:
+            _assign(model.optimizer.variables, saved, "optimizer/", path)
+
+
+def restore_model(
+    run_dir: str | os.PathLike, checkpoint: str | os.PathLike | None = None
+) -> GrooVAE:
+    """Rebuilds a trained GrooVAE from a run directory: config.json plus the newest weights.
+
+    Args:
+      run_dir: a directory `train` wrote.
+      checkpoint: a specific checkpoint file; default the newest.
+
+    Raises:
+      RunError: no config.json or no checkpoint.
+    """
+    run_dir = Path(run_dir)
+    config_path = run_dir / CONFIG_FILE
+    if not config_path.exists():
+        raise RunError(f"{run_dir} has no {CONFIG_FILE}; point at a directory `train` wrote")
+    checkpoint = Path(checkpoint) if checkpoint else latest_checkpoint(run_dir)
+    if checkpoint is None:
+        raise RunError(f"{run_dir} has no checkpoint yet; train it for a few steps first")
+    model = GrooVAE(GrooVAEConfig.from_dict(json.loads(config_path.read_text())))
+    load_checkpoint(model, checkpoint, with_optimizer=False)
+    return model
+
+
+HISTORY_FILE = "history.csv"
+# Its columns, under Magenta's summary names (spec §4); a row leaves blank what it lacks.
+LOGGED = {
+    "loss": "loss",
+    "r_loss": "losses/r_loss",
+    "kl_loss": "losses/kl_loss",
+    "kl_bits": "losses/kl_bits",
+    "kl_beta": "losses/kl_beta",
+    "global_norm": "global_norm",
+    "hits_loss": "metrics/hits_loss",
+    "velocities_loss": "metrics/velocities_loss",
+    "offsets_loss": "metrics/offsets_loss",
+    "hit_accuracy": "metrics/hit_accuracy",
+    "hit_f1": "metrics/hit_f1",
+}
+HISTORY_COLUMNS = ["step", "split", "learning_rate", *LOGGED.values(), "seconds"]
+SCHEDULED = {"kl_beta"}  # set by the step number, not measured: a row keeps its last step's
+
+
+def write_atomic(path: Path, write) -> None:
+    """Writes through `write(temp_path)` then renames, so a killed run never leaves half a file."""
+    temp = path.with_name(f".{path.name}.partial{path.suffix}")
+    write(temp)
+    os.replace(temp, path)
+
+
+class History:
+    """history.csv: training rows and validation rows; a resumed run drops rows past its step."""
+
+    def __init__(self, path: Path, start_step: int):
+        self.path = path
+        kept = []
+        if path.exists():
+            with path.open(newline="") as f:
+                kept = [row for row in csv.DictReader(f) if int(row["step"]) <= start_step]
+
+        def rewrite(temp: Path) -> None:
+            with temp.open("w", newline="") as f:
+                writer = csv.DictWriter(f, HISTORY_COLUMNS, restval="")
+                writer.writeheader()
+                writer.writerows(kept)
+
+        write_atomic(path, rewrite)
+        self.file = path.open("a", newline="")
+        self.writer = csv.DictWriter(self.file, HISTORY_COLUMNS, restval="")
+        self.started = time.monotonic()
+        self._sums: dict[str, float] = {}
+        self._last: dict[str, float] = {}
+        self._steps = 0
+
+    def add_step(self, logs: dict) -> None:
+        """Counts one training step's logs (single-step values) into the current interval."""
+        for key, value in logs.items():
+            if key in LOGGED:
+                self._sums[key] = self._sums.get(key, 0.0) + float(value)
+                self._last[key] = float(value)
+        self._steps += 1
+
+    def interval_means(self) -> dict[str, float]:
+        """Means over the steps added since the last train row (schedule values: the last)."""
+        means = {k: total / self._steps for k, total in self._sums.items()}
+        return {**means, **{k: self._last[k] for k in SCHEDULED if k in self._last}}
+
+    def write_train(self, step: int, learning_rate: float) -> None:
+        """The train row of the interval ending at `step`; the next interval starts empty."""
+        self.write(step, "train", self.interval_means(), learning_rate)
+        self._sums, self._last, self._steps = {}, {}, 0
+
+    def write(self, step: int, split: str, logs: dict, learning_rate: float | None = None) -> None:
+        """One row as it is: `logs` under their summary names (unknown keys left out)."""
+        row = {LOGGED[k]: float(v) for k, v in logs.items() if k in LOGGED}
+        row.update(step=step, split=split, seconds=round(time.monotonic() - self.started, 3))
+        if learning_rate is not None:
+            row["learning_rate"] = learning_rate
+        self.writer.writerow(row)
+        self.file.flush()
+
+    def close(self) -> None:
+        self.file.close()
+
+
+PRETRAINED_DIR = Path(__file__).resolve().parents[1] / "pretrained"
+WEIGHTS_FILE = "weights.npz"
+MAX_BUNDLE_BYTES = 10 * 1024 * 1024
+FLOAT16_MAX = float(np.finfo(np.float16).max)
+
+
+class PretrainedError(Exception):
+    """A bundle that is missing, unknown, damaged, or does not fit its config."""
+
+
+def bundled_names(root: str | os.PathLike = PRETRAINED_DIR) -> list[str]:
+    """Names of the bundles under `root` (folders holding weights and a config)."""
+    folders = (p.parent for p in Path(root).glob(f"*/{WEIGHTS_FILE}"))
+    return sorted(f.name for f in folders if (f / CONFIG_FILE).exists())
+
+
+def bundle_dir(name: str, root: str | os.PathLike = PRETRAINED_DIR) -> Path:
+    """The folder of bundle `name`.
+
+    Raises:
+      PretrainedError: no bundle of that name, listing the ones there are.
+    """
+    folder = Path(root) / name
+    if not (folder / WEIGHTS_FILE).exists() or not (folder / CONFIG_FILE).exists():
+        known = ", ".join(bundled_names(root)) or "none"
+        raise PretrainedError(
+            f"no bundled model {name!r} in {root} (needs {WEIGHTS_FILE} and {CONFIG_FILE}); "
+            f"bundled: {known}"
+        )
+    return folder
+
+
+def save_weights(model: GrooVAE, path: str | os.PathLike, step: int) -> Path:
+    """Writes the model's trainable weights as float16, with their paths and the training step.
+
+    Only the weights are kept: optimizer state and random-stream states are not needed to
+    encode or decode, and float16 halves the size at a rounding error of about 1e-3 relative.
+
+    Raises:
+      PretrainedError: a weight too large for float16.
+    """
+    arrays = {}
+    for i, variable in enumerate(model.trainable_variables):
+        value = np.asarray(variable, np.float32)
+        if np.abs(value).max() > FLOAT16_MAX:
+            raise PretrainedError(f"{variable.path} exceeds float16's range; cannot bundle it")
+        arrays[f"weight_{i:04d}"] = value.astype(np.float16)
+    arrays["paths"] = np.array([v.path for v in model.trainable_variables])
+    arrays["step"] = np.array(step, np.int64)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.savez_compressed(path, **arrays)
+    return path
+
+
+def load_weights(model: GrooVAE, path: str | os.PathLike) -> int:
+    """Assigns float16 bundle weights to `model` as float32.
+
+    Returns:
+      The step the weights were trained to.
+
+    Raises:
+      PretrainedError: the file is missing, truncated or not a bundle, or does not fit the model.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise PretrainedError(
+            f"{path} is missing; restore it (git checkout -- {path}) or re-export the bundle"
+        )
+    try:
+        with np.load(path) as saved:
+            arrays = {name: saved[name] for name in saved.files}
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as error:
+        raise PretrainedError(
+            f"{path} is damaged or truncated ({type(error).__name__}: {error}); restore it "
+            f"(git checkout -- {path}; with Git LFS, git lfs pull) or re-export the bundle"
+        ) from error
+    variables = model.trainable_variables
+    names = sorted(k for k in arrays if k.startswith("weight_"))
+    if "step" not in arrays or "paths" not in arrays or len(names) != len(variables):
+        raise PretrainedError(f"{path} is not a bundle of this model's weights")
+    for variable, name, saved_path in zip(variables, names, arrays["paths"]):
+        if tuple(arrays[name].shape) != tuple(variable.shape):
+            raise PretrainedError(
+                f"{path}: {saved_path} has shape {arrays[name].shape}, the config's model "
+                f"{tuple(variable.shape)}; weights and config.json are from different models"
+            )
+        variable.assign(arrays[name].astype(np.float32))
+    return int(arrays["step"])
+
+
+def load_bundle(name: str, root: str | os.PathLike = PRETRAINED_DIR) -> tuple[GrooVAE, int]:
+    """The bundled GrooVAE `name`, float32, and the step it was trained to.
+
+    Raises:
+      PretrainedError: unknown name, damaged weights or config.
+    """
+    folder = bundle_dir(name, root)
+    try:
+        config = GrooVAEConfig.from_dict(json.loads((folder / CONFIG_FILE).read_text()))
+    except (ValueError, KeyError, TypeError) as error:
+        raise PretrainedError(f"{folder / CONFIG_FILE} is not a GrooVAE config: {error}") from error
+    # float32 compute whatever the run trained with: the weights are stored at float16 either way.
+    model = GrooVAE(with_overrides(config, mixed_precision=False))
+    return model, load_weights(model, folder / WEIGHTS_FILE)
+
+
+def bundle_bytes(folder: str | os.PathLike) -> int:
+    """Total size of the files in a bundle folder."""
+    return sum(p.stat().st_size for p in Path(folder).iterdir() if p.is_file())
