@@ -78,7 +78,7 @@ def clip_to_groove(clip: Clip, converter: GrooveConverter) -> np.ndarray:
 # --- the cached split arrays -----------------------------------------------------------------
 
 
-def _cache_key(converter: GrooveConverter, source: str) -> str:
+def cache_key(converter: GrooveConverter, source: str) -> str:
     """Everything that changes the outputs: version, source, grid, windows, active drum map."""
     settings = {
         "version": CACHE_VERSION,
@@ -92,7 +92,7 @@ def _cache_key(converter: GrooveConverter, source: str) -> str:
     return hashlib.sha256(json.dumps(settings).encode()).hexdigest()[:12]
 
 
-def _convert_clips(clips, converter: GrooveConverter) -> tuple[list, list, list]:
+def convert_clips(clips, converter: GrooveConverter) -> tuple[list, list, list]:
     """Windows of each clip, the clip index of each window, and one drop reason per empty clip."""
     windows, clip_index, reasons = [], [], []
     for i, clip in enumerate(clips):
@@ -124,7 +124,7 @@ def tfds_clip_windows(
     """
     converter = converter or GrooveConverter()
     clips = list(Performance(midi).clips(bpm, numerator, converter.split_bars))
-    windows, clip_index, reasons = _convert_clips(clips, converter)
+    windows, clip_index, reasons = convert_clips(clips, converter)
     outputs = np.stack(windows) if windows else empty_windows(converter)
     return outputs, np.array(clip_index, np.int32), reasons, len(clips)
 
@@ -154,21 +154,27 @@ def empty_windows(converter: GrooveConverter) -> np.ndarray:
     return np.zeros((0, steps, constants.GROOVE_DEPTH), np.float32)
 
 
+def run_jobs(work, jobs: list, workers: int, progress: bool, desc: str) -> list:
+    """`work` over `jobs` in order, over `workers` processes when there is more than one job,
+    with a progress bar."""
+    from tqdm.auto import tqdm
+
+    if workers > 1 and len(jobs) > 1:
+        with ProcessPoolExecutor(min(workers, len(jobs))) as pool:
+            results = pool.map(work, jobs, chunksize=8)
+            return list(tqdm(results, total=len(jobs), desc=desc, disable=not progress))
+    return [work(job) for job in tqdm(jobs, desc=desc, disable=not progress)]
+
+
 def _build_from_gmd(gmd_dir: Path, converter: GrooveConverter, workers: int, progress: bool):
     """All three splits from the MIDI files: {split: (outputs, meta, summary row)}."""
-    from tqdm.auto import tqdm
 
     info = read_info(gmd_dir)
     jobs = [
         (gmd_dir / row.midi_filename, row.bpm, int(row.time_signature.split("-")[0]), converter)
         for row in info.itertuples()
     ]
-    if workers > 1:
-        with ProcessPoolExecutor(workers) as pool:
-            results = pool.map(_performance_windows, jobs, chunksize=8)
-            results = list(tqdm(results, total=len(jobs), desc="GMD clips", disable=not progress))
-    else:
-        results = [_performance_windows(job) for job in tqdm(jobs, disable=not progress)]
+    results = run_jobs(_performance_windows, jobs, workers, progress, "GMD clips")
     built = {}
     for split in constants.GMD_SPLITS:
         rows = [(row, res) for row, res in zip(info.itertuples(), results) if row.split == split]
@@ -257,7 +263,7 @@ def _build_from_tfds(split, data_dir, converter: GrooveConverter, download: bool
         examples.append((performance_id, clip, ex["midi"], meta))
     examples.sort(key=lambda e: e[:2])  # GMD's info.csv order: by id, then clip
     clips = [Clip.from_note_sequence(note_seq.midi_to_note_sequence(e[2])) for e in examples]
-    windows, clip_index, reasons = _convert_clips(clips, converter)
+    windows, clip_index, reasons = convert_clips(clips, converter)
     summary = {
         "split": split,
         "performances": len({e[0] for e in examples}),
@@ -314,10 +320,10 @@ def load_groove_4bar_split(
         raise ValueError(f"source must be 'gmd' or 'tfds', got {source!r}")
     converter = converter or GrooveConverter()
     cache_dir = Path(cache_dir or DEFAULT_CACHE_DIR)
-    key = _cache_key(converter, source)
+    key = cache_key(converter, source)
     stem = f"groove_{converter.split_bars}bar_{source}_{key}"
     path = cache_dir / f"{stem}_{split}.npz"
-    cached = _load(path)
+    cached = load_split(path)
     if cached is None:
         if source == "gmd":
             built = _build_from_gmd(
@@ -327,12 +333,12 @@ def load_groove_4bar_split(
             built = _build_from_tfds(split, data_dir, converter, data_dir is None, progress)
         cache_dir.mkdir(parents=True, exist_ok=True)
         for name, (outputs, meta, summary) in built.items():
-            _save(cache_dir / f"{stem}_{name}.npz", outputs, meta, summary)
-        cached = _load(path)
+            save_split(cache_dir / f"{stem}_{name}.npz", outputs, meta, summary)
+        cached = load_split(path)
     return cached
 
 
-def _save(path: Path, outputs: np.ndarray, meta: pd.DataFrame, summary: dict) -> None:
+def save_split(path: Path, outputs: np.ndarray, meta: pd.DataFrame, summary: dict) -> None:
     # Plain str/int arrays, so loading needs no pickle.
     columns = {f"meta/{c}": np.asarray(meta[c].tolist()) for c in META_COLUMNS}
     partial = path.with_name(path.name + ".partial.npz")
@@ -340,7 +346,7 @@ def _save(path: Path, outputs: np.ndarray, meta: pd.DataFrame, summary: dict) ->
     partial.replace(path)
 
 
-def _load(path: Path) -> GrooveSplit | None:
+def load_split(path: Path) -> GrooveSplit | None:
     """The cached split, or None when there is none or it is unreadable (a write cut short by
     a full disk or a Drive disconnect), so the caller rebuilds it."""
     if not path.exists():

@@ -241,7 +241,7 @@ def evaluate_run(
       The metrics dict (see `evaluate_model`), plus `run_dir` and `split`; NaN written as null.
     """
     from helpers.data import load_groove_4bar_split
-    from helpers.train import restore_model
+    from helpers.runs import restore_model
 
     model = restore_model(run_dir)
     real = load_groove_4bar_split(split, data_dir)

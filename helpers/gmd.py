@@ -59,7 +59,9 @@ def find_gmd(
         looked.append(f"{candidate} (no info.csv, no {constants.GMD_ZIP_NAME})")
     if data_dir is None and download:
         try:
-            return _extract(download_zip(url, sha256, USER_CACHE_DIR / constants.GMD_ZIP_NAME))
+            zip_path = USER_CACHE_DIR / constants.GMD_ZIP_NAME
+            download(url, zip_path, sha256)
+            return _extract(zip_path)
         except DownloadError as error:
             looked.append(f"{url} (download failed: {error})")
     raise DatasetNotFoundError(
@@ -99,8 +101,9 @@ def _extract(zip_path: Path) -> Path:
     return target / "groove"
 
 
-def download_zip(url: str, sha256: str, path: Path) -> Path:
-    """Downloads `url` to `path` if its SHA-256 is `sha256`.
+def download(url: str, path: Path, sha256: str | None = None) -> str:
+    """Downloads `url` to `path` (whole, or not at all), checking its SHA-256 when given;
+    returns the SHA-256 of what was kept.
 
     Raises:
       DownloadError: a network error, a download shorter than announced, or a checksum that
@@ -119,7 +122,7 @@ def download_zip(url: str, sha256: str, path: Path) -> Path:
                 size += len(chunk)
         if announced is not None and size != int(announced):
             raise DownloadError(f"truncated: got {size} of {announced} bytes")
-        if digest.hexdigest() != sha256:
+        if sha256 is not None and digest.hexdigest() != sha256:
             raise DownloadError(f"sha256 is {digest.hexdigest()}, expected {sha256}")
     except (OSError, http.client.HTTPException) as error:  # IncompleteRead: cut short
         partial.unlink(missing_ok=True)
@@ -130,7 +133,7 @@ def download_zip(url: str, sha256: str, path: Path) -> Path:
         partial.unlink(missing_ok=True)
         raise
     os.replace(partial, path)
-    return path
+    return digest.hexdigest()
 
 
 CLIP_BARS = 4  # groove/4bar-midionly; groove/2bar-midionly cuts 2 bars at the same 1-bar hop

@@ -1,19 +1,38 @@
-"""Magenta's formats: its TF1 groovae checkpoints and magenta-js checkpoint folders, read into a GrooVAE and written from one, and its released models downloaded once into a cache."""
+"""Magenta's formats: TF1 groovae checkpoints (a folder, a prefix or a released .tar) and
+magenta-js checkpoint folders, read into a GrooVAE and written from one; Magenta's released
+models downloaded once into a cache."""
 
 from __future__ import annotations
 
-import json
+import hashlib
 import os
-import shutil
+import tarfile
 import tempfile
-import uuid
 from pathlib import Path
 
 import numpy as np
 
+from helpers import gmd
+from helpers.config import GrooVAEConfig, get_config
 from helpers.constants import GROOVE_DEPTH
+from helpers.magenta_js import MANIFEST, MagentaJsError, config_from_js, read_magenta_js
 from helpers.model import GrooVAE, ModelError
 
+MAGENTA_STORAGE = "https://storage.googleapis.com/magentadata/models/music_vae/checkpoints"
+STORAGE_ENV = "GROOVAE_MAGENTA_URL"  # another address for the released .tar files (a mirror)
+# Magenta's released GrooVAE checkpoints (its GrooVAE demo notebook) and the config each plays.
+# The _nokl ones were trained with settings Magenta's sources do not record; their networks
+# have the shapes of their base configs, so they load and play as those.
+RELEASED = {
+    "groovae_4bar": "groovae_4bar",
+    "groovae_2bar_humanize": "groovae_2bar_humanize",
+    "groovae_2bar_humanize_nokl": "groovae_2bar_humanize",
+    "groovae_2bar_tap_fixed_velocity": "groovae_2bar_tap_fixed_velocity",
+    "groovae_2bar_add_closed_hh": "groovae_2bar_add_closed_hh",
+    "groovae_2bar_hits_control": "groovae_2bar_hits_control_tfds",
+    "groovae_2bar_hits_control_nokl": "groovae_2bar_hits_control_tfds",
+}
+RELEASES = {"groovae_2bar_hits_control_tfds": "groovae_2bar_hits_control"}  # config -> .tar
 MAGENTA_FORGET_BIAS = 1.0  # LSTMBlockCell adds it inside the cell; Keras keeps it in the bias
 
 
@@ -27,6 +46,15 @@ def _magenta_lstm_to_keras(kernel: np.ndarray, bias: np.ndarray, input_dim: int)
     bi, bg, bf, bo = np.split(bias, 4)
     keras_bias = np.concatenate([bi, bf + MAGENTA_FORGET_BIAS, bg, bo])
     return [reordered[:input_dim], reordered[input_dim:], keras_bias]
+
+
+def _keras_lstm_to_magenta(weights: list) -> tuple[np.ndarray, np.ndarray]:
+    """The inverse of _magenta_lstm_to_keras: Keras [kernel, recurrent, bias] -> TF1's fused."""
+    kernel = np.concatenate([np.asarray(w, np.float32) for w in weights[:2]])
+    i, f, g, o = np.split(kernel, 4, axis=1)
+    bi, bf, bg, bo = np.split(np.asarray(weights[2], np.float32), 4)
+    bias = np.concatenate([bi, bg, bf - MAGENTA_FORGET_BIAS, bo])
+    return np.concatenate([i, g, f, o], axis=1), bias
 
 
 def _magenta_names(model: GrooVAE) -> list:
@@ -80,216 +108,125 @@ def load_magenta_weights(model: GrooVAE, weights: dict) -> None:
         layer.set_weights(values)
 
 
-def load_magenta_checkpoint(model: GrooVAE, path: str) -> None:
-    """Loads a TF1 MusicVAE checkpoint (a directory or a checkpoint prefix) into `model`.
+def magenta_weights(model: GrooVAE) -> dict[str, np.ndarray]:
+    """`model`'s weights under Magenta's TF1 names and layouts (load_magenta_weights' inverse)."""
+    weights = {}
+    for layer, scope, input_dim in _magenta_names(model):
+        values = [np.asarray(w, np.float32) for w in layer.get_weights()]
+        if input_dim is not None:
+            values = _keras_lstm_to_magenta(values)
+        weights[f"{scope}/kernel"], weights[f"{scope}/bias"] = values
+    return weights
+
+
+def read_tf1(path: str | os.PathLike) -> dict[str, np.ndarray]:
+    """A TF1 checkpoint's variables, from a folder, a prefix (model.ckpt-N) or a released .tar.
 
     Raises:
-      ModelError: the checkpoint cannot be read or does not fit the model.
+      MagentaError: nothing readable there.
     """
     import tensorflow as tf
 
+    path = Path(path)
+    if path.suffix == ".tar":
+        with tempfile.TemporaryDirectory() as folder:
+            try:
+                with tarfile.open(path) as archive:
+                    archive.extractall(folder, filter="data")
+            except (OSError, tarfile.TarError) as error:
+                raise MagentaError(f"{path} is not a readable .tar ({error})") from None
+            index = sorted(Path(folder).rglob("*.index"))
+            if not index:
+                raise MagentaError(f"{path} holds no TF1 checkpoint (no .index file)")
+            return read_tf1(str(index[-1]).removesuffix(".index"))
     try:
         reader = tf.train.load_checkpoint(str(path))
     except (ValueError, tf.errors.OpError) as error:
-        raise ModelError(f"cannot read a TF checkpoint at {path}: {error}") from error
-    names = reader.get_variable_to_shape_map()
-    load_magenta_weights(model, {name: reader.get_tensor(name) for name in names})
+        raise MagentaError(f"cannot read a TF1 checkpoint at {path}: {error}") from None
+    return {name: reader.get_tensor(name) for name in reader.get_variable_to_shape_map()}
 
 
-MANIFEST = "weights_manifest.json"
-CONFIG = "config.json"
-MARKER = ".groovae-magenta-js"  # empty file: this folder was written by write_magenta_js
-SHARD_BYTES = 4 * 1024 * 1024  # TF.js's default shard size, 4 MiB
-QUANTIZATIONS = (None, "float16", "uint8")  # what we write; reading also takes "uint16"
-# Byte layouts, little-endian as TF.js reads them: the stored dtype, then the quantized codes.
-_STORED = {"float32": "<f4"}
-_QUANTIZED = {"uint8": "<u1", "uint16": "<u2", "float16": "<f2"}
-
-
-class MagentaJsError(Exception):
-    """A magenta-js folder is missing, damaged or not ours to overwrite."""
-
-
-def groovae_config_json(
-    num_steps: int, pitch_classes=None, humanize: bool = False, tapify: bool = False
-) -> dict:
-    """The `config.json` magenta-js needs for a GrooVAE: a MusicVAE with a GrooveConverter.
-
-    Pass `pitch_classes` (lists of MIDI pitches, first one written back) so magenta-js maps drums
-    as our converter does; without it magenta-js uses its own 9-class default map.
-    """
-    args = {"numSteps": int(num_steps), "humanize": bool(humanize), "tapify": bool(tapify)}
-    if pitch_classes is not None:
-        args["pitchClasses"] = [[int(p) for p in c] for c in pitch_classes]
-    return {"type": "MusicVAE", "dataConverter": {"type": "GrooveConverter", "args": args}}
-
-
-def _encode(name: str, array: np.ndarray, quantization: str | None) -> tuple[dict, bytes]:
-    """One manifest entry and its bytes; uint8 is TF.js's affine code with zero exactly on a step."""
-    array = np.asarray(array, dtype=np.float32)
-    spec = {"name": name, "shape": list(array.shape), "dtype": "float32"}
-    if quantization is None:
-        return spec, array.astype("<f4").tobytes()
-    if quantization == "float16":
-        spec["quantization"] = {"dtype": "float16"}
-        return spec, array.astype("<f2").tobytes()
-    if array.size and not np.all(np.isfinite(array)):
-        raise ValueError(f"{name}: uint8 quantization needs finite values")
-    low = float(array.min()) if array.size else 0.0
-    high = float(array.max()) if array.size else 0.0
-    scale = (high - low) / 255 if high > low else 1.0
-    if low <= 0 <= high and high > low:  # nudge the range so that 0.0 maps to an integer
-        low = -float(np.round(-low / scale)) * scale
-    wide = array.astype(np.float64)
-    codes = np.round((np.clip(wide, low, low + 255 * scale) - low) / scale).astype("<u1")
-    spec["quantization"] = {"dtype": "uint8", "scale": scale, "min": low}
-    return spec, codes.tobytes()
-
-
-def _decode(spec: dict, raw: bytes) -> np.ndarray:
-    """The float32 array TF.js builds from one manifest entry's bytes."""
-    quant = spec.get("quantization")
-    if quant is None:
-        return np.frombuffer(raw, _STORED[spec["dtype"]]).astype(spec["dtype"])
-    codes = np.frombuffer(raw, _QUANTIZED[quant["dtype"]])
-    if quant["dtype"] == "float16":
-        values = codes.astype(np.float32)
-    else:  # TF.js computes code * scale + min in doubles, then stores float32
-        values = codes.astype(np.float64) * quant["scale"] + quant["min"]
-    return values.astype(spec["dtype"])
-
-
-def _check_quantization(quantization: str | None) -> None:
-    if quantization not in QUANTIZATIONS:
-        raise ValueError(f"quantization must be one of {QUANTIZATIONS}, not {quantization!r}")
-
-
-def _nbytes(spec: dict) -> int:
-    quant = spec.get("quantization")
-    dtype = _QUANTIZED[quant["dtype"]] if quant else _STORED[spec["dtype"]]
-    return int(np.prod(spec["shape"], dtype=np.int64)) * np.dtype(dtype).itemsize
-
-
-def write_magenta_js(
-    weights: dict[str, np.ndarray],
-    config_json: dict,
-    out_dir,
-    quantization: str | None = None,
-) -> Path:
-    """Write a folder magenta-js's `MusicVAE(url)` can load, all at once or not at all.
-
-    Args:
-        weights: TF1 variable name -> array, stored as float32.
-        config_json: the MusicVAE spec, e.g. `groovae_config_json(64)`.
-        out_dir: the folder; it must be absent or an earlier output of this function.
-        quantization: None (float32), "float16" or "uint8" (affine per tensor, as TF.js defines).
-
-    Returns:
-        The folder's path.
+def load_magenta_checkpoint(model: GrooVAE, path: str | os.PathLike) -> None:
+    """Loads a TF1 MusicVAE checkpoint (a folder, a prefix or a released .tar) into `model`.
 
     Raises:
-        MagentaJsError: `out_dir` exists and was not written here.
-        ValueError: an unknown quantization, or uint8 asked of non-finite values.
+      MagentaError: the checkpoint cannot be read; ModelError: it does not fit the model.
     """
-    _check_quantization(quantization)
-    out_dir = Path(out_dir)
-    if out_dir.exists() and not (out_dir / MARKER).is_file():
-        raise MagentaJsError(f"{out_dir} exists and was not written by write_magenta_js")
-    encoded = [_encode(name, array, quantization) for name, array in weights.items()]
-    entries, data = [e for e, _ in encoded], b"".join(b for _, b in encoded)
-    shards = [data[i : i + SHARD_BYTES] for i in range(0, len(data), SHARD_BYTES)] or [b""]
-    paths = [f"group1-shard{i + 1}of{len(shards)}" for i in range(len(shards))]
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out_dir.parent / f".{out_dir.name}.tmp-{uuid.uuid4().hex[:8]}"
-    tmp.mkdir()  # not mkdtemp: its 0700 mode would stay on the published folder
-    try:
-        for path, shard in zip(paths, shards):
-            (tmp / path).write_bytes(shard)
-        manifest = [{"paths": paths, "weights": entries}]
-        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=1))
-        (tmp / CONFIG).write_text(json.dumps(config_json, indent=2))
-        (tmp / MARKER).touch()
-        if out_dir.exists():  # ours: swap it out, then delete it once the new one is in place
-            old = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.old-", dir=out_dir.parent))
-            os.replace(out_dir, old / "x")
-            try:
-                os.replace(tmp, out_dir)
-            except OSError:
-                os.replace(old / "x", out_dir)
-                raise
-            finally:
-                shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, out_dir)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return out_dir
+    load_magenta_weights(model, read_tf1(path))
 
 
-def _load_json(path: Path):
-    try:
-        return json.loads(path.read_text())
-    except FileNotFoundError:
-        raise MagentaJsError(f"missing {path}") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise MagentaJsError(f"bad JSON in {path}: {err}") from None
-
-
-def read_magenta_js(folder) -> tuple[dict[str, np.ndarray], dict]:
-    """Read a magenta-js folder (ours or Magenta's) back as float32 arrays, dequantized as TF.js does.
-
-    Returns:
-        (weights, config): TF1 variable name -> array, and the parsed `config.json`.
+def download_release(name: str, cache_dir: Path | None = None) -> Path:
+    """Magenta's released `name`.tar, downloaded once into the cache (GROOVAE_MAGENTA_URL
+    overrides the storage address). The first download's SHA-256 is recorded beside it and every
+    later use checks it, so a file damaged in the cache is refused, not loaded.
 
     Raises:
-        MagentaJsError: a missing manifest, shard or config, bad JSON, an unknown dtype or a shard
-            whose size disagrees with the manifest; the message names the file.
+      MagentaError: the download failed (nothing is kept), or the cached file changed.
     """
-    folder = Path(folder)
-    manifest_path = folder / MANIFEST
-    manifest = _load_json(manifest_path)
-    weights = {}
+    folder = Path(cache_dir or gmd.USER_CACHE_DIR / "magenta")
+    tar, recorded = folder / f"{name}.tar", folder / f"{name}.tar.sha256"
+    url = f"{os.environ.get(STORAGE_ENV, MAGENTA_STORAGE).rstrip('/')}/{name}.tar"
+    if tar.exists() and recorded.exists():
+        digest = hashlib.sha256(tar.read_bytes()).hexdigest()
+        if digest != recorded.read_text().strip():
+            raise MagentaError(
+                f"{tar} does not match the SHA-256 recorded at its download; delete it and "
+                "its .sha256 to download it again"
+            )
+        return tar
     try:
-        for group in manifest:
-            specs, paths = group["weights"], [folder / p for p in group["paths"]]
-            for spec in specs:
-                quant = spec.get("quantization")
-                if spec["dtype"] not in _STORED or (quant and quant["dtype"] not in _QUANTIZED):
-                    kind = quant["dtype"] if quant else spec["dtype"]
-                    raise MagentaJsError(f"{manifest_path}: {spec['name']}: unknown dtype {kind}")
-            missing = [p for p in paths if not p.is_file()]
-            if missing:
-                raise MagentaJsError(f"missing shard {missing[0]} (listed in {manifest_path})")
-            sizes = [p.stat().st_size for p in paths]
-            need = sum(_nbytes(s) for s in specs)
-            if sum(sizes) != need:  # blame the first shard off TF.js's 4 MiB layout, else the last
-                bad = next((p for p, n in zip(paths[:-1], sizes) if n != SHARD_BYTES), paths[-1])
-                raise MagentaJsError(
-                    f"shard size mismatch at {bad}: {manifest_path} needs {need} bytes "
-                    f"in {len(paths)} shard(s), they hold {sum(sizes)}"
-                )
-            data, offset = b"".join(p.read_bytes() for p in paths), 0
-            for spec in specs:
-                raw = data[offset : offset + _nbytes(spec)]
-                offset += len(raw)
-                weights[spec["name"]] = _decode(spec, raw).reshape(spec["shape"])
-    except (KeyError, TypeError, AttributeError, ValueError) as err:
-        raise MagentaJsError(f"{manifest_path} is not a TF.js weights manifest ({err!r})") from None
-    return weights, _load_json(folder / CONFIG)
+        digest = gmd.download(url, tar)
+    except gmd.DownloadError as error:
+        raise MagentaError(
+            f"cannot download Magenta's {name} from {url} ({error}). Without internet, download "
+            f"it elsewhere and place it at {tar}, or pass the .tar's path instead of its name"
+        ) from None
+    recorded.write_text(digest + "\n")
+    return tar
 
 
-def quantization_error(weights: dict[str, np.ndarray], quantization: str | None) -> float:
-    """The largest absolute change `quantization` makes to any weight (0.0 for None).
+def load(
+    name_or_path: str | os.PathLike, config: GrooVAEConfig | None = None
+) -> tuple[GrooVAE, str]:
+    """A GrooVAE with Magenta's weights, and one line saying where they came from, from a
+    released name (RELEASED, or the config it plays), a TF1 checkpoint (folder, prefix or .tar)
+    or a magenta-js folder; `config` defaults to the name's or the magenta-js folder's own.
 
-    Computed by encoding and decoding every tensor as `write_magenta_js` and TF.js do, so it is
-    the exact figure to state beside an exported model, not a bound.
+    Raises:
+      MagentaError: unknown name, failed download, unreadable checkpoint, or a config that does
+        not fit the weights (the message says which).
     """
-    _check_quantization(quantization)
-    worst = 0.0
-    for name, array in weights.items():
-        spec, raw = _encode(name, array, quantization)
-        original = np.asarray(array, dtype=np.float64).reshape(-1)
-        restored = _decode(spec, raw).astype(np.float64)
-        if original.size:
-            worst = max(worst, float(np.max(np.abs(restored - original))))
-    return worst
+    text = str(name_or_path)
+    release = RELEASES.get(text, text if text in RELEASED else None)
+    if release is not None:
+        path, source = download_release(release), f"Magenta's released {release}"
+        config = config or get_config(RELEASED[release])
+    elif (Path(text) / MANIFEST).exists():
+        path, source = Path(text), f"the magenta-js checkpoint {text}"
+    elif Path(text).exists() or Path(text + ".index").exists():
+        path, source = Path(text), f"the Magenta checkpoint {text}"
+    else:
+        raise MagentaError(
+            f"{text} is neither one of Magenta's released models ({', '.join(RELEASED)}) nor a "
+            "checkpoint on disk (a TF1 folder, prefix or .tar, or a magenta-js folder)"
+        )
+    if path.is_dir() and (path / MANIFEST).exists():
+        try:
+            weights, config_json = read_magenta_js(path)
+        except MagentaJsError as error:
+            raise MagentaError(str(error)) from None
+        config = config or config_from_js(config_json, weights)
+    elif config is None:
+        raise MagentaError(f"{text} is a TF1 checkpoint: say which config it is (config=...)")
+    else:
+        weights = read_tf1(path)
+    model = GrooVAE(config)
+    try:
+        load_magenta_weights(model, weights)
+    except ModelError as error:
+        raise MagentaError(str(error)) from None
+    return model, f"{source}, as {config.name}"
+
+
+class MagentaError(Exception):
+    """A Magenta model that cannot be found, downloaded or read as asked."""

@@ -13,7 +13,6 @@ import collections
 import hashlib
 import json
 import os
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -125,7 +124,7 @@ def file_windows(job: tuple) -> dict:
     except Rejected as rejected:
         return {"reason": rejected.reason}
     clips = list(performance.clips(qpm, constants.QUARTERS_PER_BAR))
-    windows, clip_index, reasons = data._convert_clips(clips, converter)
+    windows, clip_index, reasons = data.convert_clips(clips, converter)
     result = {"qpm": qpm, "clips": len(clips), "reasons": reasons}
     result["skipped_pitches"] = dict(converter.skipped_pitches)
     if not clips:
@@ -133,35 +132,27 @@ def file_windows(job: tuple) -> dict:
     elif not windows:
         counts = collections.Counter(reasons).most_common()
         result["reason"] = f"{NO_WINDOW}: " + ", ".join(f"{n} clips {r}" for r, n in counts)
-    result["outputs"] = np.stack(windows) if windows else data._empty_split()
+    result["outputs"] = np.stack(windows) if windows else data.empty_windows(converter)
     result["clip_index"] = clip_index
     return result
 
 
-def _run(jobs: list, workers: int, progress: bool) -> list[dict]:
-    from tqdm.auto import tqdm
-
-    if workers > 1 and len(jobs) > 1:
-        with ProcessPoolExecutor(min(workers, len(jobs))) as pool:
-            results = pool.map(file_windows, jobs, chunksize=8)
-            return list(tqdm(results, total=len(jobs), desc="MIDI files", disable=not progress))
-    return [file_windows(job) for job in tqdm(jobs, desc="MIDI files", disable=not progress)]
-
-
-def _split_arrays(split: str, rows: list) -> tuple[np.ndarray, pd.DataFrame, dict]:
+def _split_arrays(
+    split: str, rows: list, converter: GrooveConverter
+) -> tuple[np.ndarray, pd.DataFrame, dict]:
     """One split's windows, metadata and summary from (file, result) rows in file order."""
     windows, meta, reasons, skipped_pitches, skipped_files = [], [], {}, {}, []
     for name, result in rows:
         if "reason" in result:
             skipped_files.append([name, result["reason"]])
-        windows.append(result.get("outputs", data._empty_split()))
+        windows.append(result.get("outputs", data.empty_windows(converter)))
         bpm = round(result.get("qpm", 0))
         meta += [(split, "", "", bpm, "", name, clip) for clip in result.get("clip_index", [])]
         for reason in result.get("reasons", []):
             reasons[reason] = reasons.get(reason, 0) + 1
         for pitch, count in result.get("skipped_pitches", {}).items():
             skipped_pitches[pitch] = skipped_pitches.get(pitch, 0) + count
-    outputs = np.concatenate([data._empty_split(), *windows])
+    outputs = np.concatenate([data.empty_windows(converter), *windows])
     summary = {
         "split": split,
         "files": len(rows),
@@ -218,17 +209,18 @@ def load_midi_folder(
     splits = assign_splits(folder, files)
     converter = converter or GrooveConverter()
     cache_dir = Path(cache_dir or data.DEFAULT_CACHE_DIR)
-    key = data._cache_key(converter, f"midi folder {_fingerprint(folder, files)}")
+    key = data.cache_key(converter, f"midi folder {_fingerprint(folder, files)}")
     paths = {split: cache_dir / f"midi_folder_{key}_{split}.npz" for split in constants.GMD_SPLITS}
-    cached = {split: data._load(path) for split, path in paths.items()}
+    cached = {split: data.load_split(path) for split, path in paths.items()}
     if any(split is None for split in cached.values()):  # not built yet, or a write cut short
         jobs = [(folder, name, converter) for name in files]
-        results = _run(jobs, workers or os.cpu_count() or 1, progress)
+        workers = workers or os.cpu_count() or 1
+        results = data.run_jobs(file_windows, jobs, workers, progress, "MIDI files")
         cache_dir.mkdir(parents=True, exist_ok=True)
         for split, path in paths.items():
             rows = [(f, r) for f, r in zip(files, results) if splits[f] == split]
-            data._save(path, *_split_arrays(split, rows))
-        cached = {split: data._load(path) for split, path in paths.items()}
+            data.save_split(path, *_split_arrays(split, rows, converter))
+        cached = {split: data.load_split(path) for split, path in paths.items()}
     return cached
 
 

@@ -22,7 +22,8 @@ from helpers.config import (
     get_config,
 )
 from helpers.device import describe_device, detect
-from helpers.render import NUM_GROOVES, write_samples
+from helpers.render import NUM_GROOVES
+from helpers.verbs import write_samples
 
 
 def main(argv: list[str] | None = None) -> list[Path]:
@@ -46,8 +47,7 @@ def main(argv: list[str] | None = None) -> list[Path]:
     device = detect()
     print(describe_device(device))
     run_dir = constants.run_dir(args.outputs_dir, args.config)
-    bfloat16 = train.mixed_precision_for(args.precision, run_dir, device)
-    config = get_config(args.config, mixed_precision=bfloat16)
+    config = train.run_config(args.config, run_dir, args.precision, device)
     train.train(
         config,
         run_dir,

@@ -325,17 +325,32 @@ def train(
     return pd.read_csv(run_dir / HISTORY_FILE)
 
 
-def mixed_precision_for(choice: str, run_dir: str | os.PathLike, hardware=None) -> bool:
-    """Whether to train in bfloat16: `choice` ('auto', 'float32' or 'bfloat16'); for 'auto', a run
-    being continued keeps its own precision (its config must match), a new one takes what the
-    hardware deserves (helpers.device, `hardware` or this machine's)."""
+def run_config(
+    name: str, run_dir: str | os.PathLike, precision: str = "auto", hardware=None
+) -> GrooVAEConfig:
+    """The config `name` as this run trains it: in bfloat16 or float32 by `precision` ('auto',
+    'float32' or 'bfloat16'). For 'auto', a run being continued keeps its own precision (its
+    config must match), a new one takes what the hardware deserves (helpers.device)."""
     saved = Path(run_dir) / CONFIG_FILE
-    if choice == "auto" and saved.exists():
+    if precision == "auto" and saved.exists():
         try:
-            return bool(json.loads(saved.read_text())["train"]["mixed_precision"])
+            bfloat16 = bool(json.loads(saved.read_text())["train"]["mixed_precision"])
+            return get_config(name, mixed_precision=bfloat16)
         except (ValueError, KeyError, TypeError):
             pass  # not a run config: _prepare_run_dir says so
-    return resolve_precision(choice, hardware) == "bfloat16"
+    bfloat16 = resolve_precision(precision, hardware) == "bfloat16"
+    return get_config(name, mixed_precision=bfloat16)
+
+
+def folder_windows(
+    midi_dir: str | os.PathLike, config: GrooVAEConfig, batch_size: int | None = None,
+    cache_dir: str | os.PathLike | None = None,
+) -> dict[str, np.ndarray]:
+    """Your MIDI folder cut in the config's windows, its summary printed: train() keywords."""
+    converter = GrooveConverter.from_config(config.converter)
+    splits = load_midi_folder(midi_dir, converter=converter, cache_dir=cache_dir)
+    print(summary_text(splits))
+    return training_windows(splits, batch_size or config.train.batch_size)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -355,13 +370,8 @@ def main(argv: list[str] | None = None) -> None:
         "--devices", type=int, default=1, help="local devices sharing each batch (jax, tensorflow)"
     )
     args = parser.parse_args(argv)
-    bfloat16 = mixed_precision_for(args.precision, args.run_dir)
-    config = get_config(args.config, mixed_precision=bfloat16)
-    windows = {}
-    if args.midi_dir:
-        splits = load_midi_folder(args.midi_dir)
-        print(summary_text(splits))
-        windows = training_windows(splits, args.batch_size or config.train.batch_size)
+    config = run_config(args.config, args.run_dir, args.precision)
+    windows = folder_windows(args.midi_dir, config, args.batch_size) if args.midi_dir else {}
     history = train(
         config,
         args.run_dir,

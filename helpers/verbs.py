@@ -25,8 +25,10 @@ import note_seq
 import numpy as np
 
 from helpers import audio, constants
+from helpers.audio import RecordingError
 from helpers.config import add_num, add_outputs_dir, add_soundfont, command_parser
-from helpers.constants import DEFAULT_QPM, MIDI_DRUM_CHANNEL, OUTPUTS_DIR, ROLAND_DRUM_PITCH_CLASSES
+from helpers.constants import DEFAULT_QPM, MIDI_DRUM_CHANNEL, OUTPUTS_DIR
+from helpers.magenta import MagentaError
 from helpers.render import NUM_GROOVES, SUFFIXES, save_grooves, write_groove
 from helpers.runs import PretrainedError, RunError
 from helpers.sample import (
@@ -49,7 +51,6 @@ INPUTS = {
     "transfer": (2, 2),
     "infill": (1, None),
 }
-TAP_PITCH = ROLAND_DRUM_PITCH_CLASSES[2][0]  # any known drum pitch works: tapify keeps the loudest
 CLOSED_HI_HAT = 2  # the drum class groovae_2bar_add_closed_hh learns to add
 
 
@@ -109,7 +110,7 @@ def drumify(model: TrainedModel, taps, temperature=DEFAULT_TEMPERATURE, seed=Non
     _needs(model, model.config.converter.tapify, "drumify")
     taps = copy.deepcopy(taps)
     for note in taps.notes:
-        note.pitch, note.is_drum, note.instrument = TAP_PITCH, True, MIDI_DRUM_CHANNEL
+        note.pitch, note.is_drum, note.instrument = audio.TAP_PITCH, True, MIDI_DRUM_CHANNEL
     return reencode(model, taps, temperature, seed, qpm)
 
 
@@ -274,7 +275,7 @@ def run(args: argparse.Namespace) -> tuple[list[Path], list[str]]:
             takes = versions(
                 args.verb, model, read_groove(path), args.num, args.temperature, args.seed, args.qpm
             )
-        except (SampleError, GrooveError) as error:
+        except (SampleError, GrooveError, RecordingError) as error:
             refused.append(f"{path}: {error}")
             continue
         written += save(takes, args.output_dir, f"{Path(path).stem}_{args.verb}")
@@ -289,7 +290,15 @@ def main(argv: list[str] | None = None) -> list[Path]:
     args = _parse_args(argv)
     try:
         written, refused = run(args)
-    except (SampleError, GrooveError, FileExistsError, RunError, PretrainedError) as error:
+    except (
+        SampleError,
+        GrooveError,
+        RecordingError,
+        MagentaError,
+        FileExistsError,
+        RunError,
+        PretrainedError,
+    ) as error:
         sys.exit(f"error: {error}")
     for path in written:
         print(path)

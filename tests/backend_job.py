@@ -17,7 +17,7 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 from conftest import random_grooves  # noqa: E402
 
-from helpers import backends, losses, train  # noqa: E402
+from helpers import backends, losses, runs, train  # noqa: E402
 from helpers import model as groovae  # noqa: E402
 from helpers.config import get_config  # noqa: E402
 
@@ -66,13 +66,13 @@ def resume(run_dir: str, total_steps: int) -> dict:
     Reports the teacher-forced reconstruction loss (z = mu, no noise) of the checkpoint it
     started from, so the test can compare it with the backend that wrote that checkpoint.
     """
-    start = train.latest_checkpoint(run_dir)
+    start = runs.latest_checkpoint(run_dir)
     report = {"start_r_loss": None}
     if start is not None:
-        report["start_r_loss"] = deterministic_r_loss(train.restore_model(run_dir, start))
+        report["start_r_loss"] = deterministic_r_loss(runs.restore_model(run_dir, start))
     config = get_config("tiny", **RUN)
     train.train(config, run_dir, steps=total_steps, log_every_steps=1, progress=False, **data())
-    report["end_r_loss"] = deterministic_r_loss(train.restore_model(run_dir))
+    report["end_r_loss"] = deterministic_r_loss(runs.restore_model(run_dir))
     return report
 
 

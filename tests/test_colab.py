@@ -46,7 +46,7 @@ def _in_colab(stand_in: Path, drive: Path | None = None) -> list:
     if drive is not None:
         cells.append(
             _code(
-                f"from pathlib import Path\nfrom helpers import colab\n"
+                f"from pathlib import Path\nfrom helpers import notebook\n"
                 f"notebook.DRIVE_MOUNT = Path({str(drive)!r})"
             )
         )
@@ -54,14 +54,14 @@ def _in_colab(stand_in: Path, drive: Path | None = None) -> list:
 
 
 def _execute(cells: list, timeout: int = 600) -> nbformat.NotebookNode:
-    notebook = nbformat.v4.new_notebook(cells=cells)
+    executed = nbformat.v4.new_notebook(cells=cells)
     NotebookClient(
-        notebook,
+        executed,
         timeout=timeout,
         kernel_name="python3",
         resources={"metadata": {"path": str(REPO / "notebooks")}},
     ).execute()
-    return notebook
+    return executed
 
 
 def _first_code_cell(path: Path):
@@ -74,7 +74,7 @@ def test_notebook_starts_with_the_setup_cell(path):
         f"{path.name}: make its first code cell helpers.notebook.SETUP_CELL:\n{notebook.SETUP_CELL}"
     )
     badge = nbformat.read(path, as_version=4).cells[0].source
-    assert f"notebook.research.google.com/github/{notebook.github_path()}/" in badge
+    assert f"colab.research.google.com/github/{notebook.github_path()}/" in badge
 
 
 @pytest.mark.notebooks
@@ -96,10 +96,10 @@ def test_setup_cell_clones_then_updates(path, stand_in_colab, tmp_path):
         f"({str(origin)!r}, {str(clone)!r})]\n"
         "print(helpers.__file__, heads[0] == heads[1], sys.path.count(REPO_DIR))"
     )
-    notebook = _execute(
+    executed = _execute(
         _in_colab(stand_in_colab) + [_code(setup), upstream_moves, _code(setup), check]
     )
-    printed = notebook.cells[-1].outputs[0]["text"].split()
+    printed = executed.cells[-1].outputs[0]["text"].split()
     assert printed == [str(clone / "helpers" / "__init__.py"), "True", "1"]
 
 
@@ -130,10 +130,10 @@ def test_03_samples_the_run_02_wrote_to_drive(stand_in_colab, gmd_subset, tmp_pa
     assert sorted((run_dir / "checkpoints").iterdir())
     assert sorted((drive_outputs / "cache").glob("*.npz"))
     check = _code("print(groovae.run_dir)\nprint(midi_paths[0])")
-    notebook = _execute(
+    executed = _execute(
         in_colab + _cells_until(REPO / "notebooks" / "03_sample.ipynb", "write_samples(") + [check]
     )
-    printed = notebook.cells[-1].outputs[0]["text"].split()
+    printed = executed.cells[-1].outputs[0]["text"].split()
     assert printed[0] == str(run_dir)
     assert Path(printed[1]).is_relative_to(drive_outputs / "smoke" / "samples")
 

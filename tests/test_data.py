@@ -213,15 +213,15 @@ def test_load_groove_4bar_split_rejects_unknown_split(tiny_gmd):
 
 
 def test_find_gmd_folder_and_missing(tiny_gmd, tmp_path, monkeypatch):
-    assert data.find_gmd(tiny_gmd) == tiny_gmd
+    assert gmd.find_gmd(tiny_gmd) == tiny_gmd
     monkeypatch.setenv("GROOVE_DATA_DIR", str(tiny_gmd))
     monkeypatch.setattr(gmd, "USER_CACHE_DIR", tmp_path / "user-cache")
     # GROOVE_DATA_DIR is read at the edge (command lines, notebooks) and handed down.
-    assert data.find_gmd(data_dir_from_env()) == tiny_gmd
+    assert gmd.find_gmd(data_dir_from_env()) == tiny_gmd
     with pytest.raises(gmd.DatasetNotFoundError):
-        data.find_gmd(download=False)  # the library itself reads no environment
+        gmd.find_gmd(download=False)  # the library itself reads no environment
     with pytest.raises(gmd.DatasetNotFoundError) as error:
-        data.find_gmd(tmp_path / "nowhere")  # no fallback from an explicit path
+        gmd.find_gmd(tmp_path / "nowhere")  # no fallback from an explicit path
     assert "nowhere" in str(error.value) and constants.GMD_ZIP_NAME in str(error.value)
 
 
@@ -234,9 +234,9 @@ def test_find_gmd_extracts_the_zip_once(tiny_gmd, tmp_path, monkeypatch):
     with zipfile.ZipFile(zip_dir / constants.GMD_ZIP_NAME, "w") as archive:
         for path in tiny_gmd.iterdir():
             archive.write(path, f"groove/{path.name}")
-    found = data.find_gmd(zip_dir)
+    found = gmd.find_gmd(zip_dir)
     assert (found / "info.csv").is_file() and str(found).startswith(str(tmp_path / "user-cache"))
-    assert data.find_gmd(zip_dir / constants.GMD_ZIP_NAME) == found
+    assert gmd.find_gmd(zip_dir / constants.GMD_ZIP_NAME) == found
 
 
 def test_performance_windows_whole_file(tiny_gmd):

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 from conftest import random_grooves
 
-from helpers import card, export, runs, sample
+from helpers import card, export, runs, sample, windowing
 from helpers.data import GrooveSplit
 
 README = (
@@ -86,7 +86,7 @@ def test_committed_grooves_are_midi_and_pianorolls_named_as_the_main_job(exporte
         f"groove_0{i}{s}" for i in range(1, 6) for s in (".mid", ".png")
     )
     again = groovae.sample(5, export.SAMPLES_TEMPERATURE, export.SAMPLES_SEED)
-    written = sample.load_midi(out_dir / "groove_01.mid")
+    written = windowing.load_midi(out_dir / "groove_01.mid")
     assert len(written.notes) == len(again[0].notes)
 
 

@@ -49,7 +49,7 @@ def test_cli_trains_a_tiny_config_on_a_midi_folder(midi_dir, tmp_path, capsys):
     printed = capsys.readouterr().out
     assert "corrupt.mid" in printed and "corrupt file" in printed
     assert "waltz.mid" in printed and "not 4/4" in printed
-    assert training.latest_checkpoint(out).name == "ckpt-000000002.npz"
+    assert runs.latest_checkpoint(out).name == "ckpt-000000002.npz"
     history = pd.read_csv(out / HISTORY_FILE)
     assert history.split.tolist()[-2:] == ["train", "validation"]
     assert np.isfinite(history.loss).all()
@@ -77,7 +77,7 @@ def test_cli_midi_folder_too_small_for_a_batch_is_one_clear_error(midi_dir, tmp_
 def test_start_from_a_run_copies_its_weights(tiny_run):
     model = GrooVAE(get_config("tiny"))
     training.start_from(model, tiny_run)
-    for ours, theirs in zip(_weights(model), _weights(training.restore_model(tiny_run))):
+    for ours, theirs in zip(_weights(model), _weights(runs.restore_model(tiny_run))):
         np.testing.assert_array_equal(ours, theirs)
 
 
@@ -92,9 +92,9 @@ def test_fine_tune_fresh_optimizer_and_schedule_close_to_its_start(tiny_run, tmp
         **GROOVES,
     )
     assert history.learning_rate.iloc[0] == pytest.approx(get_config("tiny").train.learning_rate)
-    assert training.latest_checkpoint(tmp_path / "tuned").name == "ckpt-000000001.npz"
-    start = _weights(training.restore_model(tiny_run))
-    tuned = _weights(training.restore_model(tmp_path / "tuned"))
+    assert runs.latest_checkpoint(tmp_path / "tuned").name == "ckpt-000000001.npz"
+    start = _weights(runs.restore_model(tiny_run))
+    tuned = _weights(runs.restore_model(tmp_path / "tuned"))
     fresh = _weights(GrooVAE(get_config("tiny")))
     # One Adam step moves a weight by about the learning rate; a new model is far away.
     assert max(np.abs(a - b).max() for a, b in zip(tuned, start)) < 3e-3
@@ -114,11 +114,11 @@ def test_fine_tune_from_the_bundled_model(tiny_run, tmp_path, monkeypatch):
     root = tmp_path / "pretrained"
     (root / "tiny").mkdir(parents=True)
     (root / "tiny" / CONFIG_FILE).write_text((tiny_run / CONFIG_FILE).read_text())
-    runs.save_weights(training.restore_model(tiny_run), root / "tiny" / "weights.npz", 2)
+    runs.save_weights(runs.restore_model(tiny_run), root / "tiny" / "weights.npz", 2)
     monkeypatch.setattr(training, "bundle_dir", lambda name: runs.bundle_dir(name, root))
     model = GrooVAE(get_config("tiny"))
     training.start_from(model, "pretrained:tiny")
-    for ours, theirs in zip(_weights(model), _weights(training.restore_model(tiny_run))):
+    for ours, theirs in zip(_weights(model), _weights(runs.restore_model(tiny_run))):
         np.testing.assert_array_equal(ours, theirs.astype(np.float16).astype(np.float32))
     with pytest.raises(runs.PretrainedError, match="no bundled model 'groovae_4bar'"):
         training.start_from(model, "pretrained")
@@ -152,7 +152,7 @@ def test_re_estimated_moments_keep_the_first_late_step_small(tiny_run, estimated
     from helpers.backends import estimate_adam_moments, make_optimizer
 
     config, step = get_config("tiny"), 1500
-    model = training.restore_model(tiny_run)
+    model = runs.restore_model(tiny_run)
     model.compile(optimizer=make_optimizer(config.train))
     model.optimizer.build(model.trainable_variables)
     batches = [training._pairs(g, config) for g in np.split(GROOVES["train_data"][:32], 2)]
@@ -182,7 +182,7 @@ def test_continue_step_carries_a_run_on_at_its_step(tiny_run, tmp_path, capsys):
         **GROOVES,
     )
     assert "at step 2: Adam's moments re-estimated on 2 batches" in capsys.readouterr().out
-    assert training.latest_checkpoint(tmp_path / "on").name == "ckpt-000000004.npz"
+    assert runs.latest_checkpoint(tmp_path / "on").name == "ckpt-000000004.npz"
     pd.testing.assert_frame_equal(history.iloc[: len(source)], source)
     t = config.train
     # The schedule goes on from step 2 (a row holds the rate of its step's update, step - 1).

@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from helpers.magenta import (
+from helpers.magenta_js import (
     MANIFEST,
     SHARD_BYTES,
     MagentaJsError,

@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 
 from helpers.constants import ROLAND_DRUM_PITCH_CLASSES
-from helpers.magenta import groovae_config_json, write_magenta_js
+from helpers.magenta_js import groovae_config_json, write_magenta_js
 
 REPO = Path(__file__).resolve().parents[1]
 CHECK_SCRIPT = REPO / "js" / "groovae_check.js"

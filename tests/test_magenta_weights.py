@@ -45,7 +45,7 @@ def test_load_magenta_weights_rejects_missing_names(tiny_model):
 
 
 def test_load_magenta_checkpoint_rejects_missing_path(tiny_model, tmp_path):
-    with pytest.raises(ModelError, match="cannot read"):
+    with pytest.raises(magenta.MagentaError, match="cannot read"):
         magenta.load_magenta_checkpoint(tiny_model, tmp_path / "nothing")
 
 

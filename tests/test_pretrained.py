@@ -17,7 +17,7 @@ def tiny_bundle(tiny_run, tmp_path_factory):
     folder = root / "tiny"
     folder.mkdir()
     shutil.copy(tiny_run / train.CONFIG_FILE, folder)
-    model = train.restore_model(tiny_run)
+    model = runs.restore_model(tiny_run)
     runs.save_weights(model, folder / runs.WEIGHTS_FILE, step=2)
     return root
 
@@ -44,7 +44,7 @@ def test_bundle_of_a_mixed_precision_run_loads_at_float32(tiny_run, tmp_path):
     config = with_overrides(get_config("tiny"), mixed_precision=True)
     (tmp_path / "mixed").mkdir()
     (tmp_path / "mixed" / train.CONFIG_FILE).write_text(config.to_json())
-    runs.save_weights(train.restore_model(tiny_run), tmp_path / "mixed" / "weights.npz", 7)
+    runs.save_weights(runs.restore_model(tiny_run), tmp_path / "mixed" / "weights.npz", 7)
     model, step = runs.load_bundle("mixed", tmp_path)
     assert step == 7 and model.dtype_policy.compute_dtype == "float32"
 
@@ -81,25 +81,19 @@ def test_weights_of_another_config_are_refused(tiny_bundle):
 
 
 def test_without_a_run_the_bundled_model_plays(tiny_bundle, tmp_path):
-    groovae = sample.newest_or_bundled(tmp_path, "tiny", root=tiny_bundle)
+    groovae = sample.pick_model("tiny", outputs_dir=tmp_path, root=tiny_bundle)
     assert groovae.run_dir is None and groovae.step == 2 and groovae.label == "tiny-pretrained"
-    assert groovae.source.startswith("the bundled tiny") and "no run of your own" in groovae.source
+    assert groovae.source.startswith("the bundled tiny") and "no tiny run of yours" in groovae.source
     assert groovae.sample_grooves(2, seed=0).shape == (2, 64, 27)
 
 
 def test_a_run_of_your_own_comes_before_the_bundle(tiny_run, tiny_bundle):
-    groovae = sample.newest_or_bundled(tiny_run.parents[1], "tiny", root=tiny_bundle)
+    groovae = sample.pick_model("tiny", outputs_dir=tiny_run.parents[1], root=tiny_bundle)
     assert groovae.run_dir == tiny_run and groovae.source.startswith("your run")
-
-
-def test_a_config_model_is_your_run_else_its_bundle_else_none(
-    tiny_run, tiny_bundle, tmp_path, capsys
-):
-    outputs = tiny_run.parents[1]  # holds runs/tiny
-    yours = sample.config_model("tiny", outputs, root=tiny_bundle)
-    assert yours.run_dir == tiny_run and yours.label != "tiny-pretrained"
-    bundled = sample.config_model("tiny", tmp_path, root=tiny_bundle)
+    bundled = sample.pick_model("tiny", "bundled", tiny_run.parents[1], root=tiny_bundle)
     assert bundled.label == "tiny-pretrained" and bundled.step == 2
-    assert "playing the bundled tiny" in capsys.readouterr().out
-    assert sample.config_model("groovae_4bar_tap", tmp_path, root=tiny_bundle) is None
-    assert "python -m helpers.train --config groovae_4bar_tap" in capsys.readouterr().out
+
+
+def test_pick_model_without_run_or_bundle_says_how_to_train(tmp_path, tiny_bundle):
+    with pytest.raises(sample.SampleError, match="python -m helpers.train --config groovae_2bar"):
+        sample.pick_model("drumify", outputs_dir=tmp_path, root=tiny_bundle)

@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 from conftest import random_grooves
 
-from helpers import sample
+from helpers import sample, verbs, windowing
+from helpers import runs
 from helpers import train as training
 from helpers.config import get_config
 from helpers.constants import DEFAULT_QPM, HITS, OFFSETS, VELOCITIES
@@ -22,13 +23,13 @@ class FakeModel:
         self.groove = np.zeros((64, 27), np.float32) if groove is None else groove
         self.inputs, self.decoded = [], []
 
-    def encode(self, inputs):
+    def encode(self, inputs, controls=None):
         self.inputs.append(np.array(inputs))
         z_size = self.config.model.z_size
         mu = inputs.sum(axis=(1, 2))[:, None] + np.arange(z_size, dtype=np.float32)
         return mu, np.full_like(mu, 0.5)
 
-    def decode(self, z, temperature=1.0, seed=None):
+    def decode(self, z, temperature=1.0, seed=None, controls=None, hits=None):
         self.decoded.append((np.array(z), temperature, seed))
         return np.repeat(self.groove[None], len(z), axis=0)
 
@@ -48,7 +49,7 @@ def fake(tiny_config):
 
 def test_set_tempo_scales_times_and_adds_4_4(make_drums):
     ns = make_drums([(36, 100, 1.0, 1.125)], time_signature=None)
-    out = sample.set_tempo(ns, 90.0)
+    out = windowing.set_tempo(ns, 90.0)
     np.testing.assert_allclose(
         [out.notes[0].start_time, out.notes[0].end_time],
         [1.0 * 120 / 90, 1.125 * 120 / 90],
@@ -150,12 +151,12 @@ def test_encode_loops_a_2_bar_groove_and_windows_a_17_bar_one(fake, make_drums):
 class _EchoModel(FakeModel):
     """Decodes each code back to the window it came from, so stitching can be checked."""
 
-    def encode(self, inputs):
+    def encode(self, inputs, controls=None):
         self.windows = np.array(inputs)
         z = np.arange(len(inputs), dtype=np.float32)[:, None] * np.ones(self.config.model.z_size)
         return z, np.full_like(z, 1e-6)
 
-    def decode(self, z, temperature=1.0, seed=None):
+    def decode(self, z, temperature=1.0, seed=None, controls=None, hits=None):
         return self.windows[np.round(z[:, 0]).astype(int)]
 
 
@@ -163,7 +164,7 @@ class _EchoModel(FakeModel):
 def test_reencode_keeps_length_tempo_and_notes(tiny_config, make_drums, bars, qpm):
     model = sample.TrainedModel(model=_EchoModel(tiny_config))
     ns = _kicks(make_drums, bars, qpm)
-    out = model.reencode(ns)
+    out = verbs.reencode(model, ns)
     bar = 4 * 60 / qpm
     assert [t.qpm for t in out.tempos] == [qpm]
     assert [(t.numerator, t.denominator) for t in out.time_signatures] == [(4, 4)]
@@ -186,7 +187,8 @@ def test_encode_infer_map_surprise_and_eval_mode(tiny_config, make_drums):
     classes = {}
     for mode in ("infer", "eval"):
         model = sample.TrainedModel(model=FakeModel(tiny_config), encode_mode=mode)
-        hits = model.note_sequences_to_inputs([ns])[0][:, HITS]
+        model.encode([ns])
+        hits = model.model.inputs[0][0][:, HITS]
         classes[mode] = int(np.flatnonzero(hits[4, 2:])[0]) + 2
     assert classes == {"infer": 4, "eval": 5}
 
@@ -227,15 +229,15 @@ def test_interpolate_long_start_walks_each_window_to_the_end(fake, make_drums):
 def test_humanize_encoder_sees_hits_only(make_drums):
     model = sample.TrainedModel(model=FakeModel(get_config("tiny", humanize=True)))
     ns = _four_bars(make_drums, qpm=100.0)
-    out = sample.humanize(model, ns)
+    out = verbs.humanize(model, ns)
     inputs = model.model.inputs[0][0]
     assert inputs[:, HITS].sum() == 5 and not inputs[:, VELOCITIES].any()
     assert not inputs[:, OFFSETS].any() and out.tempos[0].qpm == 100.0
 
 
 def test_humanize_needs_a_humanize_run(fake, make_drums):
-    with pytest.raises(sample.SampleError, match="groovae_4bar_humanize"):
-        sample.humanize(fake, _four_bars(make_drums))
+    with pytest.raises(sample.SampleError, match="cannot humanize"):
+        verbs.humanize(fake, _four_bars(make_drums))
 
 
 def test_drumify_any_pitch_becomes_one_tapped_line(make_drums):
@@ -243,28 +245,28 @@ def test_drumify_any_pitch_becomes_one_tapped_line(make_drums):
     taps = make_drums([(60 + i, 100, i * BAR, i * BAR + 0.1) for i in range(4)])
     for note in taps.notes:
         note.is_drum = False  # a melody, not drums
-    sample.drumify(model, taps)
+    verbs.drumify(model, taps)
     hits = model.model.inputs[0][0][:, HITS]
     assert hits[[0, 16, 32, 48], 3].all() and hits.sum() == 4
     assert taps.notes[0].pitch == 60  # input untouched
 
 
 def test_drumify_needs_a_tap_run(fake, make_drums):
-    with pytest.raises(sample.SampleError, match="groovae_4bar_tap"):
-        sample.drumify(fake, _four_bars(make_drums))
+    with pytest.raises(sample.SampleError, match="cannot drumify"):
+        verbs.drumify(fake, _four_bars(make_drums))
 
 
 def test_load_midi_bad_files_raise_one_clear_error(tmp_path):
     (tmp_path / "bad.mid").write_bytes(b"not a midi file")
     for path in (tmp_path / "bad.mid", tmp_path / "missing.mid"):
-        with pytest.raises(sample.SampleError, match=f"cannot read .*{path.name} as MIDI"):
-            sample.load_midi(path)
+        with pytest.raises(windowing.GrooveError, match=f"cannot read .*{path.name} as MIDI"):
+            windowing.load_midi(path)
 
 
 def test_load_midi_reads_back_a_written_groove(tmp_path, make_drums):
     path = tmp_path / "groove_01.mid"
     note_seq.sequence_proto_to_midi_file(_four_bars(make_drums), str(path))
-    assert len(sample.load_midi(path).notes) == 5
+    assert len(windowing.load_midi(path).notes) == 5
 
 
 @pytest.fixture(scope="module")
@@ -308,18 +310,8 @@ def test_trained_model_finds_newest_run(tiny_run):
 
 
 def test_find_run_without_runs_raises(tmp_path):
-    with pytest.raises(sample.TrainError, match="no trained run"):
-        sample.find_run(tmp_path)
-
-
-def test_quantized_score_keeps_hits_flat_velocity_no_offsets():
-    grooves = random_grooves(3, seed=2)
-    before = grooves.copy()
-    score = sample.quantized_score(grooves, velocity=80)
-    np.testing.assert_array_equal(score[..., HITS], grooves[..., HITS])
-    np.testing.assert_allclose(score[..., VELOCITIES], grooves[..., HITS] * 80 / 127, rtol=1e-6)
-    np.testing.assert_array_equal(score[..., OFFSETS], 0.0)
-    np.testing.assert_array_equal(grooves, before)  # input untouched
+    with pytest.raises(runs.RunError, match="no trained run"):
+        runs.find_run(tmp_path)
 
 
 def test_grooves_at_a_tempo_play_back_to_back(tiny_run):
@@ -339,29 +331,27 @@ def test_grooves_at_a_tempo_play_back_to_back(tiny_run):
     np.testing.assert_allclose([t for t, _ in got], [t for t, _ in expected], atol=1e-9)
 
 
-def test_find_config_run_missing_prints_training_hint(tmp_path, capsys):
-    assert sample.find_config_run("tiny", tmp_path) is None
-    hint = capsys.readouterr().out
-    assert "No tiny checkpoint" in hint and "python -m helpers.train --config tiny" in hint
-
-
-def test_find_config_run_finds_a_trained_run(tiny_run):
-    assert sample.find_config_run("tiny", tiny_run.parents[1]) == tiny_run
-
-
-@pytest.mark.parametrize("variant", ["humanize", "tapify"])
+@pytest.mark.parametrize("variant", ["humanize", "tapify", "hits_as_controls"])
 def test_variant_runs_turn_a_score_into_a_groove(variant, tmp_path):
-    """The path of 03's humanize and drumify sections, on tiny runs of each variant."""
+    """The path of 03's tool sections, on tiny runs of each variant, found by pick_model."""
     grooves = random_grooves(32)
-    run_dir = tmp_path / "runs" / f"groovae_4bar_{variant}"
-    config = get_config("tiny", name=f"groovae_4bar_{variant}", **{variant: True})
+    name = {"humanize": "groovae_2bar_humanize", "tapify": "groovae_2bar_tap_fixed_velocity"}
+    name = name.get(variant, "groovae_2bar_hits_control_tfds")
+    run_dir = tmp_path / "runs" / name
+    config = get_config("tiny", name=name, **{variant: True})
     training.train(
         config, run_dir, steps=2, train_data=grooves, validation_data=grooves[:16], progress=False
     )
-    assert sample.find_config_run(f"groovae_4bar_{variant}", tmp_path) == run_dir
-    groovae = sample.TrainedModel(run_dir)
-    score = groovae.grooves_to_note_sequences(sample.quantized_score(grooves[:1]))[0]
-    transform = sample.humanize if variant == "humanize" else sample.drumify
-    played = transform(groovae, score, temperature=0.5, seed=0)
+    verb = "drumify" if variant == "tapify" else "humanize"
+    groovae = sample.pick_model(name, outputs_dir=tmp_path)
+    assert groovae.run_dir == run_dir and groovae.source.startswith("your run")
+    score = groovae.grooves_to_note_sequences(grooves[:1])[0]
+    played = verbs.TOOLS[verb](groovae, score, temperature=0.5, seed=0)
     assert played.notes, f"{variant} played no notes"
-    assert all(n.is_drum and 0 <= n.start_time < FOUR_BARS for n in played.notes)
+    early = FOUR_BARS / 64 / 2  # a first note may be played up to half a 16th early
+    assert all(n.is_drum and -early <= n.start_time < FOUR_BARS for n in played.notes)
+    if variant == "hits_as_controls":  # the hit-keeping humanize: exactly the score's hits
+        kept = sorted((round(n.start_time / (FOUR_BARS / 64)), n.pitch) for n in played.notes)
+        given = sorted((round(n.start_time / (FOUR_BARS / 64)), n.pitch) for n in score.notes)
+        assert len(played.notes) == len(score.notes)
+        assert [p for _, p in kept] == [p for _, p in given]

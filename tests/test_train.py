@@ -154,8 +154,8 @@ def test_restore_model_reproduces_the_logged_validation(tiny_config, tmp_path):
 
 
 def test_restore_model_without_checkpoint(tmp_path):
-    with pytest.raises(training.TrainError, match="no config.json"):
-        training.restore_model(tmp_path)
+    with pytest.raises(runs.RunError, match="no config.json"):
+        runs.restore_model(tmp_path)
 
 
 def test_main_cli_continues_to_total_steps(tmp_path, monkeypatch):

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from conftest import random_grooves, write_groove_files
 
-from helpers import sample, train, verbs
+from helpers import notebook, sample, train, verbs, windowing
 from helpers.config import get_config
 
 QPM = 100.0  # the tempo write_groove_files uses
@@ -19,13 +19,19 @@ def files(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def variant_runs(tmp_path_factory) -> dict:
-    """Tiny humanize and tap runs, trained 2 steps on random grooves, under outputs/runs/."""
+    """Tiny runs of each tool's config (hits control, tap, add closed hi-hat), trained 2 steps
+    on random grooves, under outputs/runs/<config>, where pick_model finds them."""
     outputs = tmp_path_factory.mktemp("outputs")
     grooves = random_grooves(32)
     runs = {}
-    for verb, variant in (("humanize", "humanize"), ("drumify", "tapify")):
-        name = verbs.VARIANT_CONFIGS[verb]
-        config = get_config("tiny", name=name, **{variant: True})
+    options = {
+        "humanize": {"hits_as_controls": True},
+        "drumify": {"tapify": True, "fixed_velocities": True},
+        "infill": {"add_instruments": (2,)},
+    }
+    for verb, variant in options.items():
+        name = sample.VERB_CONFIGS[verb]
+        config = get_config("tiny", name=name, **variant)
         runs[verb] = outputs / "runs" / name
         train.train(
             config,
@@ -35,6 +41,7 @@ def variant_runs(tmp_path_factory) -> dict:
             validation_data=grooves[:16],
             progress=False,
         )
+    runs["transfer"] = runs["humanize"]  # one hits-conditioned model plays both
     return runs
 
 
@@ -48,11 +55,11 @@ def _assert_length_and_tempo(ns, bars, qpm=QPM):
     assert ns.notes and max(n.start_time for n in ns.notes) < bars * 4 * 60 / qpm
 
 
-@pytest.mark.parametrize("verb", ["humanize", "drumify"])
-@pytest.mark.parametrize("kind, bars", [("2_bars", 2), ("16_bars", 16)])
+@pytest.mark.parametrize("verb", ["humanize", "drumify", "infill"])
+@pytest.mark.parametrize("kind, bars", [("1_bar", 1), ("2_bars", 2), ("16_bars", 16)])
 def test_transform_keeps_length_and_tempo(variant_runs, files, verb, kind, bars):
     model = sample.TrainedModel(variant_runs[verb])
-    (take,) = verbs.versions(verb, model, sample.load_midi(files[kind]), 1, seed=0)
+    (take,) = verbs.versions(verb, model, windowing.load_midi(files[kind]), 1, seed=0)
     _assert_length_and_tempo(take, bars)
     np.testing.assert_allclose(take.total_time, bars * BAR)
 
@@ -61,7 +68,7 @@ def test_transform_keeps_length_and_tempo(variant_runs, files, verb, kind, bars)
 def test_interpolate_with_a_sample_keeps_length_and_tempo(tiny_run, files, kind, bars):
     model = sample.TrainedModel(tiny_run)
     new = model.sample(1, seed=0)[0]
-    steps = model.interpolate(sample.load_midi(files[kind]), new, num_steps=3, seed=0)
+    steps = model.interpolate(windowing.load_midi(files[kind]), new, num_steps=3, seed=0)
     assert len(steps) == 3
     for step in steps:
         np.testing.assert_allclose(step.total_time, bars * BAR)
@@ -144,12 +151,12 @@ def test_cli_interpolate_two_inputs(tiny_run, files, tmp_path):
         _assert_length_and_tempo(_read(path), 2)
 
 
-@pytest.mark.parametrize("verb", ["humanize", "drumify"])
+@pytest.mark.parametrize("verb", ["humanize", "drumify", "infill"])
 def test_cli_transform_finds_its_variant_run_and_names_refused_files(
     variant_runs, files, tmp_path, capsys, verb
 ):
     kinds = ["1_bar", "17_bars", "corrupt", "empty", "3_4", "tempo_change"]
-    if verb == "humanize":  # drumify reads any instrument as taps, so a melody is fine there
+    if verb != "drumify":  # drumify reads any instrument as taps, so a melody is fine there
         kinds.append("no_drums")
     argv = [
         verb,
@@ -183,7 +190,7 @@ def test_cli_transform_finds_its_variant_run_and_names_refused_files(
 
 
 def test_cli_transform_without_its_run_says_how_to_train_one(tmp_path, files):
-    with pytest.raises(SystemExit, match="groovae_4bar_tap"):
+    with pytest.raises(SystemExit, match="python -m helpers.train --config groovae_2bar_tap"):
         verbs.main(
             [
                 "drumify",
@@ -217,7 +224,7 @@ def test_your_groove_goes_through_every_verb_into_a_new_folder(
 ):
     model = sample.TrainedModel(tiny_run)
     humanizer, drumifier = (sample.TrainedModel(variant_runs[v]) for v in ("humanize", "drumify"))
-    yours = verbs.your_groove(
+    yours = notebook.your_groove(
         files["2_bars"], model, tmp_path, humanizer, drumifier, num_steps=3, seed=0
     )
     assert list(yours) == ["yours", "humanized", "drumified", "interpolation"]
@@ -230,6 +237,31 @@ def test_your_groove_goes_through_every_verb_into_a_new_folder(
             for ns in seqs:
                 _assert_length_and_tempo(ns, 2)
                 np.testing.assert_allclose(ns.total_time, 2 * BAR)
-    again = verbs.your_groove(files["2_bars"], model, tmp_path, num_steps=2, seed=0)
+    again = notebook.your_groove(files["2_bars"], model, tmp_path, num_steps=2, seed=0)
     assert list(again) == ["yours", "interpolation"]
     assert again["yours"][1][0].parent == tmp_path / "2_bars-002"
+
+
+@pytest.mark.parametrize("kind, bars", [("1_bar", 1), ("2_bars", 2), ("16_bars", 16)])
+def test_transfer_keeps_every_hit_of_the_hits_groove(variant_runs, files, kind, bars):
+    """Groove transfer plays exactly the first groove's hits (none added, none lost), at its
+    length and tempo, with the second's feel."""
+    model = sample.TrainedModel(variant_runs["transfer"])
+    hits, feel = windowing.load_midi(files[kind]), windowing.load_midi(files["17_bars"])
+    out = verbs.transfer(model, hits, feel, seed=0)
+    _assert_length_and_tempo(out, bars)
+    given = model.windows(hits).grooves
+    played = model.windows(out).grooves
+    np.testing.assert_array_equal(played[..., :9], given[..., :9])
+
+
+def test_cli_transfer_and_infill(variant_runs, files, tmp_path):
+    outputs = str(variant_runs["transfer"].parents[1])
+    transferred = verbs.main(["transfer", "--input", str(files["2_bars"]), "--input",
+                              str(files["16_bars"]), "--outputs-dir", outputs, "--num", "2",
+                              "--seed", "0", "--out", str(tmp_path / "t")])
+    assert [p.name for p in transferred] == ["transfer_01.mid", "transfer_02.mid"]
+    _assert_length_and_tempo(_read(transferred[0]), 2)
+    filled = verbs.main(["infill", "--input", str(files["16_bars"]), "--outputs-dir", outputs,
+                         "--seed", "0", "--num", "1", "--out", str(tmp_path / "i")])
+    _assert_length_and_tempo(_read(filled[0]), 16)
