@@ -29,4 +29,6 @@ run: setup
 
 # GROOVAE_SMOKE=1 makes the notebooks train and sample the tiny config, so the suite stays short.
 test: setup
+	$(VENV)/bin/ruff format --check helpers tests bench
+	$(VENV)/bin/ruff check helpers tests bench
 	GROOVAE_SMOKE=1 GROOVAE_REQUIRE_BACKENDS=tensorflow,jax,torch $(PY) -m pytest --nbmake --nbmake-timeout=900 -p no:cacheprovider

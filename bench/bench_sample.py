@@ -17,15 +17,11 @@ import tempfile
 import time
 from pathlib import Path
 
-os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from helpers import device  # noqa: E402
-from helpers.config import (
-    add_data_dir,
-    get_config,  # noqa: E402
-)
+from helpers.config import add_data_dir, get_config  # noqa: E402
 from helpers.sample import TrainedModel  # noqa: E402
 from helpers.train import train  # noqa: E402
 

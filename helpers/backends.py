@@ -1,4 +1,5 @@
-"""One training update on each Keras backend (gradients, Magenta's clipping, Adam, the decay), and one global batch split over several devices through each backend's own engine."""
+"""One training update on each Keras backend (gradients, Magenta's clipping, Adam, the decay), and
+one global batch split over several devices through each backend's own engine."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Frozen dataclass configs for the converter, the model and training, CONFIG_MAP, and the command lines' shared flags (each spelled once, Magenta's spellings as aliases)."""
+"""Frozen dataclass configs for the converter, the model and training, CONFIG_MAP, and the command
+lines' shared flags (each spelled once, Magenta's spellings as aliases)."""
 
 from __future__ import annotations
 

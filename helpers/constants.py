@@ -1,4 +1,5 @@
-"""The fixed facts every module shares: the drum map, the 16th-note grid, the [steps, 27] layout, GMD's address, and the layout of outputs/ (cache/, runs/, samples/)."""
+"""The fixed facts every module shares: the drum map, the 16th-note grid, the [steps, 27] layout,
+GMD's address, and the layout of outputs/ (cache/, runs/, samples/)."""
 
 from __future__ import annotations
 

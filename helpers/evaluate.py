@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 
 from helpers.config import add_data_dir, add_run_dir, command_parser
-from helpers.constants import DEFAULT_QPM
-from helpers.converter import encoder_inputs
+from helpers.constants import DEFAULT_QPM, HITS
+from helpers.converter import GrooveConverter, encoder_inputs
 from helpers.metrics import (
     MarginalSampler,
     check_grooves,
@@ -44,13 +44,28 @@ def _compiled(fn, *shapes: tuple):
     return tf.function(fn, input_signature=signature)
 
 
-def posterior(model, inputs: np.ndarray, batch_size: int = 512) -> tuple[np.ndarray, np.ndarray]:
-    """(mu, sigma), each (n, z_size) float32: q(z | inputs) of every window, dropout off."""
-    inputs = np.asarray(inputs, np.float32)  # what the encoder's first layer casts to anyway
-    encode = _compiled(model.encode, (None, *inputs.shape[1:]))
-    parts = [
-        encode(inputs[begin : begin + batch_size]) for begin in range(0, len(inputs), batch_size)
-    ]
+def hit_controls(model, targets: np.ndarray) -> np.ndarray | None:
+    """The controls a hits-conditioned model reads for `targets`: their hits; else None."""
+    if not model.control_depth:
+        return None
+    return (np.asarray(targets)[..., HITS] > 0.5).astype(np.float32)
+
+
+def _batches(arrays: list, batch_size: int):
+    """Row batches of each array that is not None, together."""
+    arrays = [np.asarray(a, np.float32) for a in arrays if a is not None]
+    for begin in range(0, len(arrays[0]), batch_size):
+        yield [a[begin : begin + batch_size] for a in arrays]
+
+
+def posterior(
+    model, inputs: np.ndarray, batch_size: int = 512, controls: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """(mu, sigma), each (n, z_size) float32: q(z | inputs, controls) of every window, dropout
+    off (controls: hit_controls of the targets, for a hits-conditioned model)."""
+    shapes = [(None, *np.shape(a)[1:]) for a in (inputs, controls) if a is not None]
+    encode = _compiled(model.encode, *shapes)
+    parts = [encode(*batch) for batch in _batches([inputs, controls], batch_size)]
     return tuple(np.concatenate([np.asarray(p[i], np.float32) for p in parts]) for i in (0, 1))
 
 
@@ -79,16 +94,21 @@ def magenta_eval_losses(
     from helpers.losses import kl_beta, kl_divergence, reconstruction_losses
 
     rng = np.random.default_rng(seed)
-    all_mu, all_sigma = posterior(model, inputs, batch_size) if encoded is None else encoded
-    teacher_forced = _compiled(
-        model.reconstruction_logits, (None, *np.shape(targets)[1:]), (None, all_mu.shape[1])
-    )
+    controls = hit_controls(model, targets)
+    if encoded is None:
+        encoded = posterior(model, inputs, batch_size, controls)
+    all_mu, all_sigma = encoded
+    shapes = [(None, *np.shape(targets)[1:]), (None, all_mu.shape[1])]
+    if controls is not None:
+        shapes.append((None, *controls.shape[1:]))
+    teacher_forced = _compiled(model.reconstruction_logits, *shapes)
     parts = {"hits_loss": [], "velocities_loss": [], "offsets_loss": [], "kl_nats": []}
     for begin in range(0, len(targets), batch_size):
         y = targets[begin : begin + batch_size]
         mu, sigma = all_mu[begin : begin + batch_size], all_sigma[begin : begin + batch_size]
         z = mu + sigma * rng.standard_normal(mu.shape).astype(np.float32)
-        logits = teacher_forced(np.asarray(y, np.float32), z.astype(np.float32, copy=False))
+        extra = [] if controls is None else [controls[begin : begin + batch_size]]
+        logits = teacher_forced(np.asarray(y, np.float32), z.astype(np.float32, copy=False), *extra)
         for name, values in zip(list(parts)[:3], reconstruction_losses(y, logits)):
             parts[name].append(np.asarray(values))  # (batch, 64)
         parts["kl_nats"].append(np.asarray(kl_divergence(mu, sigma)))
@@ -110,20 +130,25 @@ def magenta_eval_losses(
 
 
 def greedy_reconstructions(
-    model, inputs: np.ndarray, batch_size: int = 512, mu: np.ndarray | None = None
+    model,
+    inputs: np.ndarray,
+    batch_size: int = 512,
+    mu: np.ndarray | None = None,
+    controls: np.ndarray | None = None,
 ) -> np.ndarray:
     """Decodes each window's posterior mean with hits = logit > 0.
 
     Args:
       mu: the posterior means of `inputs` if already computed (see `posterior`).
+      controls: the targets' hit_controls, for a hits-conditioned model.
 
     Returns:
-      (n, 64, 27) float32.
+      (n, steps, 27) float32.
     """
-    mu = posterior(model, inputs, batch_size)[0] if mu is None else mu
+    mu = posterior(model, inputs, batch_size, controls)[0] if mu is None else mu
     out = [
-        np.asarray(model.decode(mu[begin : begin + batch_size], GREEDY_TEMPERATURE, 0), np.float32)
-        for begin in range(0, len(mu), batch_size)
+        np.asarray(model.decode(batch[0], GREEDY_TEMPERATURE, 0, *batch[1:]), np.float32)
+        for batch in _batches([mu, controls], batch_size)
     ]
     return np.concatenate(out)
 
@@ -168,23 +193,27 @@ def evaluate_model(
 
     test, train = check_grooves(test, "test"), check_grooves(train, "train")
     inputs = encoder_inputs(test, model.config.converter, seed)
+    controls = hit_controls(model, test)
+    # A hits-conditioned model samples feels for the test windows' hits, taken in turn.
+    sample_controls = None if controls is None else controls[np.arange(num_samples) % len(test)]
     sampler = TrainedModel(model=model)
     keras.utils.set_random_seed(seed)
     untrained = GrooVAE(model.config)
     untrained_sampler = TrainedModel(model=untrained)
     # Each model encodes the test windows once, for its eval losses and its reconstructions.
-    encoded, untrained_encoded = posterior(model, inputs), posterior(untrained, inputs)
+    encoded = posterior(model, inputs, controls=controls)
+    untrained_encoded = posterior(untrained, inputs, controls=controls)
     return {
         "config": model.config.name,
         "num_test_windows": len(test),
         "num_train_windows": len(train),
         "eval": magenta_eval_losses(model, inputs, test, seed, encoded=encoded),
         "reconstruction": reconstruction_metrics(
-            test, greedy_reconstructions(model, inputs, mu=encoded[0]), qpm
+            test, greedy_reconstructions(model, inputs, mu=encoded[0], controls=controls), qpm
         ),
         "samples": {
             f"temperature_{t}": _sample_report(
-                sampler.sample_grooves(num_samples, t, seed), test, train
+                sampler.sample_grooves(num_samples, t, seed, sample_controls), test, train
             )
             for t in temperatures
         },
@@ -194,10 +223,16 @@ def evaluate_model(
                     untrained, inputs, test, seed, encoded=untrained_encoded
                 ),
                 "reconstruction": reconstruction_metrics(
-                    test, greedy_reconstructions(untrained, inputs, mu=untrained_encoded[0]), qpm
+                    test,
+                    greedy_reconstructions(
+                        untrained, inputs, mu=untrained_encoded[0], controls=controls
+                    ),
+                    qpm,
                 ),
                 **_sample_report(
-                    untrained_sampler.sample_grooves(num_samples, temperatures[0], seed),
+                    untrained_sampler.sample_grooves(
+                        num_samples, temperatures[0], seed, sample_controls
+                    ),
                     test,
                     train,
                 ),
@@ -210,10 +245,10 @@ def evaluate_model(
     }
 
 
-def _json_ready(value):
+def json_ready(value):
     """NaN -> None so metrics.json stays strict JSON."""
     if isinstance(value, dict):
-        return {k: _json_ready(v) for k, v in value.items()}
+        return {k: json_ready(v) for k, v in value.items()}
     if isinstance(value, float) and np.isnan(value):
         return None
     return value
@@ -244,8 +279,9 @@ def evaluate_run(
     from helpers.runs import restore_model
 
     model = restore_model(run_dir)
-    real = load_groove_4bar_split(split, data_dir)
-    train = load_groove_4bar_split("train", data_dir)
+    converter = GrooveConverter.from_config(model.config.converter)  # the run's 2- or 4-bar cut
+    real = load_groove_4bar_split(split, data_dir, converter)
+    train = load_groove_4bar_split("train", data_dir, converter)
     metrics = evaluate_model(
         model,
         real.outputs,
@@ -255,7 +291,7 @@ def evaluate_run(
         qpm=real.meta["bpm"].to_numpy(np.float64),
         seed=seed,
     )
-    metrics = _json_ready({"run_dir": str(run_dir), "split": split, **metrics})
+    metrics = json_ready({"run_dir": str(run_dir), "split": split, **metrics})
     (Path(run_dir) / "metrics.json").write_text(json.dumps(metrics, indent=2))
     return metrics
 

@@ -19,9 +19,9 @@ import pandas as pd
 from helpers import card, constants, device, render, runs
 from helpers.config import CONFIG_FILE, GrooVAEConfig, add_data_dir, add_run_dir, command_parser
 from helpers.constants import DEFAULT_QPM, OUTPUTS_DIR
-from helpers.converter import encoder_inputs
+from helpers.converter import GrooveConverter, encoder_inputs
 from helpers.data import GrooveSplit, load_groove_4bar_split
-from helpers.evaluate import _json_ready, evaluate_model, magenta_eval_losses
+from helpers.evaluate import evaluate_model, json_ready, magenta_eval_losses
 from helpers.render import NUM_GROOVES, save_grooves
 from helpers.runs import CHECKPOINT_DIR, HISTORY_FILE, checkpoint_step, restore_model
 from helpers.sample import TrainedModel
@@ -117,7 +117,7 @@ def _milestones(
             continue  # not reached, or not kept: the card says which steps it shows
         print(f"evaluating the step {step} milestone")
         model = as_bundled(restore_model(run_dir, checkpoint))
-        found[str(step)] = _json_ready({**_evaluate(model, splits, num_samples), "step": step})
+        found[str(step)] = json_ready({**_evaluate(model, splits, num_samples), "step": step})
     return found
 
 
@@ -134,9 +134,13 @@ def _replace_results(readme: Path, block: str) -> str:
     return text[: begin + len(RESULTS_BEGIN)] + "\n" + block + "\n" + text[end:]
 
 
-def _write_samples(groovae: TrainedModel, folder: Path, outputs_dir: Path) -> list[Path]:
-    """The five committed grooves (MIDI + pianoroll) and their one-figure view in the bundle."""
-    grooves = groovae.sample_grooves(NUM_GROOVES, SAMPLES_TEMPERATURE, SAMPLES_SEED)
+def _write_samples(
+    groovae: TrainedModel, folder: Path, outputs_dir: Path, test: np.ndarray
+) -> list[Path]:
+    """The five grooves (MIDI + pianoroll) and their one-figure view in the bundle; a
+    hits-conditioned model plays the hits of the first five test windows."""
+    controls = groovae.controls_of(test[:NUM_GROOVES])
+    grooves = groovae.sample_grooves(NUM_GROOVES, SAMPLES_TEMPERATURE, SAMPLES_SEED, controls)
     sequences = groovae.grooves_to_note_sequences(grooves, DEFAULT_QPM)
     out_dir = constants.seeded_samples_dir(
         outputs_dir, groovae.label, SAMPLES_TEMPERATURE, SAMPLES_SEED, DEFAULT_QPM
@@ -191,7 +195,10 @@ def export(
     readme = Path(readme) if readme is not None else None
     if readme is not None:
         _replace_results(readme, "")  # refuse before the long part, not after it
-    splits = splits or tuple(load_groove_4bar_split(s, data_dir) for s in ("test", "train"))
+    if splits is None:  # GMD in the run's own 2- or 4-bar cut
+        run_config = GrooVAEConfig.from_dict(json.loads((run_dir / CONFIG_FILE).read_text()))
+        converter = GrooveConverter.from_config(run_config.converter)
+        splits = tuple(load_groove_4bar_split(s, data_dir, converter) for s in ("test", "train"))
 
     folder.mkdir(parents=True, exist_ok=True)
     weights = folder / runs.WEIGHTS_FILE
@@ -205,7 +212,7 @@ def export(
     # The card tells how the run trained: a bundle loads at float32; its config.json says.
     trained = GrooVAEConfig.from_dict(json.loads((folder / CONFIG_FILE).read_text()))
     print(f"evaluating step {step} on {len(splits[0].outputs)} test windows")
-    metrics = _json_ready(
+    metrics = json_ready(
         {
             **_evaluate(groovae.model, splits, num_samples),
             "bundle": {
@@ -228,7 +235,7 @@ def export(
 
     fig = render.plot_training_curves(history, free_bits=groovae.config.model.free_bits)
     render.save_figure(fig, folder / card.FIGURES["curves"], overwrite=True)
-    _write_samples(groovae, folder, Path(outputs_dir))
+    _write_samples(groovae, folder, Path(outputs_dir), splits[0].outputs)
     (folder / "MODEL_CARD.md").write_text(card.model_card(trained, history, metrics))
     if readme is not None:
         figures = {

@@ -1,4 +1,5 @@
-"""The Groove MIDI Dataset's files: found on disk or downloaded once (SHA-256 checked), and each performance cut into TFDS's groove/Nbar-midionly clips without writing MIDI (spec §2.5)."""
+"""The Groove MIDI Dataset's files: found on disk or downloaded once (SHA-256 checked), and each
+performance cut into TFDS's groove/Nbar-midionly clips without writing MIDI (spec §2.5)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Magenta's groovae objective on tensors: reconstruction losses, KL, free bits, beta (spec §3.4, §4)."""
+"""Magenta's groovae objective on tensors: reconstruction losses, KL, free bits, beta (spec §3.4,
+§4)."""
 
 from __future__ import annotations
 

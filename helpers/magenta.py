@@ -158,7 +158,8 @@ def load_magenta_checkpoint(model: GrooVAE, path: str | os.PathLike) -> None:
 def download_release(name: str, cache_dir: Path | None = None) -> Path:
     """Magenta's released `name`.tar, downloaded once into the cache (GROOVAE_MAGENTA_URL
     overrides the storage address). The first download's SHA-256 is recorded beside it and every
-    later use checks it, so a file damaged in the cache is refused, not loaded.
+    later use checks it, so a file damaged in the cache is refused, not loaded. A file placed
+    there by hand (as the download error advises) is used as it is, its SHA-256 recorded then.
 
     Raises:
       MagentaError: the download failed (nothing is kept), or the cached file changed.
@@ -166,9 +167,11 @@ def download_release(name: str, cache_dir: Path | None = None) -> Path:
     folder = Path(cache_dir or gmd.USER_CACHE_DIR / "magenta")
     tar, recorded = folder / f"{name}.tar", folder / f"{name}.tar.sha256"
     url = f"{os.environ.get(STORAGE_ENV, MAGENTA_STORAGE).rstrip('/')}/{name}.tar"
-    if tar.exists() and recorded.exists():
+    if tar.exists():
         digest = hashlib.sha256(tar.read_bytes()).hexdigest()
-        if digest != recorded.read_text().strip():
+        if not recorded.exists():
+            recorded.write_text(digest + "\n")
+        elif digest != recorded.read_text().strip():
             raise MagentaError(
                 f"{tar} does not match the SHA-256 recorded at its download; delete it and "
                 "its .sha256 to download it again"

@@ -20,7 +20,6 @@ from helpers.constants import (
     STEPS_PER_BAR,
     STEPS_PER_QUARTER,
     VELOCITIES,
-    WINDOW_STEPS,
 )
 
 NEAREST_K = 20
@@ -31,11 +30,12 @@ class MetricsError(Exception):
 
 
 def check_grooves(grooves: np.ndarray, name: str) -> np.ndarray:
-    """`grooves` as float32, or MetricsError naming `name` unless it is (n, 64, 27)."""
+    """`grooves` as float32, or MetricsError naming `name` unless it is (n, 16 * bars, 27)."""
     grooves = np.asarray(grooves, np.float32)
-    if grooves.ndim != 3 or grooves.shape[1:] != (WINDOW_STEPS, GROOVE_DEPTH):
+    steps_ok = grooves.ndim == 3 and grooves.shape[1] and grooves.shape[1] % STEPS_PER_BAR == 0
+    if not steps_ok or grooves.shape[2] != GROOVE_DEPTH:
         raise MetricsError(
-            f"{name} must be (n, {WINDOW_STEPS}, {GROOVE_DEPTH}) grooves, got shape {grooves.shape}"
+            f"{name} must be (n, 16 * bars, {GROOVE_DEPTH}) grooves, got shape {grooves.shape}"
         )
     return grooves
 
@@ -210,14 +210,14 @@ class MarginalSampler:
         velocities = train[window, step, VELOCITIES.start + drum]
         offsets = train[window, step, OFFSETS.start + drum]
         self._values = np.stack([velocities, offsets], axis=-1)[order]  # (num_hits, 2) by cell
-        self._counts = np.bincount(cell, minlength=WINDOW_STEPS * NUM_DRUM_CLASSES)
+        self._counts = np.bincount(cell, minlength=self.hit_probability.size)
         self._starts = np.concatenate([[0], np.cumsum(self._counts)[:-1]])
 
     def sample(self, n: int, seed: int | None = None) -> np.ndarray:
         """Returns (n, 64, 27) float32 grooves."""
         rng = np.random.default_rng(seed)
-        hits = rng.random((n, WINDOW_STEPS, NUM_DRUM_CLASSES)) < self.hit_probability
-        grooves = np.zeros((n, WINDOW_STEPS, GROOVE_DEPTH), np.float32)
+        hits = rng.random((n, *self.hit_probability.shape)) < self.hit_probability
+        grooves = np.zeros((*hits.shape[:2], GROOVE_DEPTH), np.float32)
         grooves[..., HITS] = hits
         window, step, drum = np.nonzero(hits)
         cell = step * NUM_DRUM_CLASSES + drum

@@ -1,4 +1,6 @@
-"""Notebook-only code: the Colab setup cell and outputs/ on Google Drive, grooves shown with players and download links, the Generate panel, the novelty table, the MIDI upload box, and your groove through every tool."""
+"""Notebook-only code: the Colab setup cell and outputs/ on Google Drive, grooves shown with
+players and download links, the Generate panel, the novelty table, the MIDI upload box, and your
+groove through every tool."""
 
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from helpers import constants, render
+from helpers.audio import AUDIO_SUFFIXES
 from helpers.constants import HITS, OUTPUTS_DIR
 from helpers.data import GrooveSplit
 from helpers.metrics import nearest_neighbours
@@ -21,6 +24,7 @@ from helpers.sample import DEFAULT_TEMPERATURE, TrainedModel
 from helpers.verbs import read_groove, versions
 
 MIDI_ACCEPT = ".mid,.midi"
+RECORDING_ACCEPT = ",".join(AUDIO_SUFFIXES)
 
 
 # --- grooves on the page ---------------------------------------------------------------------
@@ -48,6 +52,66 @@ def show_grooves(
     for sequence, path in zip(sequences, midi_paths):
         render.show_groove(sequence, title=path.stem, soundfont=soundfont)
         display(midi_download_link(path))
+
+
+def before_after(
+    tool: str,
+    inputs: dict[str, note_seq.NoteSequence],
+    result: note_seq.NoteSequence,
+    out_root: str | os.PathLike,
+    soundfont: str | os.PathLike | None = None,
+) -> Path:
+    """One tool's input grooves and its result, seen (pianorolls one above the other, each at its
+    own length) and heard (a player each), the result saved under a new folder of `out_root`
+    (<tool>-001, -002, ...) and offered as a MIDI download.
+
+    Returns:
+      The result's .mid path.
+    """
+    from IPython.display import display
+
+    names, sequences = [*inputs, tool], [*inputs.values(), result]
+    render.plot_grooves(sequences, names)
+    (midi_path,) = save_grooves(
+        [result], constants.next_free(out_root, tool), tool, soundfont=soundfont
+    )
+    for name, sequence in zip(names, sequences):
+        print(name)
+        display(render.audio_player(sequence, soundfont=soundfont))
+    display(midi_download_link(midi_path))
+    return midi_path
+
+
+RECORD_JS = """
+async function record(seconds) {
+  const stream = await navigator.mediaDevices.getUserMedia({audio: true});
+  const recorder = new MediaRecorder(stream);
+  const chunks = [];
+  recorder.ondataavailable = (e) => chunks.push(e.data);
+  recorder.start();
+  await new Promise((done) => setTimeout(done, seconds * 1000));
+  recorder.stop();
+  await new Promise((done) => (recorder.onstop = done));
+  stream.getTracks().forEach((track) => track.stop());
+  const buffer = await new Blob(chunks).arrayBuffer();
+  let binary = "";
+  new Uint8Array(buffer).forEach((b) => (binary += String.fromCharCode(b)));
+  return btoa(binary);
+}
+"""
+
+
+def record_taps(seconds: float, folder: str | os.PathLike) -> Path | None:
+    """Colab: records `seconds` from the browser's microphone (it asks for permission once) into
+    `folder`, as the browser encodes it (WebM/Ogg, read by librosa); elsewhere None."""
+    if not in_colab():
+        print("Recording needs Colab's browser page; upload a WAV or MP3 instead.")
+        return None
+    from google.colab.output import eval_js
+
+    print(f"Recording {seconds:g} s: tap, clap or beatbox now...")
+    audio = base64.b64decode(eval_js(RECORD_JS + f"record({float(seconds)})"))
+    return save_upload("recording.webm", audio, folder)
 
 
 def generate_panel(
@@ -130,16 +194,16 @@ def in_colab() -> bool:
     return "google.colab" in sys.modules
 
 
-def choose() -> Any:
+def choose(accept: str = MIDI_ACCEPT) -> Any:
     """Colab: the files chosen in its upload box ({name: bytes}). Elsewhere: a FileUpload widget
-    for MIDI files, to display and pick from before calling `received`."""
+    for files of `accept` (MIDI by default), to pick from before calling `received`."""
     if in_colab():
         from google.colab import files
 
         return files.upload()
     import ipywidgets as widgets
 
-    return widgets.FileUpload(accept=MIDI_ACCEPT, multiple=False, description="MIDI file")
+    return widgets.FileUpload(accept=accept, multiple=False, description="file")
 
 
 def uploaded_files(chosen: Any) -> dict[str, bytes]:
@@ -173,10 +237,10 @@ def save_upload(name: str, content: bytes, folder: str | os.PathLike) -> Path:
 
 
 def received(chosen: Any, folder: str | os.PathLike) -> Path | None:
-    """The chosen MIDI file, saved into `folder`; None (with a hint) before anything is chosen."""
+    """The chosen file, saved into `folder`; None (with a hint) before anything is chosen."""
     files = uploaded_files(chosen)
     if not files:
-        print("No file chosen yet: pick a .mid file above, then run this cell again.")
+        print("No file chosen yet: pick a file above, then run this cell again.")
         return None
     name, content = next(iter(files.items()))
     return save_upload(name, content, folder)
@@ -184,42 +248,37 @@ def received(chosen: Any, folder: str | os.PathLike) -> Path | None:
 
 def your_groove(
     path: str | Path,
-    model: TrainedModel,
+    models: dict[str, TrainedModel],
     out_root: str | Path,
-    humanizer: TrainedModel | None = None,
-    drumifier: TrainedModel | None = None,
     num_steps: int = 5,
     temperature: float = DEFAULT_TEMPERATURE,
     seed: int | None = None,
     soundfont: str | Path | None = None,
 ) -> dict[str, tuple[list[note_seq.NoteSequence], list[Path]]]:
-    """One groove of yours through every verb there is a model for, saved in a new folder.
-
-    Humanized and drumified need those models (config_model finds them); the interpolation
-    walks from your groove to a new sample of `model` at your tempo. Every result keeps your
+    """One groove of yours through every tool `models` has ({verb: model}, as pick_model gives
+    them), saved in a new folder: humanized, drumified, with hi-hats added, and walked in
+    `num_steps` to a new sample of the "sample" model at your tempo. Every result keeps your
     groove's length and tempo. The files go to out_root/<file name>-001/ (-002, ... when that
     exists), so nothing is overwritten.
 
     Returns:
-      {"yours" / "humanized" / "drumified" / "interpolation": (NoteSequences, .mid paths)}.
+      {"yours", then each result's name: (NoteSequences, .mid paths)}.
 
     Raises:
-      SampleError: the file cannot be read or encoded (the message says why).
+      GrooveError, SampleError: the file cannot be read or encoded (the message says why).
     """
     groove = read_groove(path)
     results = {"yours": [groove]}
-    for verb, variant, name in (
-        ("humanize", humanizer, "humanized"),
-        ("drumify", drumifier, "drumified"),
-    ):
-        if variant is not None:
-            results[name] = versions(verb, variant, groove, 1, temperature, seed)
-    qpm = model.windows(groove).qpm
-    new = model.sample(1, temperature, seed, qpm)[0]
-    results["interpolation"] = model.interpolate(groove, new, num_steps, temperature, seed)
+    for verb, name in (("humanize", "humanized"), ("drumify", "drumified"), ("infill", "hi-hats")):
+        if verb in models:
+            results[name] = versions(verb, models[verb], groove, 1, temperature, seed)
+    if "sample" in models:
+        model = models["sample"]
+        new = model.sample(1, temperature, seed, model.windows(groove).qpm)[0]
+        results["interpolation"] = model.interpolate(groove, new, num_steps, temperature, seed)
     out_dir = constants.next_free(out_root, Path(path).stem)
     return {
-        name: (seqs, save_grooves(seqs, out_dir, name, soundfont=soundfont))
+        name: (seqs, save_grooves(seqs, out_dir, name.replace(" ", "_"), soundfont=soundfont))
         for name, seqs in results.items()
     }
 

@@ -19,7 +19,6 @@ from helpers.config import (
     add_soundfont,
     add_training,
     command_parser,
-    get_config,
 )
 from helpers.device import describe_device, detect
 from helpers.render import NUM_GROOVES

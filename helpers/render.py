@@ -1,4 +1,6 @@
-"""Grooves made visible and kept as files: drum pianorolls, the notebooks' plots, inline players, and each groove written as MIDI with its pianoroll (.png) and audio (.wav) under one rule: every name a call would write is checked first, and nothing is replaced unless the caller asks."""
+"""Grooves made visible and kept as files: drum pianorolls, the notebooks' plots, inline players,
+and each groove written as MIDI with its pianoroll (.png) and audio (.wav) under one rule: every
+name a call would write is checked first, and nothing is replaced unless the caller asks."""
 
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ from matplotlib.patches import Rectangle
 from helpers import audio, constants
 from helpers.audio import DEFAULT_SAMPLE_RATE, synthesize, writable_path
 from helpers.constants import (
+    DEFAULT_QPM,
     DRUM_CLASS_NAMES,
     GROOVE_DEPTH,
     HITS,
@@ -24,7 +27,6 @@ from helpers.constants import (
     STEPS_PER_BAR,
     STEPS_PER_QUARTER,
     VELOCITIES,
-    WINDOW_STEPS,
 )
 from helpers.converter import GrooveConverter, Rejected
 
@@ -38,14 +40,14 @@ class RenderError(Exception):
 
 
 def note_sequence_to_groove(note_sequence: note_seq.NoteSequence) -> np.ndarray:
-    """The first 4 bars of a drum NoteSequence on the grid, via the converter in infer mode.
+    """A drum NoteSequence on the grid, whole bars, via the converter in infer mode.
 
     Infer mode reads the REDUCED pitch map (spec §2.1), which knows nearly every GM drum pitch and
-    is the map decoded grooves are written with. Unlike the converter's windows, a sequence
-    shorter than 4 bars is drawn too (padded with silence).
+    is the map decoded grooves are written with. Unlike the converter's windows, a sequence of
+    any length is drawn, to its last bar (by its notes or its total_time), at least one bar.
 
     Returns:
-      (64, 27) float32 groove.
+      (16 * bars, 27) float32 groove.
 
     Raises:
       RenderError: the converter rejects the sequence (several tempos, not 4/4, no drum notes).
@@ -53,22 +55,25 @@ def note_sequence_to_groove(note_sequence: note_seq.NoteSequence) -> np.ndarray:
     converter = GrooveConverter()
     converter.set_mode("infer")
     try:
-        grid = converter.note_sequence_to_groove(note_sequence)[:WINDOW_STEPS]
+        grid = converter.note_sequence_to_groove(note_sequence)
     except Rejected as rejected:
         raise RenderError(
             f"cannot draw this sequence: {rejected.reason}; give drums in 4/4 at one tempo"
         ) from None
-    return np.pad(grid, [(0, WINDOW_STEPS - len(grid)), (0, 0)]).astype(np.float32)
+    qpm = note_sequence.tempos[0].qpm if note_sequence.tempos else DEFAULT_QPM
+    by_time = round(note_sequence.total_time / (60.0 / qpm * 4))
+    steps = max(len(grid), by_time * STEPS_PER_BAR, STEPS_PER_BAR)
+    return np.pad(grid, [(0, steps - len(grid)), (0, 0)]).astype(np.float32)
 
 
 def _as_groove(groove: np.ndarray | note_seq.NoteSequence) -> np.ndarray:
     if isinstance(groove, note_seq.NoteSequence):
         return note_sequence_to_groove(groove)
     groove = np.asarray(groove, np.float32)
-    if groove.shape != (WINDOW_STEPS, GROOVE_DEPTH):
+    if groove.ndim != 2 or groove.shape[1] != GROOVE_DEPTH or len(groove) % STEPS_PER_BAR:
         raise RenderError(
-            f"a groove is a ({WINDOW_STEPS}, {GROOVE_DEPTH}) array, got shape {groove.shape}; "
-            "pass one window, e.g. grooves[i]"
+            f"a groove is a (16 * bars, {GROOVE_DEPTH}) array, got shape {groove.shape}; "
+            "pass one groove, e.g. grooves[i]"
         )
     return groove
 
@@ -113,17 +118,19 @@ def plot_groove(
                 zorder=2,
             )
         )
-    for step in range(WINDOW_STEPS + 1):
+    steps = len(groove)
+    for step in range(steps + 1):
         if step % STEPS_PER_BAR == 0:
             ax.axvline(step, color="black", linewidth=1.2, zorder=0)
         elif step % STEPS_PER_QUARTER == 0:
             ax.axvline(step, color="grey", linewidth=0.6, zorder=0)
         else:
             ax.axvline(step, color="lightgrey", linewidth=0.3, zorder=0)
-    ax.set_xlim(-0.5, WINDOW_STEPS + 0.5)
+    ax.set_xlim(-0.5, steps + 0.5)
     ax.set_ylim(-0.5, NUM_DRUM_CLASSES - 0.5)
     ax.set_yticks(range(NUM_DRUM_CLASSES), DRUM_CLASS_NAMES)
-    ax.set_xticks(range(0, WINDOW_STEPS, STEPS_PER_BAR), [f"bar {i + 1}" for i in range(4)])
+    bar_ticks = range(0, steps, STEPS_PER_BAR * max(1, steps // 256))  # a label every bar up to 16
+    ax.set_xticks(bar_ticks, [f"bar {i // STEPS_PER_BAR + 1}" for i in bar_ticks])
     ax.set_xlabel("16th-note step")
     if title:
         ax.set_title(title)
@@ -305,7 +312,8 @@ def plot_groove_statistics(sets: dict[str, np.ndarray]) -> Figure:
     )
     width = 0.8 / max(len(sets), 1)
     for i, (name, grooves) in enumerate(sets.items()):
-        grooves = np.asarray(grooves, np.float32).reshape(-1, WINDOW_STEPS, GROOVE_DEPTH)
+        grooves = np.asarray(grooves, np.float32)
+        grooves = grooves.reshape(-1, grooves.shape[-2], GROOVE_DEPTH)
         hits = grooves[..., HITS] > 0.5
         density_ax.bar(
             np.arange(NUM_DRUM_CLASSES) + i * width, hits.mean(axis=(0, 1)), width, label=name

@@ -1,4 +1,5 @@
-"""A run folder and a bundle: history.csv, checkpoints saved, found newest first and restored, and the bundled float16 weights in pretrained/."""
+"""A run folder and a bundle: history.csv, checkpoints saved, found newest first and restored, and
+the bundled float16 weights in pretrained/."""
 
 from __future__ import annotations
 

@@ -343,7 +343,9 @@ def run_config(
 
 
 def folder_windows(
-    midi_dir: str | os.PathLike, config: GrooVAEConfig, batch_size: int | None = None,
+    midi_dir: str | os.PathLike,
+    config: GrooVAEConfig,
+    batch_size: int | None = None,
     cache_dir: str | os.PathLike | None = None,
 ) -> dict[str, np.ndarray]:
     """Your MIDI folder cut in the config's windows, its summary printed: train() keywords."""

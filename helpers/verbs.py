@@ -27,7 +27,14 @@ import numpy as np
 from helpers import audio, constants
 from helpers.audio import RecordingError
 from helpers.config import add_num, add_outputs_dir, add_soundfont, command_parser
-from helpers.constants import DEFAULT_QPM, MIDI_DRUM_CHANNEL, OUTPUTS_DIR
+from helpers.constants import (
+    DEFAULT_QPM,
+    HITS,
+    MAX_MIDI_VELOCITY,
+    MIDI_DRUM_CHANNEL,
+    OUTPUTS_DIR,
+    VELOCITIES,
+)
 from helpers.magenta import MagentaError
 from helpers.render import NUM_GROOVES, SUFFIXES, save_grooves, write_groove
 from helpers.runs import PretrainedError, RunError
@@ -133,6 +140,14 @@ def infill(model: TrainedModel, groove, temperature=DEFAULT_TEMPERATURE, seed=No
 
 
 TOOLS = {"humanize": humanize, "drumify": drumify, "infill": infill}
+
+
+def quantized_score(grooves: np.ndarray, velocity: int = 80) -> np.ndarray:
+    """The hits of (n, steps, 27) grooves on the grid at one velocity: a score to humanize."""
+    score = np.zeros_like(grooves)
+    score[..., HITS] = grooves[..., HITS]
+    score[..., VELOCITIES] = grooves[..., HITS] * velocity / MAX_MIDI_VELOCITY
+    return score
 
 
 def read_groove(path: str | os.PathLike) -> note_seq.NoteSequence:

@@ -40,4 +40,4 @@ def test_notebook_defines_no_library_code(path):
     for cell in _cells(path):
         if cell["cell_type"] == "code":
             lines = "".join(cell["source"]).splitlines()
-            assert not any(l.startswith(("def ", "class ")) for l in lines), cell["source"]
+            assert not any(line.startswith(("def ", "class ")) for line in lines), cell["source"]

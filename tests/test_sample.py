@@ -5,8 +5,7 @@ import numpy as np
 import pytest
 from conftest import random_grooves
 
-from helpers import sample, verbs, windowing
-from helpers import runs
+from helpers import runs, sample, verbs, windowing
 from helpers import train as training
 from helpers.config import get_config
 from helpers.constants import DEFAULT_QPM, HITS, OFFSETS, VELOCITIES

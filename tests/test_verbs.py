@@ -219,16 +219,14 @@ def test_cli_wrong_inputs_are_usage_errors(argv, message, tmp_path, capsys):
     assert exit_info.value.code == 2 and message in capsys.readouterr().err
 
 
-def test_your_groove_goes_through_every_verb_into_a_new_folder(
+def test_your_groove_goes_through_every_tool_into_a_new_folder(
     tiny_run, variant_runs, files, tmp_path
 ):
-    model = sample.TrainedModel(tiny_run)
-    humanizer, drumifier = (sample.TrainedModel(variant_runs[v]) for v in ("humanize", "drumify"))
-    yours = notebook.your_groove(
-        files["2_bars"], model, tmp_path, humanizer, drumifier, num_steps=3, seed=0
-    )
-    assert list(yours) == ["yours", "humanized", "drumified", "interpolation"]
-    assert [len(seqs) for seqs, _ in yours.values()] == [1, 1, 1, 3]
+    models = {verb: sample.TrainedModel(run) for verb, run in variant_runs.items()}
+    models["sample"] = sample.TrainedModel(tiny_run)
+    yours = notebook.your_groove(files["2_bars"], models, tmp_path, num_steps=3, seed=0)
+    assert list(yours) == ["yours", "humanized", "drumified", "hi-hats", "interpolation"]
+    assert [len(seqs) for seqs, _ in yours.values()] == [1, 1, 1, 1, 3]
     for name, (seqs, paths) in yours.items():
         assert all(
             p.parent == tmp_path / "2_bars-001" and p.with_suffix(".wav").exists() for p in paths
@@ -237,7 +235,7 @@ def test_your_groove_goes_through_every_verb_into_a_new_folder(
             for ns in seqs:
                 _assert_length_and_tempo(ns, 2)
                 np.testing.assert_allclose(ns.total_time, 2 * BAR)
-    again = notebook.your_groove(files["2_bars"], model, tmp_path, num_steps=2, seed=0)
+    again = notebook.your_groove(files["2_bars"], {"sample": models["sample"]}, tmp_path, 2, seed=0)
     assert list(again) == ["yours", "interpolation"]
     assert again["yours"][1][0].parent == tmp_path / "2_bars-002"
 
@@ -257,11 +255,38 @@ def test_transfer_keeps_every_hit_of_the_hits_groove(variant_runs, files, kind, 
 
 def test_cli_transfer_and_infill(variant_runs, files, tmp_path):
     outputs = str(variant_runs["transfer"].parents[1])
-    transferred = verbs.main(["transfer", "--input", str(files["2_bars"]), "--input",
-                              str(files["16_bars"]), "--outputs-dir", outputs, "--num", "2",
-                              "--seed", "0", "--out", str(tmp_path / "t")])
+    transferred = verbs.main(
+        [
+            "transfer",
+            "--input",
+            str(files["2_bars"]),
+            "--input",
+            str(files["16_bars"]),
+            "--outputs-dir",
+            outputs,
+            "--num",
+            "2",
+            "--seed",
+            "0",
+            "--out",
+            str(tmp_path / "t"),
+        ]
+    )
     assert [p.name for p in transferred] == ["transfer_01.mid", "transfer_02.mid"]
     _assert_length_and_tempo(_read(transferred[0]), 2)
-    filled = verbs.main(["infill", "--input", str(files["16_bars"]), "--outputs-dir", outputs,
-                         "--seed", "0", "--num", "1", "--out", str(tmp_path / "i")])
+    filled = verbs.main(
+        [
+            "infill",
+            "--input",
+            str(files["16_bars"]),
+            "--outputs-dir",
+            outputs,
+            "--seed",
+            "0",
+            "--num",
+            "1",
+            "--out",
+            str(tmp_path / "i"),
+        ]
+    )
     _assert_length_and_tempo(_read(filled[0]), 16)
