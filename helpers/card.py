@@ -43,7 +43,10 @@ def _reconstruction_rows(columns: dict[str, dict]) -> list[str]:
                 _f(m["eval"][k], 2) for k in ("hits_loss", "velocities_loss", "offsets_loss")
             ),
         ),
-        ("hit accuracy (all drum-by-step cells)", lambda m: _f(m["reconstruction"]["hit_accuracy"])),
+        (
+            "hit accuracy (all drum-by-step cells)",
+            lambda m: _f(m["reconstruction"]["hit_accuracy"]),
+        ),
         (
             "hit precision / recall / **F1**",
             lambda m: " / ".join(_f(m["reconstruction"][k]) for k in ("precision", "recall", "f1")),

@@ -7,7 +7,9 @@ import argparse
 import dataclasses
 import json
 import os
+import sys
 import typing
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from helpers.constants import OUTPUTS_DIR, SOUNDFONT_ENV
@@ -294,3 +296,35 @@ def add_training(parser: argparse.ArgumentParser, required: bool) -> None:
         help="compute precision (variables stay float32); auto: a run being continued keeps "
         "its own, a new one takes bfloat16 only where the hardware has native bf16 units",
     )
+
+
+# Errors a user's own paths cause, besides the project's: an output name taken (nothing is ever
+# overwritten) or a folder the user may not write to.
+PATH_ERRORS = (FileExistsError, PermissionError)
+
+
+def is_user_error(error: BaseException) -> bool:
+    """An error whose message is all the user needs: one of the project's own (an `...Error`
+    class defined in helpers/, e.g. TrainError, SampleError, DatasetNotFoundError) or a PATH_ERRORS
+    one. Anything else is a bug, and its traceback is what fixes it."""
+    return isinstance(error, PATH_ERRORS) or any(
+        cls.__module__.partition(".")[0] == "helpers" and cls.__name__.endswith("Error")
+        for cls in type(error).__mro__
+    )
+
+
+def run_command(main: Callable[[], object]) -> None:
+    """Runs a command line's `main` as `python -m helpers.<module>` does: a user error ends it
+    with status 1 and one line, `error: ...`, on stderr; Ctrl-C with status 130; a bug keeps its
+    traceback.
+    """
+    try:
+        main()
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        raise SystemExit(130) from None
+    except Exception as error:
+        if not is_user_error(error):
+            raise
+        print("error: " + " ".join(str(error).split()), file=sys.stderr)
+        raise SystemExit(1) from None

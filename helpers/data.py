@@ -20,7 +20,7 @@ import pandas as pd
 from helpers import constants
 from helpers import converter as converter_lib
 from helpers.converter import GrooveConverter, Rejected
-from helpers.gmd import Clip, Performance, find_gmd
+from helpers.gmd import Clip, Performance, find_gmd, gmd_identity
 
 DEFAULT_CACHE_DIR = constants.cache_dir()
 CACHE_VERSION = 1  # bump when the clip route or the converter changes what it produces
@@ -299,7 +299,8 @@ def load_groove_4bar_split(
     """The converter outputs of every kept window of a TFDS `groove/4bar-midionly` split.
 
     The first call builds all three splits (GMD MIDI cut as TFDS cuts it, spec §2.5) and caches
-    each as .npz under `cache_dir`; later calls only read the cache.
+    each as .npz under `cache_dir`; later calls only read the cache, until GMD's info.csv or
+    the size of a file it lists changes (gmd.gmd_identity).
 
     Args:
       split: 'train', 'validation' or 'test'.
@@ -320,15 +321,15 @@ def load_groove_4bar_split(
         raise ValueError(f"source must be 'gmd' or 'tfds', got {source!r}")
     converter = converter or GrooveConverter()
     cache_dir = Path(cache_dir or DEFAULT_CACHE_DIR)
-    key = cache_key(converter, source)
+    # The key holds GMD's identity: a subset or an edited copy is cached apart, not mistaken.
+    gmd_dir = find_gmd(data_dir) if source == "gmd" else None
+    key = cache_key(converter, f"gmd {gmd_identity(gmd_dir)}" if gmd_dir else source)
     stem = f"groove_{converter.split_bars}bar_{source}_{key}"
     path = cache_dir / f"{stem}_{split}.npz"
     cached = load_split(path)
     if cached is None:
         if source == "gmd":
-            built = _build_from_gmd(
-                find_gmd(data_dir), converter, workers or os.cpu_count() or 1, progress
-            )
+            built = _build_from_gmd(gmd_dir, converter, workers or os.cpu_count() or 1, progress)
         else:
             built = _build_from_tfds(split, data_dir, converter, data_dir is None, progress)
         cache_dir.mkdir(parents=True, exist_ok=True)

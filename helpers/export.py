@@ -284,4 +284,6 @@ def main(argv: list[str] | None = None) -> Path:
 
 
 if __name__ == "__main__":
-    main()
+    from helpers.config import run_command
+
+    run_command(main)

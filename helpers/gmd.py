@@ -4,6 +4,7 @@ performance cut into TFDS's groove/Nbar-midionly clips without writing MIDI (spe
 from __future__ import annotations
 
 import copy
+import csv
 import dataclasses
 import hashlib
 import http.client
@@ -82,6 +83,22 @@ def _gmd_in(path: Path) -> Path | None:
     if zip_path.is_file() and zip_path.suffix == ".zip":
         return _extract(zip_path)
     return None
+
+
+def gmd_identity(gmd_dir: str | os.PathLike) -> str:
+    """A digest of GMD's info.csv and the size of each MIDI file it lists.
+
+    The same for the same dataset wherever it lies (so a new Colab machine's own copy finds the
+    windows cached on Drive), another for a subset, an edited index, or a file added, removed or
+    rewritten to another length, whose windows are then built and cached apart.
+    """
+    folder = Path(gmd_dir)
+    index = (folder / "info.csv").read_bytes()
+    digest = hashlib.sha256(index)
+    for row in csv.DictReader(io.StringIO(index.decode("utf-8", errors="replace"))):
+        path = folder / (row.get("midi_filename") or "")
+        digest.update(f"{path.stat().st_size if path.is_file() else -1}\n".encode())
+    return digest.hexdigest()[:16]
 
 
 def _extract(zip_path: Path) -> Path:

@@ -4,7 +4,8 @@ Each file takes the GMD route (helpers.data): TFDS's cut into 4-bar clips at a h
 the file's own tempo and meter standing in for GMD's info.csv, then the converter's rules in
 training mode (Magenta's Roland drum map; other pitches are skipped and counted per pitch). Only
 notes on the MIDI drum channel count. Files go to train / validation / test whole, by a hash of
-their path under the folder (90 / 5 / 5), unless the folder's split.csv names their split.
+their path under the folder (90 / 5 / 5), unless the folder's split.csv names their split; in a
+small folder, files are moved so that no split is left without windows (balance_splits).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import pandas as pd
 
 from helpers import constants, data
 from helpers import converter as converter_lib
+from helpers.config import GrooVAEConfig
 from helpers.converter import GrooveConverter, Rejected
 from helpers.gmd import Performance
 from helpers.windowing import NO_DRUM_NOTES
@@ -29,6 +31,7 @@ SPLIT_FILE = "split.csv"  # columns midi_filename (path under the folder) and sp
 SPLIT_SHARES = (("train", 90), ("validation", 5), ("test", 5))  # percent of files by path hash
 TOO_SHORT = "too short (under 4 bars)"
 NO_WINDOW = "no window"  # every clip refused; the clips' reasons follow
+MIN_FILES_TO_SPLIT = 3  # files with windows it takes to give validation and test one each
 
 
 class MidiFolderError(Exception):
@@ -68,12 +71,17 @@ def hash_split(relative_path: str) -> str:
 
 
 def assign_splits(midi_dir: str | os.PathLike, files: list[str]) -> dict[str, str]:
-    """{file: split}: the folder's split.csv where it names a file, the path hash elsewhere.
+    """{file: split}: the folder's split.csv where it names a file, the path hash elsewhere."""
+    return {**{f: hash_split(f) for f in files}, **named_splits(midi_dir, files)}
+
+
+def named_splits(midi_dir: str | os.PathLike, files: list[str]) -> dict[str, str]:
+    """{file: split} of the files the folder's split.csv names (none without one).
 
     Raises:
       MidiFolderError: split.csv lacks its columns, or names an unknown split or a missing file.
     """
-    splits = {f: hash_split(f) for f in files}
+    splits = {}
     path = Path(midi_dir).expanduser() / SPLIT_FILE
     if not path.exists():
         return splits
@@ -89,10 +97,47 @@ def assign_splits(midi_dir: str | os.PathLike, files: list[str]) -> dict[str, st
                 f"{path}: {row.midi_filename} has split {row.split!r}; use one of "
                 f"{', '.join(constants.GMD_SPLITS)}"
             )
-        if row.midi_filename not in splits:
+        if row.midi_filename not in files:
             raise MidiFolderError(f"{path} names {row.midi_filename}, which is not in the folder")
         splits[row.midi_filename] = row.split
     return splits
+
+
+def balance_splits(
+    splits: dict[str, str], usable: list[str], named: set[str]
+) -> tuple[dict[str, str], dict[str, list[str]]]:
+    """The split of a small folder, where the path hash can leave a split without windows.
+
+    With MIN_FILES_TO_SPLIT or more usable files, each split without one takes a file from the
+    split that has the most (never its last); with fewer, every usable file trains, and there
+    is no validation or test. Files split.csv names stay where it puts them.
+
+    Args:
+      splits: {file: split}, as assign_splits gives it.
+      usable: the files that give windows, in order; the first of a split moves first.
+      named: the files split.csv names.
+
+    Returns:
+      ({file: split}, {split: the files moved into it}).
+    """
+    splits, moved = dict(splits), {split: [] for split in constants.GMD_SPLITS}
+    movable = [f for f in usable if f not in named]
+
+    def held(split: str) -> int:
+        return sum(splits[f] == split for f in usable)
+
+    for split in constants.GMD_SPLITS if len(usable) >= MIN_FILES_TO_SPLIT else ():
+        donors = [f for f in movable if held(splits[f]) > 1]
+        if not held(split) and donors:
+            name = max(donors, key=lambda f: held(splits[f]))
+            splits[name] = split
+            moved[split].append(name)
+    if len(usable) < MIN_FILES_TO_SPLIT:
+        for name in movable:
+            if splits[name] != "train":
+                splits[name] = "train"
+                moved["train"].append(name)
+    return splits, moved
 
 
 def file_meter(performance: Performance) -> float:
@@ -138,7 +183,7 @@ def file_windows(job: tuple) -> dict:
 
 
 def _split_arrays(
-    split: str, rows: list, converter: GrooveConverter
+    split: str, rows: list, converter: GrooveConverter, moved_in: list[str]
 ) -> tuple[np.ndarray, pd.DataFrame, dict]:
     """One split's windows, metadata and summary from (file, result) rows in file order."""
     windows, meta, reasons, skipped_pitches, skipped_files = [], [], {}, {}, []
@@ -163,6 +208,7 @@ def _split_arrays(
         "skipped notes": sum(skipped_pitches.values()),
         "skipped pitches": json.dumps(dict(sorted(skipped_pitches.items()))),
         "skipped": skipped_files,
+        "moved in": moved_in,
     }
     return outputs, pd.DataFrame(meta, columns=data.META_COLUMNS), summary
 
@@ -206,20 +252,22 @@ def load_midi_folder(
     """
     folder = Path(midi_dir).expanduser()
     files = find_midi_files(folder)
-    splits = assign_splits(folder, files)
+    named = named_splits(folder, files)
     converter = converter or GrooveConverter()
     cache_dir = Path(cache_dir or data.DEFAULT_CACHE_DIR)
-    key = data.cache_key(converter, f"midi folder {_fingerprint(folder, files)}")
+    key = data.cache_key(converter, f"midi folder, balanced {_fingerprint(folder, files)}")
     paths = {split: cache_dir / f"midi_folder_{key}_{split}.npz" for split in constants.GMD_SPLITS}
     cached = {split: data.load_split(path) for split, path in paths.items()}
     if any(split is None for split in cached.values()):  # not built yet, or a write cut short
         jobs = [(folder, name, converter) for name in files]
         workers = workers or os.cpu_count() or 1
         results = data.run_jobs(file_windows, jobs, workers, progress, "MIDI files")
+        usable = [f for f, result in zip(files, results) if "reason" not in result]
+        splits, moved = balance_splits(assign_splits(folder, files), usable, set(named))
         cache_dir.mkdir(parents=True, exist_ok=True)
         for split, path in paths.items():
             rows = [(f, r) for f, r in zip(files, results) if splits[f] == split]
-            data.save_split(path, *_split_arrays(split, rows, converter))
+            data.save_split(path, *_split_arrays(split, rows, converter, moved[split]))
         cached = {split: data.load_split(path) for split, path in paths.items()}
     return cached
 
@@ -227,7 +275,8 @@ def load_midi_folder(
 def folder_summary(splits: dict[str, data.GrooveSplit]) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Two tables: one row per split (files, clips, windows, why clips and notes were dropped),
     and one row per skipped file with its split and reason."""
-    rows = [{k: v for k, v in s.summary.items() if k != "skipped"} for s in splits.values()]
+    lists = ("skipped", "moved in")
+    rows = [{k: v for k, v in s.summary.items() if k not in lists} for s in splits.values()]
     table = pd.DataFrame(rows).set_index("split")
     counts = [c for c in table.columns if c != "skipped pitches"]
     table[counts] = table[counts].fillna(0).astype(int)
@@ -240,26 +289,60 @@ def folder_summary(splits: dict[str, data.GrooveSplit]) -> tuple[pd.DataFrame, p
 
 
 def summary_text(splits: dict[str, data.GrooveSplit]) -> str:
-    """Both tables of folder_summary as text, no reason cut short."""
+    """Both tables of folder_summary as text, no reason cut short, and the split chosen."""
     table, skipped = folder_summary(splits)
     listed = skipped.to_string(index=False) if len(skipped) else "none"
-    return f"{table.to_string()}\n\nskipped files:\n{listed}"
+    return f"{table.to_string()}\n\n{split_line(splits)}\n\nskipped files:\n{listed}"
 
 
-def training_windows(splits: dict[str, data.GrooveSplit], batch_size: int) -> dict[str, np.ndarray]:
-    """train's train_data and validation_data from a folder's splits.
+def split_line(splits: dict[str, data.GrooveSplit]) -> str:
+    """'split chosen (files with windows): 12 train, 1 validation, 1 test; ...' with the files
+    balance_splits moved, or why there is no validation."""
+    usable = {k: s.summary["files"] - s.summary["skipped files"] for k, s in splits.items()}
+    line = "split chosen (files with windows): " + ", ".join(f"{n} {k}" for k, n in usable.items())
+    moves = [f"{f} to {k}" for k, s in splits.items() for f in s.summary.get("moved in", [])]
+    if sum(usable.values()) < MIN_FILES_TO_SPLIT and not usable["validation"]:
+        line += f"; with under {MIN_FILES_TO_SPLIT} such files, all train, without validation"
+    elif moves:
+        line += "; moved so that no split is without windows: " + ", ".join(moves)
+    return line
+
+
+def training_windows(splits: dict[str, data.GrooveSplit], batch_size: int) -> dict:
+    """train's train_data, validation_data and batch_size from a folder's splits: a batch larger
+    than the training windows is lowered to their number, with a line saying so.
 
     Raises:
-      MidiFolderError: train or validation cannot fill one batch of windows.
+      MidiFolderError: the train split has no windows.
     """
-    for split, advice in (
-        ("train", "add files or lower the batch size"),
-        ("validation", f"name more files 'validation' in {SPLIT_FILE} or lower the batch size"),
-    ):
-        have = len(splits[split].outputs)
-        if have < batch_size:
-            raise MidiFolderError(
-                f"the {split} split has {have} windows and one batch needs {batch_size}: {advice}"
-                f" ({SPLIT_FILE}: columns midi_filename, split)"
-            )
-    return {"train_data": splits["train"].outputs, "validation_data": splits["validation"].outputs}
+    train = splits["train"].outputs
+    if not len(train):
+        raise MidiFolderError(
+            "the train split has no windows: add drum grooves in 4/4 at one tempo, 4 bars or "
+            f"longer (the skipped files are listed with why), or name files 'train' in {SPLIT_FILE}"
+        )
+    if batch_size > len(train):
+        print(
+            f"batch size lowered from {batch_size} to {len(train)}: the train split has no more "
+            "windows"
+        )
+        batch_size = len(train)
+    return {
+        "train_data": train,
+        "validation_data": splits["validation"].outputs,
+        "batch_size": batch_size,
+    }
+
+
+def folder_windows(
+    midi_dir: str | os.PathLike,
+    config: GrooVAEConfig,
+    batch_size: int | None = None,
+    cache_dir: str | os.PathLike | None = None,
+) -> dict:
+    """Your MIDI folder cut in the config's windows, its summary printed: train() keywords
+    (training_windows)."""
+    converter = GrooveConverter.from_config(config.converter)
+    splits = load_midi_folder(midi_dir, converter=converter, cache_dir=cache_dir)
+    print(summary_text(splits))
+    return training_windows(splits, batch_size or config.train.batch_size)

@@ -72,4 +72,6 @@ def main(argv: list[str] | None = None) -> list[Path]:
 
 
 if __name__ == "__main__":
-    main()
+    from helpers.config import run_command
+
+    run_command(main)

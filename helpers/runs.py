@@ -4,6 +4,7 @@ the bundled float16 weights in pretrained/."""
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 import os
 import time
@@ -19,16 +20,69 @@ from helpers.model import GrooVAE
 
 CHECKPOINT_DIR = "checkpoints"
 KEEP_CHECKPOINTS = 3  # older checkpoints are deleted as new ones land
+# Each ckpt-<step>.npz has a record beside it, ckpt-<step>.json, written after it: its size and
+# SHA-256. A checkpoint cut short (a full disk, a Drive copy still syncing) or damaged does not
+# match its record and is passed over for the newest one that does.
+RECORD_SUFFIX = ".json"
 
 
 class RunError(Exception):
     """A run directory or checkpoint that training cannot use as asked."""
 
 
+def checkpoint_paths(run_dir: str | os.PathLike) -> list[Path]:
+    """Every checkpoint file of a run, whole or not, oldest first."""
+    return sorted((Path(run_dir) / CHECKPOINT_DIR).glob("ckpt-*.npz"))
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as file:
+        while chunk := file.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def checkpoint_problem(path: str | os.PathLike) -> str | None:
+    """Why a checkpoint cannot be used, or None when it is whole.
+
+    A checkpoint must match its record (size, then SHA-256). One without a record (saved before
+    records were kept, or whose record never arrived) must read back whole instead: every array
+    through the zip's own CRC check.
+    """
+    path = Path(path)
+    record_path = path.with_suffix(RECORD_SUFFIX)
+    if not record_path.exists():
+        try:
+            with np.load(path) as saved:
+                for name in saved.files:
+                    saved[name]
+        except Exception as error:  # zipfile and numpy raise many types on a broken file
+            return f"no {record_path.name} and it does not read back ({type(error).__name__})"
+        return None
+    try:
+        record = json.loads(record_path.read_text())
+        size, sha256 = int(record["bytes"]), str(record["sha256"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return f"its record {record_path.name} is damaged"
+    if path.stat().st_size != size:
+        return f"{path.stat().st_size:,} of its {size:,} bytes (cut short, or still syncing)"
+    if _sha256(path) != sha256:
+        return "damaged (its bytes do not match the SHA-256 saved with it)"
+    return None
+
+
 def latest_checkpoint(run_dir: str | os.PathLike) -> Path | None:
-    """The newest checkpoint file of a run (highest step), or None before the first one."""
-    paths = sorted((Path(run_dir) / CHECKPOINT_DIR).glob("ckpt-*.npz"))
-    return paths[-1] if paths else None
+    """The newest whole checkpoint of a run (highest step), or None before the first one.
+
+    Newer ones that are not whole (checkpoint_problem) are passed over, one line each saying why.
+    """
+    for path in reversed(checkpoint_paths(run_dir)):
+        problem = checkpoint_problem(path)
+        if problem is None:
+            return path
+        print(f"skipping checkpoint {path}: {problem}")
+    return None
 
 
 def find_run(outputs_dir: str | os.PathLike = OUTPUTS_DIR, unconditioned: bool = False) -> Path:
@@ -72,9 +126,26 @@ def save_checkpoint(model: GrooVAE, run_dir: Path) -> Path:
     arrays.update({f"optimizer/{i:04d}": np.asarray(v) for i, v in enumerate(optimizer)})
     path = folder / f"ckpt-{step:09d}.npz"
     write_atomic(path, lambda p: np.savez(p, **arrays))
-    for old in sorted(folder.glob("ckpt-*.npz"))[:-KEEP_CHECKPOINTS]:
-        old.unlink()
+    record = {"step": step, "bytes": path.stat().st_size, "sha256": _sha256(path)}
+    write_atomic(path.with_suffix(RECORD_SUFFIX), lambda p: p.write_text(json.dumps(record)))
+    _prune(folder, path)
     return path
+
+
+def _prune(folder: Path, saved: Path) -> None:
+    """Keeps `saved` and the newest older checkpoints, KEEP_CHECKPOINTS in all. Deleted too:
+    checkpoints of higher steps (left by a run resumed before them: its history no longer leads
+    to them), records without their checkpoint and the partial files of saves cut short."""
+    paths = checkpoint_paths(folder.parent)
+    keep = [p for p in paths if p <= saved][-KEEP_CHECKPOINTS:]
+    for path in set(paths) - set(keep):
+        path.with_suffix(RECORD_SUFFIX).unlink(missing_ok=True)
+        path.unlink(missing_ok=True)
+    for record in folder.glob(f"ckpt-*{RECORD_SUFFIX}"):
+        if not record.with_suffix(".npz").exists():
+            record.unlink(missing_ok=True)
+    for partial in folder.glob(".ckpt-*"):
+        partial.unlink(missing_ok=True)
 
 
 def _assign(variables: list, saved, prefix: str, path: Path) -> None:
@@ -87,10 +158,20 @@ def _assign(variables: list, saved, prefix: str, path: Path) -> None:
 
 
 def load_checkpoint(model: GrooVAE, path: Path, with_optimizer: bool) -> None:
-    with np.load(path) as saved:
-        _assign(model.variables, saved, "model/", path)
-        if with_optimizer:
-            _assign(model.optimizer.variables, saved, "optimizer/", path)
+    """Assigns a checkpoint's model (and optimizer) variables.
+
+    Raises:
+      RunError: the file does not read back whole, or is of another config's model.
+    """
+    try:
+        with np.load(path) as saved:
+            _assign(model.variables, saved, "model/", path)
+            if with_optimizer:
+                _assign(model.optimizer.variables, saved, "optimizer/", path)
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as error:
+        raise RunError(
+            f"{path} is damaged or cut short ({type(error).__name__}: {error}); pick another"
+        ) from error
 
 
 def restore_model(
@@ -103,13 +184,19 @@ def restore_model(
       checkpoint: a specific checkpoint file; default the newest.
 
     Raises:
-      RunError: no config.json or no checkpoint.
+      RunError: no config.json, no whole checkpoint, or a given checkpoint that is not whole.
     """
     run_dir = Path(run_dir)
     config_path = run_dir / CONFIG_FILE
     if not config_path.exists():
         raise RunError(f"{run_dir} has no {CONFIG_FILE}; point at a directory `train` wrote")
+    if checkpoint:
+        problem = checkpoint_problem(checkpoint)
+        if problem:
+            raise RunError(f"checkpoint {checkpoint} cannot be used: {problem}")
     checkpoint = Path(checkpoint) if checkpoint else latest_checkpoint(run_dir)
+    if checkpoint is None and checkpoint_paths(run_dir):
+        raise RunError(f"none of the checkpoints in {run_dir / CHECKPOINT_DIR} is whole")
     if checkpoint is None:
         raise RunError(f"{run_dir} has no checkpoint yet; train it for a few steps first")
     model = GrooVAE(GrooVAEConfig.from_dict(json.loads(config_path.read_text())))
@@ -133,6 +220,7 @@ LOGGED = {
     "hit_f1": "metrics/hit_f1",
 }
 HISTORY_COLUMNS = ["step", "split", "learning_rate", *LOGGED.values(), "seconds"]
+HISTORY_SPLITS = ("train", "validation")
 SCHEDULED = {"kl_beta"}  # set by the step number, not measured: a row keeps its last step's
 
 
@@ -150,8 +238,9 @@ class History:
         self.path = path
         kept = []
         if path.exists():
-            with path.open(newline="") as f:
-                kept = [row for row in csv.DictReader(f) if int(row["step"]) <= start_step]
+            with path.open(newline="") as f:  # a line cut short by a full disk has no split
+                rows = [row for row in csv.DictReader(f) if row["split"] in HISTORY_SPLITS]
+                kept = [row for row in rows if int(row["step"]) <= start_step]
 
         def rewrite(temp: Path) -> None:
             with temp.open("w", newline="") as f:

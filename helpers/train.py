@@ -35,12 +35,14 @@ from helpers.converter import GrooveConverter, encoder_inputs
 from helpers.data import load_groove_4bar
 from helpers.dataset import eval_windows, train_batches
 from helpers.device import resolve_precision
-from helpers.midi_folder import load_midi_folder, summary_text, training_windows
+from helpers.midi_folder import folder_windows
 from helpers.model import GrooVAE
 from helpers.runs import (
+    CHECKPOINT_DIR,
     HISTORY_FILE,
     History,
     bundle_dir,
+    checkpoint_paths,
     checkpoint_step,
     latest_checkpoint,
     load_bundle,
@@ -194,6 +196,11 @@ def _train_loop(
     model.compile(optimizer=make_optimizer(t))
     model.optimizer.build(model.trainable_variables)
     checkpoint = latest_checkpoint(run_dir)
+    if checkpoint is None and checkpoint_paths(run_dir):
+        raise TrainError(
+            f"no checkpoint in {run_dir / CHECKPOINT_DIR} is whole (each is named above); wait "
+            "for a copy still syncing, or move that folder away to start the run again"
+        )
     pairs = _pairs(train_data, config)
     if checkpoint is not None:
         load_checkpoint(model, checkpoint, with_optimizer=True)
@@ -204,7 +211,14 @@ def _train_loop(
     start = int(np.asarray(model.optimizer.iterations))
 
     batches = train_batches(*pairs, t.batch_size, t.seed, start)
-    validation = eval_windows(*_pairs(validation_data, config), t.batch_size, t.eval_batches)
+    # A small MIDI folder may give no validation windows (evaluation is skipped) or fewer than
+    # a batch (they are evaluated as one smaller batch).
+    eval_batch = min(t.batch_size, len(validation_data))
+    validation = None
+    if eval_batch:
+        validation = eval_windows(*_pairs(validation_data, config), eval_batch, t.eval_batches)
+    else:
+        print("no validation windows: this run trains without validation rows")
     learning_rate = MagentaDecay(t.learning_rate, t.decay_rate, t.min_learning_rate)
     history = History(run_dir / HISTORY_FILE, start)
     precision = "bfloat16 mixed" if t.mixed_precision else "float32"
@@ -224,7 +238,9 @@ def _train_loop(
             elif step == start + 1 + ETA_STEPS:
                 per_step = (time.monotonic() - timed_from) / ETA_STEPS
                 tqdm.write(eta_line(per_step, t.num_steps - step))
-            evaluate = step % t.eval_every_steps == 0 or step == t.num_steps
+            evaluate = validation is not None and (
+                step % t.eval_every_steps == 0 or step == t.num_steps
+            )
             save = (
                 step % t.checkpoint_every_steps == 0
                 or time.monotonic() - last_save >= 60 * t.checkpoint_every_minutes
@@ -239,7 +255,7 @@ def _train_loop(
                 model.reset_eval_noise()  # rows differ by the model only, not by the z draws
                 refresh_evaluation(model)
                 results = model.evaluate(
-                    *validation, batch_size=t.batch_size, verbose=0, return_dict=True
+                    *validation, batch_size=eval_batch, verbose=0, return_dict=True
                 )
                 history.write(step, "validation", results)
             if save:
@@ -342,19 +358,6 @@ def run_config(
     return get_config(name, mixed_precision=bfloat16)
 
 
-def folder_windows(
-    midi_dir: str | os.PathLike,
-    config: GrooVAEConfig,
-    batch_size: int | None = None,
-    cache_dir: str | os.PathLike | None = None,
-) -> dict[str, np.ndarray]:
-    """Your MIDI folder cut in the config's windows, its summary printed: train() keywords."""
-    converter = GrooveConverter.from_config(config.converter)
-    splits = load_midi_folder(midi_dir, converter=converter, cache_dir=cache_dir)
-    print(summary_text(splits))
-    return training_windows(splits, batch_size or config.train.batch_size)
-
-
 def main(argv: list[str] | None = None) -> None:
     """`python -m helpers.train`: trains or continues a run; prints its last history rows."""
     parser = command_parser("train", __doc__)
@@ -373,13 +376,14 @@ def main(argv: list[str] | None = None) -> None:
     )
     args = parser.parse_args(argv)
     config = run_config(args.config, args.run_dir, args.precision)
-    windows = folder_windows(args.midi_dir, config, args.batch_size) if args.midi_dir else {}
+    windows = {"batch_size": args.batch_size}  # GMD's splits
+    if args.midi_dir:  # the folder's, and a batch lowered to fit them when they are few
+        windows = folder_windows(args.midi_dir, config, args.batch_size)
     history = train(
         config,
         args.run_dir,
         args.data_dir,
         steps=args.steps,
-        batch_size=args.batch_size,
         devices=args.devices,
         init_from=args.init_from,
         continue_step=args.continue_step,
@@ -389,4 +393,6 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from helpers.config import run_command
+
+    run_command(main)

@@ -35,9 +35,7 @@ from helpers.constants import (
     OUTPUTS_DIR,
     VELOCITIES,
 )
-from helpers.magenta import MagentaError
 from helpers.render import NUM_GROOVES, SUFFIXES, save_grooves, write_groove
-from helpers.runs import PretrainedError, RunError
 from helpers.sample import (
     DEFAULT_TEMPERATURE,
     MODELS,
@@ -298,29 +296,25 @@ def run(args: argparse.Namespace) -> tuple[list[Path], list[str]]:
 
 
 def main(argv: list[str] | None = None) -> list[Path]:
-    """`python -m helpers.verbs VERB ...`: prints each file written and each input refused.
+    """`python -m helpers.verbs VERB ...`: prints each file written.
 
-    Exits with status 1 (a message, no traceback) when anything was refused.
+    Raises:
+      SampleError: some inputs were refused (after the others were written), each named with
+        its reason; and whatever `run` raises. helpers.config.run_command turns these into one
+        `error:` line and status 1.
     """
     args = _parse_args(argv)
-    try:
-        written, refused = run(args)
-    except (
-        SampleError,
-        GrooveError,
-        RecordingError,
-        MagentaError,
-        FileExistsError,
-        RunError,
-        PretrainedError,
-    ) as error:
-        sys.exit(f"error: {error}")
+    written, refused = run(args)
     for path in written:
         print(path)
     if refused:
-        sys.exit("refused:\n  " + "\n  ".join(refused))
+        raise SampleError(
+            f"refused {len(refused)} of {len(args.input)} inputs: {'; '.join(refused)}"
+        )
     return written
 
 
 if __name__ == "__main__":
-    main()
+    from helpers.config import run_command
+
+    run_command(main)

@@ -1,9 +1,11 @@
 """Tests for helpers/audio.py: MIDI files, audio with and without FluidSynth, WAV files."""
 
 import logging
+import re
 import subprocess
 import sys
 import wave
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -102,3 +104,139 @@ def test_find_soundfont_tries_the_given_file_first_and_reads_no_environment(tmp_
     # The command lines and notebooks read $GROOVAE_SOUNDFONT and pass it; the library does not.
     monkeypatch.setenv(audio.SOUNDFONT_ENV, str(font))
     assert audio.find_soundfont() == system
+
+
+# --- recordings in: taps for drumify -----------------------------------------------------------
+
+CLICK_RATE = 22050
+LEAD_IN_S = 0.3  # silence before the first click, which taps_from_recording moves to 0
+# Two-bar (four at 160) tap lines in 16th steps, each with rests (a beat or more without a
+# click) and off-beat 16ths: 120 qpm's syncopation is heard by librosa at 161 qpm.
+CLICK_TRACKS = {
+    84.0: [0, 3, 6, 8, 10, 11, 14, 16, 19, 22, 24, 30, 31],
+    120.0: [0, 2, 4, 7, 8, 10, 12, 16, 18, 19, 22, 24, 27, 28, 30],
+    137.0: [0, 3, 4, 8, 11, 12, 14, 16, 19, 20, 24, 26, 28, 30, 31],
+    160.0: [0, 4, 6, 8, 10, 12, 15, 20, 22, 24, 28, 32, 36, 38, 40, 43, 44, 48, 52, 54, 56, 59, 60],
+}
+ACCENT_EVERY = 8  # steps: clicks on beats 1 and 3 at full level, the rest at half, as played
+
+
+def click(rng: np.random.Generator) -> np.ndarray:
+    """(660,) float64: a 30 ms click, a 1.5 kHz tone and a little noise, decaying in 6 ms."""
+    t = np.arange(int(0.03 * CLICK_RATE)) / CLICK_RATE
+    return (np.sin(2 * np.pi * 1500 * t) + 0.3 * rng.uniform(-1, 1, t.size)) * np.exp(-t / 0.006)
+
+
+def write_clicks(path, steps, qpm: float, bars: int) -> np.ndarray:
+    """A WAV of clicks on the given 16th steps at `qpm`, after LEAD_IN_S of silence and followed
+    by the rest of `bars` bars; accented every ACCENT_EVERY steps.
+
+    Returns:
+      (len(steps),) float64: each click's time in seconds from the first click.
+    """
+    step_s = 15.0 / qpm
+    signal = np.zeros(int((LEAD_IN_S + bars * 16 * step_s + 0.5) * CLICK_RATE))
+    sound = click(np.random.default_rng(0))
+    for step in steps:
+        start = int(round((LEAD_IN_S + step * step_s) * CLICK_RATE))
+        level = 1.0 if step % ACCENT_EVERY == 0 else 0.5
+        signal[start : start + sound.size] += level * sound
+    audio.save_wav(path, 0.8 * signal / max(np.abs(signal).max(), 1e-9), CLICK_RATE)
+    return (np.asarray(steps) - steps[0]) * step_s
+
+
+@pytest.mark.parametrize("qpm", CLICK_TRACKS)
+def test_taps_from_recording_finds_every_click_and_the_tempo(tmp_path, qpm):
+    steps = CLICK_TRACKS[qpm]
+    placed = write_clicks(tmp_path / "clicks.wav", steps, qpm, bars=1 + steps[-1] // 16)
+    taps = audio.taps_from_recording(tmp_path / "clicks.wav")
+    heard = taps.tempos[0].qpm
+    np.testing.assert_allclose(heard, qpm, rtol=0.02)
+    assert [(ts.numerator, ts.denominator) for ts in taps.time_signatures] == [(4, 4)]
+    starts = np.array([note.start_time for note in taps.notes])
+    assert len(starts) == len(steps) and starts[0] == 0.0
+    np.testing.assert_allclose(starts, placed, atol=15.0 / qpm)  # one 16th
+    # Each tap lands on its own step of the grid at the tempo heard, as the converter reads it.
+    np.testing.assert_array_equal(np.round(starts * heard / 15.0), np.subtract(steps, steps[0]))
+    assert {note.pitch for note in taps.notes} == {audio.TAP_PITCH}
+
+
+@pytest.mark.parametrize("kind", ["silent", "one click", "zero bytes", "text"])
+def test_taps_from_recording_refuses_naming_the_file(tmp_path, kind):
+    path = tmp_path / f"{kind.replace(' ', '_')}.wav"
+    if kind == "silent":
+        audio.save_wav(path, np.zeros(2 * CLICK_RATE), CLICK_RATE)
+    elif kind == "one click":
+        write_clicks(path, [0], 120.0, bars=1)
+    elif kind == "zero bytes":
+        path.write_bytes(b"")
+    else:
+        path.write_text("kick snare kick snare\n")
+    reason = "cannot read" if kind in ("zero bytes", "text") else "onset"
+    with pytest.raises(audio.RecordingError, match=re.escape(str(path))) as refused:
+        audio.taps_from_recording(path)
+    assert reason in str(refused.value)
+
+
+@pytest.fixture(scope="module")
+def tap_outputs(tmp_path_factory) -> Path:
+    """An outputs folder holding a tiny drumify run (2 steps on random grooves) under
+    runs/groovae_2bar_tap_fixed_velocity, where pick_model("drumify") finds it."""
+    from conftest import random_grooves
+
+    from helpers import train
+    from helpers.config import get_config
+    from helpers.sample import VERB_CONFIGS
+
+    outputs = tmp_path_factory.mktemp("outputs")
+    name = VERB_CONFIGS["drumify"]
+    config = get_config("tiny", name=name, tapify=True, fixed_velocities=True)
+    grooves = random_grooves(32)
+    train.train(
+        config,
+        outputs / "runs" / name,
+        steps=2,
+        train_data=grooves,
+        validation_data=grooves[:16],
+        progress=False,
+    )
+    return outputs
+
+
+def test_cli_drumify_a_recording_keeps_its_bars_and_tempo(tap_outputs, tmp_path):
+    import note_seq
+
+    from helpers import verbs
+    from helpers.sample import pick_model
+
+    qpm, bars = 120.0, 3
+    steps = CLICK_TRACKS[qpm] + [32, 36, 38, 44]  # a third bar, so not a whole 2-bar window
+    write_clicks(tmp_path / "clicks.wav", steps, qpm, bars)
+    heard = audio.taps_from_recording(tmp_path / "clicks.wav").tempos[0].qpm
+    (path,) = verbs.main(
+        [
+            "drumify",
+            "--input",
+            str(tmp_path / "clicks.wav"),
+            "--outputs-dir",
+            str(tap_outputs),
+            "--num",
+            "1",
+            "--seed",
+            "0",
+            "--out",
+            str(tmp_path / "out"),
+        ]
+    )
+    assert path.name == "clicks_drumify_01.mid"
+    groove = note_seq.midi_file_to_note_sequence(str(path))
+    np.testing.assert_allclose([t.qpm for t in groove.tempos], [heard], rtol=1e-4)
+    np.testing.assert_allclose(heard, qpm, rtol=0.02)
+    assert [(ts.numerator, ts.denominator) for ts in groove.time_signatures] == [(4, 4)]
+    bar_s = 4 * 60.0 / heard
+    last = max(note.start_time for note in groove.notes)
+    assert (bars - 1) * bar_s <= last < bars * bar_s  # notes in the third bar, none past it
+    # The groove itself (a MIDI file ends at its last note) lasts exactly the recording's bars.
+    model = pick_model("drumify", outputs_dir=tap_outputs)
+    played = verbs.drumify(model, verbs.read_groove(tmp_path / "clicks.wav"), seed=0)
+    np.testing.assert_allclose(played.total_time, bars * bar_s, rtol=1e-6)

@@ -97,9 +97,7 @@ def test_cli_without_a_run_plays_the_bundle_and_says_so(tmp_path, capsys):
     )
     assert len(written) == 2
     first_line = capsys.readouterr().out.splitlines()[0]
-    assert (
-        first_line.startswith(f"model: the bundled {NAME}") and "run of yours" in first_line
-    )
+    assert first_line.startswith(f"model: the bundled {NAME}") and "run of yours" in first_line
 
 
 def test_cli_with_a_run_plays_the_run(tiny_run, tmp_path, capsys):

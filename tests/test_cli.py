@@ -59,3 +59,22 @@ def test_soundfont_defaults_to_the_environment(monkeypatch):
     assert _parsed(add_soundfont, ["--soundfont", "/mine.sf2"]) == {"soundfont": "/mine.sf2"}
     monkeypatch.delenv("GROOVAE_SOUNDFONT")
     assert _parsed(add_soundfont, []) == {"soundfont": None}
+
+
+@pytest.mark.parametrize("module", ["sample", "verbs"])
+def test_the_verbs_command_line_answers_under_both_names(module):
+    """`python -m helpers.sample` hands over to helpers.verbs before defining anything (so the
+    library module is not run a second time), and --help names the command that was typed."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    done = subprocess.run(
+        [sys.executable, "-m", f"helpers.{module}", "--help"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=Path(__file__).resolve().parents[1],
+    )
+    assert done.returncode == 0 and done.stdout.startswith(f"usage: python -m helpers.{module}")
+    assert "transfer" in done.stdout and "infill" in done.stdout

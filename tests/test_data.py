@@ -142,14 +142,30 @@ def test_load_groove_4bar_split_counts(gmd_dir):
 
 
 @pytest.mark.parity
-def test_load_groove_4bar_split_tfds_route_matches(gmd_dir):
+def test_load_groove_4bar_split_2bar_counts(gmd_dir):
+    """TFDS's groove/2bar-midionly cut from GMD; one cold cache build (< 2 min) per checkout."""
+    # Clips: TFDS's catalog. Windows: what this route first kept (a change means the cut or the
+    # converter changed).
+    expected = {"train": (18163, 16389), "validation": (2252, 2039), "test": (2204, 2064)}
+    two_bars = GrooveConverter(split_bars=2)
+    summary = data.groove_4bar_summary(gmd_dir, two_bars, progress=False)
+    for split, (n_clips, windows) in expected.items():
+        assert (summary.loc[split, "clips"], summary.loc[split, "windows"]) == (n_clips, windows)
+    outputs = data.load_groove_4bar("test", gmd_dir, two_bars)
+    assert outputs.shape == (2064, 32, 27) and outputs.dtype == np.float32
+
+
+@pytest.mark.parity
+@pytest.mark.parametrize("bars", [4, 2])
+def test_load_groove_4bar_split_tfds_route_matches(gmd_dir, bars):
     tfds_dir = gmd_dir.parent / "tfds"
-    if not (tfds_dir / "groove" / "4bar-midionly").exists():
-        pytest.skip(f"no TFDS build at {tfds_dir}")
+    if not (tfds_dir / "groove" / f"{bars}bar-midionly").exists():
+        pytest.skip(f"no TFDS build of groove/{bars}bar-midionly at {tfds_dir}")
     if data.tfds_unavailable():
         pytest.skip(data.tfds_unavailable())
-    gmd = data.load_groove_4bar_split("test", gmd_dir, progress=False)
-    via_tfds = data.load_groove_4bar_split("test", tfds_dir, source="tfds", progress=False)
+    cut = GrooveConverter(split_bars=bars)
+    gmd = data.load_groove_4bar_split("test", gmd_dir, cut, progress=False)
+    via_tfds = data.load_groove_4bar_split("test", tfds_dir, cut, source="tfds", progress=False)
     np.testing.assert_array_equal(via_tfds.outputs, gmd.outputs)
     np.testing.assert_array_equal(via_tfds.meta["clip"], gmd.meta["clip"])
     np.testing.assert_array_equal(via_tfds.meta["bpm"], gmd.meta["bpm"])

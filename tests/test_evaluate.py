@@ -62,7 +62,7 @@ def test_evaluate_run_writes_metrics_json(tiny_run, tmp_path, monkeypatch):
     grooves = random_grooves(24, 15)
     run_dir = shutil.copytree(tiny_run, tmp_path / "run")  # the shared run stays as trained
 
-    def fake_split(split, data_dir=None):  # GMD stays out of the unit tests
+    def fake_split(split, data_dir=None, converter=None):  # GMD stays out of the unit tests
         meta = pd.DataFrame({"bpm": np.full(len(grooves), 100)})
         return data.GrooveSplit(outputs=grooves, meta=meta, summary={})
 

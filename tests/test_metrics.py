@@ -72,7 +72,7 @@ def test_reconstruction_metrics_precision_recall_counts():
 
 
 def test_reconstruction_metrics_bad_shape_raises():
-    with pytest.raises(metrics.MetricsError, match=r"\(n, 64, 27\)"):
+    with pytest.raises(metrics.MetricsError, match=r"\(n, 16 \* bars, 27\)"):
         metrics.reconstruction_metrics(np.zeros((64, 27)), np.zeros((64, 27)))
 
 

@@ -83,7 +83,9 @@ def test_weights_of_another_config_are_refused(tiny_bundle):
 def test_without_a_run_the_bundled_model_plays(tiny_bundle, tmp_path):
     groovae = sample.pick_model("tiny", outputs_dir=tmp_path, root=tiny_bundle)
     assert groovae.run_dir is None and groovae.step == 2 and groovae.label == "tiny-pretrained"
-    assert groovae.source.startswith("the bundled tiny") and "no tiny run of yours" in groovae.source
+    assert (
+        groovae.source.startswith("the bundled tiny") and "no tiny run of yours" in groovae.source
+    )
     assert groovae.sample_grooves(2, seed=0).shape == (2, 64, 27)
 
 

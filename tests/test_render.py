@@ -48,8 +48,8 @@ def test_plot_groove_on_given_axes_draws_there():
 
 
 def test_plot_groove_wrong_shape_raises():
-    with pytest.raises(render.RenderError, match=r"\(64, 27\)"):
-        render.plot_groove(np.zeros((32, 27)))
+    with pytest.raises(render.RenderError, match=r"\(16 \* bars, 27\)"):
+        render.plot_groove(np.zeros((30, 27)))
 
 
 def test_plot_grooves_one_axes_per_groove():
@@ -135,9 +135,11 @@ def test_plot_groove_from_note_sequence_matches_array(make_drums):
     np.testing.assert_allclose(boxes, [(0.05, -0.4), (52 - late / 2 + 0.05, 0.6)], atol=1e-6)
 
 
-def test_plot_groove_short_sequence_is_padded(make_drums):
-    groove = render.note_sequence_to_groove(make_drums([(36, 100, 0.5, 0.6)]))
-    assert groove.shape == (64, 27) and groove[:, HITS].sum() == 1 and groove[4, 0] == 1
+def test_plot_groove_draws_a_sequence_to_its_last_bar(make_drums):
+    one_bar = render.note_sequence_to_groove(make_drums([(36, 100, 0.5, 0.6)]))
+    assert one_bar.shape == (16, 27) and one_bar[:, HITS].sum() == 1 and one_bar[4, 0] == 1
+    six_bars = render.note_sequence_to_groove(make_drums([(36, 100, 10.5, 10.6)]))
+    assert six_bars.shape == (96, 27)  # a note in bar 6 at 120 qpm
 
 
 def test_plot_groove_sequence_in_3_4_raises(make_drums):

@@ -1,0 +1,302 @@
+"""How well humanize, drumify, transfer and infill play GMD's 2-bar test windows.
+
+    python bench/bench_tools.py [--models bundled|magenta|RUN] [--outputs-dir DIR]
+        [--tools humanize drumify transfer infill] [--windows N] [--data-dir DIR]
+
+Each tool plays every test window (or the first N) as its verb does, at the array level in
+batches: the model `pick_model(verb, --models, --outputs-dir)` finds, its default temperature,
+seeded. `--outputs-dir ~` plays the runs under ~/runs/<config>. The figures:
+
+  humanize  the score (the window's hits at one velocity, on the grid) played: hits kept and
+            added, velocity and timing MAE against the drummer on the kept hits, and the
+            Wasserstein-1 distance of the velocity and timing distributions to the drummer's,
+            beside the score itself and the drummer's mean velocity per drum (training split).
+  drumify   the window's taps (the tap converter's one line) as a kit: hit F1 against the
+            drummer's kit, all drums and per drum, beside a fixed typical beat.
+  transfer  window A's hits with window B's feel (B: the window half the split away): hits kept
+            and added, and how far the per-drum mean velocity and offset lie from B's, beside A
+            as it was.
+  infill    windows with closed hi-hats, their closed hi-hats removed, filled: closed hi-hat F1
+            against the drummer's, beside the training split's typical hi-hat pattern.
+"""
+
+import argparse
+import os
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import numpy as np  # noqa: E402
+
+from helpers import device  # noqa: E402
+from helpers.config import ConverterConfig, add_data_dir, add_outputs_dir  # noqa: E402
+from helpers.constants import (  # noqa: E402
+    DRUM_CLASS_NAMES,
+    HITS,
+    MAX_MIDI_VELOCITY,
+    OFFSETS,
+    VELOCITIES,
+)
+from helpers.converter import GrooveConverter  # noqa: E402
+from helpers.data import load_groove_4bar_split  # noqa: E402
+from helpers.magenta import MagentaError  # noqa: E402
+from helpers.metrics import wasserstein_1d  # noqa: E402
+from helpers.runs import PretrainedError, RunError  # noqa: E402
+from helpers.sample import (  # noqa: E402
+    DEFAULT_TEMPERATURE,
+    MODELS,
+    SampleError,
+    TrainedModel,
+    pick_model,
+)
+from helpers.verbs import CLOSED_HI_HAT, quantized_score  # noqa: E402
+
+TOOLS = ("humanize", "drumify", "transfer", "infill")
+SPLIT_BARS = 2  # every tool's model reads 2-bar windows, as Magenta's do
+# What a model's converter must do to play each tool (the verbs refuse the others).
+CAN_PLAY: dict[str, Callable[[ConverterConfig], bool]] = {
+    "humanize": lambda c: c.hits_as_controls or c.humanize,
+    "drumify": lambda c: c.tapify,
+    "transfer": lambda c: c.hits_as_controls,
+    "infill": lambda c: CLOSED_HI_HAT in c.add_instruments,
+}
+
+
+def hits_of(grooves: np.ndarray) -> np.ndarray:
+    """(n, steps, 9) bool hits of (n, steps, 27) grooves."""
+    return grooves[..., HITS] > 0.5
+
+
+def f1_counts(true: np.ndarray, pred: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per-drum (precision, recall, F1) and over all drums (last entry) of (..., 9) bool hits;
+    NaN where there is nothing to count."""
+    axes = tuple(range(true.ndim - 1))
+    tp, n_pred, n_true = (a.sum(axes) for a in (true & pred, pred, true))
+    tp, n_pred, n_true = (np.append(a, a.sum()).astype(np.float64) for a in (tp, n_pred, n_true))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return tp / n_pred, tp / n_true, 2 * tp / (n_pred + n_true)
+
+
+def ms_per_offset(bpm: np.ndarray) -> np.ndarray:
+    """(n, 1, 1) milliseconds of one offset unit (half a 16th) at each window's tempo."""
+    return (7500.0 / np.asarray(bpm, np.float64))[:, None, None]
+
+
+def per_drum_means(grooves: np.ndarray, part: slice) -> np.ndarray:
+    """(n, 9) mean of a part (velocities or offsets) over each window's hits of each drum; NaN
+    for a drum the window does not play."""
+    hits = hits_of(grooves)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return (grooves[..., part] * hits).sum(1) / hits.sum(1)
+
+
+def typical_pattern(train: np.ndarray) -> np.ndarray:
+    """(steps, 9) bool: the cells hit in over half the training windows, one beat for all."""
+    return hits_of(train).mean(0) > 0.5
+
+
+def table(header: list[str], rows: list[list]) -> None:
+    """Prints rows under a header: the first column left-aligned, numbers to 3 figures."""
+
+    def cell(value) -> str:
+        if isinstance(value, str):
+            return value
+        return "-" if np.isnan(value) else f"{value:.3g}"
+
+    cells = [header] + [[cell(v) for v in row] for row in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
+    for r in cells:
+        print(
+            "  " + r[0].ljust(widths[0]) + "".join(f"  {c:>{w}}" for c, w in zip(r[1:], widths[1:]))
+        )
+
+
+def kept_and_added(score: np.ndarray, played: np.ndarray) -> tuple[float, float]:
+    """Fractions of the score's hits that are played, and of extra hits, per score hit."""
+    n = score.sum()
+    return float((score & played).sum() / n), float((played & ~score).sum() / n)
+
+
+def bench_humanize(model: TrainedModel, real, bpm, train, temperature, seed) -> None:
+    score = quantized_score(real)
+    if model.config.converter.hits_as_controls:  # verbs.humanize: a feel from the prior
+        z = np.random.default_rng(seed).standard_normal((len(real), model.config.model.z_size))
+        hits = model.controls_of(score)
+        played = model.decode_grooves(
+            z.astype(np.float32), temperature, seed, controls=hits, hits=hits
+        )
+    else:  # Magenta's humanize re-encodes the score's hits
+        played = reencode(model, score, temperature, seed)
+    given, ms = hits_of(real), ms_per_offset(bpm)
+    drum_mean = np.nanmean(np.where(hits_of(train), train[..., VELOCITIES], np.nan), axis=(0, 1))
+    guesses = {
+        f"the model ({model.config.name})": played,
+        "the score: one velocity, the grid": score,
+        "drummer's mean velocity per drum, the grid": np.concatenate(
+            [real[..., HITS], given * drum_mean, np.zeros_like(real[..., OFFSETS])], axis=-1
+        ),
+    }
+    velocity, offset = real[..., VELOCITIES] * MAX_MIDI_VELOCITY, real[..., OFFSETS] * ms
+    rows = []
+    for name, guess in guesses.items():
+        kept, added = kept_and_added(given, hits_of(guess))
+        both = given & hits_of(guess)
+        guess_velocity = guess[..., VELOCITIES] * MAX_MIDI_VELOCITY
+        guess_offset = guess[..., OFFSETS] * ms
+        rows.append(
+            [
+                name,
+                100 * kept,
+                100 * added,
+                np.abs(guess_velocity - velocity)[both].mean(),
+                np.abs(guess_offset - offset)[both].mean(),
+                wasserstein_1d(guess_velocity[hits_of(guess)], velocity[given]),
+                wasserstein_1d(guess_offset[hits_of(guess)], offset[given]),
+            ]
+        )
+    print(f"humanize: {given.sum():,} hits of the drummer in {len(real):,} windows")
+    table(["", "kept %", "added %", "vel MAE", "timing MAE ms", "W1 vel", "W1 timing ms"], rows)
+
+
+def reencode(model: TrainedModel, grooves, temperature, seed) -> np.ndarray:
+    """verbs.reencode on arrays: a sample of each window's posterior, decoded."""
+    mu, sigma = model.posterior(grooves)
+    z = mu + sigma * np.random.default_rng(seed).standard_normal(mu.shape).astype(np.float32)
+    return model.decode_grooves(z, temperature, seed)
+
+
+def bench_drumify(model: TrainedModel, real, bpm, train, temperature, seed) -> None:
+    # The posterior sees the window as the tap converter makes it: one line of taps.
+    played = hits_of(reencode(model, real, temperature, seed))
+    given = hits_of(real)
+    typical = np.broadcast_to(typical_pattern(train), given.shape)
+    model_p, model_r, model_f1 = f1_counts(given, played)
+    _, _, typical_f1 = f1_counts(given, typical)
+    support = np.append(given.sum((0, 1)), given.sum())
+    names = [*DRUM_CLASS_NAMES, "all drums"]
+    rows = [
+        [name, float(s), p, r, f, t]
+        for name, s, p, r, f, t in zip(names, support, model_p, model_r, model_f1, typical_f1)
+    ]
+    print(
+        f"drumify: {len(real):,} windows' taps; the model plays {played.sum() / len(real):.1f} "
+        f"hits a window, the drummer {given.sum() / len(real):.1f}"
+    )
+    table(["drum", "drummer's hits", "precision", "recall", "F1", "typical beat F1"], rows)
+
+
+def bench_transfer(model: TrainedModel, real, bpm, train, temperature, seed) -> None:
+    feel = np.roll(real, len(real) // 2, axis=0)  # B: mostly another performance than A's
+    mu, _ = model.posterior(feel)
+    hits = model.controls_of(real)
+    played = model.decode_grooves(mu, temperature, seed, controls=hits, hits=hits)
+    ms = ms_per_offset(bpm)  # offsets at A's tempo, the one the transfer plays at
+
+    def distance(a: np.ndarray, b: np.ndarray, part: slice, scale) -> float:
+        return float(np.nanmean(np.abs(per_drum_means(a, part) - per_drum_means(b, part)) * scale))
+
+    rows = []
+    for name, groove in (("transfer: A's hits, B's feel", played), ("A as it was", real)):
+        kept, added = kept_and_added(hits_of(real), hits_of(groove))
+        rows.append(
+            [
+                name,
+                100 * kept,
+                100 * added,
+                distance(groove, feel, VELOCITIES, MAX_MIDI_VELOCITY),
+                distance(groove, feel, OFFSETS, ms[:, 0]),
+                distance(groove, real, VELOCITIES, MAX_MIDI_VELOCITY),
+                distance(groove, real, OFFSETS, ms[:, 0]),
+            ]
+        )
+    print(
+        f"transfer: {len(real):,} pairs; per-drum mean velocity (MIDI) and offset (ms) "
+        "differences, over drums both play"
+    )
+    table(["", "kept %", "added %", "vel to B", "offset to B", "vel to A", "offset to A"], rows)
+
+
+def bench_infill(model: TrainedModel, real, bpm, train, temperature, seed) -> None:
+    with_hats = hits_of(real)[..., CLOSED_HI_HAT].any(1)
+    real = real[with_hats]
+    without = real.copy()
+    without[..., [part.start + CLOSED_HI_HAT for part in (HITS, VELOCITIES, OFFSETS)]] = 0.0
+    played = hits_of(reencode(model, without, temperature, seed))
+    given = hits_of(real)
+    train = train[hits_of(train)[..., CLOSED_HI_HAT].any(1)]
+    typical = np.broadcast_to(typical_pattern(train), given.shape)
+    others = [d for d in range(len(DRUM_CLASS_NAMES)) if d != CLOSED_HI_HAT]
+    rows = []
+    for name, guess in (("the model", played), ("typical hi-hat pattern", typical)):
+        p, r, f1 = (a[CLOSED_HI_HAT] for a in f1_counts(given, guess))
+        rows.append([name, p, r, f1, guess[..., CLOSED_HI_HAT].sum() / len(real)])
+    print(
+        f"infill: {len(real):,} windows with closed hi-hats, "
+        f"{given[..., CLOSED_HI_HAT].sum() / len(real):.1f} a window by the drummer"
+    )
+    table(["closed hi-hats", "precision", "recall", "F1", "a window"], rows)
+    # The decoder writes the whole kit: how much of the rest it plays back as it was given.
+    kit_f1 = f1_counts(given[..., others], played[..., others])[2][-1]
+    print(f"  the other drums, played against the input's: F1 {kit_f1:.3g}")
+
+
+BENCHES = {
+    "humanize": bench_humanize,
+    "drumify": bench_drumify,
+    "transfer": bench_transfer,
+    "infill": bench_infill,
+}
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--models",
+        help=f"which model plays: {' | '.join(MODELS)} | a run or checkpoint folder "
+        "(default: your run of each tool's config under --outputs-dir, else the bundled one)",
+    )
+    add_outputs_dir(parser)
+    parser.add_argument("--tools", nargs="+", choices=TOOLS, default=list(TOOLS))
+    parser.add_argument("--windows", type=int, default=None, help="first N test windows")
+    parser.add_argument("--temperature", type=float, default=DEFAULT_TEMPERATURE)
+    parser.add_argument("--seed", type=int, default=0)
+    add_data_dir(parser)
+    args = parser.parse_args(argv)
+    print(f"CPU: {device.cpu_info().describe()}")
+
+    converter = GrooveConverter(split_bars=SPLIT_BARS)
+    test = load_groove_4bar_split("test", args.data_dir, converter, progress=False)
+    train = load_groove_4bar_split("train", args.data_dir, converter, progress=False).outputs
+    real, bpm = test.outputs[: args.windows], test.meta["bpm"].to_numpy()[: args.windows]
+    print(
+        f"GMD's {SPLIT_BARS}-bar test split: {len(real):,} windows; temperature "
+        f"{args.temperature}, seed {args.seed}"
+    )
+    for tool in args.tools:
+        print()
+        try:
+            model = pick_model(tool, args.models, args.outputs_dir)
+        except MagentaError as error:
+            print(
+                f"{tool}: Magenta's released model is not here ({error}); its download "
+                "needs the internet, as in Colab"
+            )
+            continue
+        except (SampleError, RunError, PretrainedError) as error:
+            print(f"{tool}: no model: {error}")
+            continue
+        print(f"{tool}: model: {model.source}")
+        if not CAN_PLAY[tool](model.config.converter):
+            print(f"{tool}: {model.config.name} cannot play it")
+            continue
+        start = time.perf_counter()
+        BENCHES[tool](model, real, bpm, train, args.temperature, args.seed)
+        print(f"  ({time.perf_counter() - start:.1f} s)")
+
+
+if __name__ == "__main__":
+    main()
