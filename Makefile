@@ -8,9 +8,9 @@ CONFIG ?= groovae_4bar
 STEPS ?=
 BATCH_SIZE ?=
 
-.PHONY: setup audio run test
+.PHONY: setup audio node run test
 
-setup: $(VENV)/.installed audio
+setup: $(VENV)/.installed audio node
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -22,6 +22,10 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt
 # FluidSynth with a General MIDI soundfont through apt when possible (see the script).
 audio:
 	@bash scripts/install_audio.sh
+
+# Node and js/node_modules for the magenta-js tests, through apt and npm when possible (the script).
+node:
+	@bash scripts/install_node.sh
 
 run: setup
 	$(PY) -m helpers.pipeline --config $(CONFIG) $(if $(STEPS),--steps $(STEPS)) \

@@ -11,6 +11,8 @@ seeded. `--outputs-dir ~` plays the runs under ~/runs/<config>. The figures:
             added, velocity and timing MAE against the drummer on the kept hits, and the
             Wasserstein-1 distance of the velocity and timing distributions to the drummer's,
             beside the score itself and the drummer's mean velocity per drum (training split).
+            A hits-conditioned model plays twice: with z from the prior, as the verb does, and
+            with z from the score's posterior.
   drumify   the window's taps (the tap converter's one line) as a kit: hit F1 against the
             drummer's kit, all drums and per drum, beside a fixed typical beat.
   transfer  window A's hits with window B's feel (B: the window half the split away): hits kept
@@ -82,7 +84,8 @@ def f1_counts(true: np.ndarray, pred: np.ndarray) -> tuple[np.ndarray, np.ndarra
 
 
 def ms_per_offset(bpm: np.ndarray) -> np.ndarray:
-    """(n, 1, 1) milliseconds of one offset unit (half a 16th) at each window's tempo."""
+    """(n, 1, 1) milliseconds of one offset unit at each window's tempo: half a 16th, so
+    0.5 * 15 / bpm seconds."""
     return (7500.0 / np.asarray(bpm, np.float64))[:, None, None]
 
 
@@ -105,6 +108,8 @@ def table(header: list[str], rows: list[list]) -> None:
     def cell(value) -> str:
         if isinstance(value, str):
             return value
+        if isinstance(value, int):
+            return f"{value:,}"
         return "-" if np.isnan(value) else f"{value:.3g}"
 
     cells = [header] + [[cell(v) for v in row] for row in rows]
@@ -121,22 +126,39 @@ def kept_and_added(score: np.ndarray, played: np.ndarray) -> tuple[float, float]
     return float((score & played).sum() / n), float((played & ~score).sum() / n)
 
 
-def bench_humanize(model: TrainedModel, real, bpm, train, temperature, seed) -> None:
+def bench_humanize(
+    model: TrainedModel,
+    real: np.ndarray,
+    bpm: np.ndarray,
+    train: np.ndarray,
+    temperature: float,
+    seed: int,
+) -> None:
+    """Prints humanize's table. real: (n, 32, 27) test windows; bpm: (n,) their tempi;
+    train: (m, 32, 27) training windows, for the baselines."""
     score = quantized_score(real)
-    if model.config.converter.hits_as_controls:  # verbs.humanize: a feel from the prior
-        z = np.random.default_rng(seed).standard_normal((len(real), model.config.model.z_size))
+    if model.config.converter.hits_as_controls:
         hits = model.controls_of(score)
-        played = model.decode_grooves(
-            z.astype(np.float32), temperature, seed, controls=hits, hits=hits
-        )
-    else:  # Magenta's humanize re-encodes the score's hits
-        played = reencode(model, score, temperature, seed)
+        prior = np.random.default_rng(seed).standard_normal((len(real), model.config.model.z_size))
+        codes = {
+            "the model, z from the prior (the verb)": prior.astype(np.float32),
+            # The score's own code: where the encoder puts grooves, which the prior may not be.
+            "the model, z from the score's posterior": posterior_sample(model, score, seed),
+        }
+        played = {
+            name: model.decode_grooves(z, temperature, seed, controls=hits, hits=hits)
+            for name, z in codes.items()
+        }
+    else:  # Magenta's humanize model re-encodes the score's hits and draws its own
+        played = {
+            "the model, the score re-encoded (the verb)": reencode(model, score, temperature, seed)
+        }
     given, ms = hits_of(real), ms_per_offset(bpm)
     drum_mean = np.nanmean(np.where(hits_of(train), train[..., VELOCITIES], np.nan), axis=(0, 1))
     guesses = {
-        f"the model ({model.config.name})": played,
+        **played,
         "the score: one velocity, the grid": score,
-        "drummer's mean velocity per drum, the grid": np.concatenate(
+        "drummer's mean velocity per drum (training split), the grid": np.concatenate(
             [real[..., HITS], given * drum_mean, np.zeros_like(real[..., OFFSETS])], axis=-1
         ),
     }
@@ -152,24 +174,44 @@ def bench_humanize(model: TrainedModel, real, bpm, train, temperature, seed) -> 
                 name,
                 100 * kept,
                 100 * added,
+                guess_velocity[hits_of(guess)].mean(),
                 np.abs(guess_velocity - velocity)[both].mean(),
                 np.abs(guess_offset - offset)[both].mean(),
                 wasserstein_1d(guess_velocity[hits_of(guess)], velocity[given]),
                 wasserstein_1d(guess_offset[hits_of(guess)], offset[given]),
             ]
         )
-    print(f"humanize: {given.sum():,} hits of the drummer in {len(real):,} windows")
-    table(["", "kept %", "added %", "vel MAE", "timing MAE ms", "W1 vel", "W1 timing ms"], rows)
+    print(
+        f"humanize: {given.sum():,} hits of the drummer in {len(real):,} windows, at "
+        f"{velocity[given].mean():.1f} on average; velocities in MIDI units, timing at each "
+        "window's tempo"
+    )
+    table(
+        ["", "kept %", "added %", "mean vel", "vel MAE", "timing MAE ms", "W1 vel", "W1 timing ms"],
+        rows,
+    )
 
 
-def reencode(model: TrainedModel, grooves, temperature, seed) -> np.ndarray:
-    """verbs.reencode on arrays: a sample of each window's posterior, decoded."""
+def posterior_sample(model: TrainedModel, grooves: np.ndarray, seed: int) -> np.ndarray:
+    """(n, z_size) float32: z = mu + sigma * eps of each window's posterior."""
     mu, sigma = model.posterior(grooves)
-    z = mu + sigma * np.random.default_rng(seed).standard_normal(mu.shape).astype(np.float32)
-    return model.decode_grooves(z, temperature, seed)
+    return mu + sigma * np.random.default_rng(seed).standard_normal(mu.shape).astype(np.float32)
 
 
-def bench_drumify(model: TrainedModel, real, bpm, train, temperature, seed) -> None:
+def reencode(model: TrainedModel, grooves: np.ndarray, temperature: float, seed: int) -> np.ndarray:
+    """verbs.reencode on arrays: a sample of each window's posterior, decoded."""
+    return model.decode_grooves(posterior_sample(model, grooves, seed), temperature, seed)
+
+
+def bench_drumify(
+    model: TrainedModel,
+    real: np.ndarray,
+    bpm: np.ndarray,
+    train: np.ndarray,
+    temperature: float,
+    seed: int,
+) -> None:
+    """Prints drumify's table (arguments as bench_humanize's)."""
     # The posterior sees the window as the tap converter makes it: one line of taps.
     played = hits_of(reencode(model, real, temperature, seed))
     given = hits_of(real)
@@ -179,7 +221,7 @@ def bench_drumify(model: TrainedModel, real, bpm, train, temperature, seed) -> N
     support = np.append(given.sum((0, 1)), given.sum())
     names = [*DRUM_CLASS_NAMES, "all drums"]
     rows = [
-        [name, float(s), p, r, f, t]
+        [name, int(s), p, r, f, t]
         for name, s, p, r, f, t in zip(names, support, model_p, model_r, model_f1, typical_f1)
     ]
     print(
@@ -189,14 +231,22 @@ def bench_drumify(model: TrainedModel, real, bpm, train, temperature, seed) -> N
     table(["drum", "drummer's hits", "precision", "recall", "F1", "typical beat F1"], rows)
 
 
-def bench_transfer(model: TrainedModel, real, bpm, train, temperature, seed) -> None:
+def bench_transfer(
+    model: TrainedModel,
+    real: np.ndarray,
+    bpm: np.ndarray,
+    train: np.ndarray,
+    temperature: float,
+    seed: int,
+) -> None:
+    """Prints transfer's table (arguments as bench_humanize's)."""
     feel = np.roll(real, len(real) // 2, axis=0)  # B: mostly another performance than A's
     mu, _ = model.posterior(feel)
     hits = model.controls_of(real)
     played = model.decode_grooves(mu, temperature, seed, controls=hits, hits=hits)
     ms = ms_per_offset(bpm)  # offsets at A's tempo, the one the transfer plays at
 
-    def distance(a: np.ndarray, b: np.ndarray, part: slice, scale) -> float:
+    def distance(a: np.ndarray, b: np.ndarray, part: slice, scale: float | np.ndarray) -> float:
         return float(np.nanmean(np.abs(per_drum_means(a, part) - per_drum_means(b, part)) * scale))
 
     rows = []
@@ -220,7 +270,15 @@ def bench_transfer(model: TrainedModel, real, bpm, train, temperature, seed) -> 
     table(["", "kept %", "added %", "vel to B", "offset to B", "vel to A", "offset to A"], rows)
 
 
-def bench_infill(model: TrainedModel, real, bpm, train, temperature, seed) -> None:
+def bench_infill(
+    model: TrainedModel,
+    real: np.ndarray,
+    bpm: np.ndarray,
+    train: np.ndarray,
+    temperature: float,
+    seed: int,
+) -> None:
+    """Prints infill's table (arguments as bench_humanize's)."""
     with_hats = hits_of(real)[..., CLOSED_HI_HAT].any(1)
     real = real[with_hats]
     without = real.copy()
@@ -281,10 +339,7 @@ def main(argv: list[str] | None = None) -> None:
         try:
             model = pick_model(tool, args.models, args.outputs_dir)
         except MagentaError as error:
-            print(
-                f"{tool}: Magenta's released model is not here ({error}); its download "
-                "needs the internet, as in Colab"
-            )
+            print(f"{tool}: not possible here: {error}")
             continue
         except (SampleError, RunError, PretrainedError) as error:
             print(f"{tool}: no model: {error}")

@@ -278,6 +278,8 @@ def add_training(parser: argparse.ArgumentParser, required: bool) -> None:
         "--config",
         required=required,
         default=None if required else "groovae_4bar",
+        choices=sorted(CONFIG_MAP),
+        metavar="CONFIG",
         help="a CONFIG_MAP name, e.g. groovae_4bar",
     )
     parser.add_argument(
@@ -308,9 +310,17 @@ def is_user_error(error: BaseException) -> bool:
     class defined in helpers/, e.g. TrainError, SampleError, DatasetNotFoundError) or a PATH_ERRORS
     one. Anything else is a bug, and its traceback is what fixes it."""
     return isinstance(error, PATH_ERRORS) or any(
-        cls.__module__.partition(".")[0] == "helpers" and cls.__name__.endswith("Error")
+        _module_of(cls).partition(".")[0] == "helpers" and cls.__name__.endswith("Error")
         for cls in type(error).__mro__
     )
+
+
+def _module_of(cls: type) -> str:
+    """The module defining `cls`, by its own name also when `python -m` runs it as __main__."""
+    if cls.__module__ != "__main__":
+        return cls.__module__
+    spec = getattr(sys.modules.get("__main__"), "__spec__", None)
+    return spec.name if spec else "__main__"
 
 
 def run_command(main: Callable[[], object]) -> None:

@@ -64,6 +64,12 @@ MIDI_DRUM_CHANNEL = 9  # channel 10 in 1-based MIDI numbering
 MAX_MIDI_VELOCITY = 127
 SOUNDFONT_ENV = "GROOVAE_SOUNDFONT"  # a General MIDI .sf2 the user prefers
 DEFAULT_QPM = 120.0  # Magenta writes every decoded groove at 120 quarter notes per minute
+# The fastest tempo a groove may have, in quarter notes per minute: a file above it has a broken
+# tempo (MIDI's fastest, 1 microsecond a quarter, is 60,000,000) that would cram every note into
+# a few microseconds.
+MAX_QPM = 1000.0
+# The longest groove the tools take, in minutes: their audio must fit in memory.
+MAX_GROOVE_MINUTES = 30.0
 
 GMD_SPLITS = ("train", "validation", "test")
 GMD_ZIP_URL = (

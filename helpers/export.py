@@ -4,6 +4,10 @@ One command writes pretrained/<name>/ (float16 weights, config.json, history.csv
 MODEL_CARD.md, training_curves.png, samples.png), the five committed grooves under
 outputs/samples/<name>-pretrained-T0.5-seed0-120bpm/ (MIDI and pianoroll, no audio) and the
 README's Results block, so a later checkpoint is shipped by running it again.
+
+`--format magenta-js` or `--format magenta-tf1` writes a run (or, with --bundled, a bundled
+model) in Magenta's formats instead: a folder for magenta-js's MusicVAE, or a TF1 checkpoint
+and .tar for Magenta's TrainedModel.
 """
 
 from __future__ import annotations
@@ -11,12 +15,13 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import zipfile
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from helpers import card, constants, device, render, runs
+from helpers import card, constants, device, magenta, magenta_js, render, runs
 from helpers.config import CONFIG_FILE, GrooVAEConfig, add_data_dir, add_run_dir, command_parser
 from helpers.constants import DEFAULT_QPM, OUTPUTS_DIR
 from helpers.converter import GrooveConverter, encoder_inputs
@@ -34,6 +39,9 @@ MILESTONE_STEPS = (1500, 3000)
 SAMPLES_SEED = 0
 SAMPLES_TEMPERATURE = 0.5
 CHECK_WINDOWS = 256  # test windows whose loss a bundle records, for tests to reproduce
+MAGENTA_FORMATS = ("magenta-js", "magenta-tf1")
+FORMATS = ("bundle", *MAGENTA_FORMATS)
+ZIP_COMMENT = b"groovae-drum-lab: Magenta export"  # marks a .zip magenta_zip may replace
 
 
 class ExportError(Exception):
@@ -250,10 +258,81 @@ def export(
     return folder
 
 
+def export_magenta(
+    model: TrainedModel,
+    fmt: str,
+    out_dir: str | os.PathLike,
+    quantization: str | None = None,
+) -> Path:
+    """Writes `model` into the folder `out_dir` (absent, or this exporter's) in Magenta's format
+    `fmt`: "magenta-js" (for `new mm.MusicVAE(url)`; `quantization` "float16" or "uint8" prints
+    the largest weight change) or "magenta-tf1" (a TF1 checkpoint, <name>.tar and
+    load_in_magenta.py, for Magenta's TrainedModel). Prints a note for each way magenta-js
+    encodes NoteSequences otherwise than the model was trained.
+
+    Raises:
+      ExportError: an unknown format, or quantization asked of a TF1 checkpoint.
+      MagentaJsError: a hits-conditioned model for magenta-js, or `out_dir` not ours.
+      MagentaError: `out_dir` not ours, for a TF1 checkpoint.
+    """
+    weights = magenta.magenta_weights(model.model)
+    if fmt == "magenta-js":
+        config_json, notes = magenta_js.magenta_js_config(model.config)
+        folder = magenta_js.write_magenta_js(weights, config_json, out_dir, quantization)
+        for note in notes:
+            print(f"note: {note}")
+        if quantization is not None:
+            error = magenta_js.quantization_error(weights, quantization)
+            print(f"{quantization} weights: largest change {error:.2e}")
+    elif fmt == "magenta-tf1":
+        if quantization is not None:
+            raise ExportError("a TF1 checkpoint is float32; quantization is for magenta-js")
+        folder = magenta.write_tf1(weights, model.config, out_dir, model.step or 0)
+    else:
+        raise ExportError(f"format must be one of {MAGENTA_FORMATS}, not {fmt!r}")
+    return folder
+
+
+def magenta_zip(
+    model: TrainedModel,
+    fmt: str,
+    out_dir: str | os.PathLike,
+    quantization: str | None = None,
+) -> Path:
+    """export_magenta into `out_dir`, then its files in `out_dir`.zip beside it (one download).
+
+    Raises:
+      ExportError: the .zip exists and was not written here; else as export_magenta.
+    """
+    folder = export_magenta(model, fmt, out_dir, quantization)
+    archive = folder.with_name(f"{folder.name}.zip")
+    # A zip's comment is its last bytes (the end of its central directory record).
+    if archive.exists() and not archive.read_bytes().endswith(ZIP_COMMENT):
+        raise ExportError(f"{archive} exists and was not written by this exporter")
+    partial = archive.with_name(f".{archive.name}.partial")
+    try:
+        with zipfile.ZipFile(partial, "w", zipfile.ZIP_DEFLATED) as zipped:
+            zipped.comment = ZIP_COMMENT
+            for path in sorted(folder.iterdir()):
+                if not path.name.startswith("."):  # the exporter's marker is no part of the model
+                    zipped.write(path, f"{folder.name}/{path.name}")
+        os.replace(partial, archive)
+    finally:
+        partial.unlink(missing_ok=True)
+    return archive
+
+
 def main(argv: list[str] | None = None) -> Path:
-    """`python -m helpers.export --run-dir RUN`: prints the bundle folder and its size."""
+    """`python -m helpers.export --run-dir RUN`: prints the bundle folder and its size; with
+    --format magenta-js or magenta-tf1 (and --run-dir or --bundled, and --out), that folder."""
     parser = command_parser("export", __doc__)
-    add_run_dir(parser, required=True)
+    add_run_dir(parser)
+    parser.add_argument(
+        "--format", choices=FORMATS, default="bundle", help="what to write (default: %(default)s)"
+    )
+    parser.add_argument("--bundled", help="a Magenta format of this bundled model instead of a run")
+    parser.add_argument("--out", help="the Magenta format's folder")
+    parser.add_argument("--quantize", choices=magenta_js.QUANTIZATIONS[1:], help="magenta-js only")
     parser.add_argument("--name", default="groovae_4bar", help="bundle name (pretrained/<name>)")
     parser.add_argument("--step", type=int, help="checkpoint step to export (default: newest)")
     parser.add_argument(
@@ -269,6 +348,21 @@ def main(argv: list[str] | None = None) -> Path:
         "--overwrite", action="store_true", help="replace a bundle this exporter did not write"
     )
     args = parser.parse_args(argv)
+    if args.format != "bundle":
+        if args.out is None or (args.run_dir is None) == (args.bundled is None):
+            parser.error(f"--format {args.format} takes --out and one of --run-dir, --bundled")
+        if args.bundled is not None:
+            model = TrainedModel.pretrained(args.bundled)
+        else:
+            model = TrainedModel(
+                args.run_dir, checkpoint=find_checkpoint(Path(args.run_dir), args.step)
+            )
+        folder = export_magenta(model, args.format, args.out, args.quantize)
+        size = sum(p.stat().st_size for p in folder.iterdir()) / 2**20
+        print(f"wrote {model.source} as {args.format} to {folder} ({size:.1f} MiB)")
+        return folder
+    if args.run_dir is None:
+        parser.error("the bundle format takes --run-dir")
     folder = export(
         args.run_dir,
         args.name,

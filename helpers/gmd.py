@@ -62,7 +62,7 @@ def find_gmd(
     if data_dir is None and download:
         try:
             zip_path = USER_CACHE_DIR / constants.GMD_ZIP_NAME
-            download(url, zip_path, sha256)
+            download_file(url, zip_path, sha256)
             return _extract(zip_path)
         except DownloadError as error:
             looked.append(f"{url} (download failed: {error})")
@@ -119,7 +119,7 @@ def _extract(zip_path: Path) -> Path:
     return target / "groove"
 
 
-def download(url: str, path: Path, sha256: str | None = None) -> str:
+def download_file(url: str, path: Path, sha256: str | None = None) -> str:
     """Downloads `url` to `path` (whole, or not at all), checking its SHA-256 when given;
     returns the SHA-256 of what was kept.
 

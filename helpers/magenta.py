@@ -13,9 +13,15 @@ from pathlib import Path
 import numpy as np
 
 from helpers import gmd
-from helpers.config import GrooVAEConfig, get_config
+from helpers.config import CONFIG_MAP, GrooVAEConfig, get_config
 from helpers.constants import GROOVE_DEPTH
-from helpers.magenta_js import MANIFEST, MagentaJsError, config_from_js, read_magenta_js
+from helpers.magenta_js import (
+    MANIFEST,
+    MagentaJsError,
+    config_from_js,
+    read_magenta_js,
+    write_whole_folder,
+)
 from helpers.model import GrooVAE, ModelError
 
 MAGENTA_STORAGE = "https://storage.googleapis.com/magentadata/models/music_vae/checkpoints"
@@ -34,6 +40,18 @@ RELEASED = {
 }
 RELEASES = {"groovae_2bar_hits_control_tfds": "groovae_2bar_hits_control"}  # config -> .tar
 MAGENTA_FORGET_BIAS = 1.0  # LSTMBlockCell adds it inside the cell; Keras keeps it in the bias
+# Our CONFIG_MAP names that Magenta's CONFIG_MAP has too, with the same network and converter.
+MAGENTA_CONFIGS = (
+    "groovae_4bar",
+    "groovae_2bar_humanize",
+    "groovae_2bar_tap_fixed_velocity",
+    "groovae_2bar_tap_fixed_velocity_note_dropout",
+    "groovae_2bar_add_closed_hh",
+    "groovae_2bar_hits_control_tfds",
+)
+WIDTHS = ("max_seq_len", "z_size", "enc_rnn_size", "dec_rnn_size")  # hparams that shape weights
+GLOBAL_STEP = "global_step"  # in Magenta's graph: its TrainedModel's Saver restores it too
+LOADER = "load_in_magenta.py"  # beside a TF1 export: Magenta's TrainedModel on it
 
 
 def _magenta_lstm_to_keras(kernel: np.ndarray, bias: np.ndarray, input_dim: int) -> list:
@@ -119,6 +137,125 @@ def magenta_weights(model: GrooVAE) -> dict[str, np.ndarray]:
     return weights
 
 
+def _magenta_config_lines(config: GrooVAEConfig) -> list[str]:
+    """Python lines that set `config` to Magenta's Config for a model of ours: Magenta's config of
+    the same converter (else of the same window length) with our widths parsed into its hparams,
+    and a GrooveConverter of our options where no Magenta config has them."""
+    same = [n for n in MAGENTA_CONFIGS if CONFIG_MAP[n].converter == config.converter]
+    steps = config.model.max_seq_len
+    window = [n for n in MAGENTA_CONFIGS if CONFIG_MAP[n].model.max_seq_len == steps]
+    base = (same or window or MAGENTA_CONFIGS)[0]
+    lines = [f"config = copy.deepcopy(configs.CONFIG_MAP[{base!r}])"]
+    theirs = CONFIG_MAP[base].model
+    changed = []
+    for key in (k for k in WIDTHS if getattr(config.model, k) != getattr(theirs, k)):
+        value = getattr(config.model, key)  # HParams.parse spells a list [a,b]
+        changed.append(
+            f"{key}=[{','.join(map(str, value))}]" if isinstance(value, tuple) else f"{key}={value}"
+        )
+    if changed:
+        lines.append(f"config.hparams.parse({','.join(changed)!r})")
+    if not same:
+        c = config.converter
+        args = {
+            **{k: getattr(c, k) for k in ("split_bars", "steps_per_quarter", "quarters_per_bar")},
+            "max_tensors_per_notesequence": 20,  # Magenta's GrooVAE configs' value
+            **{k: getattr(c, k) for k in ("humanize", "tapify", "fixed_velocities")},
+            "hits_as_controls": c.hits_as_controls,
+            "add_instruments": list(c.add_instruments) or None,
+            "max_note_dropout_probability": c.max_note_dropout_probability or None,
+        }
+        lines.append("config = config._replace(data_converter=data.GrooveConverter(")
+        lines += [f"    {key}={value!r}," for key, value in args.items()]
+        lines.append("    pitch_classes=data.ROLAND_DRUM_PITCH_CLASSES,")
+        lines += ["    inference_pitch_classes=data.REDUCED_DRUM_PITCH_CLASSES,", "))"]
+    return lines
+
+
+def _loader(config: GrooVAEConfig, name: str, step: int) -> str:
+    """load_in_magenta.py for a TF1 export: Magenta's Config and TrainedModel for `name`.tar."""
+    lines = _magenta_config_lines(config)
+    imports = "configs, data" if any("data." in line for line in lines) else "configs"
+    body = "\n".join(f"    {line}" for line in lines)
+    return f'''"""Magenta's TrainedModel on {name}.tar, a GrooVAE of config {config.name!r} (step {step})
+exported by groovae-drum-lab. Where Magenta 2.x is installed, `python {LOADER}` loads it
+and `from {LOADER[:-3]} import trained_model` gives it to your code."""
+
+import copy
+import os
+
+from magenta.models.music_vae import {imports}
+from magenta.models.music_vae.trained_model import TrainedModel
+
+CHECKPOINT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "{name}.tar")
+
+
+def magenta_config():
+    """Magenta's Config with this model's widths and data converter."""
+{body}
+    return config
+
+
+def trained_model(batch_size=1):
+    return TrainedModel(magenta_config(), batch_size, checkpoint_dir_or_path=CHECKPOINT)
+
+
+if __name__ == "__main__":
+    trained_model()
+    print(f"loaded {{CHECKPOINT}}")
+'''
+
+
+def _plain(info: tarfile.TarInfo) -> tarfile.TarInfo:
+    """A tar entry without its owner or time, so the same weights give the same bytes."""
+    info.mtime, info.uid, info.gid, info.uname, info.gname = 0, 0, 0, "", ""
+    return info
+
+
+def write_tf1(
+    weights: dict[str, np.ndarray],
+    config: GrooVAEConfig,
+    out_dir: str | os.PathLike,
+    step: int = 0,
+) -> Path:
+    """Writes {TF1 name: array} as a TF1 checkpoint Magenta's TrainedModel restores, whole or not
+    at all. `out_dir` (absent, or an earlier output of this function) gets `checkpoint`,
+    model.ckpt-<step>.index and .data-00000-of-00001 (also holding global_step = step),
+    <name>.tar (the same three under <name>/, as in Magenta's released archives; <name> is
+    out_dir's name) and load_in_magenta.py (Magenta's Config for `config`, and its TrainedModel).
+
+    Raises:
+      MagentaError: `out_dir` exists and was not written by this exporter.
+    """
+    import tensorflow as tf
+
+    name, prefix = Path(out_dir).name, f"model.ckpt-{step}"
+    names = sorted(weights)
+
+    def fill(folder: Path) -> None:
+        tf.raw_ops.SaveV2(
+            prefix=str(folder / prefix),
+            tensor_names=[*names, GLOBAL_STEP],
+            shape_and_slices=[""] * (len(names) + 1),
+            tensors=[*(np.asarray(weights[n], np.float32) for n in names), np.int64(step)],
+        )
+        # tf.train.latest_checkpoint reads this file (CheckpointState in text form).
+        (folder / "checkpoint").write_text(
+            f'model_checkpoint_path: "{prefix}"\nall_model_checkpoint_paths: "{prefix}"\n'
+        )
+        files = sorted(folder.iterdir())
+        with tarfile.open(folder / f"{name}.tar", "w", format=tarfile.GNU_FORMAT) as tar:
+            tar.add(folder, arcname=name, recursive=False, filter=_plain)
+            for path in files:
+                tar.add(path, arcname=f"{name}/{path.name}", filter=_plain)
+        (folder / LOADER).write_text(_loader(config, name, step))
+
+    try:
+        return write_whole_folder(out_dir, fill)
+    except MagentaJsError as error:
+        raise MagentaError(str(error)) from None
+
+
 def read_tf1(path: str | os.PathLike) -> dict[str, np.ndarray]:
     """A TF1 checkpoint's variables, from a folder, a prefix (model.ckpt-N) or a released .tar.
 
@@ -178,7 +315,7 @@ def download_release(name: str, cache_dir: Path | None = None) -> Path:
             )
         return tar
     try:
-        digest = gmd.download(url, tar)
+        digest = gmd.download_file(url, tar)
     except gmd.DownloadError as error:
         raise MagentaError(
             f"cannot download Magenta's {name} from {url} ({error}). Without internet, download "

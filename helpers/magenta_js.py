@@ -1,21 +1,23 @@
 """magenta-js's checkpoint format: a folder of config.json, weights_manifest.json and shards, as
-TF.js writes and reads it (float32, or quantized to float16 or uint8), and our config for one."""
+TF.js writes and reads it (float32, or quantized to float16 or uint8), written whole or not at
+all; our config for such a folder, and its config.json for a model of ours."""
 
 from __future__ import annotations
 
 import json
 import os
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
 from helpers.config import GrooVAEConfig, get_config, with_overrides
-from helpers.constants import GROOVE_DEPTH, NUM_DRUM_CLASSES
+from helpers.constants import GROOVE_DEPTH, NUM_DRUM_CLASSES, REDUCED_DRUM_PITCH_CLASSES
 
 MANIFEST = "weights_manifest.json"
 CONFIG = "config.json"
-MARKER = ".groovae-magenta-js"  # empty file: this folder was written by write_magenta_js
+MARKER = ".groovae-magenta-export"  # empty file: write_whole_folder wrote this folder
 SHARD_BYTES = 4 * 1024 * 1024  # TF.js's default shard size, 4 MiB
 QUANTIZATIONS = (None, "float16", "uint8")  # what we write; reading also takes "uint16"
 # Byte layouts, little-endian as TF.js reads them: the stored dtype, then the quantized codes.
@@ -25,6 +27,40 @@ _QUANTIZED = {"uint8": "<u1", "uint16": "<u2", "float16": "<f2"}
 
 class MagentaJsError(Exception):
     """A magenta-js folder that is missing, damaged, or not ours to overwrite."""
+
+
+def magenta_js_config(config: GrooVAEConfig) -> tuple[dict, list[str]]:
+    """magenta-js's config.json for a model of `config`, and a line for each way magenta-js's
+    GrooveConverter prepares a NoteSequence for the encoder (its `encode`) otherwise than this
+    model was trained (`encodeTensors` takes the tensors as given; decoding is the same).
+
+    Raises:
+        MagentaJsError: a hits-conditioned config; magenta-js's MusicVAE takes no hit controls.
+    """
+    c = config.converter
+    if c.hits_as_controls:
+        raise MagentaJsError(
+            f"{config.name} is conditioned on hits (hits_as_controls), and magenta-js's MusicVAE "
+            "cannot feed hits to its encoder and decoder; export it as magenta-tf1 instead"
+        )
+    notes = []
+    # magenta-js has no fixed_velocities switch: its tapify zeroes velocities, nothing else does.
+    if c.tapify and not c.fixed_velocities:
+        notes.append("magenta-js's tapify drops the velocities this model's encoder was trained on")
+    if c.fixed_velocities and not c.tapify:
+        notes.append("magenta-js keeps velocities, which this model's encoder was trained without")
+    if c.add_instruments:
+        notes.append(
+            f"magenta-js keeps drum classes {list(c.add_instruments)} in what it encodes; "
+            "this model's encoder was trained without them"
+        )
+    if c.max_note_dropout_probability:
+        notes.append("magenta-js drops no notes before encoding (this model's note dropout)")
+    # The inference map, with which our TrainedModel and Magenta's read and write grooves.
+    config_json = groovae_config_json(
+        config.model.max_seq_len, REDUCED_DRUM_PITCH_CLASSES, c.humanize, c.tapify
+    )
+    return config_json, notes
 
 
 def groovae_config_json(
@@ -99,22 +135,38 @@ def write_magenta_js(
         ValueError: an unknown quantization, or uint8 asked of non-finite values.
     """
     _check_quantization(quantization)
-    out_dir = Path(out_dir)
-    if out_dir.exists() and not (out_dir / MARKER).is_file():
-        raise MagentaJsError(f"{out_dir} exists and was not written by write_magenta_js")
     encoded = [_encode(name, array, quantization) for name, array in weights.items()]
     entries, data = [e for e, _ in encoded], b"".join(b for _, b in encoded)
     shards = [data[i : i + SHARD_BYTES] for i in range(0, len(data), SHARD_BYTES)] or [b""]
     paths = [f"group1-shard{i + 1}of{len(shards)}" for i in range(len(shards))]
+
+    def fill(folder: Path) -> None:
+        for path, shard in zip(paths, shards):
+            (folder / path).write_bytes(shard)
+        manifest = [{"paths": paths, "weights": entries}]
+        (folder / MANIFEST).write_text(json.dumps(manifest, indent=1))
+        (folder / CONFIG).write_text(json.dumps(config_json, indent=2))
+
+    return write_whole_folder(out_dir, fill)
+
+
+def write_whole_folder(out_dir: str | os.PathLike, fill: Callable[[Path], None]) -> Path:
+    """Writes `out_dir` whole or not at all: `fill` writes into a temporary sibling folder, which
+    then replaces `out_dir`. `out_dir` must be absent or an earlier output of this function (it
+    holds MARKER), so a folder someone else wrote is never touched.
+
+    Raises:
+        MagentaJsError: `out_dir` exists and was not written here.
+    """
+    out_dir = Path(out_dir)
+    if out_dir.exists() and not (out_dir / MARKER).is_file():
+        raise MagentaJsError(f"{out_dir} exists and was not written by this exporter")
     out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out_dir.parent / f".{out_dir.name}.partial"  # the whole folder, or nothing, lands
+    tmp = out_dir.parent / f".{out_dir.name}.partial"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
     try:
-        for path, shard in zip(paths, shards):
-            (tmp / path).write_bytes(shard)
-        (tmp / MANIFEST).write_text(json.dumps([{"paths": paths, "weights": entries}], indent=1))
-        (tmp / CONFIG).write_text(json.dumps(config_json, indent=2))
+        fill(tmp)
         (tmp / MARKER).touch()
         shutil.rmtree(out_dir, ignore_errors=True)  # ours (checked above), or absent
         os.replace(tmp, out_dir)

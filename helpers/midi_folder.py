@@ -150,6 +150,8 @@ def file_meter(performance: Performance) -> float:
         raise Rejected(NO_DRUM_NOTES)
     times, tempi = performance.pm.get_tempo_changes()
     qpm = converter_lib.single_tempo(list(zip(times, tempi)))
+    if qpm > constants.MAX_QPM:  # TFDS's cut divides by whole microseconds per quarter
+        raise Rejected(f"a tempo of {qpm:,.6g} qpm (up to {constants.MAX_QPM:g})")
     numerator, denominator = converter_lib.single_time_signature(performance.time_signatures)
     if numerator * 4 != denominator * constants.QUARTERS_PER_BAR:
         raise Rejected(converter_lib.NOT_4_4)

@@ -20,6 +20,7 @@ from helpers.constants import HITS, OUTPUTS_DIR
 from helpers.data import GrooveSplit
 from helpers.metrics import nearest_neighbours
 from helpers.render import NUM_GROOVES, save_grooves
+from helpers.runs import write_atomic
 from helpers.sample import DEFAULT_TEMPERATURE, TrainedModel
 from helpers.verbs import read_groove, versions
 
@@ -39,6 +40,19 @@ def midi_download_link(path: str | os.PathLike):
     return HTML(
         f'<a download="{path.name}" href="data:audio/midi;base64,{payload}">download {path.name}</a>'
     )
+
+
+def offer_download(path: str | os.PathLike):
+    """A file to take away (a model's .zip): Colab downloads it to your computer; elsewhere a link
+    to it (data links would copy the whole file into the notebook)."""
+    if in_colab():
+        from google.colab import files
+
+        files.download(str(path))
+        return None
+    from IPython.display import FileLink
+
+    return FileLink(os.path.relpath(path))
 
 
 def show_grooves(
@@ -224,15 +238,22 @@ def uploaded_files(chosen: Any) -> dict[str, bytes]:
 
 def save_upload(name: str, content: bytes, folder: str | os.PathLike) -> Path:
     """Writes an uploaded file into `folder`, never over another: the same bytes under the same
-    name are found again, different ones get the first free name-2.mid, name-3.mid, ..."""
+    name are found again, different ones get the first free name-2.mid, name-3.mid, ...
+
+    The name keeps no folder part or unprintable character and at most 100 characters of stem
+    (upload.mid when nothing is left); the file appears whole or not at all.
+    """
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    path, n = folder / name, 1
-    while path.exists() and path.read_bytes() != content:
+    name = "".join(c for c in Path(name).name if c.isprintable()).strip()
+    stem, suffix = Path(name).stem[:100], Path(name).suffix[:16]
+    stem, suffix = (stem, suffix) if stem.strip(".") else ("upload", ".mid")
+    path, n = folder / f"{stem}{suffix}", 1
+    while path.exists() and (not path.is_file() or path.read_bytes() != content):
         n += 1
-        path = folder / f"{Path(name).stem}-{n}{Path(name).suffix}"
+        path = folder / f"{stem}-{n}{suffix}"
     if not path.exists():
-        path.write_bytes(content)
+        write_atomic(path, lambda temp: temp.write_bytes(content))
     return path
 
 

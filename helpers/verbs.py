@@ -254,6 +254,8 @@ def _parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         parser.error(f"{args.verb} takes {wanted} --input, got {len(args.input)}")
     if args.num < 1:
         parser.error(f"--num must be at least 1, got {args.num}")
+    if args.qpm is not None and not 0 < args.qpm <= constants.MAX_QPM:
+        parser.error(f"--qpm must be above 0 and at most {constants.MAX_QPM:g}, got {args.qpm}")
     return args
 
 

@@ -14,6 +14,8 @@ import numpy as np
 
 from helpers.constants import (
     DEFAULT_QPM,
+    MAX_GROOVE_MINUTES,
+    MAX_QPM,
     QUARTERS_PER_BAR,
     STEPS_PER_BAR,
     STEPS_PER_QUARTER,
@@ -83,16 +85,20 @@ def sequence_windows(sequence: note_seq.NoteSequence, converter: GrooveConverter
     converter's split_bars.
 
     Raises:
-      converter.Rejected: no notes on the drum channel, several tempos, not 4/4, negative times
-        or no notes in the drum map.
+      converter.Rejected: no notes on the drum channel, several tempos, not 4/4, negative times,
+        no notes in the drum map, over MAX_GROOVE_MINUTES long or faster than MAX_QPM.
     """
     drums = copy.deepcopy(sequence)
     del drums.notes[:]
     drums.notes.extend(note for note in sequence.notes if note.is_drum)
     if not drums.notes:
         raise Rejected(NO_DRUM_NOTES)
+    if max(note.end_time for note in drums.notes) > 60 * MAX_GROOVE_MINUTES:
+        raise Rejected(f"longer than {MAX_GROOVE_MINUTES:g} minutes")
     groove = converter.note_sequence_to_groove(drums)
     qpm = single_tempo([(t.time, t.qpm) for t in sequence.tempos])
+    if qpm > MAX_QPM:
+        raise Rejected(f"a tempo of {qpm:,.6g} qpm (the tools take up to {MAX_QPM:g})")
     bars = length_in_bars(len(groove), sequence.total_time, qpm)
     window_steps = converter.steps_per_bar * converter.split_bars
     return Windows(cut(groove, bars, window_steps), bars, qpm)

@@ -1,4 +1,5 @@
-"""Tests for helpers/audio.py: MIDI files, audio with and without FluidSynth, WAV files."""
+"""Tests for helpers/audio.py: MIDI files, audio with and without FluidSynth, WAV files, and
+recordings heard as taps (drumify from a WAV)."""
 
 import logging
 import re
@@ -181,7 +182,8 @@ def test_taps_from_recording_refuses_naming_the_file(tmp_path, kind):
 @pytest.fixture(scope="module")
 def tap_outputs(tmp_path_factory) -> Path:
     """An outputs folder holding a tiny drumify run (2 steps on random grooves) under
-    runs/groovae_2bar_tap_fixed_velocity, where pick_model("drumify") finds it."""
+    runs/groovae_2bar_tap_fixed_velocity, where pick_model("drumify") finds it. Keras is
+    imported here, so the rest of this file runs without it."""
     from conftest import random_grooves
 
     from helpers import train

@@ -1,7 +1,15 @@
 """Tests for helpers/py: one spelling per flag, the old and Magenta's spellings as aliases."""
 
+import ast
+import importlib
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 
+import helpers
 from helpers.config import (
     DATA_DIR_ENV,
     add_data_dir,
@@ -10,7 +18,14 @@ from helpers.config import (
     add_soundfont,
     add_training,
     command_parser,
+    is_user_error,
+    run_command,
 )
+from helpers.gmd import DatasetNotFoundError
+from helpers.train import TrainError
+
+REPO = Path(__file__).resolve().parents[1]
+COMMAND_LINES = ("train", "verbs", "evaluate", "export", "pipeline")  # and sample, via verbs
 
 
 def _parsed(add, argv, *aliases):
@@ -78,3 +93,115 @@ def test_the_verbs_command_line_answers_under_both_names(module):
     )
     assert done.returncode == 0 and done.stdout.startswith(f"usage: python -m helpers.{module}")
     assert "transfer" in done.stdout and "infill" in done.stdout
+
+
+# --- no traceback for a user error; a quiet start ----------------------------------------------
+
+
+def test_is_user_error_knows_the_projects_errors_and_not_bugs():
+    assert is_user_error(TrainError("x")) and is_user_error(DatasetNotFoundError("x"))
+    assert is_user_error(FileExistsError("x")) and is_user_error(PermissionError("x"))
+    assert not is_user_error(KeyError("x")) and not is_user_error(ValueError("x"))
+
+
+def test_run_command_makes_a_user_error_one_line_and_keeps_a_bugs_traceback(capsys):
+    def refuse():
+        raise TrainError("the folder is\nnot a run")
+
+    with pytest.raises(SystemExit) as exit_info:
+        run_command(refuse)
+    assert exit_info.value.code == 1
+    assert capsys.readouterr().err == "error: the folder is not a run\n"
+    with pytest.raises(ZeroDivisionError):
+        run_command(lambda: 1 / 0)
+
+    def interrupt():
+        raise KeyboardInterrupt
+
+    with pytest.raises(SystemExit) as exit_info:
+        run_command(interrupt)
+    assert exit_info.value.code == 130 and capsys.readouterr().err == "interrupted\n"
+
+
+@pytest.mark.parametrize("module", COMMAND_LINES)
+def test_every_command_line_runs_its_main_through_run_command(module):
+    tree = ast.parse((REPO / "helpers" / f"{module}.py").read_text())
+    (guard,) = [n for n in tree.body if isinstance(n, ast.If) and "__main__" in ast.unparse(n)]
+    assert "run_command(main)" in ast.unparse(guard)
+
+
+@pytest.mark.parametrize(
+    "module, argv, message",
+    [
+        ("train", "--config tiny --steps 1 --run-dir {tmp}/run --midi-dir {tmp}/nowhere",
+         "nowhere is not a folder"),
+        ("train", "--config tiny --steps 1 --run-dir {tmp}/notes",
+         "notes has files but no config.json"),
+        ("verbs", "infill --input {tmp}/a.mid --outputs-dir {tmp} --output-dir {tmp}/out",
+         "no groovae_2bar_add_closed_hh model"),
+        ("verbs", "interpolate --input {tmp}/a.mid --input {tmp}/b.mid --models bundled --out {tmp}",
+         "cannot read"),
+        ("evaluate", "--run-dir {tmp}/run", "has no config.json"),
+        ("export", "--run-dir {tmp}/run --no-readme", "holds no checkpoint to export"),
+        ("pipeline", "--config tiny --data-dir {tmp}/gmd --outputs-dir {tmp}",
+         "Groove MIDI Dataset not found"),
+    ],
+)  # fmt: skip
+def test_a_user_error_is_one_error_line_and_status_1(module, argv, message, tmp_path, capsys):
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "mine.txt").write_text("not a run")
+    main = importlib.import_module(f"helpers.{module}").main
+    with pytest.raises(SystemExit) as exit_info:
+        run_command(lambda: main(argv.format(tmp=tmp_path).split()))
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 1 and err.startswith("error: ") and err.count("\n") == 1, err
+    assert message in err
+
+
+# What TensorFlow 2.20+ prints at start-up on a machine without a GPU, whatever the log level.
+TF_STARTUP = ("cuda drivers", "cuInit", "absl::InitializeLog", "oneDNN", "cudart_stub")
+
+
+def test_a_command_line_starts_without_tensorflows_startup_lines():
+    done = subprocess.run(
+        [sys.executable, "-m", "helpers.train", "--help"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=REPO,
+    )
+    said = done.stdout + done.stderr
+    assert done.returncode == 0 and said.startswith("usage: python -m helpers.train"), said
+    assert not [line for line in said.splitlines() if any(s in line for s in TF_STARTUP)], said
+
+
+@pytest.mark.parametrize(
+    "module, argv, message",
+    [
+        # TrainError is defined in helpers/train.py, which `python -m` runs as __main__.
+        ("train", ["--config", "tiny", "--steps", "1", "--run-dir", "."], "has files but no"),
+        # helpers.sample hands over to helpers.verbs.
+        ("sample", ["infill", "--input", "a.mid", "--out", ".", "--outputs-dir", "."], "no groo"),
+    ],
+)
+def test_a_command_line_user_error_is_one_line_without_a_traceback(module, argv, message, tmp_path):
+    (tmp_path / "mine.txt").write_text("not a run")
+    done = subprocess.run(
+        [sys.executable, "-m", f"helpers.{module}", *argv],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
+    assert done.returncode == 1, done.stderr
+    (line,) = done.stderr.splitlines()
+    assert line.startswith("error: ") and message in line
+
+
+def test_quiet_startup_drops_only_tensorflows_startup_lines(capfd):
+    with helpers.quiet_startup():
+        os.write(2, b"I0000 port.cc:153] oneDNN custom operations are on. You may see\n")
+        os.write(2, b"E0000 cuda_platform.cc:52] failed call to cuInit: UNKNOWN ERROR\n")
+        os.write(2, b"W0000 a real warning\nand a line without its end")
+    assert capfd.readouterr().err == "W0000 a real warning\nand a line without its end"

@@ -1,5 +1,6 @@
 """GMD location, TFDS-identical clips, the cached split arrays and bad input."""
 
+import shutil
 import sys
 
 import mido
@@ -200,7 +201,8 @@ def test_load_groove_4bar_reloads_from_cache(tiny_gmd, tmp_path_factory):
     cache = tmp_path_factory.mktemp("cache")
     first = data.load_groove_4bar("test", tiny_gmd, cache_dir=cache, workers=1, progress=False)
     assert first.shape == (2, 64, 27)  # 5 bars: clips 0 and 1
-    (tiny_gmd / "b_good.mid").unlink()  # a warm load does not touch the MIDI
+    midi = tiny_gmd / "b_good.mid"
+    midi.write_bytes(bytes(midi.stat().st_size))  # a warm load reads no MIDI, only their sizes
     again = data.load_groove_4bar("test", tiny_gmd, cache_dir=cache)
     np.testing.assert_array_equal(again, first)
     # Another drum map is another cache entry.
@@ -210,6 +212,25 @@ def test_load_groove_4bar_reloads_from_cache(tiny_gmd, tmp_path_factory):
         "test", tiny_gmd, converter=infer, cache_dir=cache, workers=1, progress=False
     )
     assert rebuilt.summary[data.CORRUPT_FILE] == 1 and len(rebuilt.outputs) == 0
+
+
+def test_load_groove_4bar_cache_knows_which_gmd_it_holds(tiny_gmd, tmp_path_factory):
+    cache = tmp_path_factory.mktemp("cache")
+    first = data.load_groove_4bar("test", tiny_gmd, cache_dir=cache, workers=1, progress=False)
+    # The same dataset elsewhere (a new machine's own copy) finds the cache.
+    copy = tmp_path_factory.mktemp("copy") / "groove"
+    shutil.copytree(tiny_gmd, copy)
+    np.testing.assert_array_equal(data.load_groove_4bar("test", copy, cache_dir=cache), first)
+    assert len(list(cache.glob("*.npz"))) == 3
+    # A file rewritten to another length is built again, as is an edited info.csv.
+    _write_midi(copy / "b_good.mid", _groove_notes(6))
+    longer = data.load_groove_4bar("test", copy, cache_dir=cache, workers=1, progress=False)
+    assert longer.shape == (3, 64, 27)
+    info = pd.read_csv(copy / "info.csv")
+    info[info.midi_filename != "b_good.mid"].to_csv(copy / "info.csv", index=False)
+    assert len(data.load_groove_4bar("test", copy, cache_dir=cache, progress=False)) == 0
+    assert len(list(cache.glob("*.npz"))) == 9
+    np.testing.assert_array_equal(data.load_groove_4bar("test", tiny_gmd, cache_dir=cache), first)
 
 
 def test_load_groove_4bar_rebuilds_an_unreadable_cache(tiny_gmd, tmp_path_factory, capsys):

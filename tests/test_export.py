@@ -2,13 +2,20 @@
 
 import json
 import shutil
+import sys
+import zipfile
+from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
-from conftest import random_grooves
+from conftest import REPO, random_grooves
 
-from helpers import card, export, runs, sample, windowing
+from helpers import card, export, magenta, magenta_js, runs, sample, windowing
+from helpers.config import get_config, with_overrides
 from helpers.data import GrooveSplit
+from helpers.magenta_js import MANIFEST
+from helpers.model import GrooVAE
 
 README = (
     f"# Lab\n\n## Results\n\n{export.RESULTS_BEGIN}\nold words\n{export.RESULTS_END}\n\n"
@@ -142,3 +149,77 @@ def test_card_of_a_mixed_precision_run_says_bfloat16(tiny_run, tmp_path):
     )
     text = (folder / "MODEL_CARD.md").read_text()
     assert "bfloat16 mixed precision, on all" in text and ", float32, on all" not in text
+
+
+# --- Magenta's formats ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("fmt", export.MAGENTA_FORMATS)
+def test_export_magenta_round_trips_through_magenta_load(tiny_run, tmp_path, fmt):
+    trained = sample.TrainedModel(tiny_run)
+    folder = export.export_magenta(trained, fmt, tmp_path / "tiny")
+    source = folder / "tiny.tar" if fmt == "magenta-tf1" else folder
+    back, _ = magenta.load(source, trained.config if fmt == "magenta-tf1" else None)
+    exported = magenta.magenta_weights(trained.model)
+    for name, array in magenta.magenta_weights(back).items():
+        np.testing.assert_array_equal(array, exported[name])
+    for ours, theirs in zip(trained.model.trainable_variables, back.trainable_variables):
+        np.testing.assert_array_equal(np.asarray(theirs), np.asarray(ours))
+    if fmt == "magenta-tf1":
+        assert magenta.read_tf1(source)["global_step"] == trained.step
+
+
+def test_export_magenta_refuses_what_a_format_cannot_hold(tiny_run, tmp_path):
+    hits = with_overrides(get_config("groovae_2bar_hits_control_tfds"), z_size=8)
+    hits = with_overrides(hits, enc_rnn_size=(16,), dec_rnn_size=(16, 16))
+    conditioned = sample.TrainedModel(model=GrooVAE(hits))
+    with pytest.raises(magenta_js.MagentaJsError, match="hits_as_controls"):
+        export.export_magenta(conditioned, "magenta-js", tmp_path / "js")
+    trained = sample.TrainedModel(tiny_run)
+    with pytest.raises(export.ExportError, match="float32"):
+        export.export_magenta(trained, "magenta-tf1", tmp_path / "tf1", quantization="uint8")
+    with pytest.raises(export.ExportError, match="format must be one of"):
+        export.export_magenta(trained, "onnx", tmp_path / "onnx")
+    assert not any(tmp_path.iterdir())
+
+
+def test_magenta_zip_holds_the_folder_and_replaces_only_its_own(tiny_run, tmp_path):
+    trained = sample.TrainedModel(tiny_run)
+    archive = export.magenta_zip(trained, "magenta-js", tmp_path / "tiny", "float16")
+    assert archive == tmp_path / "tiny.zip"
+    export.magenta_zip(trained, "magenta-js", tmp_path / "tiny")  # its own: replaced
+    with zipfile.ZipFile(archive) as zipped:
+        names = sorted(zipped.namelist())
+    assert names == [f"tiny/{p}" for p in ("config.json", "group1-shard1of1", MANIFEST)]
+    (tmp_path / "other.zip").write_bytes(b"not ours")
+    with pytest.raises(export.ExportError, match="not written by this exporter"):
+        export.magenta_zip(trained, "magenta-tf1", tmp_path / "other")
+    assert (tmp_path / "other.zip").read_bytes() == b"not ours"
+
+
+def test_main_writes_magenta_formats_of_a_run_and_of_a_bundled_model(tiny_run, tmp_path, capsys):
+    out = tmp_path / "js"
+    args = ["--format", "magenta-js", "--run-dir", str(tiny_run), "--out", str(out)]
+    assert export.main([*args, "--quantize", "uint8"]) == out
+    assert "uint8 weights: largest change" in capsys.readouterr().out
+    folder = export.main(
+        ["--format", "magenta-tf1", "--bundled", "groovae_4bar", "--out", str(tmp_path / "tf1")]
+    )
+    assert (folder / "tf1.tar").exists() and (folder / "model.ckpt-3000.index").exists()
+    for wrong in (args[:-2], [*args, "--bundled", "groovae_4bar"]):
+        with pytest.raises(SystemExit):
+            export.main(wrong)
+
+
+@pytest.mark.slow
+def test_export_magenta_tf1_loads_in_magentas_trained_model(tmp_path):
+    """bench/bench_magenta_export.py on tiny models and the bundled groovae_4bar: Magenta
+    2.1.4's TrainedModel and Saver load the exports and compute what we compute (1e-4)."""
+    if not (Path.home() / ".cache" / "groovae-bench" / "magenta-venv" / ".installed").exists():
+        pytest.skip("Magenta's side environment is not built: python bench/magenta_family.py")
+    sys.path.insert(0, str(REPO / "bench"))
+    import bench_magenta_export
+
+    results = bench_magenta_export.run(["tiny", "hits_2bar_tiny", "groovae_4bar"], tmp_path)
+    assert bench_magenta_export.failures(results) == []
+    assert results["groovae_4bar"]["global_step"] == 3000

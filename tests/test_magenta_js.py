@@ -1,15 +1,19 @@
 """write_magenta_js / read_magenta_js: TF.js manifests and shards, quantization, damaged folders."""
 
 import json
+import re
 
 import numpy as np
 import pytest
 
+from helpers.config import get_config
+from helpers.constants import REDUCED_DRUM_PITCH_CLASSES
 from helpers.magenta_js import (
     MANIFEST,
     SHARD_BYTES,
     MagentaJsError,
     groovae_config_json,
+    magenta_js_config,
     quantization_error,
     read_magenta_js,
     write_magenta_js,
@@ -172,3 +176,29 @@ def test_groovae_config_json_names_the_groove_converter():
             },
         },
     }
+
+
+def test_magenta_js_config_reads_grooves_with_the_inference_map():
+    config_json, notes = magenta_js_config(get_config("groovae_2bar_tap_fixed_velocity"))
+    args = config_json["dataConverter"]["args"]
+    assert (args["numSteps"], args["humanize"], args["tapify"]) == (32, False, True)
+    assert args["pitchClasses"] == [list(c) for c in REDUCED_DRUM_PITCH_CLASSES]
+    assert notes == []  # magenta-js's tapify is tapify with fixed velocities
+
+
+@pytest.mark.parametrize(
+    "config, note",
+    [
+        ("groovae_4bar_tap", "tapify drops the velocities"),
+        ("groovae_2bar_add_closed_hh", r"keeps drum classes \[2\]"),
+        ("groovae_2bar_tap_fixed_velocity_note_dropout", "drops no notes"),
+    ],
+)
+def test_magenta_js_config_notes_what_magenta_js_encodes_otherwise(config, note):
+    _, notes = magenta_js_config(get_config(config))
+    assert len(notes) == 1 and re.search(note, notes[0])
+
+
+def test_magenta_js_config_refuses_hits_as_controls():
+    with pytest.raises(MagentaJsError, match="hits_as_controls.*magenta-tf1"):
+        magenta_js_config(get_config("groovae_2bar_hits_control_tfds"))

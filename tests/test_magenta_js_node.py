@@ -1,13 +1,16 @@
-"""@magenta/music under Node loads a folder from write_magenta_js and computes what we compute.
+"""@magenta/music under Node loads our model as helpers.export writes it, and computes what we do.
 
-The weights are random arrays under Magenta's TF1 names for a small GrooVAE, and the expected
-numbers come from `_reference_encode`/`_reference_decode`, a numpy rendering of spec §3 written for
-this test alone, so the check does not depend on our Keras model. Needs `node` and
-`npm ci --prefix js`; skips without them.
+A tiny GrooVAE (and a 2-bar tap one) with spread random weights, and the bundled groovae_4bar
+(slow), are exported with export_magenta, served on 127.0.0.1 and run by js/groovae_check.js:
+magenta-js's z (its encoder's mu) of fixed grooves and of NoteSequences read by its own
+GrooveConverter, and its greedy decode of fixed z, against our model's. Needs `node` and
+`npm ci --prefix js` (scripts/install_node.sh); skips without them, fails with
+GROOVAE_REQUIRE_NODE=1 (CI).
 """
 
 import http.server
 import json
+import os
 import shutil
 import subprocess
 import tempfile
@@ -15,26 +18,46 @@ import threading
 from functools import partial
 from pathlib import Path
 
+import keras
 import numpy as np
 import pytest
+from conftest import drum_sequence
 
-from helpers.constants import ROLAND_DRUM_PITCH_CLASSES
-from helpers.magenta_js import groovae_config_json, write_magenta_js
+from helpers.config import get_config, with_overrides
+from helpers.constants import HITS, NUM_DRUM_CLASSES, OFFSETS, VELOCITIES
+from helpers.converter import encoder_inputs
+from helpers.export import export_magenta
+from helpers.model import GrooVAE
+from helpers.sample import TrainedModel
 
 REPO = Path(__file__).resolve().parents[1]
 CHECK_SCRIPT = REPO / "js" / "groovae_check.js"
 NODE_TIMEOUT_S = 300
-# A small GrooVAE: z 8, one bidirectional encoder layer of 16, decoder 16 + 16, 32 steps.
-Z_SIZE, ENC, DEC, STEPS, DEPTH, CLASSES = 8, 16, (16, 16), 32, 27, 9
+REQUIRE_NODE = os.environ.get("GROOVAE_REQUIRE_NODE") == "1"  # CI: a missing Node fails
+TINY_WIDTHS = dict(z_size=8, enc_rnn_size=(16,), dec_rnn_size=(16, 16))
+# At this temperature our hit draws are exactly logit > 0, magenta-js's greedy decode (spec §3.4).
+GREEDY_TEMPERATURE = 1e-30
+HIT_MARGIN = 1e-3  # least |hit logit| of a z we decode: float error cannot flip such a hit
+ATOL = 1e-3  # z, velocities, offsets and logits: float32 in TF.js's CPU kernels against Keras'
 
 
-def _node_or_skip() -> str:
-    node = shutil.which("node")
-    if node is None:
-        pytest.skip("node is not on PATH (install Node 20 to run the magenta-js check)")
-    if not (REPO / "js" / "node_modules" / "@magenta" / "music").is_dir():
-        pytest.skip("js/node_modules is missing: run `npm ci --prefix js`")
-    return node
+def _node_or_skip() -> None:
+    missing = None
+    if shutil.which("node") is None:
+        missing = "node is not on PATH (bash scripts/install_node.sh installs Node and js/)"
+    elif not (REPO / "js" / "node_modules" / "@magenta" / "music").is_dir():
+        missing = "js/node_modules is missing: run `npm ci --prefix js --ignore-scripts`"
+    if missing and REQUIRE_NODE:
+        pytest.fail(f"{missing} (GROOVAE_REQUIRE_NODE=1)")
+    if missing:
+        pytest.skip(missing)
+
+
+class QuietHandler(http.server.SimpleHTTPRequestHandler):
+    """Serves files without logging each request to stderr."""
+
+    def log_message(self, *args):
+        pass
 
 
 def run_magenta_js(folder, inputs: dict, timeout_s: float = NODE_TIMEOUT_S) -> dict:
@@ -70,149 +93,170 @@ def run_magenta_js(folder, inputs: dict, timeout_s: float = NODE_TIMEOUT_S) -> d
         server.server_close()
 
 
-class QuietHandler(http.server.SimpleHTTPRequestHandler):
-    """Serves files without logging each request to stderr."""
-
-    def log_message(self, *args):
-        pass
-
-
-def _lstm_names(prefix: str, n_in: int, units: int) -> dict[str, tuple]:
-    return {f"{prefix}/kernel": (n_in + units, 4 * units), f"{prefix}/bias": (4 * units,)}
-
-
-def small_groovae_weights(seed: int = 0) -> dict[str, np.ndarray]:
-    """Random float32 weights under Magenta's TF1 names (spec §3.4) for the small GrooVAE."""
-    shapes = {}
-    for direction in ("fw", "bw"):
-        prefix = f"encoder/cell_0/bidirectional_rnn/{direction}/multi_rnn_cell/cell_0/lstm_cell"
-        shapes.update(_lstm_names(prefix, DEPTH, ENC))
-    for head in ("mu", "sigma"):
-        shapes[f"encoder/{head}/kernel"] = (2 * ENC, Z_SIZE)
-        shapes[f"encoder/{head}/bias"] = (Z_SIZE,)
-    shapes["decoder/z_to_initial_state/kernel"] = (Z_SIZE, 2 * sum(DEC))
-    shapes["decoder/z_to_initial_state/bias"] = (2 * sum(DEC),)
-    n_in = DEPTH + Z_SIZE
-    for layer, units in enumerate(DEC):
-        shapes.update(_lstm_names(f"decoder/multi_rnn_cell/cell_{layer}/lstm_cell", n_in, units))
-        n_in = units
-    shapes["decoder/output_projection/kernel"] = (DEC[-1], DEPTH)
-    shapes["decoder/output_projection/bias"] = (DEPTH,)
+def spread_model(config, seed: int = 0) -> TrainedModel:
+    """A model of `config` whose every weight gets Gaussian noise (std 0.1 on biases, 0.5 /
+    sqrt(rows) on kernels): Magenta's initial mu and z_to_initial_state are near zero, and with
+    them z would hardly matter to the check."""
+    keras.utils.set_random_seed(seed)
+    model = GrooVAE(config)
     rng = np.random.default_rng(seed)
-    return {name: rng.normal(0.0, 0.4, shape).astype(np.float32) for name, shape in shapes.items()}
+    for variable in model.trainable_variables:
+        value = np.asarray(variable)
+        std = 0.1 if value.ndim == 1 else 0.5 / np.sqrt(value.shape[0])
+        variable.assign(value + rng.normal(0.0, std, value.shape).astype(np.float32))
+    return TrainedModel(model=model, step=0)
 
 
-def _sigmoid(x):
-    return 1.0 / (1.0 + np.exp(-x))
-
-
-def _lstm(w, prefix, x, c, h):
-    """TF1 LSTMBlockCell: fused kernel over [x, h], gates [i, g, f, o], forget bias +1 (spec §3.1)."""
-    z = np.concatenate([x, h], -1) @ w[f"{prefix}/kernel"] + w[f"{prefix}/bias"]
-    i, g, f, o = np.split(z, 4, axis=-1)
-    c = _sigmoid(f + 1.0) * c + _sigmoid(i) * np.tanh(g)
-    return c, _sigmoid(o) * np.tanh(c)
-
-
-def _reference_encode(w, x):
-    """mu for grooves x (batch, steps, 27): fw last h and bw h after step 0 (spec §3.3)."""
-    w = {k: v.astype(np.float64) for k, v in w.items()}
-    finals = []
-    for direction, order in (("fw", range(x.shape[1])), ("bw", reversed(range(x.shape[1])))):
-        prefix = f"encoder/cell_0/bidirectional_rnn/{direction}/multi_rnn_cell/cell_0/lstm_cell"
-        c = h = np.zeros((x.shape[0], ENC))
-        for t in order:
-            c, h = _lstm(w, prefix, x[:, t], c, h)
-        finals.append(h)
-    return np.concatenate(finals, -1) @ w["encoder/mu/kernel"] + w["encoder/mu/bias"]
-
-
-def _reference_decode(w, z):
-    """Greedy decode (hit where logit > 0) and the logits, both (batch, steps, 27) (spec §3.4)."""
-    w = {k: v.astype(np.float64) for k, v in w.items()}
-    init = "decoder/z_to_initial_state"
-    state = np.tanh(z @ w[f"{init}/kernel"] + w[f"{init}/bias"])
-    parts = np.split(state, np.cumsum([u for u in DEC for _ in "ch"])[:-1], axis=-1)
-    cs, hs = list(parts[0::2]), list(parts[1::2])  # [c1, h1, c2, h2]
-    y, outputs, logits = np.zeros((z.shape[0], DEPTH)), [], []
-    for _ in range(STEPS):
-        x = np.concatenate([y, z], -1)
-        for layer in range(len(DEC)):
-            prefix = f"decoder/multi_rnn_cell/cell_{layer}/lstm_cell"
-            cs[layer], hs[layer] = _lstm(w, prefix, x, cs[layer], hs[layer])
-            x = hs[layer]
-        out = x @ w["decoder/output_projection/kernel"] + w["decoder/output_projection/bias"]
-        hits, vel, off = np.split(out, 3, axis=-1)
-        y = np.concatenate([(hits > 0).astype(float), _sigmoid(vel), np.tanh(off)], -1)
-        outputs.append(y)
-        logits.append(out)
-    return np.stack(outputs, 1), np.stack(logits, 1)
-
-
-def random_grooves(n: int, seed: int = 1) -> np.ndarray:
-    """(n, STEPS, 27) float32 grooves: sparse hits, velocities and offsets only where hit."""
+def performed_sequence(steps: int, seed: int, qpm: float = 120.0):
+    """A NoteSequence of exactly one window: a kick, snare and hat pattern off the grid by up to
+    0.4 step, distinct velocities (so the loudest note of a step is unique), a note on the last
+    step, at `qpm`."""
     rng = np.random.default_rng(seed)
-    hits = (rng.random((n, STEPS, CLASSES)) < 0.25).astype(np.float32)
+    step_s = 60.0 / qpm / 4
+    notes = []
+    for step in range(steps):
+        pitches = [42] if step % 2 == 0 else []
+        pitches += [36] if step % 8 == 0 or rng.random() < 0.1 else []
+        pitches += [38] if step % 8 == 4 or rng.random() < 0.1 else []
+        pitches += [(46, 49, 51, 45, 48, 50)[step % 6]] if rng.random() < 0.15 else []
+        pitches += [51] if step == steps - 1 else []
+        velocities = rng.choice(np.arange(20, 128), len(pitches), replace=False)
+        for pitch, velocity in zip(pitches, velocities):
+            start = max(0.0, (step + rng.uniform(-0.4, 0.4)) * step_s)
+            notes.append((pitch, int(velocity), start, start + step_s))
+    return drum_sequence(notes, qpm)
+
+
+def sequence_json(sequence) -> dict:
+    """A NoteSequence as groovae_check.js takes it (camelCase JSON)."""
+    return {
+        "tempos": [{"qpm": t.qpm, "time": t.time} for t in sequence.tempos],
+        "totalTime": sequence.total_time,
+        "notes": [
+            {
+                "pitch": n.pitch,
+                "velocity": n.velocity,
+                "startTime": n.start_time,
+                "endTime": n.end_time,
+                "isDrum": True,
+            }
+            for n in sequence.notes
+        ],
+    }
+
+
+def greedy_decodes(trained: TrainedModel, n: int, seed: int):
+    """n codes from N(0, I) whose greedy hit logits all lie HIT_MARGIN from 0, our decode of
+    each at GREEDY_TEMPERATURE, and its logits (the decoder teacher-forced on its own output)."""
+    model, steps = trained.model, trained.window_steps
+    z = np.random.default_rng(seed).standard_normal((8 * n, trained.config.model.z_size))
+    z = z.astype(np.float32)
+    decoded = trained.decode_grooves(z, GREEDY_TEMPERATURE, seed=0)
+    logits = np.asarray(model.reconstruction_logits(decoded, z))
+    assert decoded.shape[1] == steps
+    clear = np.abs(logits[..., HITS]).min(axis=(1, 2)) >= HIT_MARGIN
+    assert clear.sum() >= n, f"only {clear.sum()} of {len(z)} codes decode clear of 0"
+    keep = np.flatnonzero(clear)[:n]
+    return z[keep], decoded[keep], logits[keep]
+
+
+def check_against_magenta_js(trained: TrainedModel, folder: Path, grooves: np.ndarray) -> None:
+    """Runs magenta-js on `folder` and asserts that it computes what `trained` does; prints the
+    largest differences (pytest -s shows them)."""
+    steps = trained.window_steps
+    tensors = encoder_inputs(grooves, trained.config.converter).astype(np.float32)
+    mu = np.asarray(trained.model.encode(tensors)[0])
+    sequences = [performed_sequence(steps, seed) for seed in range(2)]
+    _, sequence_mu, _ = trained.encode(sequences)
+    sequence_inputs = encoder_inputs(
+        np.concatenate([trained.windows(s).grooves for s in sequences]), trained.config.converter
+    )
+    z, decoded, logits = greedy_decodes(trained, 3, seed=1)
+
+    out = run_magenta_js(
+        folder,
+        {
+            "tensors": tensors.tolist(),
+            "sequences": [sequence_json(s) for s in sequences],
+            "z": z.tolist(),
+        },
+    )
+
+    assert out["z_dims"] == trained.config.model.z_size and out["num_steps"] == steps
+    js_decoded = np.array(out["decoded"])
+    np.testing.assert_array_equal(js_decoded[..., HITS], decoded[..., HITS])
+    errors = {
+        "z (grooves)": np.abs(np.array(out["z"]) - mu).max(),
+        "encoder input (NoteSequences)": np.abs(
+            np.array(out["sequence_tensors"]) - sequence_inputs
+        ).max(),
+        "z (NoteSequences)": np.abs(np.array(out["sequence_z"]) - sequence_mu).max(),
+        "decoded velocities": np.abs(js_decoded[..., VELOCITIES] - decoded[..., VELOCITIES]).max(),
+        "decoded offsets": np.abs(js_decoded[..., OFFSETS] - decoded[..., OFFSETS]).max(),
+        "decoder logits": np.abs(np.array(out["decoded_logits"]) - logits).max(),
+    }
+    hits = f"{int(decoded[..., HITS].sum())} hits decoded alike"
+    print(f"{trained.config.name} in magenta-js: {hits}; largest differences:")
+    print(", ".join(f"{what} {error:.1e}" for what, error in errors.items()))
+    for what, error in errors.items():
+        assert error <= ATOL, f"{what}: magenta-js differs from our model by {error:.2e}"
+    assert len(out["decoded_sequences"]) == len(z)
+
+
+def random_grooves(n: int, steps: int, seed: int) -> np.ndarray:
+    """(n, steps, 27) float32 grooves: sparse hits, velocities and offsets only where hit."""
+    rng = np.random.default_rng(seed)
+    hits = (rng.random((n, steps, NUM_DRUM_CLASSES)) < 0.25).astype(np.float32)
     vel = hits * rng.uniform(0.2, 1.0, hits.shape)
     off = hits * rng.uniform(-0.9, 0.9, hits.shape)
     return np.concatenate([hits, vel, off], -1).astype(np.float32)
 
 
-@pytest.fixture(scope="module")
-def small_checkpoint(tmp_path_factory):
-    weights = small_groovae_weights()
-    config = groovae_config_json(STEPS, pitch_classes=ROLAND_DRUM_PITCH_CLASSES)
-    return weights, write_magenta_js(weights, config, tmp_path_factory.mktemp("mjs") / "small")
+TINY_CONFIGS = {
+    "tiny": get_config("tiny"),
+    # tapify + fixed velocities: what magenta-js's tapify does, so its encode matches ours.
+    "tap_2bar_tiny": with_overrides(get_config("groovae_2bar_tap_fixed_velocity"), **TINY_WIDTHS),
+}
 
 
-def test_run_magenta_js_encode_decode_match_numpy(small_checkpoint):
+@pytest.mark.parametrize("name", TINY_CONFIGS)
+def test_export_magenta_js_runs_in_magenta_js_as_in_keras(tmp_path, name):
     _node_or_skip()
-    weights, folder = small_checkpoint
-    grooves = random_grooves(3)
-    mu = _reference_encode(weights, grooves.astype(np.float64))
-    z = np.random.default_rng(2).normal(size=(2, Z_SIZE))
-    decoded, logits = _reference_decode(weights, z)
-    # A hit logit within 1e-3 of 0 could flip between float32 and float64; this seed has none.
-    assert np.abs(logits[..., :CLASSES]).min() > 1e-3
-
-    out = run_magenta_js(folder, {"tensors": grooves.tolist(), "z": z.tolist()})
-
-    assert out["backend"] == "cpu" and out["z_dims"] == Z_SIZE and out["num_steps"] == STEPS
-    np.testing.assert_allclose(np.array(out["z"]), mu, atol=1e-4)
-    np.testing.assert_allclose(np.array(out["decoded_logits"]), logits, atol=1e-3)
-    np.testing.assert_array_equal(np.array(out["decoded"])[..., :CLASSES], decoded[..., :CLASSES])
-    np.testing.assert_allclose(np.array(out["decoded"]), decoded, atol=1e-3)
-    assert len(out["decoded_sequences"]) == 2
+    trained = spread_model(TINY_CONFIGS[name])
+    folder = export_magenta(trained, "magenta-js", tmp_path / name)
+    check_against_magenta_js(trained, folder, random_grooves(3, trained.window_steps, seed=2))
 
 
-def test_run_magenta_js_groove_converter_to_tensor(small_checkpoint):
+@pytest.mark.slow
+def test_export_magenta_js_bundled_groovae_4bar_runs_in_magenta_js(tmp_path):
+    _node_or_skip()
+    trained = TrainedModel.pretrained("groovae_4bar")
+    folder = export_magenta(trained, "magenta-js", tmp_path / "groovae_4bar")
+    check_against_magenta_js(trained, folder, random_grooves(3, trained.window_steps, seed=2))
+
+
+def test_run_magenta_js_groove_converter_to_tensor(tmp_path):
     """magenta-js's GrooveConverter.toTensor on a hand-built sequence, at 120 qpm (0.125 s a step)."""
     _node_or_skip()
-    weights, folder = small_checkpoint
+    folder = export_magenta(spread_model(get_config("tiny")), "magenta-js", tmp_path / "tiny")
     notes = [  # (pitch, velocity, start_s): kick on 0, a hat 0.02 s early, a snare 0.01 s late
         (36, 100, 0.0),
         (42, 64, 0.23),
         (38, 80, 0.51),
         (38, 90, 0.49),  # same step and class: the louder one stays
-        (51, 127, 3.875),  # ride on the last step
+        (51, 127, 7.875),  # ride on the last step
     ]
-    sequence = {
-        "tempos": [{"qpm": 120.0, "time": 0.0}],
-        "totalTime": 4.0,
-        "notes": [
-            {"pitch": p, "velocity": v, "startTime": s, "endTime": s + 0.1, "isDrum": True}
-            for p, v, s in notes
-        ],
-    }
-    expected = np.zeros((STEPS, DEPTH))  # offset = 2 (step time - start) / step length, + = early
-    kept = [(0, 0, 100, 0.0), (2, 2, 64, 0.23), (4, 1, 90, 0.49), (31, 8, 127, 3.875)]
+    sequence = drum_sequence([(p, v, s, s + 0.1) for p, v, s in notes])
+    expected = np.zeros((64, 27))  # offset = 2 (step time - start) / step length, + = early
+    kept = [(0, 0, 100, 0.0), (2, 2, 64, 0.23), (4, 1, 90, 0.49), (63, 8, 127, 7.875)]
     for step, cls, vel, start in kept:  # (step, class, velocity, start_s)
         offset = 2 * (step * 0.125 - start) / 0.125
-        expected[step, [cls, CLASSES + cls, 2 * CLASSES + cls]] = 1, vel / 127, offset
+        expected[step, [cls, NUM_DRUM_CLASSES + cls, 2 * NUM_DRUM_CLASSES + cls]] = (
+            1,
+            vel / 127,
+            offset,
+        )
 
-    out = run_magenta_js(folder, {"sequences": [sequence]})
+    out = run_magenta_js(folder, {"sequences": [sequence_json(sequence)]})
 
     np.testing.assert_allclose(np.array(out["sequence_tensors"][0]), expected, atol=1e-6)
-    np.testing.assert_allclose(
-        out["sequence_z"], _reference_encode(weights, expected[None]), atol=1e-4
-    )

@@ -1,5 +1,7 @@
 """Magenta's TF1 variables into a GrooVAE: names, gate order, forget bias, clear errors (spec §3.1)."""
 
+import tarfile
+
 import keras
 import numpy as np
 import pytest
@@ -59,3 +61,74 @@ def test_magenta_lstm_to_keras_reorders_gates_and_adds_forget_bias():
     # Keras order [i, f, c, o] = Magenta blocks [0, 2, 1, 3]; forget bias + 1.
     np.testing.assert_array_equal(keras_kernel[0], np.repeat([0.0, 2.0, 1.0, 3.0], units))
     np.testing.assert_array_equal(keras_bias, np.repeat([0.0, 3.0, 1.0, 3.0], units))
+
+
+def test_write_tf1_writes_magentas_layout_with_global_step(tiny_model, tmp_path):
+    weights = magenta.magenta_weights(tiny_model)
+    folder = magenta.write_tf1(weights, tiny_model.config, tmp_path / "my_groovae", step=7)
+    prefix = "model.ckpt-7"
+    files = {p.name for p in folder.iterdir() if not p.name.startswith(".")}
+    assert files == {
+        "checkpoint",
+        f"{prefix}.index",
+        f"{prefix}.data-00000-of-00001",
+        "my_groovae.tar",
+        magenta.LOADER,
+    }
+    assert (folder / "checkpoint").read_text().splitlines()[
+        0
+    ] == f'model_checkpoint_path: "{prefix}"'
+    with tarfile.open(folder / "my_groovae.tar") as tar:
+        assert sorted(tar.getnames()) == [
+            "my_groovae",
+            "my_groovae/checkpoint",
+            f"my_groovae/{prefix}.data-00000-of-00001",
+            f"my_groovae/{prefix}.index",
+        ]
+    for source in (folder, folder / "my_groovae.tar"):
+        back = magenta.read_tf1(source)
+        assert back.pop("global_step") == 7 and set(back) == set(weights)
+        for name, array in weights.items():
+            np.testing.assert_array_equal(back[name], array)
+
+
+def test_write_tf1_replaces_its_own_folder_but_not_another(tiny_model, tmp_path):
+    weights = magenta.magenta_weights(tiny_model)
+    folder = magenta.write_tf1(weights, tiny_model.config, tmp_path / "m", step=1)
+    magenta.write_tf1(weights, tiny_model.config, folder, step=2)
+    assert not (folder / "model.ckpt-1.index").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m"]  # no partial folder left
+    foreign = tmp_path / "notes"
+    foreign.mkdir()
+    with pytest.raises(magenta.MagentaError, match="not written by"):
+        magenta.write_tf1(weights, tiny_model.config, foreign)
+    assert not any(foreign.iterdir())
+
+
+@pytest.mark.parametrize(
+    "config, expected",
+    [
+        # Our tiny: Magenta's groovae_4bar (the same converter), its widths parsed into hparams.
+        (
+            "tiny",
+            [
+                "CONFIG_MAP['groovae_4bar']",
+                "parse('z_size=8,enc_rnn_size=[16],dec_rnn_size=[16,16]')",
+            ],
+        ),
+        ("groovae_2bar_hits_control_tfds", ["CONFIG_MAP['groovae_2bar_hits_control_tfds']"]),
+        # No Magenta config humanizes 4 bars: groovae_4bar with its converter replaced.
+        (
+            "groovae_4bar_humanize",
+            ["CONFIG_MAP['groovae_4bar']", "data.GrooveConverter(", "humanize=True,"],
+        ),
+    ],
+)
+def test_write_tf1_loader_builds_the_matching_magenta_config(tmp_path, config, expected):
+    folder = magenta.write_tf1({}, get_config(config), tmp_path / "m")
+    loader = (folder / magenta.LOADER).read_text()
+    for line in expected:
+        assert line in loader
+    assert ("parse(" in loader) == (config == "tiny")
+    assert ("GrooveConverter(" in loader) == (config == "groovae_4bar_humanize")
+    compile(loader, magenta.LOADER, "exec")

@@ -84,14 +84,25 @@ def test_windows_are_cut_with_a_one_bar_hop(splits):
     assert set(meta.bpm) == {100}
 
 
-def test_splits_follow_the_path_hash(splits):
+def test_splits_follow_the_path_hash_until_a_split_is_empty(splits):
+    # The hash puts all three files with windows in train; validation and test take one each.
+    usable = ("takes/16_bars.mid", "takes/17_bars.mid", "more/eight.MIDI")
+    assert {midi_folder.hash_split(f) for f in usable} == {"train"}
+    moved = {split: grooves.summary["moved in"] for split, grooves in splits.items()}
+    assert moved == {"train": [], "validation": ["more/eight.MIDI"], "test": ["takes/16_bars.mid"]}
     for split, grooves in splits.items():
-        assert set(grooves.meta.midi_filename) <= {
-            f
-            for f in ("takes/16_bars.mid", "takes/17_bars.mid", "more/eight.MIDI")
-            if midi_folder.hash_split(f) == split
-        }
+        hashed = {f for f in usable if midi_folder.hash_split(f) == split}
+        assert set(grooves.meta.midi_filename) == hashed - {
+            *moved["validation"],
+            *moved["test"],
+        } | {*moved[split]}
         assert grooves.outputs.shape == (len(grooves.meta), 64, 27)
+    line = midi_folder.split_line(splits)
+    assert line == (
+        "split chosen (files with windows): 1 train, 1 validation, 1 test; moved so that no "
+        "split is without windows: more/eight.MIDI to validation, takes/16_bars.mid to test"
+    )
+    assert line in midi_folder.summary_text(splits).splitlines()
 
 
 def test_hash_split_is_fixed_and_near_90_5_5():
@@ -106,7 +117,7 @@ def test_hash_split_is_fixed_and_near_90_5_5():
 def test_windows_match_the_gmd_route_clip_for_clip(folder, splits):
     """The same file through helpers.data's TFDS cut, its own tempo standing in for info.csv's."""
     name = "takes/16_bars.mid"
-    split = midi_folder.hash_split(name)
+    (split,) = [k for k, s in splits.items() if name in set(s.meta.midi_filename)]
     mine = splits[split].outputs[np.asarray(splits[split].meta.midi_filename == name)]
     midi = (folder / name).read_bytes()
     qpm = pretty_midi.PrettyMIDI(io.BytesIO(midi)).get_tempo_changes()[1][0]  # 99.99999...
@@ -180,6 +191,72 @@ def test_cache_is_used_until_a_file_changes(folder, tmp_path):
     assert len(list(cache.iterdir())) == 2 * len(cached)
 
 
-def test_training_windows_names_the_short_split(splits):
-    with pytest.raises(midi_folder.MidiFolderError, match="split has .* windows and one batch"):
-        midi_folder.training_windows(splits, batch_size=10_000)
+def test_training_windows_lowers_a_batch_larger_than_the_train_split(splits, capsys):
+    windows = midi_folder.training_windows(splits, batch_size=10_000)
+    assert windows["batch_size"] == len(windows["train_data"]) == 14  # 17 bars: 14 clips
+    assert len(windows["validation_data"]) == 5
+    said = capsys.readouterr().out
+    assert said == "batch size lowered from 10000 to 14: the train split has no more windows\n"
+    assert midi_folder.training_windows(splits, batch_size=8)["batch_size"] == 8
+
+
+def test_training_windows_without_train_windows_is_one_clear_error(folder, tmp_path):
+    copy = tmp_path / "drums"
+    shutil.copytree(folder / "takes", copy)
+    (copy / "split.csv").write_text(
+        "midi_filename,split\n16_bars.mid,validation\n17_bars.mid,test\n"
+    )
+    splits = midi_folder.load_midi_folder(copy, cache_dir=tmp_path / "cache", progress=False)
+    with pytest.raises(midi_folder.MidiFolderError, match="the train split has no windows"):
+        midi_folder.training_windows(splits, batch_size=16)
+
+
+def _usable(n):
+    return [f"take{i:02d}.mid" for i in range(n)]
+
+
+def test_balance_splits_gives_validation_and_test_a_file_each_from_3_files():
+    files = _usable(14)
+    hashed = {f: "train" for f in files}
+    splits, moved = midi_folder.balance_splits(hashed, files, named=set())
+    assert moved == {"train": [], "validation": ["take00.mid"], "test": ["take01.mid"]}
+    assert [splits[f] for f in files].count("train") == 12
+    # A split the hash filled keeps its files; one file never leaves its split empty.
+    hashed = {"a.mid": "test", "b.mid": "train", "c.mid": "train"}
+    splits, moved = midi_folder.balance_splits(hashed, ["a.mid", "b.mid", "c.mid"], set())
+    assert splits == {"a.mid": "test", "b.mid": "validation", "c.mid": "train"}
+
+
+def test_balance_splits_under_3_files_all_train_and_split_csv_wins():
+    hashed = {"a.mid": "test", "b.mid": "validation", "broken.mid": "validation"}
+    splits, moved = midi_folder.balance_splits(hashed, ["a.mid", "b.mid"], named=set())
+    assert splits == {"a.mid": "train", "b.mid": "train", "broken.mid": "validation"}
+    assert moved["train"] == ["a.mid", "b.mid"]
+    named = {"a.mid", "b.mid", "c.mid"}
+    hashed = {"a.mid": "train", "b.mid": "train", "c.mid": "train", "d.mid": "train"}
+    splits, moved = midi_folder.balance_splits(hashed, sorted(hashed), named)
+    assert moved == {"train": [], "validation": ["d.mid"], "test": []}  # d was the only movable
+
+
+def test_a_folder_of_two_grooves_trains_without_validation_and_says_so(folder, tmp_path):
+    copy = tmp_path / "drums"
+    shutil.copytree(folder / "takes", copy)
+    splits = midi_folder.load_midi_folder(copy, cache_dir=tmp_path / "cache", progress=False)
+    assert len(splits["validation"].outputs) == len(splits["test"].outputs) == 0
+    assert len(splits["train"].outputs) == 13 + 14
+    assert midi_folder.split_line(splits) == (
+        "split chosen (files with windows): 2 train, 0 validation, 0 test; with under 3 such "
+        "files, all train, without validation"
+    )
+
+
+def test_cache_knows_its_folder(folder, tmp_path):
+    """Two folders with the same file names are two cache entries, never mistaken for each other
+    (the key holds the folder's resolved path and its files' names, sizes and times)."""
+    cache = tmp_path / "cache"
+    for name, bars in (("a", 8), ("b", 9)):
+        write_midi(tmp_path / name / "take.mid", drum_sequence(beat_notes(bars, QPM), qpm=QPM))
+    a = midi_folder.load_midi_folder(tmp_path / "a", cache_dir=cache, progress=False)
+    b = midi_folder.load_midi_folder(tmp_path / "b", cache_dir=cache, progress=False)
+    assert (len(a["train"].outputs), len(b["train"].outputs)) == (5, 6)
+    assert len(list(cache.iterdir())) == 6

@@ -1,20 +1,32 @@
 """Optimizer and decay, the training loop, checkpoints, resuming and restoring (spec §4, §6)."""
 
+import hashlib
 import json
+import os
+import random
 import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from subprocess import PIPE
 
 import keras
 import numpy as np
+import pandas as pd
 import pytest
-from conftest import random_grooves
+from conftest import beat_notes, drum_sequence, random_grooves, write_midi
 
-from helpers import runs
+from helpers import data, runs
 from helpers import train as training
 from helpers.backends import ParallelError, make_optimizer, train_on_batch
 from helpers.config import get_config
 from helpers.model import GrooVAE
 from helpers.runs import HISTORY_COLUMNS
 
+REPO = Path(__file__).resolve().parents[1]
 DATA = {"train_data": random_grooves(48), "validation_data": random_grooves(16, seed=1)}
 
 
@@ -74,7 +86,7 @@ def test_train_writes_config_history_and_checkpoints(tiny_config, tmp_path, caps
     validation = history[history.split == "validation"]
     np.testing.assert_array_equal(validation.step, [10, 20, 30, 40])  # eval_every_steps = 10
     assert validation["metrics/hit_f1"].between(0, 1).all()
-    kept = sorted(p.name for p in (tmp_path / runs.CHECKPOINT_DIR).iterdir())
+    kept = sorted(p.name for p in (tmp_path / runs.CHECKPOINT_DIR).glob("*.npz"))
     assert kept == [f"ckpt-{s:09d}.npz" for s in (20, 30, 40)]  # the newest 3 kept
     assert training.latest_checkpoint(tmp_path).name == "ckpt-000000040.npz"
 
@@ -208,9 +220,257 @@ def test_main_cli_devices_it_cannot_use_fail_before_any_write(
     assert not out.exists()
 
 
+def test_main_cli_trains_a_small_midi_folder_and_shows_its_split(tmp_path, monkeypatch, capsys):
+    """Issue 22's folder: 14 takes of 8 to 12 bars and a corrupt file. The path hash leaves a
+    split empty; files move there, validation has fewer windows than a batch."""
+    folder = tmp_path / "takes"
+    for i in range(14):
+        notes = beat_notes(8 + i % 5, 100.0)
+        write_midi(folder / f"take_{i:02d}.mid", drum_sequence(notes, qpm=100.0))
+    (folder / "broken.mid").write_bytes(b"MThd\x00\x00\x00\x06 not MIDI")
+    monkeypatch.setattr(data, "DEFAULT_CACHE_DIR", tmp_path / "cache")
+    run = tmp_path / "run"
+    argv = ["--config", "tiny", "--midi-dir", str(folder), "--steps", "3", "--run-dir", str(run)]
+    training.main(argv)
+    said = capsys.readouterr().out
+    chosen = re.search(
+        r"split chosen \(files with windows\): (\d+) train, (\d+) validation, "
+        r"(\d+) test; moved so that no split is without windows: ",
+        said,
+    )
+    assert chosen and [int(n) for n in chosen.groups()][1:] == [1, 1], said
+    assert "broken.mid" in said and "corrupt file" in said
+    history = pd.read_csv(run / runs.HISTORY_FILE)
+    assert list(zip(history.step, history.split)) == [(3, "train"), (3, "validation")]
+
+
+def test_train_without_validation_windows_skips_evaluation(tiny_config, tmp_path, capsys):
+    empty = DATA["validation_data"][:0]
+    history = training.train(
+        tiny_config,
+        tmp_path,
+        steps=10,
+        train_data=DATA["train_data"],
+        validation_data=empty,
+        progress=False,
+    )
+    assert (
+        "no validation windows: this run trains without validation rows" in capsys.readouterr().out
+    )
+    assert set(history.split) == {"train"} and history.step.max() == 10
+
+
 def test_pairs_humanize_inputs_keep_hits_only():
     targets = DATA["train_data"]
     inputs, outputs = training._pairs(targets, get_config("tiny", humanize=True))
     np.testing.assert_array_equal(outputs, targets)
     np.testing.assert_array_equal(inputs[..., :9], targets[..., :9])
     np.testing.assert_array_equal(inputs[..., 9:], 0.0)
+
+
+# --- checkpoints that survive faults -----------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def saved_run(tmp_path_factory):
+    """A tiny run trained 6 steps, checkpoints at 2, 4 and 6 (each with its record)."""
+    run = tmp_path_factory.mktemp("saved") / "run"
+    config = get_config("tiny", checkpoint_every_steps=2, eval_every_steps=2)
+    _train(config, run, steps=6)
+    return run
+
+
+def _copy(run, tmp_path):
+    copy = tmp_path / "run"
+    shutil.copytree(run, copy)
+    return copy, copy / runs.CHECKPOINT_DIR / "ckpt-000000006.npz"
+
+
+def _truncate(path):
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+
+
+def _flip_a_byte(path):
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    path.write_bytes(bytes(data))
+
+
+def test_checkpoints_are_saved_with_a_record_of_their_size_and_sha256(saved_run):
+    folder = saved_run / runs.CHECKPOINT_DIR
+    names = sorted(p.name for p in folder.iterdir())
+    assert names == [f"ckpt-{s:09d}{x}" for s in (2, 4, 6) for x in (".json", ".npz")]
+    record = json.loads((folder / "ckpt-000000006.json").read_text())
+    newest = folder / "ckpt-000000006.npz"
+    assert record["step"] == 6 and record["bytes"] == newest.stat().st_size
+    assert record["sha256"] == hashlib.sha256(newest.read_bytes()).hexdigest()
+
+
+@pytest.mark.parametrize(
+    "damage, why",
+    [
+        (_truncate, r"[\d,]+ of its [\d,]+ bytes \(cut short, or still syncing\)"),
+        (_flip_a_byte, r"damaged \(its bytes do not match"),
+        (lambda p: p.with_suffix(".json").write_text("{"), "its record .* is damaged"),
+        (
+            lambda p: (_truncate(p), p.with_suffix(".json").unlink()),
+            r"no ckpt-000000006.json and it does not read back",
+        ),
+        (
+            lambda p: (_flip_a_byte(p), p.with_suffix(".json").unlink()),
+            r"no ckpt-000000006.json and it does not read back",
+        ),
+    ],
+    ids=["truncated", "bit flip", "damaged record", "truncated, no record", "bit flip, no record"],
+)
+def test_a_broken_newest_checkpoint_is_skipped_for_the_newest_whole_one(
+    saved_run, tmp_path, capsys, damage, why
+):
+    run, newest = _copy(saved_run, tmp_path)
+    damage(newest)
+    assert runs.latest_checkpoint(run).name == "ckpt-000000004.npz"
+    (line,) = capsys.readouterr().out.splitlines()
+    assert re.fullmatch(f"skipping checkpoint {re.escape(str(newest))}: {why}.*", line), line
+    restored = runs.restore_model(run)
+    expected = GrooVAE(restored.config)
+    runs.load_checkpoint(expected, newest.with_name("ckpt-000000004.npz"), with_optimizer=False)
+    for ours, theirs in zip(restored.weights, expected.weights):
+        np.testing.assert_array_equal(np.asarray(ours), np.asarray(theirs))
+    with pytest.raises(runs.RunError, match="cannot be used"):
+        runs.restore_model(run, newest)
+
+
+def test_a_whole_checkpoint_without_its_record_is_still_used(saved_run, tmp_path, capsys):
+    """Its record never written (killed in between) or not yet synced, or a run saved before
+    records were kept: the zip's own CRCs show it whole."""
+    run, newest = _copy(saved_run, tmp_path)
+    newest.with_suffix(".json").unlink()
+    assert runs.latest_checkpoint(run) == newest and capsys.readouterr().out == ""
+
+
+def test_a_record_without_its_checkpoint_is_ignored_then_cleaned_up(saved_run, tmp_path):
+    run, newest = _copy(saved_run, tmp_path)
+    newest.unlink()
+    (newest.parent / ".ckpt-000000008.npz.partial.npz").write_bytes(b"PK")  # a save cut short
+    (newest.parent / "ckpt-000000005.json").write_text("{}")  # a record left alone
+    assert runs.latest_checkpoint(run).name == "ckpt-000000004.npz"
+    config = get_config("tiny", checkpoint_every_steps=2, eval_every_steps=2)
+    history = _train(config, run, steps=6)  # resumes at 4, saves 6 again
+    assert sorted(p.name for p in newest.parent.iterdir()) == [
+        f"ckpt-{s:09d}{x}" for s in (2, 4, 6) for x in (".json", ".npz")
+    ]
+    np.testing.assert_array_equal(history[history.split == "train"].step, np.arange(1, 7))
+
+
+def test_resume_skips_a_broken_newest_checkpoint(saved_run, tmp_path, capsys):
+    run, newest = _copy(saved_run, tmp_path)
+    _truncate(newest)
+    config = get_config("tiny", checkpoint_every_steps=2, eval_every_steps=2)
+    history = _train(config, run, steps=8)
+    said = capsys.readouterr().out.splitlines()
+    assert said[0].startswith(f"skipping checkpoint {newest}: ")
+    assert said[1].startswith("tiny: float32 precision, batch 16, step 4 of 8")
+    np.testing.assert_array_equal(history[history.split == "train"].step, np.arange(1, 9))
+    np.testing.assert_array_equal(history[history.split == "validation"].step, [2, 4, 6, 8])
+    assert runs.checkpoint_problem(newest) is None  # saved again, whole
+
+
+def test_no_whole_checkpoint_refuses_rather_than_starting_over(saved_run, tmp_path):
+    run, _ = _copy(saved_run, tmp_path)
+    for path in runs.checkpoint_paths(run):
+        _truncate(path)
+    with pytest.raises(runs.RunError, match="none of the checkpoints .* is whole"):
+        runs.restore_model(run)
+    config = get_config("tiny", checkpoint_every_steps=2, eval_every_steps=2)
+    with pytest.raises(training.TrainError, match="no checkpoint in .* is whole"):
+        _train(config, run, steps=8)
+    assert len(pd.read_csv(run / runs.HISTORY_FILE)) == 9  # its history kept: 6 train, 3 val
+
+
+# A training process that dies mid-save, in the ways a kill can land (KILL: where).
+KILLED_TRAINING = """
+import os, signal, sys
+import numpy as np
+from helpers import train
+from helpers.config import get_config
+
+run_dir, data, steps, kill = sys.argv[1:]
+saves = []
+write, replace = np.savez, os.replace
+
+def die():
+    os.kill(os.getpid(), signal.SIGKILL)
+
+def half_written(path, **arrays):  # the 2nd checkpoint dies halfway through its file
+    saves.append(path)
+    write(path, **arrays)
+    if len(saves) == 2:
+        with open(path, "r+b") as file:
+            file.truncate(os.path.getsize(path) // 2)
+        die()
+
+def unrecorded(source, target):  # the 2nd checkpoint lands, its record never does
+    replace(source, target)
+    if str(target).endswith(".npz"):
+        saves.append(target)
+        if len(saves) == 2:
+            die()
+
+if kill == "mid-write":
+    np.savez = half_written
+elif kill == "before-record":
+    os.replace = unrecorded
+arrays = np.load(data)
+config = get_config("tiny", checkpoint_every_steps=2, eval_every_steps=4)
+train.train(config, run_dir, steps=int(steps), train_data=arrays["train"],
+            validation_data=arrays["validation"], log_every_steps=1, progress=False)
+"""
+
+
+def test_training_killed_mid_save_always_resumes_without_gaps_or_repeats(tmp_path):
+    """SIGKILL halfway through a checkpoint file, between a checkpoint and its record, and at
+    a random moment: each new process resumes at the newest whole checkpoint, and the finished
+    run's history.csv has every row once."""
+    data, run, steps = tmp_path / "windows.npz", tmp_path / "run", 24
+    np.savez(data, train=DATA["train_data"], validation=DATA["validation_data"])
+    folder = run / runs.CHECKPOINT_DIR
+
+    def launch(kill):
+        argv = [sys.executable, "-c", KILLED_TRAINING, str(run), str(data), str(steps), kill]
+        env = {**os.environ, "PYTHONUNBUFFERED": "1"}  # what it said before dying, all of it
+        return subprocess.Popen(argv, stdout=PIPE, stderr=PIPE, text=True, env=env, cwd=REPO)
+
+    def started_at(out):
+        return int(re.search(r"step (\d+) of", out).group(1))
+
+    died = launch("mid-write")
+    out, err = died.communicate(timeout=300)
+    assert died.returncode == -signal.SIGKILL, err
+    assert started_at(out) == 0 and list(folder.glob(".ckpt-000000004.npz.partial*"))
+
+    died = launch("before-record")  # resumes at 2, saves 4, dies as 6 lands
+    out, err = died.communicate(timeout=300)
+    assert died.returncode == -signal.SIGKILL and started_at(out) == 2, err
+    assert not (folder / "ckpt-000000006.json").exists()
+
+    delay = random.uniform(0.0, 2.0)
+    died = launch("at random")  # resumes at 6, dies when it dies
+    first_line = ""
+    while "step" not in first_line:
+        first_line = died.stdout.readline()
+    time.sleep(delay)
+    died.kill()
+    out, err = died.communicate(timeout=300)
+    assert started_at(first_line) == 6, (first_line, out, err)
+
+    resumed_at = runs.checkpoint_step(runs.latest_checkpoint(run))
+    done = launch("none")
+    out, err = done.communicate(timeout=300)
+    assert done.returncode == 0 and started_at(out) == resumed_at, (delay, err)
+    history = pd.read_csv(run / runs.HISTORY_FILE)
+    np.testing.assert_array_equal(history[history.split == "train"].step, np.arange(1, steps + 1))
+    validation = history[history.split == "validation"].step
+    np.testing.assert_array_equal(validation, np.arange(4, steps + 1, 4))
+    assert sorted(p.name for p in folder.iterdir()) == [
+        f"ckpt-{s:09d}{x}" for s in (steps - 4, steps - 2, steps) for x in (".json", ".npz")
+    ]

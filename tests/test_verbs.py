@@ -123,7 +123,7 @@ def test_cli_never_overwrites(tiny_run, tmp_path):
     args = ["sample", "--run-dir", str(tiny_run), "--num", "2", "--out", str(tmp_path)]
     verbs.main(args)
     before = (tmp_path / "groove_01.mid").read_bytes()
-    with pytest.raises(SystemExit, match="groove_01.mid exists"):
+    with pytest.raises(FileExistsError, match="groove_01.mid exists"):
         verbs.main(args + ["--seed", "9"])
     assert (tmp_path / "groove_01.mid").read_bytes() == before
 
@@ -171,9 +171,11 @@ def test_cli_transform_finds_its_variant_run_and_names_refused_files(
     ]
     for kind in kinds:
         argv += ["--input", str(files[kind])]
-    with pytest.raises(SystemExit) as exit_info:
+    with pytest.raises(
+        sample.SampleError, match=f"refused {len(kinds) - 2} of {len(kinds)}"
+    ) as error:
         verbs.main(argv)
-    refused = str(exit_info.value)
+    refused = str(error.value)
     for kind, reason in [
         ("corrupt", "cannot read"),
         ("empty", "cannot read"),
@@ -190,10 +192,12 @@ def test_cli_transform_finds_its_variant_run_and_names_refused_files(
 
 
 def test_cli_transform_without_its_run_says_how_to_train_one(tmp_path, files):
-    with pytest.raises(SystemExit, match="python -m helpers.train --config groovae_2bar_tap"):
+    with pytest.raises(
+        sample.SampleError, match="python -m helpers.train --config groovae_2bar_add"
+    ):
         verbs.main(
             [
-                "drumify",
+                "infill",
                 "--input",
                 str(files["2_bars"]),
                 "--outputs-dir",
