@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import matplotlib.pyplot as plt
 import note_seq
 import numpy as np
 import pandas as pd
@@ -172,6 +173,28 @@ def generate_panel(
     return widgets.VBox([controls, button, shown])
 
 
+def plot_tempo_histogram(info: pd.DataFrame, column: str = "bpm", ax: plt.Axes | None = None):
+    """Histogram of tempi, one bar per 5 bpm, e.g. over GMD's info.csv."""
+    if ax is None:
+        _, ax = plt.subplots(figsize=(6, 3.5), layout="constrained")
+    bpm = info[column].to_numpy(float)
+    ax.hist(bpm, bins=np.arange(np.floor(bpm.min() / 5) * 5, bpm.max() + 5, 5), color="tab:blue")
+    ax.set_xlabel("tempo (bpm)")
+    ax.set_ylabel("performances")
+    return ax.figure
+
+
+def plot_style_counts(info: pd.DataFrame, column: str = "style", ax: plt.Axes | None = None):
+    """Horizontal bar chart of performances per primary style ("funk/groove1" counts as funk)."""
+    if ax is None:
+        _, ax = plt.subplots(figsize=(6, 4), layout="constrained")
+    counts = info[column].astype(str).str.split("/").str[0].value_counts(ascending=True)
+    ax.barh(counts.index, counts.to_numpy(), color="tab:blue")
+    ax.set_xlabel("performances")
+    return ax.figure
+
+
+# Panels of the training plot: title -> metric names, after "losses/" and "metrics/" are dropped.
 def novelty_table(
     grooves: np.ndarray, train_split: GrooveSplit, k: int = 20
 ) -> tuple[pd.DataFrame, np.ndarray]:

@@ -9,7 +9,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 
-from helpers import audio, render  # noqa: E402
+from helpers import audio, notebook, render  # noqa: E402
 from helpers.constants import HITS, OFFSETS, VELOCITIES  # noqa: E402
 
 
@@ -77,9 +77,9 @@ def test_plot_tempo_histogram_and_style_counts():
     info = pd.DataFrame(
         {"bpm": [90, 92, 120, 121, 140], "style": ["funk/a", "funk/b", "rock", "jazz/x", "rock/y"]}
     )
-    fig = render.plot_tempo_histogram(info)
+    fig = notebook.plot_tempo_histogram(info)
     assert sum(p.get_height() for p in fig.axes[0].patches) == 5
-    fig = render.plot_style_counts(info)
+    fig = notebook.plot_style_counts(info)
     widths = {
         t.get_text(): p.get_width()
         for t, p in zip(fig.axes[0].get_yticklabels(), fig.axes[0].patches)
