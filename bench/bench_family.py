@@ -21,19 +21,11 @@ sys.path.insert(0, str(REPO))
 import numpy as np  # noqa: E402
 
 from helpers import device  # noqa: E402
-from helpers.config import get_config, with_overrides  # noqa: E402
+from helpers.config import MAGENTA_CONFIGS, get_config, with_overrides  # noqa: E402
 from helpers.constants import HITS  # noqa: E402
 from helpers.losses import r_loss  # noqa: E402
 from helpers.sample import TrainedModel  # noqa: E402
 
-CONFIGS = (
-    "groovae_4bar",
-    "groovae_2bar_humanize",
-    "groovae_2bar_tap_fixed_velocity",
-    "groovae_2bar_tap_fixed_velocity_note_dropout",
-    "groovae_2bar_add_closed_hh",
-    "groovae_2bar_hits_control_tfds",
-)
 FOLDERS = {
     "full": REPO / "outputs" / "magenta_family",
     "tiny": REPO / "tests" / "fixtures" / "magenta",
@@ -74,7 +66,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--dir", type=Path, help="the fixtures' folder (default by --size)")
     args = parser.parse_args(argv)
     folder = args.dir or FOLDERS[args.size]
-    missing = [c for c in CONFIGS if not (folder / f"{c}_{args.size}.tar").exists()]
+    missing = [c for c in MAGENTA_CONFIGS if not (folder / f"{c}_{args.size}.tar").exists()]
     if missing:
         sys.exit(
             f"no {args.size} fixtures for {missing} in {folder}: run "
@@ -83,7 +75,7 @@ def main(argv: list[str] | None = None) -> None:
     print(f"CPU: {device.cpu_info().describe()}")
     print(f"{args.size} widths, Magenta's numbers from {folder}")
     header = None
-    for name in CONFIGS:
+    for name in MAGENTA_CONFIGS:
         config = get_config(name)
         if args.size == "tiny":
             config = with_overrides(config, **TINY_WIDTHS)

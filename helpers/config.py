@@ -193,6 +193,17 @@ CONFIG_MAP: dict[str, GrooVAEConfig] = {
 }
 
 
+# Magenta's own GrooVAE configs in CONFIG_MAP (the rest are this project's variants).
+MAGENTA_CONFIGS = (
+    "groovae_4bar",
+    "groovae_2bar_humanize",
+    "groovae_2bar_tap_fixed_velocity",
+    "groovae_2bar_tap_fixed_velocity_note_dropout",
+    "groovae_2bar_add_closed_hh",
+    "groovae_2bar_hits_control_tfds",
+)
+
+
 def get_config(name: str, /, **overrides: typing.Any) -> GrooVAEConfig:
     """Returns the registered config `name`, with any fields overridden by keyword.
 

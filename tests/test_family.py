@@ -13,7 +13,7 @@ import pytest
 from conftest import REPO, drum_sequence
 
 from helpers import gmd, magenta
-from helpers.config import GrooVAEConfig, get_config, with_overrides
+from helpers.config import MAGENTA_CONFIGS, GrooVAEConfig, get_config, with_overrides
 from helpers.constants import HITS
 from helpers.converter import GrooveConverter
 from helpers.losses import r_loss
@@ -21,14 +21,6 @@ from helpers.magenta_js import groovae_config_json, write_magenta_js
 from helpers.sample import TrainedModel
 
 FIXTURES = REPO / "tests" / "fixtures" / "magenta"
-CONFIGS = (
-    "groovae_4bar",
-    "groovae_2bar_humanize",
-    "groovae_2bar_tap_fixed_velocity",
-    "groovae_2bar_tap_fixed_velocity_note_dropout",
-    "groovae_2bar_add_closed_hh",
-    "groovae_2bar_hits_control_tfds",
-)
 # The widths bench/magenta_family.py gives Magenta's configs for these fixtures.
 TINY_WIDTHS = dict(z_size=8, enc_rnn_size=(16,), dec_rnn_size=(16, 16))
 # float32 graphs, TF1 LSTMBlockCell against Keras' LSTM: bench/bench_family.py measures at most
@@ -66,7 +58,7 @@ def synthetic_sequences(ref: dict) -> list:
     ]
 
 
-@pytest.fixture(scope="module", params=CONFIGS)
+@pytest.fixture(scope="module", params=MAGENTA_CONFIGS)
 def loaded(request) -> tuple[str, TrainedModel, dict]:
     """(config name, our TrainedModel on Magenta's tiny .tar, the fixture's arrays)."""
     name = request.param
@@ -77,7 +69,7 @@ def loaded(request) -> tuple[str, TrainedModel, dict]:
 # --- the converter ---------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("name", CONFIGS)
+@pytest.mark.parametrize("name", MAGENTA_CONFIGS)
 def test_groove_converter_to_tensors_matches_magenta(name):
     ref = reference(name)
     config = get_config(name)
@@ -156,10 +148,10 @@ def test_trained_model_magenta_names_its_source(loaded):
 
 def test_released_names_map_to_configs_and_back():
     for release, config_name in magenta.RELEASED.items():
-        assert config_name in CONFIGS, release
+        assert config_name in MAGENTA_CONFIGS, release
     # A config's own name downloads the release that plays it; only the TFDS-trained hits model
     # is released under another name.
-    for config_name in CONFIGS:
+    for config_name in MAGENTA_CONFIGS:
         release = magenta.RELEASES.get(config_name, config_name)
         if config_name == "groovae_2bar_tap_fixed_velocity_note_dropout":
             assert release not in magenta.RELEASED  # Magenta released no such checkpoint
@@ -175,7 +167,7 @@ def storage(monkeypatch, tmp_path):
     Yields (requests, modes): the paths asked for, and {release: "cut"} to announce a whole file
     but send half of it and close. An unknown name is a 404.
     """
-    tars = {magenta.RELEASES.get(c, c): FIXTURES / f"{c}_tiny.tar" for c in CONFIGS}
+    tars = {magenta.RELEASES.get(c, c): FIXTURES / f"{c}_tiny.tar" for c in MAGENTA_CONFIGS}
     requests, modes = [], {}
 
     class Handler(http.server.BaseHTTPRequestHandler):
@@ -281,7 +273,7 @@ def test_download_release_missing_name_says_where_to_place_it(storage, tmp_path)
 # --- the magenta-js format --------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("name", CONFIGS)
+@pytest.mark.parametrize("name", MAGENTA_CONFIGS)
 def test_magenta_js_folder_of_the_same_weights_encodes_the_same(tmp_path, name):
     ref = reference(name)
     config = get_config(name)
