@@ -11,8 +11,8 @@ seeded. `--outputs-dir ~` plays the runs under ~/runs/<config>. The figures:
             added, velocity and timing MAE against the drummer on the kept hits, and the
             Wasserstein-1 distance of the velocity and timing distributions to the drummer's,
             beside the score itself and the drummer's mean velocity per drum (training split).
-            A hits-conditioned model plays twice: with z from the prior, as the verb does, and
-            with z from the score's posterior.
+            A hits-conditioned model plays twice: with z from the score's posterior, as the
+            verb does, and with z from the prior.
   drumify   the window's taps (the tap converter's one line) as a kit: hit F1 against the
             drummer's kit, all drums and per drum, beside a fixed typical beat.
   transfer  window A's hits with window B's feel (B: the window half the split away): hits kept
@@ -23,13 +23,11 @@ seeded. `--outputs-dir ~` plays the runs under ~/runs/<config>. The figures:
 """
 
 import argparse
-import os
 import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 
-os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np  # noqa: E402
@@ -141,9 +139,11 @@ def bench_humanize(
         hits = model.controls_of(score)
         prior = np.random.default_rng(seed).standard_normal((len(real), model.config.model.z_size))
         codes = {
-            "the model, z from the prior (the verb)": prior.astype(np.float32),
             # The score's own code: where the encoder puts grooves, which the prior may not be.
-            "the model, z from the score's posterior": posterior_sample(model, score, seed),
+            "the model, z from the score's posterior (the verb)": posterior_sample(
+                model, score, seed
+            ),
+            "the model, z from the prior": prior.astype(np.float32),
         }
         played = {
             name: model.decode_grooves(z, temperature, seed, controls=hits, hits=hits)

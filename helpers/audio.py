@@ -265,9 +265,10 @@ def pick_tempo(onsets: np.ndarray, coarse: float) -> float:
 def taps_from_recording(
     path: str | os.PathLike, sample_rate: int = DEFAULT_SAMPLE_RATE
 ) -> note_seq.NoteSequence:
-    """A recording (claps, beatbox, any instrument) as taps: one drum note per onset, louder
-    onsets louder, at the tempo heard, the first onset on the downbeat, in 4/4 (librosa, which
-    Colab preinstalls). The converter then puts the taps on the 16th grid, microtiming kept.
+    """A recording (claps, beatbox, any instrument) as taps: one drum note per onset, at the tempo
+    heard, the first onset on the downbeat, in 4/4 (librosa, which Colab preinstalls). A tap's
+    velocity follows its onset's strength, a rough guide to loudness that the fixed-velocity tap
+    model ignores. The converter then puts the taps on the 16th grid, microtiming kept.
 
     Raises:
       RecordingError: the file cannot be decoded, or fewer than two onsets are heard.

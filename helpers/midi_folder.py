@@ -144,10 +144,13 @@ def file_meter(performance: Performance) -> float:
     """The one tempo of a file whose drum part is in 4/4.
 
     Raises:
-      Rejected: NO_DRUM_NOTES, or the converter's tempo and meter reasons.
+      Rejected: NO_DRUM_NOTES, over MAX_GROOVE_MINUTES long, faster than MAX_QPM, or the
+        converter's tempo and meter reasons.
     """
     if not len(performance.pitches):
         raise Rejected(NO_DRUM_NOTES)
+    if performance.end_time > 60 * constants.MAX_GROOVE_MINUTES:  # a clip per bar to the end
+        raise Rejected(f"longer than {constants.MAX_GROOVE_MINUTES:g} minutes")
     times, tempi = performance.pm.get_tempo_changes()
     qpm = converter_lib.single_tempo(list(zip(times, tempi)))
     if qpm > constants.MAX_QPM:  # TFDS's cut divides by whole microseconds per quarter

@@ -32,6 +32,7 @@ from helpers.constants import (
     HITS,
     MAX_MIDI_VELOCITY,
     MIDI_DRUM_CHANNEL,
+    NUM_DRUM_CLASSES,
     OUTPUTS_DIR,
     VELOCITIES,
 )
@@ -97,14 +98,13 @@ def _needs(model: TrainedModel, ok: bool, verb: str) -> None:
 
 def humanize(model: TrainedModel, score, temperature=DEFAULT_TEMPERATURE, seed=None, qpm=None):
     """Velocities and microtiming for a drum score. A hits-conditioned model keeps exactly the
-    score's hits, played with a feel drawn from the prior; a humanize model (Magenta's
-    groovae_2bar_humanize) re-draws the hits from the score's."""
+    score's hits, played with the feel of a sample of the score's own posterior (a feel drawn
+    from the prior instead plays at a third of a drummer's loudness: bench/bench_tools.py); a
+    humanize model (Magenta's groovae_2bar_humanize) re-draws the hits from the score's."""
     if model.config.converter.hits_as_controls:
         windows = model.windows(score, "score")
-        z = np.random.default_rng(seed).standard_normal(
-            (len(windows.grooves), model.config.model.z_size)
-        )
-        return play_hits(model, windows, z.astype(np.float32), temperature, seed, qpm)
+        z, _, _ = model.encode([score], seed)
+        return play_hits(model, windows, z, temperature, seed, qpm)
     _needs(model, model.config.converter.humanize, "humanize")
     return reencode(model, score, temperature, seed, qpm)
 
@@ -131,10 +131,16 @@ def transfer(
 
 
 def infill(model: TrainedModel, groove, temperature=DEFAULT_TEMPERATURE, seed=None, qpm=None):
-    """A closed hi-hat part for a groove, with a model trained to add it (the encoder never
-    sees closed hi-hats; the decoder writes the whole kit)."""
+    """A closed hi-hat part for a groove, with a model trained to add it (its encoder never sees
+    closed hi-hats): the decoder writes a whole kit, of which only the closed hi-hats are taken;
+    every other drum stays as you played it."""
     _needs(model, CLOSED_HI_HAT in model.config.converter.add_instruments, "infill")
-    return reencode(model, groove, temperature, seed, qpm)
+    windows = model.windows(groove)
+    z, _, _ = model.encode([groove], seed)
+    decoded = model.decode_grooves(z, temperature, seed)
+    filled = windows.grooves.astype(np.float32)
+    filled[..., CLOSED_HI_HAT::NUM_DRUM_CLASSES] = decoded[..., CLOSED_HI_HAT::NUM_DRUM_CLASSES]
+    return _grooves_out(model, filled, windows, qpm)
 
 
 TOOLS = {"humanize": humanize, "drumify": drumify, "infill": infill}

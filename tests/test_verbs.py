@@ -191,13 +191,16 @@ def test_cli_transform_finds_its_variant_run_and_names_refused_files(
     assert "17_bars" in capsys.readouterr().out
 
 
-def test_cli_transform_without_its_run_says_how_to_train_one(tmp_path, files):
+def test_cli_tool_without_a_run_or_bundle_says_how_to_train_one(tmp_path, files):
+    """No run of yours and nothing bundled (the note-dropout tap config): one line, a hint."""
     with pytest.raises(
-        sample.SampleError, match="python -m helpers.train --config groovae_2bar_add"
+        sample.SampleError, match="python -m helpers.train --config groovae_2bar_tap_"
     ):
         verbs.main(
             [
-                "infill",
+                "drumify",
+                "--model",
+                "groovae_2bar_tap_fixed_velocity_note_dropout",
                 "--input",
                 str(files["2_bars"]),
                 "--outputs-dir",
