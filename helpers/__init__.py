@@ -1,6 +1,7 @@
 """GrooVAE drum lab: Magenta's GrooVAE family rebuilt in Keras 3, with the data and tools around it."""
 
 import contextlib
+import importlib
 import importlib.abc
 import importlib.machinery
 import importlib.util
@@ -8,6 +9,7 @@ import os
 import re
 import sys
 import threading
+import types
 import warnings
 from collections.abc import Iterator
 
@@ -102,3 +104,42 @@ class _QuietTensorFlow(importlib.abc.MetaPathFinder):
 
 if not any(isinstance(finder, _QuietTensorFlow) for finder in sys.meta_path):
     sys.meta_path.insert(0, _QuietTensorFlow())
+
+
+class _MovedModule(types.ModuleType):
+    """An old module path that still imports for one release, with a DeprecationWarning: its
+    names are read from the module they moved to when first asked for."""
+
+    def __init__(self, old: str, new: str):
+        super().__init__(f"helpers.{old}")
+        self._old, self._new = old, new
+
+    def __getattr__(self, name: str):
+        if name.startswith("__"):
+            raise AttributeError(name)
+        warnings.warn(
+            f"helpers.{self._old} is now helpers.{self._new}; import from there "
+            "(the old path goes in the next release)",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return getattr(importlib.import_module(f"helpers.{self._new}"), name)
+
+
+# Where the modules of the last release went when helpers/ was folded into fewer rooms.
+MOVED_MODULES = {
+    "magenta_weights": "magenta",
+    "checkpoints": "runs",
+    "pretrained": "runs",
+    "history": "runs",
+    "paths": "constants",
+    "cli": "config",
+    "inputs": "converter",
+    "clips": "gmd",
+    "steps": "backends",
+    "parallel": "backends",
+    "groove_files": "render",
+    "colab": "notebook",
+}
+for _old, _new in MOVED_MODULES.items():
+    sys.modules.setdefault(f"helpers.{_old}", _MovedModule(_old, _new))

@@ -88,3 +88,15 @@ def test_readme_package_map_follows_the_chain():
     readme = (HELPERS.parent / "README.md").read_text()
     mapped = re.findall(r"^\| `(\w+)\.py` \|", readme, flags=re.MULTILINE)
     assert mapped == list(CHAIN), "README's package map lists helpers/ in CHAIN's order"
+
+
+@pytest.mark.parametrize("old, new", [("magenta_weights", "magenta"), ("pretrained", "runs")])
+def test_last_releases_module_paths_still_import_with_a_warning(old, new):
+    import importlib
+
+    module = importlib.import_module(f"helpers.{old}")
+    name = {"magenta_weights": "load_magenta_weights", "pretrained": "bundled_names"}[old]
+    with pytest.warns(DeprecationWarning, match=f"helpers.{old} is now helpers.{new}"):
+        moved = getattr(module, name)
+    assert moved is getattr(importlib.import_module(f"helpers.{new}"), name)
+    assert not (HELPERS / f"{old}.py").exists()  # no module file: the fold stays folded
