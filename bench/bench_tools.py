@@ -23,6 +23,8 @@ seeded. `--outputs-dir ~` plays the runs under ~/runs/<config>. The figures:
 """
 
 import argparse
+import contextlib
+import io
 import sys
 import time
 from collections.abc import Callable
@@ -33,6 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import numpy as np  # noqa: E402
 
 from helpers import device  # noqa: E402
+from helpers.card import TOOL_FIGURES  # noqa: E402
 from helpers.config import ConverterConfig, add_data_dir, add_outputs_dir  # noqa: E402
 from helpers.constants import (  # noqa: E402
     DRUM_CLASS_NAMES,
@@ -45,7 +48,11 @@ from helpers.converter import GrooveConverter  # noqa: E402
 from helpers.data import load_groove_4bar_split  # noqa: E402
 from helpers.magenta import MagentaError  # noqa: E402
 from helpers.metrics import wasserstein_1d  # noqa: E402
-from helpers.runs import PretrainedError, RunError  # noqa: E402
+from helpers.runs import (  # noqa: E402
+    PRETRAINED_DIR,  # noqa: E402
+    PretrainedError,
+    RunError,
+)
 from helpers.sample import (  # noqa: E402
     DEFAULT_TEMPERATURE,
     MODELS,
@@ -323,8 +330,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--temperature", type=float, default=DEFAULT_TEMPERATURE)
     parser.add_argument("--seed", type=int, default=0)
     add_data_dir(parser)
+    parser.add_argument(
+        "--write-cards",
+        action="store_true",
+        help="keep each bundled model's figures beside it (TOOL_FIGURES), for its model card",
+    )
     args = parser.parse_args(argv)
-    print(f"CPU: {device.cpu_info().describe()}")
+    cpu = device.cpu_info().describe()
+    print(f"CPU: {cpu}")
 
     converter = GrooveConverter(split_bars=SPLIT_BARS)
     test = load_groove_4bar_split("test", args.data_dir, converter, progress=False)
@@ -334,6 +347,7 @@ def main(argv: list[str] | None = None) -> None:
         f"GMD's {SPLIT_BARS}-bar test split: {len(real):,} windows; temperature "
         f"{args.temperature}, seed {args.seed}"
     )
+    written = set()  # the bundles' figure files this run has begun
     for tool in args.tools:
         print()
         try:
@@ -348,9 +362,20 @@ def main(argv: list[str] | None = None) -> None:
         if not CAN_PLAY[tool](model.config.converter):
             print(f"{tool}: {model.config.name} cannot play it")
             continue
-        start = time.perf_counter()
-        BENCHES[tool](model, real, bpm, train, args.temperature, args.seed)
+        start, shown = time.perf_counter(), io.StringIO()
+        with contextlib.redirect_stdout(shown):
+            BENCHES[tool](model, real, bpm, train, args.temperature, args.seed)
+        print(shown.getvalue(), end="")
         print(f"  ({time.perf_counter() - start:.1f} s)")
+        if args.write_cards and model.label.endswith("-pretrained"):
+            figures = PRETRAINED_DIR / model.config.name / TOOL_FIGURES
+            with figures.open("a" if figures in written else "w") as out:  # this run's only
+                written.add(figures)
+                out.write(
+                    f"{tool}, from `bench/bench_tools.py` on {len(real):,} {SPLIT_BARS}-bar test "
+                    f"windows (temperature {args.temperature}, seed {args.seed}; {cpu}, "
+                    f"{time.strftime('%Y-%m-%d')}):\n\n```\n{shown.getvalue()}```\n\n"
+                )
 
 
 if __name__ == "__main__":

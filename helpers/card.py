@@ -18,6 +18,7 @@ GMD_CREDIT = (
 )
 
 
+TOOL_FIGURES = "tool_figures.md"  # bench/bench_tools.py --write-cards: what it does as a tool
 FIGURES = {"curves": "training_curves.png", "samples": "samples.png"}  # files in a bundle
 
 
@@ -184,8 +185,11 @@ def results_markdown(
     )
 
 
-def model_card(config: GrooVAEConfig, history: pd.DataFrame, metrics: dict) -> str:
-    """MODEL_CARD.md of a bundle: data and credit, recipe, steps, machine, metrics, limits."""
+def model_card(
+    config: GrooVAEConfig, history: pd.DataFrame, metrics: dict, tool_figures: str = ""
+) -> str:
+    """MODEL_CARD.md of a bundle: data and credit, recipe, steps, machine, metrics, what it
+    does as a tool (`tool_figures`, the bench's tables, when measured), limits."""
     bundle = metrics["bundle"]
     bars = config.converter.split_bars
     controls = ", its decoder told which hits to play" if config.converter.hits_as_controls else ""
@@ -214,6 +218,7 @@ def model_card(config: GrooVAEConfig, history: pd.DataFrame, metrics: dict) -> s
                 "",
                 results_markdown(config, history, metrics, FIGURES, summary=False),
                 "",
+                *(["## As a tool", "", tool_figures.strip(), ""] if tool_figures else []),
                 "## Known limits",
                 "",
                 "- Trained on GMD alone: ten drummers on one electronic kit (Roland TD-11), 4/4 only; "

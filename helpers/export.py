@@ -244,7 +244,9 @@ def export(
     fig = render.plot_training_curves(history, free_bits=groovae.config.model.free_bits)
     render.save_figure(fig, folder / card.FIGURES["curves"], overwrite=True)
     _write_samples(groovae, folder, Path(outputs_dir), splits[0].outputs)
-    (folder / "MODEL_CARD.md").write_text(card.model_card(trained, history, metrics))
+    tools = folder / card.TOOL_FIGURES  # kept from an earlier export: bench_tools measured it
+    tool_figures = tools.read_text() if tools.exists() else ""
+    (folder / "MODEL_CARD.md").write_text(card.model_card(trained, history, metrics, tool_figures))
     if readme is not None:
         figures = {
             key: Path(os.path.relpath(folder / file, readme.parent)).as_posix()
