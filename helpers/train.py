@@ -296,6 +296,7 @@ def train(
       batch_size: overrides config.train.batch_size.
       train_data, validation_data: decoder targets (n, 64, 27) float32 to use instead of GMD's
         train and validation splits; encoder inputs are derived with the config's converter.
+        Without validation windows the run skips evaluation.
       cache_dir: the window cache of helpers.data.
       log_every_steps: a training row is the mean over this many steps (an interval also ends
         at every evaluation and checkpoint, so a resumed run logs the rows an unbroken one does).

@@ -10,6 +10,7 @@ import pytest
 from conftest import REPO
 
 from helpers import data, export, runs, sample, verbs, windowing
+from helpers.converter import GrooveConverter
 from helpers.data import load_groove_4bar_split
 
 NAME = "groovae_4bar"  # the one every clone must hold; 03 and the CLI play it
@@ -58,7 +59,8 @@ def test_bundle_loads_at_float32_with_its_step(name, bundled, metrics):
 
 def test_bundle_reproduces_its_recorded_test_loss(bundled, metrics, gmd_dir):
     recorded = metrics["bundle"]["check"]
-    test = load_groove_4bar_split("test", gmd_dir).outputs
+    converter = GrooveConverter.from_config(bundled.config.converter)  # its 2- or 4-bar cut
+    test = load_groove_4bar_split("test", gmd_dir, converter).outputs
     got = export.reference_losses(bundled.model, test, recorded["windows"], recorded["seed"])
     assert got["loss"] == pytest.approx(recorded["loss"], rel=1e-3)
     for key in ("hits_loss", "velocities_loss", "offsets_loss"):
@@ -124,6 +126,6 @@ def test_notebook_03_without_a_run_plays_the_bundle(tmp_path, gmd_dir, monkeypat
         for output in cell.outputs
     )
     assert f"model: the bundled {NAME}" in printed
-    for variant in {"groovae_4bar_humanize", "groovae_4bar_tap"} & set(NAMES):  # 03 plays them too
-        assert f"{variant}: playing the bundled {variant}" in printed
+    for tool in ("humanize", "drumify", "transfer", "infill"):  # every section says what plays
+        assert f"model: the bundled {sample.VERB_CONFIGS[tool]}" in printed
     assert len(list(tmp_path.rglob("groove_0*.wav"))) >= 5
