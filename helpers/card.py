@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from helpers.config import GrooVAEConfig
+from helpers.config import CONFIG_MAP, GrooVAEConfig
 
 TARGET_STEPS = 3000  # the original task's recipe
 TARGET_F1 = 0.70  # greedy test hit F1 asked of the final bundle
@@ -103,7 +103,8 @@ def step_columns(metrics: dict) -> dict[str, dict]:
 def gaps(metrics: dict) -> list[str]:
     """What the bundle does not (yet) do that was asked of it, from its own numbers."""
     step, found = metrics["bundle"]["step"], []
-    if metrics["bundle"]["name"] != "groovae_4bar":  # the targets were set for the main model
+    config = CONFIG_MAP.get(metrics.get("config"))
+    if config is not None and config.converter.split_bars != 4:  # targets set for 4-bar models
         return found
     if step < TARGET_STEPS:
         found.append(

@@ -137,8 +137,8 @@ def test_every_command_line_runs_its_main_through_run_command(module):
          "nowhere is not a folder"),
         ("train", "--config tiny --steps 1 --run-dir {tmp}/notes",
          "notes has files but no config.json"),
-        ("verbs", "infill --input {tmp}/a.mid --outputs-dir {tmp} --output-dir {tmp}/out",
-         "no groovae_2bar_add_closed_hh model"),
+        ("verbs", "infill --input {tmp}/a.mid --models {tmp}/nowhere --output-dir {tmp}/out",
+         "nowhere is neither one of Magenta's released models"),
         ("verbs", "interpolate --input {tmp}/a.mid --input {tmp}/b.mid --models bundled --out {tmp}",
          "cannot read"),
         ("evaluate", "--run-dir {tmp}/run", "has no config.json"),
@@ -181,7 +181,7 @@ def test_a_command_line_starts_without_tensorflows_startup_lines():
         # TrainError is defined in helpers/train.py, which `python -m` runs as __main__.
         ("train", ["--config", "tiny", "--steps", "1", "--run-dir", "."], "has files but no"),
         # helpers.sample hands over to helpers.verbs.
-        ("sample", ["infill", "--input", "a.mid", "--out", ".", "--outputs-dir", "."], "no groo"),
+        ("sample", ["infill", "--input", "a.mid", "--models", "nowhere", "--out", "."], "nowhere"),
     ],
 )
 def test_a_command_line_user_error_is_one_line_without_a_traceback(module, argv, message, tmp_path):

@@ -123,7 +123,7 @@ def test_fine_tune_from_the_bundled_model(tiny_run, tmp_path, monkeypatch):
 
 
 def test_start_from_a_folder_that_is_no_run_says_so(tmp_path):
-    with pytest.raises(training.TrainError, match="has no config.json"):
+    with pytest.raises(runs.RunError, match="has no config.json"):
         training.start_from(GrooVAE(get_config("tiny")), tmp_path)
 
 
