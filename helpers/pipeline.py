@@ -57,7 +57,8 @@ def main(argv: list[str] | None = None) -> list[Path]:
     )
 
     print(f"3/3 sample {args.num} grooves")
-    groovae = sample.TrainedModel(run_dir)
+    groovae = sample.pick_model(args.config, run_dir)  # the run just trained
+    print(f"model: {groovae.source}")
     _, _, midi_paths = write_samples(
         groovae,
         args.num,
