@@ -32,6 +32,8 @@ def stand_in_colab(tmp_path) -> Path:
         "def mount(mountpoint, force_remount=False):\n"
         "    Path(mountpoint, 'MyDrive').mkdir(parents=True, exist_ok=True)\n"
     )
+    # Colab's files.download sends a file to the browser; here it only says which.
+    (package / "files.py").write_text("def download(path):\n    print(f'download {path}')\n")
     return package.parents[1]
 
 

@@ -51,8 +51,11 @@ def test_to_tensors_parity_full(parity_dir, gmd_dir):
         midi = gmd_dir / (path.stem.replace("__", "/") + ".mid")
         converter = GrooveConverter()
         tensors = converter.to_tensors(note_seq.midi_file_to_note_sequence(str(midi)))
-        np.testing.assert_array_equal(np.stack(tensors.inputs), ref["inputs"], err_msg=path.name)
-        np.testing.assert_array_equal(np.stack(tensors.outputs), ref["outputs"])
+        # The parity files keep Magenta's float64 arrays as float32: compare at that precision.
+        for part in ("inputs", "outputs"):
+            ours = np.stack(getattr(tensors, part))
+            assert ours.dtype == np.float64  # Magenta's dtype at the converter's surface
+            np.testing.assert_array_equal(ours.astype(ref[part].dtype), ref[part], path.name)
         np.testing.assert_array_equal(tensors.lengths, ref["lengths"])
         np.testing.assert_array_equal(np.arange(len(tensors.outputs)) * 4, ref["window_start_bar"])
 
@@ -74,7 +77,8 @@ def test_from_tensors_parity_full(parity_dir, mode, key):
 def test_to_tensors_shapes_and_dtypes(make_drums):
     tensors = GrooveConverter().to_tensors(make_drums([(38, 100, 0.0, 0.1), _bar4_kick()]))
     assert len(tensors.inputs) == len(tensors.outputs) == len(tensors.controls) == 1
-    assert tensors.outputs[0].shape == (64, 27) and tensors.outputs[0].dtype == np.float32
+    assert tensors.outputs[0].shape == (64, 27) and tensors.outputs[0].dtype == np.float64
+    assert tensors.inputs[0].dtype == np.float64  # as Magenta's to_tensors returns them
     assert tensors.controls[0].shape == (64, 0)
     assert tensors.lengths == [64]
 
