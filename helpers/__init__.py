@@ -5,6 +5,7 @@ import importlib
 import importlib.abc
 import importlib.machinery
 import importlib.util
+import io
 import os
 import re
 import sys
@@ -80,12 +81,15 @@ def quiet_startup() -> Iterator[None]:
         os.close(stderr)
 
 
-class _QuietTensorFlow(importlib.abc.MetaPathFinder):
+class _QuietImports(importlib.abc.MetaPathFinder):
     """Imports TensorFlow inside quiet_startup and, as the Keras backend, lists its devices
-    there too: CUDA's probe (and its cuInit line) runs at the first device lookup, not at import."""
+    there too: CUDA's probe (and its cuInit line) runs at the first device lookup, not at import.
+    pyfluidsynth (imported by pretty_midi, so by note-seq) prints where it found libfluidsynth on
+    stdout whenever CI is set, which put a line above every command line's own output; that
+    print is dropped."""
 
     def find_spec(self, name, path=None, target=None):
-        if name != "tensorflow":
+        if name not in ("tensorflow", "fluidsynth"):
             return None
         spec = importlib.machinery.PathFinder.find_spec(name, path)
         if spec is None or spec.loader is None:
@@ -93,6 +97,10 @@ class _QuietTensorFlow(importlib.abc.MetaPathFinder):
         load = spec.loader.exec_module
 
         def exec_module(module) -> None:
+            if name == "fluidsynth":
+                with contextlib.redirect_stdout(io.StringIO()):
+                    load(module)
+                return
             with quiet_startup():
                 load(module)
                 if os.environ["KERAS_BACKEND"] == "tensorflow":
@@ -102,8 +110,8 @@ class _QuietTensorFlow(importlib.abc.MetaPathFinder):
         return spec
 
 
-if not any(isinstance(finder, _QuietTensorFlow) for finder in sys.meta_path):
-    sys.meta_path.insert(0, _QuietTensorFlow())
+if not any(isinstance(finder, _QuietImports) for finder in sys.meta_path):
+    sys.meta_path.insert(0, _QuietImports())
 
 
 class _MovedModule(types.ModuleType):

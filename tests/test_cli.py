@@ -26,6 +26,8 @@ from helpers.train import TrainError
 
 REPO = Path(__file__).resolve().parents[1]
 COMMAND_LINES = ("train", "verbs", "evaluate", "export", "pipeline")  # and sample, via verbs
+# CI services set CI, which makes pyfluidsynth print where it found libfluidsynth at import.
+CI_ENV = {**os.environ, "CI": "1"}
 
 
 def _parsed(add, argv, *aliases):
@@ -90,6 +92,7 @@ def test_the_verbs_command_line_answers_under_both_names(module):
         text=True,
         timeout=300,
         cwd=Path(__file__).resolve().parents[1],
+        env=CI_ENV,
     )
     assert done.returncode == 0 and done.stdout.startswith(f"usage: python -m helpers.{module}")
     assert "transfer" in done.stdout and "infill" in done.stdout
@@ -169,6 +172,7 @@ def test_a_command_line_starts_without_tensorflows_startup_lines():
         text=True,
         timeout=300,
         cwd=REPO,
+        env=CI_ENV,
     )
     said = done.stdout + done.stderr
     assert done.returncode == 0 and said.startswith("usage: python -m helpers.train"), said
