@@ -14,6 +14,8 @@ import sys
 import time
 from pathlib import Path
 
+from conditions import run_watched
+
 REPO = Path(__file__).resolve().parents[1]
 BACKENDS = ("tensorflow", "jax", "torch")
 
@@ -75,4 +77,7 @@ def main(argv: list[str] | None = None) -> None:
 
 if __name__ == "__main__":
     sys.path.insert(0, str(REPO))
-    main()
+    if "--measure" in sys.argv:  # a backend's subprocess: its one JSON line only
+        main()
+    else:
+        run_watched(main)

@@ -6,6 +6,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from conditions import run_watched
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from helpers import constants, data, device  # noqa: E402
@@ -39,4 +41,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_watched(main)

@@ -19,6 +19,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 import numpy as np  # noqa: E402
+from conditions import run_watched  # noqa: E402
 
 from helpers import device  # noqa: E402
 from helpers.config import MAGENTA_CONFIGS, get_config, with_overrides  # noqa: E402
@@ -94,4 +95,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_watched(main)

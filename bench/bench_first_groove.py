@@ -15,6 +15,8 @@ import sys
 import time
 from pathlib import Path
 
+from conditions import run_watched
+
 from helpers.device import cpu_info
 
 TARGET_SECONDS = 60.0
@@ -78,4 +80,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_watched(main)

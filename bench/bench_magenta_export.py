@@ -26,6 +26,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from conditions import run_watched
+
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -286,4 +288,4 @@ if __name__ == "__main__":
     if sys.argv[1:2] == ["--worker"]:
         _worker(sys.argv[2])
     else:
-        main()
+        run_watched(main)

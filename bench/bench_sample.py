@@ -17,6 +17,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from conditions import run_watched
+
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
@@ -110,4 +112,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_watched(main)

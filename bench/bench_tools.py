@@ -33,6 +33,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np  # noqa: E402
+from conditions import run_watched  # noqa: E402
 
 from helpers import device  # noqa: E402
 from helpers.card import TOOL_FIGURES  # noqa: E402
@@ -380,4 +381,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_watched(main)

@@ -47,36 +47,31 @@ def side_python(root: Path = DEFAULT_ROOT) -> Path:
     return python
 
 
-class MagentaStepper:
-    """A worker process holding Magenta's groovae_4bar training graph at one batch size.
+class StepWorker:
+    """A process that trains one model step by step on request, timing each step itself.
 
-    Args:
-      windows_path: an .npy file of (n, 64, 27) float32 windows; batch i is rows
-        [i * batch_size, (i + 1) * batch_size) modulo n, the same rows a caller feeds its own model.
-      batch_size: examples per step.
-      root: where the side environment lives.
+    It answers a JSON line once it is ready, then one per step index written to its stdin:
+    {"seconds": wall time of that step}. Its stderr goes to `log`.
     """
 
-    def __init__(self, windows_path: str | Path, batch_size: int, root: Path = DEFAULT_ROOT):
-        env = dict(os.environ, TF_USE_LEGACY_KERAS="1", TF_CPP_MIN_LOG_LEVEL="2")
-        env.pop("PYTHONPATH", None)  # the worker must see Magenta's stack, not the project's
-        self.log = root / "worker.log"  # TF1's deprecation chatter and any error
-        python = side_python(root)
-        with open(self.log, "w") as log:
+    def __init__(self, command: list[str], env: dict, log: Path):
+        self.log = log
+        log.parent.mkdir(parents=True, exist_ok=True)
+        with open(log, "w") as stderr:
             self._process = subprocess.Popen(
-                [str(python), __file__, str(windows_path), str(batch_size)],
+                command,
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
-                stderr=log,
+                stderr=stderr,
                 text=True,
                 env=env,
             )
-        self.info = self._reply()  # the worker says it is ready once the graph is built
+        self.info = self._reply()  # the worker says it is ready once its model is built
 
     def _reply(self) -> dict:
         line = self._process.stdout.readline()
         if not line:
-            raise RuntimeError(f"Magenta's worker stopped; see {self.log}")
+            raise RuntimeError(f"a bench worker stopped; see {self.log}")
         return json.loads(line)
 
     def step(self, index: int) -> float:
@@ -89,11 +84,44 @@ class MagentaStepper:
         self._process.stdin.close()
         self._process.wait(timeout=60)
 
-    def __enter__(self) -> MagentaStepper:
+    def __enter__(self) -> StepWorker:
         return self
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def serve(train_step, info: dict) -> None:
+    """A StepWorker's side: says `info` when ready, then times train_step(index) per request."""
+    print(json.dumps(info), flush=True)
+    for line in sys.stdin:
+        began = time.perf_counter()
+        train_step(int(line))
+        print(json.dumps({"seconds": time.perf_counter() - began}), flush=True)
+
+
+def batch_rows(index: int, batch_size: int, count: int) -> list[int]:
+    """The rows of step `index`'s batch: [index * batch_size, ...) modulo the window count."""
+    return [(index * batch_size + i) % count for i in range(batch_size)]
+
+
+class MagentaStepper(StepWorker):
+    """A worker process holding Magenta's groovae_4bar training graph at one batch size.
+
+    Args:
+      windows_path: an .npy file of (n, 64, 27) float32 windows; batch i is batch_rows(i, ...),
+        the same rows a caller feeds its own model.
+      batch_size: examples per step.
+      root: where the side environment lives.
+    """
+
+    def __init__(self, windows_path: str | Path, batch_size: int, root: Path = DEFAULT_ROOT):
+        env = dict(os.environ, TF_USE_LEGACY_KERAS="1", TF_CPP_MIN_LOG_LEVEL="2")
+        env.pop("PYTHONPATH", None)  # the worker must see Magenta's stack, not the project's
+        python = side_python(root)
+        command = [str(python), __file__, str(windows_path), str(batch_size)]
+        # TF1's deprecation chatter and any error go to the log.
+        super().__init__(command, env, root / "worker.log")
 
 
 def _worker(windows_path: str, batch_size: int) -> None:
@@ -126,13 +154,12 @@ def _worker(windows_path: str, batch_size: int) -> None:
         train_op = optimizer.apply_gradients(zip(clipped, variables), global_step=model.global_step)
         with tf.Session() as session:
             session.run(tf.global_variables_initializer())
-            print(json.dumps({"tensorflow": tf.__version__}), flush=True)
-            for line in sys.stdin:
-                start = int(line) * batch_size
-                rows = np.arange(start, start + batch_size) % len(windows)
-                began = time.perf_counter()
+
+            def train_step(index: int) -> None:
+                rows = batch_rows(index, batch_size, len(windows))
                 session.run([train_op, model.loss], {sequences: windows[rows]})
-                print(json.dumps({"seconds": time.perf_counter() - began}), flush=True)
+
+            serve(train_step, {"tensorflow": tf.__version__})
 
 
 if __name__ == "__main__":
