@@ -8,6 +8,7 @@ import contextlib
 import keras
 import numpy as np
 from keras import ops
+from keras.optimizers import LossScaleOptimizer
 
 from helpers.config import TrainConfig
 
@@ -32,15 +33,32 @@ class MagentaDecay(keras.optimizers.schedules.LearningRateSchedule):
         }
 
 
-def make_optimizer(config: TrainConfig) -> keras.optimizers.Adam:
-    """TF1's AdamOptimizer with Magenta's decaying learning rate (spec §4).
+def make_optimizer(config: TrainConfig) -> keras.optimizers.Optimizer:
+    """TF1's AdamOptimizer with Magenta's decaying learning rate (spec §4); a float16 run's sits
+    in Keras's LossScaleOptimizer, which holds the loss scale that train_step moves.
 
     Keras 3's Adam folds the bias corrections into the step size and adds epsilon to the
     uncorrected sqrt(v): lr * sqrt(1 - b2^t) / (1 - b1^t) * m / (sqrt(v) + eps), TF1's
     epsilon-hat form, so TF1's epsilon 1e-8 carries over as is. Clipping is in train_step.
     """
     schedule = MagentaDecay(config.learning_rate, config.decay_rate, config.min_learning_rate)
-    return keras.optimizers.Adam(schedule, beta_1=0.9, beta_2=0.999, epsilon=1e-8)
+    adam = keras.optimizers.Adam(schedule, beta_1=0.9, beta_2=0.999, epsilon=1e-8)
+    if config.precision != "float16":
+        return adam
+    return LossScaleOptimizer(adam, dynamic_growth_steps=config.loss_scale_growth_steps)
+
+
+def _scaled(model, loss):
+    """(the loss to differentiate, its loss scale or None): float16's smallest value is about
+    6e-8, so small gradients vanish on their way back through float16 layers unless scaled up."""
+    if not isinstance(model.optimizer, LossScaleOptimizer):
+        return loss, None
+    scale = ops.convert_to_tensor(model.optimizer.dynamic_scale)  # in JAX: the bound value
+    return ops.multiply(loss, scale), scale
+
+
+def _unscaled(grads: list, scale) -> list:
+    return grads if scale is None else [ops.divide(g, scale) for g in grads]
 
 
 def clip_gradients(grads: list, clip_norm: float, clip_to_zero: float):
@@ -74,24 +92,27 @@ def _jax_gradients(model, trainable, non_trainable, optimizer_values, data, nois
     variables = [*model.trainable_variables, *model.non_trainable_variables]
     variables += model.optimizer.variables  # the step counter lives here
 
+    def scaled_terms():
+        terms = model.training_terms(inputs, targets, noise)
+        return terms, *_scaled(model, terms["loss"])
+
     def loss(trainable_values):
         values = [*trainable_values, *non_trainable, *optimizer_values]
-        terms, after = _bound(
-            variables, values, lambda: model.training_terms(inputs, targets, noise)
-        )
+        (terms, scaled, scale), after = _bound(variables, values, scaled_terms)
         start = len(trainable_values)
-        return terms["loss"], (terms, after[start : start + len(non_trainable)])
+        return scaled, (terms, scale, after[start : start + len(non_trainable)])
 
-    (_, (terms, non_trainable)), grads = jax.value_and_grad(loss, has_aux=True)(trainable)
-    return terms, grads, non_trainable
+    (_, (terms, scale, non_trainable)), grads = jax.value_and_grad(loss, has_aux=True)(trainable)
+    return terms, _unscaled(grads, scale), non_trainable
 
 
 def _torch_gradients(model, data, noise=None):
     inputs, targets, _ = keras.utils.unpack_x_y_sample_weight(data)
     model.zero_grad()
     terms = model.training_terms(inputs, targets, noise)
-    terms["loss"].backward()
-    grads = [v.value.grad for v in model.trainable_variables]
+    scaled, scale = _scaled(model, terms["loss"])
+    scaled.backward()
+    grads = _unscaled([v.value.grad for v in model.trainable_variables], scale)
     return {name: value.detach() for name, value in terms.items()}, grads
 
 
@@ -101,7 +122,8 @@ def _tensorflow_gradients(model, data, noise=None):
     inputs, targets, _ = keras.utils.unpack_x_y_sample_weight(data)
     with tf.GradientTape() as tape:
         terms = model.training_terms(inputs, targets, noise)
-    grads = tape.gradient(terms["loss"], model.trainable_variables)
+        scaled, scale = _scaled(model, terms["loss"])
+    grads = _unscaled(tape.gradient(scaled, model.trainable_variables), scale)
     # Replicas hold equal slices of the global batch: their mean is the global batch's.
     return replica_mean(terms), replica_mean(grads)
 
@@ -115,7 +137,7 @@ def loss_and_gradients(model, inputs, targets, noise=None) -> tuple[dict, list]:
       noise: (batch, z_size) posterior noise to use instead of fresh draws.
 
     Returns:
-      (terms, gradients in trainable_variables order), unclipped.
+      (terms, gradients in trainable_variables order), unclipped (float16: unscaled, or inf).
     """
     data = (inputs, targets)
     backend = keras.backend.backend()
@@ -148,23 +170,54 @@ def estimate_adam_moments(model, batches, step: int) -> None:
       step: the step the optimizer is to continue from.
     """
     optimizer = model.optimizer
+    adam = optimizer.inner_optimizer if isinstance(optimizer, LossScaleOptimizer) else optimizer
     clipped = []
     for inputs, targets in batches:
         grads = _clip(model, loss_and_gradients(model, inputs, targets)[1], terms={})
         clipped.append([ops.convert_to_numpy(g) for g in grads])
     # Keras's Adam keeps one momentum and one velocity per trainable variable, in their order.
-    for momentum, velocity, grads in zip(
-        optimizer._momentums, optimizer._velocities, zip(*clipped)
-    ):
+    for momentum, velocity, grads in zip(adam._momentums, adam._velocities, zip(*clipped)):
         momentum.assign(np.zeros(momentum.shape, momentum.dtype))
-        velocity.assign((1 - optimizer.beta_2**step) * np.square(np.stack(grads)).mean(0))
+        velocity.assign((1 - adam.beta_2**step) * np.square(np.stack(grads)).mean(0))
     optimizer.iterations.assign(step)
 
 
 def _clip(model, grads, terms) -> list:
     t = model.config.train
     grads, terms["global_norm"] = clip_gradients(grads, t.grad_clip, t.grad_norm_clip_to_zero)
-    return grads
+    replicas = replica_count()  # the optimizer sums the replicas' gradients: hand each its share
+    return grads if replicas == 1 else [g / replicas for g in grads]
+
+
+def _update(model, grads: list, terms: dict) -> None:
+    """Clips the gradients and updates the weights: Adam, or a float16 run's loss-scaled step."""
+    if isinstance(model.optimizer, LossScaleOptimizer):
+        return _apply_loss_scaled(model, grads, terms)
+    model.optimizer.apply(_clip(model, grads, terms), model.trainable_variables)
+
+
+def _apply_loss_scaled(model, grads: list, terms: dict) -> None:
+    """A float16 step from its unscaled gradients: Magenta's clipping and Adam where all are
+    finite; where one is not (float16 overflowed) the weights and Adam's moments stay as they
+    were. The step counter advances either way, so batches, learning rate and beta follow it as
+    in float32 and a resumed run equals an unbroken one (Adam's bias correction counts a skipped
+    step: the next update is a little smaller). The loss scale moves as LossScaleOptimizer's
+    own: halved after a skip, doubled after dynamic_growth_steps finite steps in a row. A select
+    after the update, not a branch, keeps the skip one stateful code for every backend and for
+    JAX's bound scope."""
+    optimizer = model.optimizer
+    adam = optimizer.inner_optimizer
+    finite = optimizer.check_finite(grads)
+    grads = _clip(model, grads, terms)  # a non-finite norm gives zeros: Adam stays finite
+    kept = [*model.trainable_variables, *(v for v in adam.variables if v is not adam.iterations)]
+    before = [ops.copy(v.value) for v in kept]
+    adam.apply(grads, model.trainable_variables)
+    for variable, old in zip(kept, before):
+        variable.assign(ops.where(finite, variable.value, old))
+    scale, finite_steps = optimizer.dynamic_scale, optimizer.step_counter
+    grow = ops.logical_and(finite, ops.equal(finite_steps, optimizer.dynamic_growth_steps - 1))
+    scale.assign(scale * ops.where(grow, 2.0, ops.where(finite, 1.0, 0.5)))
+    finite_steps.assign(ops.where(ops.logical_and(finite, ~grow), finite_steps + 1, 0))
 
 
 def _jax_train_step(model, state, data):
@@ -172,10 +225,11 @@ def _jax_train_step(model, state, data):
     terms, grads, non_trainable = _jax_gradients(
         model, trainable, non_trainable, optimizer_values, data
     )
-    grads = _clip(model, grads, terms)
-    trainable, optimizer_values = model.optimizer.stateless_apply(
-        optimizer_values, grads, trainable
-    )
+    # The stateful backends' update, on this step's values (Keras's stateless_apply does as much).
+    variables = [*model.trainable_variables, *model.optimizer.variables]
+    values = [*trainable, *optimizer_values]
+    _, values = _bound(variables, values, lambda: _update(model, grads, terms))
+    trainable, optimizer_values = values[: len(trainable)], values[len(trainable) :]
     logs, metrics_values = _bound(
         model.metrics_variables, metrics_values, lambda: model.record_training(terms)
     )
@@ -192,16 +246,11 @@ def train_step(model, *args):
         import torch
 
         terms, grads = _torch_gradients(model, data)
-        grads = _clip(model, grads, terms)
         with torch.no_grad():
-            model.optimizer.apply(grads, model.trainable_variables)
+            _update(model, grads, terms)
         return model.record_training(terms)
     terms, grads = _tensorflow_gradients(model, data)
-    grads = _clip(model, grads, terms)
-    replicas = replica_count()
-    if replicas > 1:  # the optimizer sums the replicas' gradients: hand each its share
-        grads = [g / replicas for g in grads]
-    model.optimizer.apply(grads, model.trainable_variables)
+    _update(model, grads, terms)
     return model.record_training(terms)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pandas as pd
 
 from helpers.config import CONFIG_MAP, GrooVAEConfig
+from helpers.device import PRECISION_WORDS
 
 TARGET_STEPS = 3000  # the original task's recipe
 TARGET_F1 = 0.70  # greedy test hit F1 asked of the final bundle
@@ -128,7 +129,7 @@ def training_summary(config: GrooVAEConfig, history: pd.DataFrame, metrics: dict
     """One paragraph: recipe, steps, epochs, wall time and machine."""
     t, bundle = config.train, metrics["bundle"]
     epochs = bundle["step"] * t.batch_size / metrics["num_train_windows"]
-    precision = "bfloat16 mixed precision" if t.mixed_precision else "float32"
+    precision = PRECISION_WORDS[t.precision]
     hours = wall_seconds(history[history["step"] <= bundle["step"]]) / 3600
     return (
         f"`{config.name}` as configured (Magenta's architecture and objective), batch "

@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 
 from helpers.constants import OUTPUTS_DIR, SOUNDFONT_ENV
 
-PRECISIONS = ("auto", "float32", "bfloat16")  # --precision: helpers.device resolves auto
+# --precision: helpers.device resolves auto; the rest are TrainConfig.precision's values.
+PRECISIONS = ("auto", "float32", "bfloat16", "float16")
 CONFIG_FILE = "config.json"  # a run's or a bundled model's config, beside its weights
 
 
@@ -62,8 +63,15 @@ class TrainConfig:
     checkpoint_every_minutes: float = 5.0
     eval_every_steps: int = 100
     eval_batches: int = 3  # Magenta: 1,929 validation windows // 512
-    mixed_precision: bool = False  # bfloat16 compute with float32 variables
+    precision: str = "float32"  # compute; bfloat16 and float16 keep float32 variables
+    loss_scale_growth_steps: int = 2000  # float16: finite steps before the loss scale doubles
     seed: int = 0
+
+    def __post_init__(self):
+        if self.precision not in PRECISIONS[1:]:
+            raise ValueError(
+                f"precision {self.precision!r}: choose one of {', '.join(PRECISIONS[1:])}"
+            )
 
 
 @dataclass(frozen=True)
@@ -88,9 +96,10 @@ class GrooVAEConfig:
         for part in ("converter", "model", "train"):
             part_cls = _PART_CLASSES[part]
             hints = typing.get_type_hints(part_cls)
-            parts[part] = part_cls(
-                **{k: _coerce(hints[k], v) for k, v in values.get(part, {}).items()}
-            )
+            items = dict(values.get(part, {}))
+            if "mixed_precision" in items:  # saved before float16: a bool, true for bfloat16
+                items["precision"] = "bfloat16" if items.pop("mixed_precision") else "float32"
+            parts[part] = part_cls(**{k: _coerce(hints[k], v) for k, v in items.items()})
         return cls(name=values["name"], **parts)
 
 
@@ -306,8 +315,9 @@ def add_training(parser: argparse.ArgumentParser, required: bool) -> None:
         "--precision",
         choices=PRECISIONS,
         default="auto",
-        help="compute precision (variables stay float32); auto: a run being continued keeps "
-        "its own, a new one takes bfloat16 only where the hardware has native bf16 units",
+        help="compute precision (variables stay float32; float16 scales the loss); auto: a run "
+        "being continued keeps its own, a new one takes bfloat16 where the hardware has native "
+        "bf16 units, float16 on GPUs with float16 tensor cores only (T4, V100), else float32",
     )
 
 

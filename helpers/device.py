@@ -1,8 +1,10 @@
 """What hardware we run on, and the float precision it deserves.
 
 bfloat16 pays only where the hardware computes it natively: CPUs with AVX512_BF16 or AMX,
-NVIDIA GPUs of compute capability 8.0 or newer (A100, A10, L4, H100, ...) and TPUs. Elsewhere
-(AVX2-only CPUs, T4, V100) bf16 is emulated and slower than float32, so float32 is the default.
+NVIDIA GPUs of compute capability 8.0 or newer (A100, A10, L4, H100, ...) and TPUs. GPUs of
+compute capability 7.x (T4, V100) have float16 tensor cores but no bf16: they take float16, whose
+narrow range needs the loss scaled (helpers.backends). Elsewhere (AVX2-only CPUs, P100 and older)
+both are emulated and slower than float32, so float32 is the default.
 """
 
 from __future__ import annotations
@@ -19,9 +21,19 @@ from helpers.config import PRECISIONS
 # the backend reports a name but no capability. Older parts (T4, V100, P100, K80) are absent.
 _BF16_GPU_NAME = re.compile(
     r"\b(A100|A10G?|A16|A30|A40|A800|L4|L40S?|H100|H200|H800|GH200|B100|B200|GB200|"
-    r"RTX (A\d+|\d0[5-9]0)|RTX \d+ Ada)\b",
+    r"RTX (A\d+|[3-9]0[5-9]0)|RTX \d+ Ada)\b",
     re.IGNORECASE,
 )
+# Names of parts of compute capability 7.x (Volta, Turing): float16 tensor cores, no bf16.
+_FP16_GPU_NAME = re.compile(
+    r"\b(T4|V100|GV100|TITAN V|TITAN RTX|RTX 20[6-8]0|RTX [4-8]000)\b", re.IGNORECASE
+)
+# How each precision computes, in words; the mixed ones keep float32 variables.
+PRECISION_WORDS = {
+    "float32": "float32",
+    "bfloat16": "bfloat16 mixed precision",
+    "float16": "float16 mixed precision with loss scaling",
+}
 
 
 @dataclass(frozen=True)
@@ -73,11 +85,13 @@ class CpuInfo:
 
 @dataclass(frozen=True)
 class Device:
-    """The accelerator Keras computes on: 'cpu', 'gpu' or 'tpu', its names and bf16 support."""
+    """The accelerator Keras computes on: 'cpu', 'gpu' or 'tpu', its names, its native bf16 and
+    its float16 tensor cores (GPUs only)."""
 
     kind: str
     names: tuple[str, ...]
     bfloat16: bool
+    float16: bool
     backend: str
     cpu: CpuInfo
 
@@ -113,6 +127,13 @@ def gpu_has_bfloat16(name: str, capability: tuple[int, int] | None = None) -> bo
     if capability is not None:
         return capability[0] >= 8
     return bool(_BF16_GPU_NAME.search(name))
+
+
+def gpu_has_float16(name: str, capability: tuple[int, int] | None = None) -> bool:
+    """Whether a GPU has float16 tensor cores: compute capability >= 7.0, else judged by its name."""
+    if capability is not None:
+        return capability[0] >= 7
+    return gpu_has_bfloat16(name) or bool(_FP16_GPU_NAME.search(name))
 
 
 def _accelerators(backend: str) -> tuple[str, list[tuple[str, tuple[int, int] | None]]]:
@@ -158,23 +179,51 @@ def detect(backend: str | None = None, cpuinfo_path: str | Path = "/proc/cpuinfo
         backend = keras.backend.backend()
     cpu = cpu_info(cpuinfo_path)
     kind, found = _accelerators(backend)
-    if kind == "tpu":
-        bfloat16 = True
-    elif kind == "gpu":
+    bfloat16, float16 = kind == "tpu", False
+    if kind == "gpu":
         bfloat16 = all(gpu_has_bfloat16(name, capability) for name, capability in found)
-    else:
+        float16 = all(gpu_has_float16(name, capability) for name, capability in found)
+    elif kind == "cpu":
         bfloat16 = cpu.bfloat16
     names = tuple(name for name, _ in found) or (cpu.model,)
-    return Device(kind=kind, names=names, bfloat16=bfloat16, backend=backend, cpu=cpu)
+    return Device(kind, names, bfloat16=bfloat16, float16=float16, backend=backend, cpu=cpu)
 
 
 def default_precision(device: Device) -> str:
-    """'bfloat16' where the device computes it natively, else 'float32'."""
-    return "bfloat16" if device.bfloat16 else "float32"
+    """'bfloat16' where the device computes it natively, else 'float16' on GPUs with float16
+    tensor cores, else 'float32'."""
+    if device.bfloat16:
+        return "bfloat16"
+    return "float16" if device.float16 else "float32"
+
+
+def _precision_reason(device: Device) -> str:
+    """Why default_precision suits `device`, e.g. 'this Tesla T4 has float16 tensor cores and no
+    bfloat16'."""
+    if device.kind == "cpu":
+        if device.bfloat16:
+            return "this CPU's AVX512_BF16 or AMX computes bfloat16 natively"
+        return "this CPU has no AVX512_BF16 or AMX to compute bfloat16 natively"
+    this = f"this {', '.join(dict.fromkeys(device.names))}"
+    if device.bfloat16:
+        return f"{this} computes bfloat16 natively"
+    if device.float16:
+        return f"{this} has float16 tensor cores and no bfloat16"
+    return f"{this} has neither bfloat16 nor float16 tensor cores"
+
+
+def describe_precision(precision: str, device: Device) -> str:
+    """A precision in words and why, e.g. 'float16 mixed precision with loss scaling (this Tesla
+    T4 has float16 tensor cores and no bfloat16)'; one the device would not pick (asked for, or
+    kept by a run started elsewhere) says what it would."""
+    best = default_precision(device)
+    if precision == best:
+        return f"{PRECISION_WORDS[precision]} ({_precision_reason(device)})"
+    return f"{PRECISION_WORDS[precision]} (the run's config; {best} would suit this hardware)"
 
 
 def resolve_precision(choice: str, device: Device | None = None) -> str:
-    """'float32' or 'bfloat16': `choice` itself, or for 'auto' what `device` deserves.
+    """'float32', 'bfloat16' or 'float16': `choice` itself, or for 'auto' what `device` deserves.
 
     Raises:
       ValueError: `choice` is not one of PRECISIONS.
@@ -189,14 +238,16 @@ def resolve_precision(choice: str, device: Device | None = None) -> str:
 def describe_device(device: Device | None = None) -> str:
     """Which accelerator Keras will train on and the precision it deserves, in words."""
     device = device if device is not None else detect()
-    precision = default_precision(device)
+    precision = (
+        f"{PRECISION_WORDS[default_precision(device)]} suits it: {_precision_reason(device)}"
+    )
     if device.kind == "cpu":
         return (
             f"No GPU found: training on {os.cpu_count()} CPU cores, {device.cpu.describe()} "
-            f"(Keras backend: {device.backend}; {precision} suits it). "
+            f"(Keras backend: {device.backend}). {precision}. "
             "In Colab: Runtime > Change runtime type > GPU."
         )
     return (
         f"Training on {device.kind.upper()}: {', '.join(device.names)} "
-        f"(Keras backend: {device.backend}; {precision} suits it)"
+        f"(Keras backend: {device.backend}). {precision}."
     )

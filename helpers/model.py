@@ -68,7 +68,8 @@ class GrooVAE(keras.Model):
     """
 
     def __init__(self, config: GrooVAEConfig, **kwargs):
-        kwargs.setdefault("dtype", "mixed_bfloat16" if config.train.mixed_precision else None)
+        precision = config.train.precision  # Keras's mixed policies keep float32 variables
+        kwargs.setdefault("dtype", None if precision == "float32" else f"mixed_{precision}")
         super().__init__(**kwargs)
         self.config = config
         m = config.model

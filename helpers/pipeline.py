@@ -1,7 +1,7 @@
 """The main job behind `make run`: preprocess GMD, train a config, write five grooves.
 
     python -m helpers.pipeline [--config groovae_4bar] [--steps N] [--batch-size B]
-        [--precision auto|float32|bfloat16] [--data-dir GMD] [--outputs-dir DIR]
+        [--precision auto|float32|bfloat16|float16] [--data-dir GMD] [--outputs-dir DIR]
         [--num 5] [--temperature 0.5] [--seed S]
 
 Run again, it resumes the run and finds the seeded grooves already written.

@@ -113,7 +113,8 @@ def checkpoint_step(path: str | os.PathLike) -> int:
 
 
 def save_checkpoint(model: GrooVAE, run_dir: Path) -> Path:
-    """Saves model variables (random-stream states included) and optimizer state at its step.
+    """Saves model variables (random-stream states included) and optimizer state at its step:
+    Adam's, and a float16 run's loss scale (its LossScaleOptimizer's variables).
 
     Returns:
       The checkpoint path, run_dir/checkpoints/ckpt-<step>.npz; only the newest few are kept.
@@ -150,8 +151,7 @@ def _prune(folder: Path, saved: Path) -> None:
 
 def _assign(variables: list, saved, prefix: str, path: Path) -> None:
     names = sorted(k for k in saved.files if k.startswith(prefix))
-    shapes = [tuple(saved[n].shape) for n in names]
-    if shapes != [tuple(v.shape) for v in variables]:
+    if [tuple(saved[n].shape) for n in names] != [tuple(v.shape) for v in variables]:
         raise RunError(f"{path} does not fit this model's config; is it from another run?")
     for variable, name in zip(variables, names):
         variable.assign(saved[name])
@@ -390,7 +390,7 @@ def load_bundle(name: str, root: str | os.PathLike = PRETRAINED_DIR) -> tuple[Gr
     except (ValueError, KeyError, TypeError) as error:
         raise PretrainedError(f"{folder / CONFIG_FILE} is not a GrooVAE config: {error}") from error
     # float32 compute whatever the run trained with: the weights are stored at float16 either way.
-    model = GrooVAE(with_overrides(config, mixed_precision=False))
+    model = GrooVAE(with_overrides(config, precision="float32"))
     return model, load_weights(model, folder / WEIGHTS_FILE)
 
 

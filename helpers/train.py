@@ -34,7 +34,7 @@ from helpers.config import (
 from helpers.converter import GrooveConverter, encoder_inputs
 from helpers.data import load_groove_4bar
 from helpers.dataset import eval_windows, train_batches
-from helpers.device import resolve_precision
+from helpers.device import describe_precision, detect, resolve_precision
 from helpers.midi_folder import folder_windows
 from helpers.model import GrooVAE
 from helpers.runs import (
@@ -221,9 +221,8 @@ def _train_loop(
         print("no validation windows: this run trains without validation rows")
     learning_rate = MagentaDecay(t.learning_rate, t.decay_rate, t.min_learning_rate)
     history = History(run_dir / HISTORY_FILE, start)
-    precision = "bfloat16 mixed" if t.mixed_precision else "float32"
     print(
-        f"{config.name}: {precision} precision, batch {t.batch_size}, "
+        f"{config.name}: {describe_precision(t.precision, detect())}, batch {t.batch_size}, "
         f"step {start:,} of {t.num_steps:,}; an ETA follows the first {ETA_STEPS + 1} steps"
     )
     bar = tqdm(total=t.num_steps, initial=start, unit="step", disable=not progress)
@@ -345,18 +344,17 @@ def train(
 def run_config(
     name: str, run_dir: str | os.PathLike, precision: str = "auto", hardware=None
 ) -> GrooVAEConfig:
-    """The config `name` as this run trains it: in bfloat16 or float32 by `precision` ('auto',
-    'float32' or 'bfloat16'). For 'auto', a run being continued keeps its own precision (its
-    config must match), a new one takes what the hardware deserves (helpers.device)."""
+    """The config `name` as this run trains it, in `precision` (one of helpers.config PRECISIONS).
+    For 'auto', a run being continued keeps its own precision (its config must match), a new one
+    takes what the hardware deserves (helpers.device)."""
     saved = Path(run_dir) / CONFIG_FILE
     if precision == "auto" and saved.exists():
         try:
-            bfloat16 = bool(json.loads(saved.read_text())["train"]["mixed_precision"])
-            return get_config(name, mixed_precision=bfloat16)
+            saved_config = GrooVAEConfig.from_dict(json.loads(saved.read_text()))
+            return get_config(name, precision=saved_config.train.precision)
         except (ValueError, KeyError, TypeError):
             pass  # not a run config: _prepare_run_dir says so
-    bfloat16 = resolve_precision(precision, hardware) == "bfloat16"
-    return get_config(name, mixed_precision=bfloat16)
+    return get_config(name, precision=resolve_precision(precision, hardware))
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -1,4 +1,5 @@
-"""Jobs that tests/test_backends.py runs on one Keras backend each, in a process of its own.
+"""Jobs that tests/test_backends.py and tests/test_float16.py run on one Keras backend each, in a
+process of its own.
 
 Keras fixes its backend at import, so every backend other than the test's own runs this file as
 a script: `python tests/backend_job.py JOB ARGS...` with KERAS_BACKEND set. Off TensorFlow the
@@ -26,6 +27,10 @@ from helpers.config import get_config  # noqa: E402
 PARITY = {"dropout_keep_prob": 1.0, "beta_rate": 0.9}
 RUN = {**PARITY, "dropout_keep_prob": 0.3, "eval_every_steps": 4, "checkpoint_every_steps": 4}
 PARITY_STEP = 3
+# float16: growth after 2 finite steps; a scale at which the tiny model's gradients stay finite
+# on every backend (its first steps overflow at Keras's starting 2^15), and one that overflows.
+FLOAT16 = {"precision": "float16", "loss_scale_growth_steps": 2}
+SAFE_SCALE, OVERFLOWING_SCALE = 2.0**7, 2.0**40
 
 
 def data() -> dict:
@@ -39,11 +44,17 @@ def parity_batch() -> tuple[np.ndarray, np.ndarray]:
     return grooves, noise
 
 
+def compiled(config) -> groovae.GrooVAE:
+    """A GrooVAE of `config`, compiled with our optimizer, built."""
+    model = groovae.GrooVAE(config)
+    model.compile(optimizer=backends.make_optimizer(config.train))
+    model.optimizer.build(model.trainable_variables)
+    return model
+
+
 def one_step(weights_path: str, out_path: str) -> dict:
     """Loss terms and gradients of one step from saved weights; writes the weights if absent."""
-    model = groovae.GrooVAE(get_config("tiny", **PARITY))
-    model.compile(optimizer=backends.make_optimizer(model.config.train))
-    model.optimizer.build(model.trainable_variables)
+    model = compiled(get_config("tiny", **PARITY))
     if os.path.exists(weights_path):
         with np.load(weights_path) as saved:
             for i, variable in enumerate(model.trainable_variables):
@@ -81,15 +92,17 @@ def deterministic_r_loss(model) -> float:
     return float(keras.ops.mean(losses.r_loss(grooves, model(grooves))))
 
 
-def parallel(run_dir: str, dropout_keep_prob: str) -> dict:
-    """The training losses of one short run on one device and on two sharing each batch."""
-    config = get_config("tiny", dropout_keep_prob=float(dropout_keep_prob))
+def parallel(run_dir: str, dropout_keep_prob: str, precision: str = "", steps: int = 4) -> dict:
+    """The training losses of one short run on one device and on two sharing each batch; in
+    float32, or with precision "float16" as test_float16.py trains it."""
+    float16 = FLOAT16 if precision == "float16" else {}
+    config = get_config("tiny", dropout_keep_prob=float(dropout_keep_prob), **float16)
     report = {}
     for devices in (1, 2):
         history = train.train(
             config,
             os.path.join(run_dir, str(devices)),
-            steps=4,
+            steps=steps,
             log_every_steps=1,
             progress=False,
             devices=devices,
@@ -105,7 +118,116 @@ def backend_run(weights_path: str, one_step_path: str, run_dir: str, total_steps
     return {**one_step(weights_path, one_step_path), **resume(run_dir, total_steps)}
 
 
-JOBS = {"backend_run": backend_run, "parallel": parallel}
+def _values(variables) -> list[np.ndarray]:
+    return [np.array(keras.ops.convert_to_numpy(v)) for v in variables]
+
+
+def _changed(before: list[np.ndarray], variables) -> bool:
+    return any(not np.array_equal(b, a) for b, a in zip(before, _values(variables)))
+
+
+def float16_loss_scale() -> dict:
+    """Six float16 steps, the 1st and 5th from SAFE_SCALE, the 4th from OVERFLOWING_SCALE: after
+    each, the loss scale, its finite-step count, the step counter, the logged global norm and
+    whether the weights and Adam's moments changed."""
+    model = compiled(get_config("tiny", **PARITY, **FLOAT16))
+    optimizer = model.optimizer
+    adam = optimizer.inner_optimizer
+    moments = [v for v in adam.variables if v is not adam.iterations]
+    grooves, _ = parity_batch()
+    keys = ("scale", "finite_steps", "step", "global_norm", "weights_changed", "moments_changed")
+    report = {key: [] for key in keys}
+    for scale in (SAFE_SCALE, None, None, OVERFLOWING_SCALE, SAFE_SCALE, None):
+        if scale is not None:
+            optimizer.dynamic_scale.assign(scale)
+        weights, moment_values = _values(model.trainable_variables), _values(moments)
+        logs = backends.train_on_batch(model, grooves, grooves)
+        report["weights_changed"].append(_changed(weights, model.trainable_variables))
+        report["moments_changed"].append(_changed(moment_values, moments))
+        report["scale"].append(float(_values([optimizer.dynamic_scale])[0]))
+        report["finite_steps"].append(int(_values([optimizer.step_counter])[0]))
+        report["step"].append(int(_values([optimizer.iterations])[0]))
+        report["global_norm"].append(float(logs["global_norm"]))
+    return report
+
+
+def _global_norm(arrays: list[np.ndarray]) -> float:
+    return float(np.sqrt(sum(np.sum(np.square(a, dtype=np.float64)) for a in arrays)))
+
+
+def float16_against_float32() -> dict:
+    """One step from the same weights, batch and posterior noise in float32 and in float16 (at
+    SAFE_SCALE): each's loss terms, and how far float16's gradients and update are from
+    float32's, relative to float32's global norm."""
+    grooves, noise = parity_batch()
+    weights, found = None, {}
+    for precision in ("float32", "float16"):
+        model = compiled(get_config("tiny", **PARITY, precision=precision))
+        if weights is None:
+            weights = _values(model.trainable_variables)
+        for variable, value in zip(model.trainable_variables, weights):
+            variable.assign(value)
+        if precision == "float16":
+            model.optimizer.dynamic_scale.assign(SAFE_SCALE)
+        model.optimizer.iterations.assign(PARITY_STEP)
+        terms, grads = backends.loss_and_gradients(model, grooves, grooves, noise)
+        logs = backends.train_on_batch(model, grooves, grooves)  # the model's own noise stream
+        update = [a - w for a, w in zip(_values(model.trainable_variables), weights)]
+        found[precision] = {
+            "terms": {name: float(terms[name]) for name in ("loss", "r_loss", "kl_loss")},
+            "logs": {name: float(logs[name]) for name in ("loss", "global_norm")},
+            "grads": [np.asarray(keras.ops.convert_to_numpy(g)) for g in grads],
+            "update": update,
+        }
+    ours, theirs = found["float16"], found["float32"]
+    report = {name: [theirs[name], ours[name]] for name in ("terms", "logs")}
+    for name in ("grads", "update"):
+        difference = [a - b for a, b in zip(ours[name], theirs[name])]
+        report[f"{name}_error"] = _global_norm(difference) / _global_norm(theirs[name])
+    return report
+
+
+def float16_resume(run_dir: str) -> dict:
+    """A tiny float16 run to step 8 unbroken, and one stopped at step 4 and resumed: their train
+    and validation rows, and the loss scale in the unbroken run's step-4 checkpoint. Dropout is
+    off: PyTorch draws the masks of unseeded Dropout layers from its global generator, which a
+    resumed run restarts, whatever the precision."""
+    config = get_config("tiny", **{**RUN, **FLOAT16, "dropout_keep_prob": 1.0})
+    report = {}
+    for name, stops in (("unbroken", (8,)), ("resumed", (4, 8))):
+        for steps in stops:
+            history = train.train(
+                config,
+                os.path.join(run_dir, name),
+                steps=steps,
+                log_every_steps=1,
+                progress=False,
+                **data(),
+            )
+        rows = history[history.split == "train"]
+        columns = ("step", "loss", "global_norm", "learning_rate", "losses/kl_beta")
+        report[name] = {column: rows[column].tolist() for column in columns}
+        report[name]["validation"] = history[history.split == "validation"]["loss"].tolist()
+    model = compiled(config)
+    step_4 = runs.checkpoint_paths(os.path.join(run_dir, "unbroken"))[0]
+    runs.load_checkpoint(model, step_4, with_optimizer=True)
+    report["checkpoint"] = {
+        "step": runs.checkpoint_step(step_4),
+        "scale": float(_values([model.optimizer.dynamic_scale])[0]),
+    }
+    return report
+
+
+def float16(run_dir: str) -> dict:
+    """The float16 checks of tests/test_float16.py, in one process per backend."""
+    return {
+        "loss_scale": float16_loss_scale(),
+        "against_float32": float16_against_float32(),
+        "resume": float16_resume(run_dir),
+    }
+
+
+JOBS = {"backend_run": backend_run, "parallel": parallel, "float16": float16}
 
 
 if __name__ == "__main__":

@@ -1,9 +1,13 @@
 """Shared test builders: NoteSequences from note tuples, random grooves, the GMD location, the tiny
-config and a tiny trained run."""
+config, a tiny trained run, and jobs run on each Keras backend."""
 
 import atexit
+import importlib.util
+import json
 import os
 import shutil
+import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
@@ -33,6 +37,36 @@ def _missing_shared(message: str) -> None:
     if REQUIRE_SHARED:
         pytest.fail(f"{message} (GROOVAE_REQUIRE_SHARED=1)")
     pytest.skip(message)
+
+
+BACKEND_JOB = Path(__file__).with_name("backend_job.py")
+BACKEND_PACKAGES = {"tensorflow": "tensorflow", "jax": "jax", "torch": "torch"}
+
+
+def require_backends(*backends: str) -> None:
+    """Skips the test without these Keras backends' packages; fails instead for one the runner
+    names in GROOVAE_REQUIRE_BACKENDS (`make test`: all three)."""
+    missing = [b for b in backends if importlib.util.find_spec(BACKEND_PACKAGES[b]) is None]
+    required = os.environ.get("GROOVAE_REQUIRE_BACKENDS", "").split(",")
+    if set(missing) & set(required):
+        pytest.fail(
+            f"this environment must have {missing} (GROOVAE_REQUIRE_BACKENDS): see its setup"
+        )
+    if missing:
+        pytest.skip(f"{missing} not installed")
+
+
+def run_backend_job(backend: str, *args, env: dict | None = None) -> dict:
+    """The JSON report of `python tests/backend_job.py ARGS...` under KERAS_BACKEND=backend."""
+    result = subprocess.run(
+        [sys.executable, str(BACKEND_JOB), *map(str, args)],
+        env={**os.environ, "KERAS_BACKEND": backend, **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    return json.loads(result.stdout.strip().splitlines()[-1])
 
 
 def drum_sequence(notes, qpm=120.0, time_signature=(4, 4)):

@@ -8,43 +8,16 @@ GROOVAE_REQUIRE_BACKENDS (`make test`: all three; the Colab job: Colab's CPU ima
 PyTorch); a required one that is missing fails, any other missing one is skipped.
 """
 
-import importlib.util
-import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import BACKEND_PACKAGES, require_backends, run_backend_job
 
-JOB = Path(__file__).with_name("backend_job.py")
-PACKAGES = {"tensorflow": "tensorflow", "jax": "jax", "torch": "torch"}
 SEGMENTS = (("tensorflow", 4), ("jax", 8), ("torch", 12))  # each continues the run to this step
-
-
-def _require(*backends: str) -> None:
-    missing = [b for b in backends if importlib.util.find_spec(PACKAGES[b]) is None]
-    required = os.environ.get("GROOVAE_REQUIRE_BACKENDS", "").split(",")
-    if set(missing) & set(required):
-        pytest.fail(
-            f"this environment must have {missing} (GROOVAE_REQUIRE_BACKENDS): see its setup"
-        )
-    if missing:
-        pytest.skip(f"{missing} not installed")
-
-
-def _run(backend: str, *args, env: dict | None = None) -> dict:
-    result = subprocess.run(
-        [sys.executable, str(JOB), *map(str, args)],
-        env={**os.environ, "KERAS_BACKEND": backend, **(env or {})},
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    return json.loads(result.stdout.strip().splitlines()[-1])
 
 
 CHECK = """
@@ -74,7 +47,7 @@ assert "tensorflow" not in sys.modules, "the model pulled in TensorFlow"
 @pytest.mark.parity
 @pytest.mark.parametrize("backend", ["torch", "jax"])
 def test_model_matches_magenta_on_backend(backend, parity_dir):
-    _require(backend)
+    require_backends(backend)
     oracle = parity_dir / "model_oracle_groovae_4bar.npz"
     env = {**os.environ, "KERAS_BACKEND": backend}
     result = subprocess.run(
@@ -91,13 +64,15 @@ def test_model_matches_magenta_on_backend(backend, parity_dir):
 def chain(tmp_path_factory):
     """TensorFlow starts a tiny run, JAX continues it, PyTorch finishes it; each also takes one
     step's gradients from the weights TensorFlow drew."""
-    _require(*PACKAGES)
+    require_backends(*BACKEND_PACKAGES)
     folder = tmp_path_factory.mktemp("chain")
     weights, run_dir = folder / "weights.npz", folder / "run"
     reports = {}
     for backend, total_steps in SEGMENTS:
         one_step = folder / f"one_step_{backend}.npz"
-        reports[backend] = _run(backend, "backend_run", weights, one_step, run_dir, total_steps)
+        reports[backend] = run_backend_job(
+            backend, "backend_run", weights, one_step, run_dir, total_steps
+        )
         reports[backend]["one_step"] = dict(np.load(one_step))
     history = pd.read_csv(run_dir / "history.csv")
     return reports, history
@@ -160,8 +135,8 @@ def test_training_needs_no_tensorflow_off_its_backend(chain):
     ],
 )
 def test_data_parallel_matches_one_device(backend, dropout_keep_prob, env, tmp_path):
-    _require(backend)
-    report = _run(backend, "parallel", tmp_path, dropout_keep_prob, env=env)
+    require_backends(backend)
+    report = run_backend_job(backend, "parallel", tmp_path, dropout_keep_prob, env=env)
     one, two = report["1"], report["2"]
     np.testing.assert_allclose(two["loss"], one["loss"], rtol=1e-5)
     np.testing.assert_allclose(two["global_norm"], one["global_norm"], rtol=1e-4)

@@ -71,3 +71,17 @@ def test_config_json_round_trip(name):
 def test_get_config_can_rename():
     config = get_config("tiny", name="tiny_humanize", humanize=True)
     assert config.name == "tiny_humanize" and config.converter.humanize
+
+
+@pytest.mark.parametrize("mixed_precision, precision", [(True, "bfloat16"), (False, "float32")])
+def test_from_dict_reads_configs_saved_before_float16(mixed_precision, precision):
+    """Run folders and bundles saved a bool, `mixed_precision`, true for bfloat16."""
+    values = get_config("tiny").to_dict()
+    del values["train"]["precision"], values["train"]["loss_scale_growth_steps"]
+    values["train"]["mixed_precision"] = mixed_precision
+    assert GrooVAEConfig.from_dict(values) == get_config("tiny", precision=precision)
+
+
+def test_get_config_refuses_an_unknown_precision():
+    with pytest.raises(ValueError, match="float32, bfloat16, float16"):
+        get_config("tiny", precision="fp16")

@@ -69,10 +69,30 @@ def test_missing_cpuinfo_falls_back_to_platform(tmp_path):
         ("Tesla P100-PCIE-16GB", None, False),
         ("Some Future GPU", (9, 0), True),
         ("Tesla T4", (7, 5), False),
+        ("NVIDIA GeForce RTX 2080 Ti", None, False),  # Turing: float16 tensor cores only
+        ("NVIDIA GeForce RTX 3090", None, True),
     ],
 )
 def test_gpu_bf16_units_by_capability_else_name(name, capability, expected):
     assert device.gpu_has_bfloat16(name, capability) is expected
+
+
+@pytest.mark.parametrize(
+    "name, capability, expected",
+    [
+        ("Tesla T4", None, True),
+        ("Tesla V100-SXM2-16GB", None, True),
+        ("NVIDIA GeForce RTX 2080 Ti", None, True),
+        ("NVIDIA A100-SXM4-40GB", None, True),  # bf16 parts have float16 tensor cores too
+        ("Tesla P100-PCIE-16GB", None, False),
+        ("Tesla K80", None, False),
+        ("Some GPU", (7, 5), True),
+        ("Some GPU", (7, 0), True),
+        ("Some GPU", (6, 1), False),
+    ],
+)
+def test_gpu_float16_tensor_cores_by_capability_else_name(name, capability, expected):
+    assert device.gpu_has_float16(name, capability) is expected
 
 
 def _fake(monkeypatch, tmp_path, cpuinfo, kind, found):
@@ -88,8 +108,13 @@ def _fake(monkeypatch, tmp_path, cpuinfo, kind, found):
         (EPYC, "cpu", [], "float32"),
         (SKYLAKE, "cpu", [], "float32"),
         (SAPPHIRE_RAPIDS, "cpu", [], "bfloat16"),
-        (EPYC, "gpu", [("Tesla T4", (7, 5))], "float32"),
-        (EPYC, "gpu", [("Tesla V100-SXM2-16GB", None)], "float32"),
+        (EPYC, "gpu", [("Tesla T4", (7, 5))], "float16"),
+        (EPYC, "gpu", [("Tesla T4", None)], "float16"),
+        (EPYC, "gpu", [("Tesla V100-SXM2-16GB", None)], "float16"),
+        (EPYC, "gpu", [("Some GPU", (7, 5))], "float16"),
+        (EPYC, "gpu", [("Tesla P100-PCIE-16GB", (6, 0))], "float32"),
+        (EPYC, "gpu", [("Tesla P100-PCIE-16GB", None)], "float32"),
+        (EPYC, "gpu", [("Tesla T4", None), ("Tesla P100-PCIE-16GB", None)], "float32"),
         (EPYC, "gpu", [("NVIDIA L4", None)], "bfloat16"),
         (EPYC, "gpu", [("NVIDIA A100-SXM4-40GB", (8, 0))], "bfloat16"),
         (EPYC, "tpu", [("TPU v2", None)], "bfloat16"),
@@ -107,8 +132,9 @@ def test_explicit_precision_wins_and_unknown_is_refused(monkeypatch, tmp_path):
     hardware = _fake(monkeypatch, tmp_path, EPYC, "cpu", [])
     assert device.resolve_precision("bfloat16", hardware) == "bfloat16"
     assert device.resolve_precision("float32", hardware) == "float32"
-    with pytest.raises(ValueError, match="auto, float32, bfloat16"):
-        device.resolve_precision("float16", hardware)
+    assert device.resolve_precision("float16", hardware) == "float16"
+    with pytest.raises(ValueError, match="auto, float32, bfloat16, float16"):
+        device.resolve_precision("float64", hardware)
 
 
 def test_describe_device_names_cpu_flags_or_accelerator(monkeypatch, tmp_path):
@@ -116,6 +142,46 @@ def test_describe_device_names_cpu_flags_or_accelerator(monkeypatch, tmp_path):
     assert "No GPU" in text and "AMD EPYC 7B12 (AVX2" in text and "float32" in text
     text = device.describe_device(_fake(monkeypatch, tmp_path, EPYC, "gpu", [("NVIDIA L4", None)]))
     assert text.startswith("Training on GPU: NVIDIA L4") and "bfloat16" in text
+
+
+@pytest.mark.parametrize(
+    "found, words",
+    [
+        (
+            [("Tesla T4", (7, 5))],
+            "float16 mixed precision with loss scaling suits it: this Tesla T4 has float16 tensor "
+            "cores and no bfloat16",
+        ),
+        (
+            [("NVIDIA A100-SXM4-40GB", (8, 0))],
+            "bfloat16 mixed precision suits it: this NVIDIA A100-SXM4-40GB computes bfloat16 "
+            "natively",
+        ),
+        (
+            [("Tesla P100-PCIE-16GB", (6, 0))],
+            "float32 suits it: this Tesla P100-PCIE-16GB has neither bfloat16 nor float16 tensor "
+            "cores",
+        ),
+    ],
+)
+def test_describe_device_says_the_precision_and_why(monkeypatch, tmp_path, found, words):
+    text = device.describe_device(_fake(monkeypatch, tmp_path, EPYC, "gpu", found))
+    assert words in text
+
+
+def test_describe_precision_says_why_or_what_the_hardware_would_take(monkeypatch, tmp_path):
+    t4 = _fake(monkeypatch, tmp_path, EPYC, "gpu", [("Tesla T4", (7, 5))] * 2)
+    assert device.describe_precision("float16", t4) == (
+        "float16 mixed precision with loss scaling (this Tesla T4 has float16 tensor cores and "
+        "no bfloat16)"
+    )
+    assert device.describe_precision("float32", t4) == (
+        "float32 (the run's config; float16 would suit this hardware)"
+    )
+    cpu = _fake(monkeypatch, tmp_path, EPYC, "cpu", [])
+    assert device.describe_precision("float32", cpu) == (
+        "float32 (this CPU has no AVX512_BF16 or AMX to compute bfloat16 natively)"
+    )
 
 
 def test_detect_on_this_machine_agrees_with_tensorflow():

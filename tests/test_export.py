@@ -135,7 +135,7 @@ def test_card_of_a_mixed_precision_run_says_bfloat16(tiny_run, tmp_path):
     run = tmp_path / "runs" / "tiny"
     shutil.copytree(tiny_run, run)
     config = json.loads((run / "config.json").read_text())
-    config["train"]["mixed_precision"] = True
+    config["train"]["precision"] = "bfloat16"
     (run / "config.json").write_text(json.dumps(config))
     folder = export.export(
         run,

@@ -137,11 +137,12 @@ def test_grooVAE_dropout_is_per_step_on_every_layer_input_z_included(tiny_model,
     assert (top_layer_in == 0).mean() > 0.5, "no dropout between decoder layers"
 
 
-def test_grooVAE_mixed_precision_keeps_float32_variables_and_outputs(tiny_config):
-    config = get_config("tiny", mixed_precision=True)
+@pytest.mark.parametrize("precision", ["bfloat16", "float16"])
+def test_grooVAE_mixed_precision_keeps_float32_variables_and_outputs(tiny_config, precision):
+    config = get_config("tiny", precision=precision)
     model = groovae.GrooVAE(config)
     assert {v.dtype for v in model.trainable_variables} == {"float32"}
-    assert model.decoder_lstms[0].compute_dtype == "bfloat16"
+    assert model.decoder_lstms[0].compute_dtype == precision
     logits = model(random_grooves(2))
     assert logits.dtype == "float32"
 

@@ -40,8 +40,9 @@ def test_round_trip_is_float32_and_decodes_as_the_run(tiny_run, tiny_bundle):
     np.testing.assert_allclose(mu_ours, mu_theirs, atol=2e-2)
 
 
-def test_bundle_of_a_mixed_precision_run_loads_at_float32(tiny_run, tmp_path):
-    config = with_overrides(get_config("tiny"), mixed_precision=True)
+@pytest.mark.parametrize("precision", ["bfloat16", "float16"])
+def test_bundle_of_a_mixed_precision_run_loads_at_float32(tiny_run, tmp_path, precision):
+    config = with_overrides(get_config("tiny"), precision=precision)
     (tmp_path / "mixed").mkdir()
     (tmp_path / "mixed" / train.CONFIG_FILE).write_text(config.to_json())
     runs.save_weights(runs.restore_model(tiny_run), tmp_path / "mixed" / "weights.npz", 7)

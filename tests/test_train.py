@@ -50,7 +50,7 @@ def test_train_step_clip_to_zero_skips_the_update_but_counts_the_step():
 
 def test_train_step_mixed_precision_is_finite():
     keras.utils.set_random_seed(0)
-    model = GrooVAE(get_config("tiny", mixed_precision=True))
+    model = GrooVAE(get_config("tiny", precision="bfloat16"))
     model.compile(optimizer=make_optimizer(model.config.train))
     batch = DATA["train_data"][:16]
     logs = [model.train_on_batch(batch, batch, return_dict=True) for _ in range(2)]
@@ -73,7 +73,8 @@ def test_train_on_batch_returns_this_steps_values_on_every_keras_version():
 def test_train_writes_config_history_and_checkpoints(tiny_config, tmp_path, capsys):
     history = _train(tiny_config, tmp_path, steps=40)
     said = capsys.readouterr().out.splitlines()
-    assert said[0].startswith("tiny: float32 precision, batch 16, step 0 of 40")
+    # The precision in words and why, e.g. "float32 (this CPU has no AVX512_BF16 or AMX ...)".
+    assert re.match(r"tiny: float32 \(.+\), batch 16, step 0 of 40; ", said[0]), said[0]
     eta = r"[\d.e+-]+ s/step: the remaining 36 steps take about 1 min \(until \d\d:\d\d UTC\)"
     assert any(re.fullmatch(eta, line) for line in said), said
     saved = json.loads((tmp_path / training.CONFIG_FILE).read_text())
@@ -183,16 +184,32 @@ def test_main_cli_continues_to_total_steps(tmp_path, monkeypatch):
     assert training.latest_checkpoint(tmp_path).name == "ckpt-000000003.npz"
 
 
-def test_main_cli_precision_choice(tmp_path, monkeypatch):
+@pytest.mark.parametrize("precision", ["bfloat16", "float16"])
+def test_main_cli_precision_choice(tmp_path, monkeypatch, precision):
     splits = {"train": DATA["train_data"], "validation": DATA["validation_data"]}
     monkeypatch.setattr(training, "load_groove_4bar", lambda split, *a, **k: splits[split])
-    args = ["--config", "tiny", "--out", str(tmp_path), "--steps", "1", "--precision", "bfloat16"]
+    args = ["--config", "tiny", "--out", str(tmp_path), "--steps", "1", "--precision", precision]
     training.main(args)
-    assert json.loads((tmp_path / training.CONFIG_FILE).read_text())["train"]["mixed_precision"]
-    assert training.restore_model(tmp_path).dtype_policy.name == "mixed_bfloat16"
+    saved = json.loads((tmp_path / training.CONFIG_FILE).read_text())["train"]
+    assert saved["precision"] == precision
+    assert training.restore_model(tmp_path).dtype_policy.name == f"mixed_{precision}"
 
 
-@pytest.mark.parametrize("started, hardware", [("float32", "bfloat16"), ("bfloat16", "float32")])
+@pytest.mark.parametrize("mixed_precision, precision", [(True, "bfloat16"), (False, "float32")])
+def test_run_config_auto_keeps_the_precision_of_a_run_saved_before_float16(
+    tmp_path, mixed_precision, precision
+):
+    values = get_config("tiny").to_dict()
+    del values["train"]["precision"], values["train"]["loss_scale_growth_steps"]
+    values["train"]["mixed_precision"] = mixed_precision
+    (tmp_path / training.CONFIG_FILE).write_text(json.dumps(values))
+    config = training.run_config("tiny", tmp_path, "auto", hardware="not consulted")
+    assert config == get_config("tiny", precision=precision)
+
+
+@pytest.mark.parametrize(
+    "started, hardware", [("float32", "bfloat16"), ("bfloat16", "float32"), ("float16", "float32")]
+)
 def test_main_cli_auto_precision_continues_a_run_in_its_own(
     tmp_path, monkeypatch, started, hardware
 ):
@@ -204,7 +221,7 @@ def test_main_cli_auto_precision_continues_a_run_in_its_own(
     training.main([*args, "--steps", "1", "--precision", started])
     training.main([*args, "--steps", "2"])  # auto, on hardware that deserves the other precision
     saved = json.loads((tmp_path / training.CONFIG_FILE).read_text())["train"]
-    assert saved["mixed_precision"] == (started == "bfloat16") and saved["num_steps"] == 2
+    assert saved["precision"] == started and saved["num_steps"] == 2
 
 
 @pytest.mark.parametrize(
@@ -369,7 +386,7 @@ def test_resume_skips_a_broken_newest_checkpoint(saved_run, tmp_path, capsys):
     history = _train(config, run, steps=8)
     said = capsys.readouterr().out.splitlines()
     assert said[0].startswith(f"skipping checkpoint {newest}: ")
-    assert said[1].startswith("tiny: float32 precision, batch 16, step 4 of 8")
+    assert re.match(r"tiny: float32 \(.+\), batch 16, step 4 of 8; ", said[1]), said[1]
     np.testing.assert_array_equal(history[history.split == "train"].step, np.arange(1, 9))
     np.testing.assert_array_equal(history[history.split == "validation"].step, [2, 4, 6, 8])
     assert runs.checkpoint_problem(newest) is None  # saved again, whole
