@@ -25,7 +25,7 @@ sys.path.insert(0, str(REPO))
 from helpers import device  # noqa: E402
 from helpers.config import add_data_dir, get_config  # noqa: E402
 from helpers.sample import TrainedModel  # noqa: E402
-from helpers.train import train  # noqa: E402
+from helpers.train import TrainOptions, train  # noqa: E402
 
 SAMPLE_TARGET_S = 0.2
 EVALUATE_TARGET_S = 30.0
@@ -35,7 +35,7 @@ def scratch_run(folder: Path, data_dir: str | None) -> Path:
     """A groovae_4bar run of one step at batch 8: a checkpoint to load, quickly."""
     run_dir = folder / "groovae_4bar"
     config = get_config("groovae_4bar", batch_size=8, eval_batches=1)
-    train(config, run_dir, data_dir, steps=1, progress=False)
+    train(config, run_dir, steps=1, options=TrainOptions(data_dir=data_dir, progress=False))
     return run_dir
 
 

@@ -4,7 +4,6 @@ import contextlib
 import importlib
 import importlib.abc
 import importlib.machinery
-import importlib.util
 import io
 import os
 import re
@@ -15,9 +14,12 @@ import warnings
 from collections.abc import Iterator
 
 # The one place the Keras backend is chosen, before anything imports Keras: the user's
-# KERAS_BACKEND wins; otherwise TensorFlow where it is installed, else JAX (Colab's TPU image).
+# KERAS_BACKEND wins; otherwise the backend measured fastest on this kind of machine
+# (helpers.device.pick_backend, which reads no framework).
 if "KERAS_BACKEND" not in os.environ:
-    os.environ["KERAS_BACKEND"] = "tensorflow" if importlib.util.find_spec("tensorflow") else "jax"
+    from helpers.device import pick_backend
+
+    os.environ["KERAS_BACKEND"] = pick_backend()[0]
 
 # TensorFlow's C++ info and warning lines (after start-up, see below) bury notebook output;
 # errors still show.

@@ -9,6 +9,7 @@ both are emulated and slower than float32, so float32 is the default.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import platform
 import re
@@ -244,10 +245,57 @@ def describe_device(device: Device | None = None) -> str:
     if device.kind == "cpu":
         return (
             f"No GPU found: training on {os.cpu_count()} CPU cores, {device.cpu.describe()} "
-            f"(Keras backend: {device.backend}). {precision}. "
+            f"(Keras backend: {backend_choice()}). {precision}. "
             "In Colab: Runtime > Change runtime type > GPU."
         )
     return (
         f"Training on {device.kind.upper()}: {', '.join(device.names)} "
-        f"(Keras backend: {device.backend}). {precision}."
+        f"(Keras backend: {backend_choice()}). {precision}."
     )
+
+
+# The backend that trained fastest in float32, side by side, on each kind of machine
+# (bench/bench_train.py and bench/bench_backends.py; README, "Speed"). CPUs: TensorFlow, on the
+# AVX-512 EPYC at batches 64 and 512 and on an AVX2-only EPYC at the training batch of 512 (JAX
+# led there at batch 64 only). GPUs: TensorFlow, whose LSTM runs as cuDNN's fused kernel. TPUs:
+# JAX, the only one of the three on Colab's TPU image.
+FASTEST_BACKEND = {"tpu": "jax", "gpu": "tensorflow", "cpu": "tensorflow"}
+BACKENDS = ("tensorflow", "jax", "torch")  # Keras's names, which are also their modules'
+
+
+def accelerator_kind(environ: dict | None = None, root: str | Path = "/") -> str:
+    """'tpu', 'gpu' or 'cpu', from facts read before any framework loads (the backend has to be
+    chosen before Keras is imported): TPU runtime variables and device files, NVIDIA's driver."""
+    environ = os.environ if environ is None else environ
+    root = Path(root)
+    tpu_variables = ("COLAB_TPU_ADDR", "TPU_NAME", "TPU_ACCELERATOR_TYPE")
+    if any(environ.get(name) for name in tpu_variables) or any(root.glob("dev/accel[0-9]*")):
+        return "tpu"
+    if (root / "proc/driver/nvidia/gpus").is_dir() or (root / "dev/nvidia0").exists():
+        return "gpu"
+    return "cpu"
+
+
+def pick_backend(
+    kind: str | None = None, installed: tuple[str, ...] | None = None
+) -> tuple[str, str]:
+    """(backend, why in words) for a process whose user did not set KERAS_BACKEND: the one
+    measured fastest on this kind of machine (FASTEST_BACKEND) where installed, else the first
+    installed of BACKENDS."""
+    kind = accelerator_kind() if kind is None else kind
+    if installed is None:
+        installed = tuple(name for name in BACKENDS if importlib.util.find_spec(name))
+    best = FASTEST_BACKEND[kind]
+    if best in installed or not installed:  # none installed: Keras's own import says so
+        return best, f"measured fastest on a {kind.upper()}"
+    return installed[0], f"{best}, measured fastest on a {kind.upper()}, is not installed"
+
+
+def backend_choice() -> str:
+    """The Keras backend this process uses and why, e.g. 'tensorflow (measured fastest on a
+    CPU)' or 'jax (your KERAS_BACKEND; tensorflow was measured fastest on a CPU)'."""
+    picked, why = pick_backend()
+    backend = os.environ.get("KERAS_BACKEND", picked)
+    if backend == picked:
+        return f"{backend} ({why})"
+    return f"{backend} (your KERAS_BACKEND; {picked}: {why})"

@@ -313,9 +313,11 @@ def split_line(splits: dict[str, data.GrooveSplit]) -> str:
     return line
 
 
-def training_windows(splits: dict[str, data.GrooveSplit], batch_size: int) -> dict:
-    """train's train_data, validation_data and batch_size from a folder's splits: a batch larger
-    than the training windows is lowered to their number, with a line saying so.
+def training_windows(
+    splits: dict[str, data.GrooveSplit], batch_size: int
+) -> tuple[tuple[np.ndarray, np.ndarray], int]:
+    """train()'s (train, validation) windows from a folder's splits, and the batch size: one
+    larger than the training windows is lowered to their number, with a line saying so.
 
     Raises:
       MidiFolderError: the train split has no windows.
@@ -332,11 +334,7 @@ def training_windows(splits: dict[str, data.GrooveSplit], batch_size: int) -> di
             "windows"
         )
         batch_size = len(train)
-    return {
-        "train_data": train,
-        "validation_data": splits["validation"].outputs,
-        "batch_size": batch_size,
-    }
+    return (train, splits["validation"].outputs), batch_size
 
 
 def folder_windows(
@@ -344,9 +342,9 @@ def folder_windows(
     config: GrooVAEConfig,
     batch_size: int | None = None,
     cache_dir: str | os.PathLike | None = None,
-) -> dict:
-    """Your MIDI folder cut in the config's windows, its summary printed: train() keywords
-    (training_windows)."""
+) -> tuple[tuple[np.ndarray, np.ndarray], int]:
+    """Your MIDI folder cut in the config's windows, its summary printed: train()'s windows and
+    the batch size to train them at (training_windows)."""
     converter = GrooveConverter.from_config(config.converter)
     splits = load_midi_folder(midi_dir, converter=converter, cache_dir=cache_dir)
     print(summary_text(splits))

@@ -47,14 +47,10 @@ def main(argv: list[str] | None = None) -> list[Path]:
     print(describe_device(device))
     run_dir = constants.run_dir(args.outputs_dir, args.config)
     config = train.run_config(args.config, run_dir, args.precision, device)
-    train.train(
-        config,
-        run_dir,
-        data_dir=args.data_dir,
-        steps=args.steps,
-        batch_size=args.batch_size,
-        cache_dir=cache_dir,
+    options = train.TrainOptions(
+        batch_size=args.batch_size, data_dir=args.data_dir, cache_dir=cache_dir
     )
+    train.train(config, run_dir, args.steps, options=options)
 
     print(f"3/3 sample {args.num} grooves")
     groovae = sample.pick_model(args.config, run_dir)  # the run just trained

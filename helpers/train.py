@@ -6,6 +6,7 @@ import json
 import os
 import shutil
 import time
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import keras
@@ -183,12 +184,9 @@ def _continue_at(model: GrooVAE, step: int, source: Path, run_dir: Path, pairs: 
 def _train_loop(
     config: GrooVAEConfig,
     run_dir: Path,
-    train_data: np.ndarray,
-    validation_data: np.ndarray,
-    log_every_steps: int,
-    progress: bool,
-    init_from: str | os.PathLike | None = None,
-    continue_step: bool = False,
+    train_windows: np.ndarray,
+    validation_windows: np.ndarray,
+    options: TrainOptions,
 ) -> None:
     """Builds the model (inside any device scope), resumes its newest checkpoint, trains on."""
     t = config.train
@@ -201,22 +199,22 @@ def _train_loop(
             f"no checkpoint in {run_dir / CHECKPOINT_DIR} is whole (each is named above); wait "
             "for a copy still syncing, or move that folder away to start the run again"
         )
-    pairs = _pairs(train_data, config)
+    pairs = _pairs(train_windows, config)
     if checkpoint is not None:
         load_checkpoint(model, checkpoint, with_optimizer=True)
-    elif init_from is not None:
-        step, folder = start_from(model, init_from)
-        if continue_step:
+    elif options.init_from is not None:
+        step, folder = start_from(model, options.init_from)
+        if options.continue_step:
             _continue_at(model, step, folder, run_dir, pairs)
     start = int(np.asarray(model.optimizer.iterations))
 
     batches = train_batches(*pairs, t.batch_size, t.seed, start)
     # A small MIDI folder may give no validation windows (evaluation is skipped) or fewer than
     # a batch (they are evaluated as one smaller batch).
-    eval_batch = min(t.batch_size, len(validation_data))
+    eval_batch = min(t.batch_size, len(validation_windows))
     validation = None
     if eval_batch:
-        validation = eval_windows(*_pairs(validation_data, config), eval_batch, t.eval_batches)
+        validation = eval_windows(*_pairs(validation_windows, config), eval_batch, t.eval_batches)
     else:
         print("no validation windows: this run trains without validation rows")
     learning_rate = MagentaDecay(t.learning_rate, t.decay_rate, t.min_learning_rate)
@@ -225,7 +223,7 @@ def _train_loop(
         f"{config.name}: {describe_precision(t.precision, detect())}, batch {t.batch_size}, "
         f"step {start:,} of {t.num_steps:,}; an ETA follows the first {ETA_STEPS + 1} steps"
     )
-    bar = tqdm(total=t.num_steps, initial=start, unit="step", disable=not progress)
+    bar = tqdm(total=t.num_steps, initial=start, unit="step", disable=not options.progress)
     last_save = time.monotonic()
     try:
         for step in range(start + 1, t.num_steps + 1):
@@ -245,7 +243,7 @@ def _train_loop(
                 or time.monotonic() - last_save >= 60 * t.checkpoint_every_minutes
                 or step == t.num_steps
             )
-            if step % log_every_steps == 0 or evaluate or save:
+            if step % options.log_every_steps == 0 or evaluate or save:
                 # The rate of this row's last update, taken at the step before it (spec §4).
                 history.write_train(step, float(learning_rate(step - 1)))
                 shown = ("loss", "r_loss", "kl_bits")
@@ -266,20 +264,41 @@ def _train_loop(
         history.close()
 
 
+@dataclass(frozen=True)
+class TrainOptions:
+    """How a run trains beyond its config and the steps it reaches; every field is optional.
+
+    Attributes:
+      batch_size: overrides config.train.batch_size.
+      data_dir, cache_dir: where GMD is (helpers.gmd.find_gmd) and where its windows are cached
+        (helpers.data); unused when train() is given windows.
+      log_every_steps: a training row is the mean over this many steps (an interval also ends
+        at every evaluation and checkpoint, so a resumed run logs the rows an unbroken one does).
+      progress: show a tqdm progress bar.
+      devices: local devices sharing each global batch (data parallel on the jax and
+        tensorflow backends); the batches stay those of a one-device run.
+      init_from: a new run's first weights (start_from); its optimizer and learning-rate
+        schedule start afresh. A resumed run continues from its own checkpoint instead.
+      continue_step: with `init_from`, carry that training on at its step instead (a lost run
+        folder continued from its bundle; _continue_at). Same config only.
+    """
+
+    batch_size: int | None = None
+    data_dir: str | os.PathLike | None = None
+    cache_dir: str | os.PathLike | None = None
+    log_every_steps: int = 10
+    progress: bool = True
+    devices: int = 1
+    init_from: str | os.PathLike | None = None
+    continue_step: bool = False
+
+
 def train(
     config: GrooVAEConfig,
     out_dir: str | os.PathLike,
-    data_dir: str | os.PathLike | None = None,
     steps: int | None = None,
-    batch_size: int | None = None,
-    train_data: np.ndarray | None = None,
-    validation_data: np.ndarray | None = None,
-    cache_dir: str | os.PathLike | None = None,
-    log_every_steps: int = 10,
-    progress: bool = True,
-    devices: int = 1,
-    init_from: str | os.PathLike | None = None,
-    continue_step: bool = False,
+    windows: tuple[np.ndarray, np.ndarray] | None = None,
+    options: TrainOptions | None = None,
 ) -> pd.DataFrame:
     """Trains (or continues) a GrooVAE run in `out_dir` up to `steps` steps in total.
 
@@ -290,22 +309,13 @@ def train(
     Args:
       config: the experiment, e.g. get_config('groovae_4bar').
       out_dir: the run directory; new, empty, or one this function wrote for the same config.
-      data_dir: the GMD location for helpers.data.load_groove_4bar.
       steps: total steps to reach; default config.train.num_steps.
-      batch_size: overrides config.train.batch_size.
-      train_data, validation_data: decoder targets (n, 64, 27) float32 to use instead of GMD's
-        train and validation splits; encoder inputs are derived with the config's converter.
-        Without validation windows the run skips evaluation.
-      cache_dir: the window cache of helpers.data.
-      log_every_steps: a training row is the mean over this many steps (an interval also ends
-        at every evaluation and checkpoint, so a resumed run logs the rows an unbroken one does).
-      progress: show a tqdm progress bar.
-      devices: local devices sharing each global batch (data parallel on the jax and
-        tensorflow backends); the batches stay those of a one-device run.
-      init_from: a new run's first weights (start_from); its optimizer and learning-rate
-        schedule start afresh. A resumed run continues from its own checkpoint instead.
-      continue_step: with `init_from`, carry that training on at its step instead (a lost run
-        folder continued from its bundle; _continue_at). Same config only.
+      windows: (train, validation) decoder targets, (n, steps, 27) float32 each, to train on
+        instead of GMD's splits (helpers.midi_folder.folder_windows makes them from a folder);
+        encoder inputs come from the config's converter. Without validation windows the run
+        skips evaluation.
+      options: batch size, data location, logging, devices and starting point; default
+        TrainOptions().
 
     Returns:
       The run's whole history.csv as a DataFrame.
@@ -314,30 +324,23 @@ def train(
       TrainError: `out_dir` holds something else, or its checkpoint does not fit.
       ParallelError: `devices` cannot be used on this machine or backend.
     """
-    overrides = {"num_steps": steps, "batch_size": batch_size}
+    options = options or TrainOptions()
+    overrides = {"num_steps": steps, "batch_size": options.batch_size}
     config = with_overrides(config, **{k: v for k, v in overrides.items() if v is not None})
     t = config.train
-    scope = device_scope(devices, t.batch_size)  # a bad device count fails before any write
+    scope = device_scope(options.devices, t.batch_size)  # a bad count fails before any write
     run_dir = Path(out_dir)
     _prepare_run_dir(run_dir, config)
     keras.utils.set_random_seed(t.seed)
 
-    converter = GrooveConverter.from_config(config.converter)  # its split_bars picks the cut
-    if train_data is None:
-        train_data = load_groove_4bar("train", data_dir, converter, cache_dir)
-    if validation_data is None:
-        validation_data = load_groove_4bar("validation", data_dir, converter, cache_dir)
-    with scope:
-        _train_loop(
-            config,
-            run_dir,
-            train_data,
-            validation_data,
-            log_every_steps,
-            progress,
-            init_from,
-            continue_step,
+    if windows is None:
+        converter = GrooveConverter.from_config(config.converter)  # its split_bars picks the cut
+        windows = tuple(
+            load_groove_4bar(split, options.data_dir, converter, options.cache_dir)
+            for split in ("train", "validation")
         )
+    with scope:
+        _train_loop(config, run_dir, *windows, options)
     return pd.read_csv(run_dir / HISTORY_FILE)
 
 
@@ -375,19 +378,18 @@ def main(argv: list[str] | None = None) -> None:
     )
     args = parser.parse_args(argv)
     config = run_config(args.config, args.run_dir, args.precision)
-    windows = {"batch_size": args.batch_size}  # GMD's splits
-    if args.midi_dir:  # the folder's, and a batch lowered to fit them when they are few
-        windows = folder_windows(args.midi_dir, config, args.batch_size)
-    history = train(
-        config,
-        args.run_dir,
-        args.data_dir,
-        steps=args.steps,
+    options = TrainOptions(
+        batch_size=args.batch_size,
+        data_dir=args.data_dir,
         devices=args.devices,
         init_from=args.init_from,
         continue_step=args.continue_step,
-        **windows,
     )
+    windows = None  # GMD's splits
+    if args.midi_dir:  # the folder's, and a batch lowered to fit them when they are few
+        windows, batch_size = folder_windows(args.midi_dir, config, args.batch_size)
+        options = replace(options, batch_size=batch_size)
+    history = train(config, args.run_dir, args.steps, windows, options)
     print(history.tail(3).to_string(index=False))
 
 

@@ -7,6 +7,7 @@ script hides TensorFlow first, as on Colab's TPU runtime, and reports whether an
 it. Each job prints one JSON line.
 """
 
+import dataclasses
 import json
 import os
 import sys
@@ -33,8 +34,13 @@ FLOAT16 = {"precision": "float16", "loss_scale_growth_steps": 2}
 SAFE_SCALE, OVERFLOWING_SCALE = 2.0**7, 2.0**40
 
 
-def data() -> dict:
-    return {"train_data": random_grooves(48), "validation_data": random_grooves(16, seed=1)}
+# A history row every step, no progress bar.
+EVERY_STEP = train.TrainOptions(log_every_steps=1, progress=False)
+
+
+def data() -> tuple[np.ndarray, np.ndarray]:
+    """train()'s (train, validation) windows: random grooves, the same in every process."""
+    return random_grooves(48), random_grooves(16, seed=1)
 
 
 def parity_batch() -> tuple[np.ndarray, np.ndarray]:
@@ -82,13 +88,13 @@ def resume(run_dir: str, total_steps: int) -> dict:
     if start is not None:
         report["start_r_loss"] = deterministic_r_loss(runs.restore_model(run_dir, start))
     config = get_config("tiny", **RUN)
-    train.train(config, run_dir, steps=total_steps, log_every_steps=1, progress=False, **data())
+    train.train(config, run_dir, steps=total_steps, windows=data(), options=EVERY_STEP)
     report["end_r_loss"] = deterministic_r_loss(runs.restore_model(run_dir))
     return report
 
 
 def deterministic_r_loss(model) -> float:
-    grooves = data()["validation_data"]
+    _, grooves = data()
     return float(keras.ops.mean(losses.r_loss(grooves, model(grooves))))
 
 
@@ -103,10 +109,8 @@ def parallel(run_dir: str, dropout_keep_prob: str, precision: str = "", steps: i
             config,
             os.path.join(run_dir, str(devices)),
             steps=steps,
-            log_every_steps=1,
-            progress=False,
-            devices=devices,
-            **data(),
+            windows=data(),
+            options=dataclasses.replace(EVERY_STEP, devices=devices),
         )
         rows = history[history.split == "train"]
         report[devices] = {name: rows[name].tolist() for name in ("loss", "global_norm")}
@@ -200,9 +204,8 @@ def float16_resume(run_dir: str) -> dict:
                 config,
                 os.path.join(run_dir, name),
                 steps=steps,
-                log_every_steps=1,
-                progress=False,
-                **data(),
+                windows=data(),
+                options=EVERY_STEP,
             )
         rows = history[history.split == "train"]
         columns = ("step", "loss", "global_norm", "learning_rate", "losses/kl_beta")

@@ -206,9 +206,8 @@ def tiny_run(tmp_path_factory) -> Path:
         get_config("tiny"),
         run_dir,
         steps=2,
-        train_data=grooves,
-        validation_data=grooves[:16],
-        progress=False,
+        windows=(grooves, grooves[:16]),
+        options=train.TrainOptions(progress=False),
     )
     return run_dir
 

@@ -198,9 +198,8 @@ def tap_outputs(tmp_path_factory) -> Path:
         config,
         outputs / "runs" / name,
         steps=2,
-        train_data=grooves,
-        validation_data=grooves[:16],
-        progress=False,
+        windows=(grooves, grooves[:16]),
+        options=train.TrainOptions(progress=False),
     )
     return outputs
 

@@ -191,9 +191,8 @@ def outputs(tmp_path_factory):
             get_config("tiny", name=name, **variant),
             outputs / "runs" / name,
             steps=2,
-            train_data=grooves,
-            validation_data=grooves[:16],
-            progress=False,
+            windows=(grooves, grooves[:16]),
+            options=train.TrainOptions(progress=False),
         )
     return outputs
 
@@ -312,5 +311,5 @@ def test_a_midi_folder_of_odd_files_names_each_with_its_reason(odd, tmp_path):
     assert set(reasons) == {f"{kind}.mid" for kind in FOLDER}
     for kind, why in FOLDER.items():
         assert reasons[f"{kind}.mid"].startswith(why), (kind, reasons[f"{kind}.mid"])
-    windows = midi_folder.training_windows(splits, batch_size=16)
-    assert len(windows["train_data"]) and windows["batch_size"] == 16
+    (train_windows, _), batch_size = midi_folder.training_windows(splits, batch_size=16)
+    assert len(train_windows) and batch_size == 16

@@ -190,3 +190,79 @@ def test_detect_on_this_machine_agrees_with_tensorflow():
     hardware = device.detect("tensorflow")
     assert hardware.kind == ("gpu" if tf.config.list_physical_devices("GPU") else "cpu")
     assert hardware.cpu.model
+
+
+# --- the backend, picked before Keras loads ------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "environ, files, kind",
+    [
+        ({}, [], "cpu"),
+        ({"COLAB_TPU_ADDR": "10.0.0.2:8470"}, [], "tpu"),  # Colab's older TPU runtime
+        ({}, ["dev/accel0"], "tpu"),  # a TPU VM
+        ({}, ["proc/driver/nvidia/gpus/0000:00:04.0/information"], "gpu"),
+        ({}, ["dev/nvidia0"], "gpu"),
+    ],
+)
+def test_the_accelerator_is_told_from_files_and_variables(tmp_path, environ, files, kind):
+    for name in files:
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text("")
+    assert device.accelerator_kind(environ, root=tmp_path) == kind
+
+
+@pytest.mark.parametrize(
+    "kind, installed, backend",
+    [
+        ("cpu", ("tensorflow", "jax", "torch"), "tensorflow"),
+        ("gpu", ("tensorflow", "jax", "torch"), "tensorflow"),
+        ("tpu", ("tensorflow", "jax"), "jax"),
+        ("tpu", ("jax",), "jax"),  # Colab's TPU image
+        ("cpu", ("jax", "torch"), "jax"),  # the fastest is not installed: the first that is
+        ("cpu", ("torch",), "torch"),
+    ],
+)
+def test_pick_backend_takes_the_measured_fastest_that_is_installed(kind, installed, backend):
+    picked, why = device.pick_backend(kind, installed)
+    assert picked == backend
+    fastest = device.FASTEST_BACKEND[kind]
+    assert why == (
+        f"measured fastest on a {kind.upper()}"
+        if picked == fastest
+        else f"{fastest}, measured fastest on a {kind.upper()}, is not installed"
+    )
+
+
+def test_backend_choice_says_when_the_user_chose(monkeypatch):
+    picked, why = device.pick_backend()
+    monkeypatch.setenv("KERAS_BACKEND", picked)
+    assert device.backend_choice() == f"{picked} ({why})"
+    other = next(name for name in device.BACKENDS if name != picked)
+    monkeypatch.setenv("KERAS_BACKEND", other)
+    assert device.backend_choice() == f"{other} (your KERAS_BACKEND; {picked}: {why})"
+
+
+@pytest.mark.parametrize(
+    "environ, backend", [({"COLAB_TPU_ADDR": "10.0.0.2:8470"}, "jax"), ({}, "tensorflow")]
+)
+def test_importing_the_package_sets_the_picked_backend(environ, backend):
+    """helpers/__init__ is the one place the backend is set: on a TPU runtime it takes JAX even
+    where TensorFlow is installed; the user's KERAS_BACKEND is never replaced."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    env = {k: v for k, v in os.environ.items() if k != "KERAS_BACKEND"} | environ
+    code = "import os, helpers; print(os.environ['KERAS_BACKEND'])"
+    repo = Path(__file__).resolve().parents[1]
+    said = subprocess.run(
+        [sys.executable, "-c", code], env=env, cwd=repo, capture_output=True, text=True
+    )
+    assert said.stdout.strip() == backend, said.stderr
+    env["KERAS_BACKEND"] = "torch"
+    said = subprocess.run(
+        [sys.executable, "-c", code], env=env, cwd=repo, capture_output=True, text=True
+    )
+    assert said.stdout.strip() == "torch", said.stderr

@@ -11,7 +11,8 @@ from helpers.config import CONFIG_FILE, get_config
 from helpers.model import GrooVAE
 from helpers.runs import HISTORY_FILE
 
-GROOVES = {"train_data": random_grooves(48), "validation_data": random_grooves(16, seed=1)}
+TRAIN, VALIDATION = random_grooves(48), random_grooves(16, seed=1)  # decoder-target windows
+WINDOWS = (TRAIN, VALIDATION)
 
 
 @pytest.fixture
@@ -80,14 +81,9 @@ def test_start_from_a_run_copies_its_weights(tiny_run):
 
 
 def test_fine_tune_fresh_optimizer_and_schedule_close_to_its_start(tiny_run, tmp_path):
+    options = training.TrainOptions(log_every_steps=1, progress=False, init_from=tiny_run)
     history = training.train(
-        get_config("tiny"),
-        tmp_path / "tuned",
-        steps=1,
-        log_every_steps=1,
-        progress=False,
-        init_from=tiny_run,
-        **GROOVES,
+        get_config("tiny"), tmp_path / "tuned", steps=1, windows=WINDOWS, options=options
     )
     assert history.learning_rate.iloc[0] == pytest.approx(get_config("tiny").train.learning_rate)
     assert runs.latest_checkpoint(tmp_path / "tuned").name == "ckpt-000000001.npz"
@@ -101,10 +97,10 @@ def test_fine_tune_fresh_optimizer_and_schedule_close_to_its_start(tiny_run, tmp
 
 def test_fine_tune_resumes_its_own_checkpoint_not_the_start(tiny_run, tmp_path):
     config = get_config("tiny")
-    training.train(config, tmp_path, steps=1, progress=False, init_from=tiny_run, **GROOVES)
-    history = training.train(
-        config, tmp_path, steps=2, progress=False, init_from="nowhere", **GROOVES
-    )
+    tuned = training.TrainOptions(progress=False, init_from=tiny_run)
+    training.train(config, tmp_path, steps=1, windows=WINDOWS, options=tuned)
+    elsewhere = training.TrainOptions(progress=False, init_from="nowhere")
+    history = training.train(config, tmp_path, steps=2, windows=WINDOWS, options=elsewhere)
     assert history.step.max() == 2
 
 
@@ -153,7 +149,7 @@ def test_re_estimated_moments_keep_the_first_late_step_small(tiny_run, estimated
     model = runs.restore_model(tiny_run)
     model.compile(optimizer=make_optimizer(config.train))
     model.optimizer.build(model.trainable_variables)
-    batches = [training._pairs(g, config) for g in np.split(GROOVES["train_data"][:32], 2)]
+    batches = [training._pairs(g, config) for g in np.split(TRAIN[:32], 2)]
     if estimated:
         estimate_adam_moments(model, batches, step)
         assert all(not np.asarray(m).any() for m in model.optimizer._momentums)
@@ -169,16 +165,10 @@ def test_re_estimated_moments_keep_the_first_late_step_small(tiny_run, estimated
 def test_continue_step_carries_a_run_on_at_its_step(tiny_run, tmp_path, capsys):
     config = get_config("tiny")
     source = pd.read_csv(tiny_run / HISTORY_FILE)
-    history = training.train(
-        config,
-        tmp_path / "on",
-        steps=4,
-        log_every_steps=1,
-        progress=False,
-        init_from=tiny_run,
-        continue_step=True,
-        **GROOVES,
+    options = training.TrainOptions(
+        log_every_steps=1, progress=False, init_from=tiny_run, continue_step=True
     )
+    history = training.train(config, tmp_path / "on", steps=4, windows=WINDOWS, options=options)
     assert "at step 2: Adam's moments re-estimated on 2 batches" in capsys.readouterr().out
     assert runs.latest_checkpoint(tmp_path / "on").name == "ckpt-000000004.npz"
     pd.testing.assert_frame_equal(history.iloc[: len(source)], source)
@@ -193,14 +183,10 @@ def test_continue_step_carries_a_run_on_at_its_step(tiny_run, tmp_path, capsys):
 
 
 def test_continue_step_refuses_another_config(tiny_run, tmp_path):
+    options = training.TrainOptions(
+        batch_size=8, progress=False, init_from=tiny_run, continue_step=True
+    )
     with pytest.raises(training.TrainError, match=r"differs in \['train.batch_size'\]"):
         training.train(
-            get_config("tiny"),
-            tmp_path / "on",
-            steps=4,
-            batch_size=8,
-            progress=False,
-            init_from=tiny_run,
-            continue_step=True,
-            **GROOVES,
+            get_config("tiny"), tmp_path / "on", steps=4, windows=WINDOWS, options=options
         )

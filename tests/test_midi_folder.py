@@ -192,12 +192,13 @@ def test_cache_is_used_until_a_file_changes(folder, tmp_path):
 
 
 def test_training_windows_lowers_a_batch_larger_than_the_train_split(splits, capsys):
-    windows = midi_folder.training_windows(splits, batch_size=10_000)
-    assert windows["batch_size"] == len(windows["train_data"]) == 14  # 17 bars: 14 clips
-    assert len(windows["validation_data"]) == 5
+    (train, validation), batch_size = midi_folder.training_windows(splits, batch_size=10_000)
+    assert batch_size == len(train) == 14  # 17 bars: 14 clips
+    assert len(validation) == 5
     said = capsys.readouterr().out
     assert said == "batch size lowered from 10000 to 14: the train split has no more windows\n"
-    assert midi_folder.training_windows(splits, batch_size=8)["batch_size"] == 8
+    _, batch_size = midi_folder.training_windows(splits, batch_size=8)
+    assert batch_size == 8
 
 
 def test_training_windows_without_train_windows_is_one_clear_error(folder, tmp_path):

@@ -338,9 +338,8 @@ def test_variant_runs_turn_a_score_into_a_groove(variant, tmp_path):
     name = name.get(variant, "groovae_2bar_hits_control_tfds")
     run_dir = tmp_path / "runs" / name
     config = get_config("tiny", name=name, **{variant: True})
-    training.train(
-        config, run_dir, steps=2, train_data=grooves, validation_data=grooves[:16], progress=False
-    )
+    windows, options = (grooves, grooves[:16]), training.TrainOptions(progress=False)
+    training.train(config, run_dir, steps=2, windows=windows, options=options)
     verb = "drumify" if variant == "tapify" else "humanize"
     groovae = sample.pick_model(name, outputs_dir=tmp_path)
     assert groovae.run_dir == run_dir and groovae.source.startswith("your run")

@@ -27,13 +27,13 @@ from helpers.model import GrooVAE
 from helpers.runs import HISTORY_COLUMNS
 
 REPO = Path(__file__).resolve().parents[1]
-DATA = {"train_data": random_grooves(48), "validation_data": random_grooves(16, seed=1)}
+TRAIN, VALIDATION = random_grooves(48), random_grooves(16, seed=1)  # decoder-target windows
+WINDOWS = (TRAIN, VALIDATION)
+EVERY_STEP = training.TrainOptions(log_every_steps=1, progress=False)  # a history row a step
 
 
-def _train(config, out_dir, steps, **kwargs):
-    return training.train(
-        config, out_dir, steps=steps, log_every_steps=1, progress=False, **DATA, **kwargs
-    )
+def _train(config, out_dir, steps):
+    return training.train(config, out_dir, steps=steps, windows=WINDOWS, options=EVERY_STEP)
 
 
 def test_train_step_clip_to_zero_skips_the_update_but_counts_the_step():
@@ -41,7 +41,7 @@ def test_train_step_clip_to_zero_skips_the_update_but_counts_the_step():
     model = GrooVAE(get_config("tiny", grad_norm_clip_to_zero=1e-6))
     model.compile(optimizer=make_optimizer(model.config.train))
     before = [v.numpy() for v in model.trainable_variables]
-    logs = model.train_on_batch(DATA["train_data"][:16], DATA["train_data"][:16], return_dict=True)
+    logs = model.train_on_batch(TRAIN[:16], TRAIN[:16], return_dict=True)
     assert float(logs["global_norm"]) > 1e-6
     assert int(model.optimizer.iterations) == 1
     for old, new in zip(before, model.trainable_variables):
@@ -52,7 +52,7 @@ def test_train_step_mixed_precision_is_finite():
     keras.utils.set_random_seed(0)
     model = GrooVAE(get_config("tiny", precision="bfloat16"))
     model.compile(optimizer=make_optimizer(model.config.train))
-    batch = DATA["train_data"][:16]
+    batch = TRAIN[:16]
     logs = [model.train_on_batch(batch, batch, return_dict=True) for _ in range(2)]
     assert all(np.isfinite(float(v)) for v in logs[-1].values())
 
@@ -63,7 +63,7 @@ def test_train_on_batch_returns_this_steps_values_on_every_keras_version():
     keras.utils.set_random_seed(0)
     model = GrooVAE(get_config("tiny"))
     model.compile(optimizer=make_optimizer(model.config.train))
-    batch = DATA["train_data"][:16]
+    batch = TRAIN[:16]
     for _ in range(3):
         train_on_batch(model, batch, batch)
         for tracker in model.trackers.values():
@@ -113,10 +113,11 @@ def test_train_resume_matches_unbroken_run(tiny_config, tmp_path):
 def test_train_rows_are_means_over_their_logging_interval(tiny_config, tmp_path):
     config = get_config("tiny", eval_every_steps=10, checkpoint_every_steps=10)
     every_step = training.train(
-        config, tmp_path / "each", steps=10, log_every_steps=1, progress=False, **DATA
+        config, tmp_path / "each", steps=10, windows=WINDOWS, options=EVERY_STEP
     )
+    fives = training.TrainOptions(log_every_steps=5, progress=False)
     every_five = training.train(
-        config, tmp_path / "fives", steps=10, log_every_steps=5, progress=False, **DATA
+        config, tmp_path / "fives", steps=10, windows=WINDOWS, options=fives
     )
     steps = every_step[every_step.split == "train"].set_index("step")
     rows = every_five[every_five.split == "train"].set_index("step")
@@ -159,7 +160,7 @@ def test_restore_model_reproduces_the_logged_validation(tiny_config, tmp_path):
     assert model.config == get_config("tiny", num_steps=10)
     model.compile(optimizer=make_optimizer(model.config.train))
     model.reset_eval_noise()
-    inputs, targets = DATA["validation_data"], DATA["validation_data"]
+    inputs, targets = VALIDATION, VALIDATION
     results = model.evaluate(inputs, targets, batch_size=16, verbose=0, return_dict=True)
     logged = history[history.split == "validation"].iloc[-1]
     np.testing.assert_allclose(results["r_loss"], logged["losses/r_loss"], rtol=1e-5)
@@ -172,7 +173,7 @@ def test_restore_model_without_checkpoint(tmp_path):
 
 
 def test_main_cli_continues_to_total_steps(tmp_path, monkeypatch):
-    splits = {"train": DATA["train_data"], "validation": DATA["validation_data"]}
+    splits = {"train": TRAIN, "validation": VALIDATION}
     monkeypatch.setattr(training, "load_groove_4bar", lambda split, *a, **k: splits[split])
     training.main(["--config", "tiny", "--out", str(tmp_path), "--batch-size", "8", "--steps", "2"])
     # --run-dir is the spelling now, --out the one users typed before; Magenta's --num_steps too.
@@ -186,7 +187,7 @@ def test_main_cli_continues_to_total_steps(tmp_path, monkeypatch):
 
 @pytest.mark.parametrize("precision", ["bfloat16", "float16"])
 def test_main_cli_precision_choice(tmp_path, monkeypatch, precision):
-    splits = {"train": DATA["train_data"], "validation": DATA["validation_data"]}
+    splits = {"train": TRAIN, "validation": VALIDATION}
     monkeypatch.setattr(training, "load_groove_4bar", lambda split, *a, **k: splits[split])
     args = ["--config", "tiny", "--out", str(tmp_path), "--steps", "1", "--precision", precision]
     training.main(args)
@@ -213,7 +214,7 @@ def test_run_config_auto_keeps_the_precision_of_a_run_saved_before_float16(
 def test_main_cli_auto_precision_continues_a_run_in_its_own(
     tmp_path, monkeypatch, started, hardware
 ):
-    splits = {"train": DATA["train_data"], "validation": DATA["validation_data"]}
+    splits = {"train": TRAIN, "validation": VALIDATION}
     monkeypatch.setattr(training, "load_groove_4bar", lambda split, *a, **k: splits[split])
     auto = lambda choice, device=None: hardware if choice == "auto" else choice  # noqa: E731
     monkeypatch.setattr(training, "resolve_precision", auto)
@@ -262,14 +263,10 @@ def test_main_cli_trains_a_small_midi_folder_and_shows_its_split(tmp_path, monke
 
 
 def test_train_without_validation_windows_skips_evaluation(tiny_config, tmp_path, capsys):
-    empty = DATA["validation_data"][:0]
+    no_validation = (TRAIN, VALIDATION[:0])
+    options = training.TrainOptions(progress=False)
     history = training.train(
-        tiny_config,
-        tmp_path,
-        steps=10,
-        train_data=DATA["train_data"],
-        validation_data=empty,
-        progress=False,
+        tiny_config, tmp_path, steps=10, windows=no_validation, options=options
     )
     assert (
         "no validation windows: this run trains without validation rows" in capsys.readouterr().out
@@ -278,7 +275,7 @@ def test_train_without_validation_windows_skips_evaluation(tiny_config, tmp_path
 
 
 def test_pairs_humanize_inputs_keep_hits_only():
-    targets = DATA["train_data"]
+    targets = TRAIN
     inputs, outputs = training._pairs(targets, get_config("tiny", humanize=True))
     np.testing.assert_array_equal(outputs, targets)
     np.testing.assert_array_equal(inputs[..., :9], targets[..., :9])
@@ -439,8 +436,9 @@ elif kill == "before-record":
     os.replace = unrecorded
 arrays = np.load(data)
 config = get_config("tiny", checkpoint_every_steps=2, eval_every_steps=4)
-train.train(config, run_dir, steps=int(steps), train_data=arrays["train"],
-            validation_data=arrays["validation"], log_every_steps=1, progress=False)
+windows = (arrays["train"], arrays["validation"])
+options = train.TrainOptions(log_every_steps=1, progress=False)
+train.train(config, run_dir, steps=int(steps), windows=windows, options=options)
 """
 
 
@@ -449,7 +447,7 @@ def test_training_killed_mid_save_always_resumes_without_gaps_or_repeats(tmp_pat
     a random moment: each new process resumes at the newest whole checkpoint, and the finished
     run's history.csv has every row once."""
     data, run, steps = tmp_path / "windows.npz", tmp_path / "run", 24
-    np.savez(data, train=DATA["train_data"], validation=DATA["validation_data"])
+    np.savez(data, train=TRAIN, validation=VALIDATION)
     folder = run / runs.CHECKPOINT_DIR
 
     def launch(kill):

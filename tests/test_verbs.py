@@ -37,9 +37,8 @@ def variant_runs(tmp_path_factory) -> dict:
             config,
             runs[verb],
             steps=2,
-            train_data=grooves,
-            validation_data=grooves[:16],
-            progress=False,
+            windows=(grooves, grooves[:16]),
+            options=train.TrainOptions(progress=False),
         )
     runs["transfer"] = runs["humanize"]  # one hits-conditioned model plays both
     return runs
