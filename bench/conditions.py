@@ -9,10 +9,12 @@ CPU time from this guest ("steal" in /proc/stat). Every bench watches both over 
         print(f"... figures ...{machine.tag()}")
     print(machine.verdict())
 
-Figures are marked "noisy, not for the README" when other work loaded the machine, that is when
-the 1-minute load average, less the cores this bench's own processes kept busy over that minute,
-rose above OTHERS_MAX at any sample (the bench's workers count in the load average: alone on 2
-cores a bench reads about 2), or when steal took more than 5 % of the CPU time over the run.
+Figures are marked "noisy, not for the README" when other work took the CPU: when processes
+outside this bench kept more than OTHERS_MAX cores busy over any OTHERS_WINDOW seconds of the run
+(the machine's busy time in /proc/stat less the bench's own process tree), or when steal took more
+than 5 % of the CPU time over the run. The 1-minute load average is printed too, but it does not
+decide: it counts the bench's own runnable threads (a worker waiting its turn spins a while), so a
+bench alone on 2 cores reads above 2.
 Standard library only, so Magenta's side environment can use it too.
 """
 
@@ -25,9 +27,9 @@ import time
 from pathlib import Path
 
 MAX_STEAL = 0.05  # share of all CPU time the hypervisor may take before figures are noise
-OTHERS_MAX = 0.5  # cores of load from outside the bench before its figures are noise
+OTHERS_MAX = 0.5  # cores kept busy by other processes before the bench's figures are noise
+OTHERS_WINDOW = 30.0  # seconds over which that is averaged
 SAMPLE_SECONDS = 2.0
-LOAD_WINDOW = 60.0  # seconds the 1-minute load average mostly reflects
 
 
 def read_loadavg(path: str | Path = "/proc/loadavg") -> float | None:
@@ -38,16 +40,17 @@ def read_loadavg(path: str | Path = "/proc/loadavg") -> float | None:
         return None
 
 
-def read_cpu_times(path: str | Path = "/proc/stat") -> tuple[int, int] | None:
-    """(steal, total) jiffies summed over all CPUs since boot, or None without /proc."""
+def read_cpu_times(path: str | Path = "/proc/stat") -> tuple[int, int, int] | None:
+    """(steal, busy, total) jiffies summed over all CPUs since boot, or None without /proc."""
     try:
         fields = Path(path).read_text().splitlines()[0].split()
     except (OSError, IndexError):
         return None
     # cpu user nice system idle iowait irq softirq steal guest guest_nice; guest time is
     # already inside user and nice, so it is not added again.
-    ticks = [int(value) for value in fields[1:9]]
-    return (ticks[7] if len(ticks) > 7 else 0), sum(ticks)
+    ticks = [int(value) for value in fields[1:9]] + [0] * 8
+    user, nice, system, _, _, irq, softirq, steal = ticks[:8]
+    return steal, user + nice + system + irq + softirq, sum(ticks[:8])
 
 
 def tree_cpu_seconds(root_pid: int | None = None, proc: str | Path = "/proc") -> float:
@@ -78,6 +81,16 @@ def tree_cpu_seconds(root_pid: int | None = None, proc: str | Path = "/proc") ->
     return total / ticks
 
 
+def others_cores(usage: list[tuple[float, float, float]], now: float) -> float:
+    """The cores processes outside the bench kept busy over the last OTHERS_WINDOW seconds, from
+    (wall time, the bench's CPU seconds, the machine's busy CPU seconds) samples."""
+    since = [sample for sample in usage if sample[0] >= now - OTHERS_WINDOW]
+    (first, own_first, busy_first), (last, own_last, busy_last) = since[0], since[-1]
+    if last <= first:
+        return 0.0
+    return max(0.0, (busy_last - busy_first) - (own_last - own_first)) / (last - first)
+
+
 def cpu_model(path: str | Path = "/proc/cpuinfo") -> str:
     """The CPU's model name, for benches that cannot import helpers.device."""
     try:
@@ -106,29 +119,25 @@ class Conditions:
         self.loadavg_path, self.stat_path = Path(proc) / "loadavg", Path(proc) / "stat"
         self.proc = Path(proc)
         self.loads: list[float] = []  # the 1-minute load average at each sample
-        self.others: list[float] = []  # that, less the cores the bench itself kept busy
-        self._own: list[tuple[float, float]] = []  # (wall time, the bench's CPU seconds)
+        self.others: list[float] = []  # cores other processes kept busy, per OTHERS_WINDOW
+        self._usage: list[tuple[float, float, float]] = []  # (wall, the bench's, all busy) seconds
         self._start_times = read_cpu_times(self.stat_path)
         self._end_times = None
         self._stop = threading.Event()
         self._sampler = threading.Thread(target=self._sample, daemon=True)
 
     def _sample(self) -> None:
+        ticks = os.sysconf("SC_CLK_TCK")
         while True:
-            now = time.monotonic()
-            self._own.append((now, tree_cpu_seconds(proc=self.proc)))
+            now, times = time.monotonic(), read_cpu_times(self.stat_path)
+            if times is not None:
+                self._usage.append((now, tree_cpu_seconds(proc=self.proc), times[1] / ticks))
+                self.others.append(others_cores(self._usage, now))
             load = read_loadavg(self.loadavg_path)
             if load is not None:
                 self.loads.append(load)
-                self.others.append(max(0.0, load - self._own_cores(now)))
             if self._stop.wait(self.interval):
                 return
-
-    def _own_cores(self, now: float) -> float:
-        """The cores this bench kept busy on average over the last LOAD_WINDOW seconds."""
-        since = [(t, used) for t, used in self._own if t >= now - LOAD_WINDOW]
-        (first, used_first), (last, used_last) = since[0], since[-1]
-        return (used_last - used_first) / (last - first) if last > first else 0.0
 
     def __enter__(self) -> Conditions:
         self._sampler.start()
@@ -150,7 +159,7 @@ class Conditions:
         end = self._end_times or read_cpu_times(self.stat_path)
         if self._start_times is None or end is None:
             return None
-        total = end[1] - self._start_times[1]
+        total = end[2] - self._start_times[2]
         return (end[0] - self._start_times[0]) / total if total > 0 else 0.0
 
     @property
@@ -177,7 +186,7 @@ class Conditions:
         load, others, steal = self.max_load, self.max_others, self.steal
         load_words = "load average unknown" if load is None else f"highest 1-min load {load:.2f}"
         if others is not None:
-            load_words += f" ({others:.2f} of it from outside this bench)"
+            load_words += f"; other processes kept at most {others:.2f} cores busy"
         steal_words = "steal unknown" if steal is None else f"steal {steal:.1%} of CPU time"
         return f"{load_words} on {self.cores} cores, {steal_words}"
 
@@ -186,8 +195,8 @@ class Conditions:
         self.stop()
         if self.noisy:
             return (
-                f"conditions: {self.describe()}: NOISY, not for the README (over "
-                f"{OTHERS_MAX} cores of other load or steal above {MAX_STEAL:.0%}); measure again on a quiet machine"
+                f"conditions: {self.describe()}: NOISY, not for the README (other "
+                f"processes above {OTHERS_MAX} cores or steal above {MAX_STEAL:.0%}); measure again on a quiet machine"
             )
         return f"conditions: {self.describe()}: clean"
 
