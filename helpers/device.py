@@ -255,10 +255,11 @@ def describe_device(device: Device | None = None) -> str:
 
 
 # The backend that trained fastest in float32, side by side, on each kind of machine
-# (bench/bench_train.py and bench/bench_backends.py; README, "Speed"). CPUs: TensorFlow, on the
-# AVX-512 EPYC at batches 64 and 512 and on an AVX2-only EPYC at the training batch of 512 (JAX
-# led there at batch 64 only). GPUs: TensorFlow, whose LSTM runs as cuDNN's fused kernel. TPUs:
-# JAX, the only one of the three on Colab's TPU image.
+# (bench/bench_train.py and bench/bench_backends.py; README, "Speed"). CPUs: TensorFlow at the
+# training batch of 512, on the AVX-512 EPYC (1.09x Magenta's graph against JAX's 0.56x) and on
+# an AVX2-only EPYC; JAX led at batch 64 on both (1.28x Magenta on the AVX-512 one), so a small-batch
+# run on a CPU may take KERAS_BACKEND=jax. GPUs: TensorFlow, whose LSTM runs as cuDNN's fused
+# kernel. TPUs: JAX, the only one of the three on Colab's TPU image.
 FASTEST_BACKEND = {"tpu": "jax", "gpu": "tensorflow", "cpu": "tensorflow"}
 BACKENDS = ("tensorflow", "jax", "torch")  # Keras's names, which are also their modules'
 
