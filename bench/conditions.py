@@ -21,7 +21,6 @@ Standard library only, so Magenta's side environment can use it too.
 from __future__ import annotations
 
 import os
-import platform
 import threading
 import time
 from pathlib import Path
@@ -48,9 +47,10 @@ def read_cpu_times(path: str | Path = "/proc/stat") -> tuple[int, int, int] | No
         return None
     # cpu user nice system idle iowait irq softirq steal guest guest_nice; guest time is
     # already inside user and nice, so it is not added again.
-    ticks = [int(value) for value in fields[1:9]] + [0] * 8
-    user, nice, system, _, _, irq, softirq, steal = ticks[:8]
-    return steal, user + nice + system + irq + softirq, sum(ticks[:8])
+    ticks = [int(value) for value in fields[1:9]]
+    ticks += [0] * (8 - len(ticks))  # older kernels list fewer columns
+    user, nice, system, _, _, irq, softirq, steal = ticks
+    return steal, user + nice + system + irq + softirq, sum(ticks)
 
 
 def tree_cpu_seconds(root_pid: int | None = None, proc: str | Path = "/proc") -> float:
@@ -91,19 +91,9 @@ def others_cores(usage: list[tuple[float, float, float]], now: float) -> float:
     return max(0.0, (busy_last - busy_first) - (own_last - own_first)) / (last - first)
 
 
-def cpu_model(path: str | Path = "/proc/cpuinfo") -> str:
-    """The CPU's model name, for benches that cannot import helpers.device."""
-    try:
-        for line in Path(path).read_text(errors="replace").splitlines():
-            if line.startswith("model name"):
-                return line.partition(":")[2].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine() or "unknown CPU"
-
-
 class Conditions:
-    """Samples the load average in a background thread and the steal share over a run.
+    """Samples, in a background thread, the load average and the cores other processes kept busy;
+    takes the steal share over the whole run.
 
     Args:
       cores: the cores the figures are judged against (default: all of this machine's).
