@@ -171,7 +171,11 @@ def report(
             f"  {name:<36} {seconds:6.2f} s/step  {batch_size / seconds:6.1f} examples/s  "
             f"{share:5.1%} of matmul  {magenta / seconds:.2f}x Magenta"
         )
-    ours = {name: s for name, s in medians.items() if name.startswith("ours") and "32" in name}
+    ours = {
+        name: s
+        for name, s in medians.items()
+        if name.startswith("ours") and name.endswith("float32")
+    }
     if ours and batch_size in TARGETS:
         fastest = min(ours, key=ours.get)
         speedup = magenta / ours[fastest]
