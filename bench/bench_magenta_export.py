@@ -187,7 +187,7 @@ def failures(results: dict[str, dict]) -> list[str]:
 
 def main(argv: list[str] | None = None) -> None:
     from helpers import device
-    from helpers.runs import bundled_names
+    from helpers.bundles import bundled_names
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     models = [*TINY_MODELS, *bundled_names()]

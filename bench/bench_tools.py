@@ -36,7 +36,7 @@ import numpy as np  # noqa: E402
 from conditions import run_watched  # noqa: E402
 
 from helpers import device  # noqa: E402
-from helpers.card import TOOL_FIGURES  # noqa: E402
+from helpers.bundles import PRETRAINED_DIR, TOOL_FIGURES, PretrainedError  # noqa: E402
 from helpers.config import ConverterConfig, add_data_dir, add_outputs_dir  # noqa: E402
 from helpers.constants import (  # noqa: E402
     DRUM_CLASS_NAMES,
@@ -49,11 +49,7 @@ from helpers.converter import GrooveConverter  # noqa: E402
 from helpers.data import load_groove_4bar_split  # noqa: E402
 from helpers.magenta import MagentaError  # noqa: E402
 from helpers.metrics import wasserstein_1d  # noqa: E402
-from helpers.runs import (  # noqa: E402
-    PRETRAINED_DIR,  # noqa: E402
-    PretrainedError,
-    RunError,
-)
+from helpers.runs import RunError  # noqa: E402
 from helpers.sample import (  # noqa: E402
     DEFAULT_TEMPERATURE,
     MODELS,

@@ -140,7 +140,9 @@ class _MovedModule(types.ModuleType):
 MOVED_MODULES = {
     "magenta_weights": "magenta",
     "checkpoints": "runs",
-    "pretrained": "runs",
+    "pretrained": "bundles",
+    "card": "bundles",
+    "dataset": "train",
     "history": "runs",
     "paths": "constants",
     "cli": "config",

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from helpers import card, constants, device, magenta, magenta_js, render, runs
+from helpers import bundles, constants, device, magenta, magenta_js, render
 from helpers.config import CONFIG_FILE, GrooVAEConfig, add_data_dir, add_run_dir, command_parser
 from helpers.constants import DEFAULT_QPM, OUTPUTS_DIR
 from helpers.converter import GrooveConverter, encoder_inputs
@@ -157,7 +157,7 @@ def _write_samples(
         stale.unlink()
     midi_paths = save_grooves(sequences, out_dir, overwrite=True, suffixes=(".mid", ".png"))
     fig = render.plot_grooves(sequences, [p.stem for p in midi_paths])
-    render.save_figure(fig, folder / card.FIGURES["samples"], overwrite=True)
+    render.save_figure(fig, folder / bundles.FIGURES["samples"], overwrite=True)
     return midi_paths
 
 
@@ -165,7 +165,7 @@ def export(
     run_dir: str | os.PathLike,
     name: str,
     step: int | None = None,
-    root: str | os.PathLike = runs.PRETRAINED_DIR,
+    root: str | os.PathLike = bundles.PRETRAINED_DIR,
     outputs_dir: str | os.PathLike = OUTPUTS_DIR,
     readme: str | os.PathLike | None = README,
     search_dirs: tuple[str | os.PathLike, ...] = (),
@@ -209,8 +209,8 @@ def export(
         splits = tuple(load_groove_4bar_split(s, data_dir, converter) for s in ("test", "train"))
 
     folder.mkdir(parents=True, exist_ok=True)
-    weights = folder / runs.WEIGHTS_FILE
-    runs.save_weights(restore_model(run_dir, checkpoint), weights, step)
+    weights = folder / bundles.WEIGHTS_FILE
+    bundles.save_weights(restore_model(run_dir, checkpoint), weights, step)
     shutil.copy(run_dir / CONFIG_FILE, folder / CONFIG_FILE)
     history = pd.read_csv(run_dir / HISTORY_FILE)
     history = history[history["step"] <= step]
@@ -242,20 +242,22 @@ def export(
     (folder / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
 
     fig = render.plot_training_curves(history, free_bits=groovae.config.model.free_bits)
-    render.save_figure(fig, folder / card.FIGURES["curves"], overwrite=True)
+    render.save_figure(fig, folder / bundles.FIGURES["curves"], overwrite=True)
     _write_samples(groovae, folder, Path(outputs_dir), splits[0].outputs)
-    tools = folder / card.TOOL_FIGURES  # kept from an earlier export: bench_tools measured it
+    tools = folder / bundles.TOOL_FIGURES  # kept from an earlier export: bench_tools measured it
     tool_figures = tools.read_text() if tools.exists() else ""
-    (folder / "MODEL_CARD.md").write_text(card.model_card(trained, history, metrics, tool_figures))
+    (folder / "MODEL_CARD.md").write_text(
+        bundles.model_card(trained, history, metrics, tool_figures)
+    )
     if readme is not None:
         figures = {
             key: Path(os.path.relpath(folder / file, readme.parent)).as_posix()
-            for key, file in card.FIGURES.items()
+            for key, file in bundles.FIGURES.items()
         }
-        block = card.results_markdown(trained, history, metrics, figures)
+        block = bundles.results_markdown(trained, history, metrics, figures)
         readme.write_text(_replace_results(readme, block))
-    size = runs.bundle_bytes(folder)
-    if size > runs.MAX_BUNDLE_BYTES:
+    size = bundles.bundle_bytes(folder)
+    if size > bundles.MAX_BUNDLE_BYTES:
         raise ExportError(f"{folder} is {size / 2**20:.1f} MiB, over the 10 MiB a bundle may take")
     return folder
 
@@ -375,7 +377,7 @@ def main(argv: list[str] | None = None) -> Path:
         trained_on=args.trained_on,
         overwrite=args.overwrite,
     )
-    print(f"bundled {folder} ({runs.bundle_bytes(folder) / 2**20:.1f} MiB)")
+    print(f"bundled {folder} ({bundles.bundle_bytes(folder) / 2**20:.1f} MiB)")
     return folder
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from helpers import constants, data, sample, train
+from helpers import constants, data, runs, sample, train
 from helpers.config import (
     add_data_dir,
     add_num,
@@ -46,7 +46,7 @@ def main(argv: list[str] | None = None) -> list[Path]:
     device = detect()
     print(describe_device(device))
     run_dir = constants.run_dir(args.outputs_dir, args.config)
-    config = train.run_config(args.config, run_dir, args.precision, device)
+    config = runs.run_config(args.config, run_dir, args.precision, device)
     options = train.TrainOptions(
         batch_size=args.batch_size, data_dir=args.data_dir, cache_dir=cache_dir
     )

@@ -1,5 +1,5 @@
-"""A run folder and a bundle: history.csv, checkpoints saved, found newest first and restored, and
-the bundled float16 weights in pretrained/."""
+"""A run folder: claimed for one config, its history.csv, checkpoints saved, found newest first and
+restored, and the weights a new run starts from."""
 
 from __future__ import annotations
 
@@ -11,11 +11,14 @@ import time
 import zipfile
 from pathlib import Path
 
+import keras
 import numpy as np
 
 from helpers import constants
-from helpers.config import CONFIG_FILE, GrooVAEConfig, with_overrides
+from helpers.bundles import bundle_dir, load_bundle
+from helpers.config import CONFIG_FILE, GrooVAEConfig, get_config
 from helpers.constants import OUTPUTS_DIR
+from helpers.device import resolve_precision
 from helpers.model import GrooVAE
 
 CHECKPOINT_DIR = "checkpoints"
@@ -287,113 +290,99 @@ class History:
         self.file.close()
 
 
-PRETRAINED_DIR = Path(__file__).resolve().parents[1] / "pretrained"
-WEIGHTS_FILE = "weights.npz"
-MAX_BUNDLE_BYTES = 10 * 1024 * 1024
-FLOAT16_MAX = float(np.finfo(np.float16).max)
+def _flat(config: GrooVAEConfig) -> dict:
+    values = config.to_dict()
+    parts = ("converter", "model", "train")
+    return {f"{part}.{k}": v for part in parts for k, v in values[part].items()}
 
 
-class PretrainedError(Exception):
-    """A bundle that is missing, unknown, damaged, or does not fit its config."""
+def config_changes(config: GrooVAEConfig, saved: GrooVAEConfig) -> list[str]:
+    """The settings two configs differ in; --steps is the total to reach, so it does not count."""
+    ours, theirs = _flat(config), _flat(saved)
+    ours["train.num_steps"] = theirs["train.num_steps"]
+    changed = sorted(k for k in ours if ours[k] != theirs[k])
+    return changed + (["name"] if config.name != saved.name else [])
 
 
-def bundled_names(root: str | os.PathLike = PRETRAINED_DIR) -> list[str]:
-    """Names of the bundles under `root` (folders holding weights and a config)."""
-    folders = (p.parent for p in Path(root).glob(f"*/{WEIGHTS_FILE}"))
-    return sorted(f.name for f in folders if (f / CONFIG_FILE).exists())
-
-
-def bundle_dir(name: str, root: str | os.PathLike = PRETRAINED_DIR) -> Path:
-    """The folder of bundle `name`.
+def prepare_run_dir(out_dir: Path, config: GrooVAEConfig) -> None:
+    """Claims `out_dir` for this run, or continues the run of the same config found there.
 
     Raises:
-      PretrainedError: no bundle of that name, listing the ones there are.
+      RunError: the directory holds files but no run config, or a run of another config.
     """
-    folder = Path(root) / name
-    if not (folder / WEIGHTS_FILE).exists() or not (folder / CONFIG_FILE).exists():
-        known = ", ".join(bundled_names(root)) or "none"
-        raise PretrainedError(
-            f"no bundled model {name!r} in {root} (needs {WEIGHTS_FILE} and {CONFIG_FILE}); "
-            f"bundled: {known}"
+    config_path = out_dir / CONFIG_FILE
+    if config_path.exists():
+        try:
+            saved = GrooVAEConfig.from_dict(json.loads(config_path.read_text()))
+        except (ValueError, KeyError, TypeError) as error:
+            raise RunError(
+                f"{config_path} is not a GrooVAE run config; pick another out dir"
+            ) from error
+        changed = config_changes(config, saved)
+        if changed:
+            raise RunError(
+                f"{out_dir} holds a run whose config differs in {changed}; continue it with the "
+                "same settings or pick another out dir"
+            )
+    elif out_dir.exists() and any(out_dir.iterdir()):
+        raise RunError(
+            f"{out_dir} has files but no {CONFIG_FILE} of a GrooVAE run; "
+            "pick an empty or new out dir"
         )
-    return folder
+    out_dir.mkdir(parents=True, exist_ok=True)
+    write_atomic(config_path, lambda p: p.write_text(config.to_json()))
 
 
-def save_weights(model: GrooVAE, path: str | os.PathLike, step: int) -> Path:
-    """Writes the model's trainable weights as float16, with their paths and the training step.
-
-    Only the weights are kept: optimizer state and random-stream states are not needed to
-    encode or decode, and float16 halves the size at a rounding error of about 1e-3 relative.
-
-    Raises:
-      PretrainedError: a weight too large for float16.
-    """
-    arrays = {}
-    for i, variable in enumerate(model.trainable_variables):
-        value = np.asarray(variable, np.float32)
-        if np.abs(value).max() > FLOAT16_MAX:
-            raise PretrainedError(f"{variable.path} exceeds float16's range; cannot bundle it")
-        arrays[f"weight_{i:04d}"] = value.astype(np.float16)
-    arrays["paths"] = np.array([v.path for v in model.trainable_variables])
-    arrays["step"] = np.array(step, np.int64)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    np.savez_compressed(path, **arrays)
-    return path
+def run_config(
+    name: str, run_dir: str | os.PathLike, precision: str = "auto", hardware=None
+) -> GrooVAEConfig:
+    """The config `name` as this run trains it, in `precision` (one of helpers.config PRECISIONS).
+    For 'auto', a run being continued keeps its own precision (its config must match), a new one
+    takes what the hardware deserves (helpers.device)."""
+    saved = Path(run_dir) / CONFIG_FILE
+    if precision == "auto" and saved.exists():
+        try:
+            saved_config = GrooVAEConfig.from_dict(json.loads(saved.read_text()))
+            return get_config(name, precision=saved_config.train.precision)
+        except (ValueError, KeyError, TypeError):
+            pass  # not a run config: prepare_run_dir says so
+    return get_config(name, precision=resolve_precision(precision, hardware))
 
 
-def load_weights(model: GrooVAE, path: str | os.PathLike) -> int:
-    """Assigns float16 bundle weights to `model` as float32.
+def start_from(model: GrooVAE, init_from: str | os.PathLike) -> tuple[int, Path]:
+    """Fine-tuning: the bundled model's ("pretrained[:NAME]") or a run's weights, into `model`.
 
     Returns:
-      The step the weights were trained to.
+      (the step the weights were trained to, the folder holding their history.csv).
 
     Raises:
-      PretrainedError: the file is missing, truncated or not a bundle, or does not fit the model.
+      RunError, PretrainedError: no such run or bundle, or one of other sizes than `model`.
     """
-    path = Path(path)
-    if not path.exists():
-        raise PretrainedError(
-            f"{path} is missing; restore it (git checkout -- {path}) or re-export the bundle"
+    kind, _, name = str(init_from).partition(":")
+    if kind == "pretrained":
+        folder = bundle_dir(name or "groovae_4bar")
+        source, step = load_bundle(folder.name, folder.parent)
+    else:
+        folder, source = Path(init_from), restore_model(init_from)
+        step = checkpoint_step(latest_checkpoint(folder))
+    theirs, ours = source.trainable_variables, model.trainable_variables
+    values = [_widened(keras.ops.convert_to_numpy(v), tuple(o.shape)) for v, o in zip(theirs, ours)]
+    if len(theirs) != len(ours) or any(v is None for v in values):
+        raise RunError(
+            f"{init_from} holds a {source.config.name} model of other sizes than "
+            f"{model.config.name!r}; fine-tune it with a config of its sizes"
         )
-    try:
-        with np.load(path) as saved:
-            arrays = {name: saved[name] for name in saved.files}
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as error:
-        raise PretrainedError(
-            f"{path} is damaged or truncated ({type(error).__name__}: {error}); restore it "
-            f"(git checkout -- {path}; with Git LFS, git lfs pull) or re-export the bundle"
-        ) from error
-    variables = model.trainable_variables
-    names = sorted(k for k in arrays if k.startswith("weight_"))
-    if "step" not in arrays or "paths" not in arrays or len(names) != len(variables):
-        raise PretrainedError(f"{path} is not a bundle of this model's weights")
-    for variable, name, saved_path in zip(variables, names, arrays["paths"]):
-        if tuple(arrays[name].shape) != tuple(variable.shape):
-            raise PretrainedError(
-                f"{path}: {saved_path} has shape {arrays[name].shape}, the config's model "
-                f"{tuple(variable.shape)}; weights and config.json are from different models"
-            )
-        variable.assign(arrays[name].astype(np.float32))
-    return int(arrays["step"])
+    for variable, value in zip(ours, values):
+        variable.assign(value)
+    return step, folder
 
 
-def load_bundle(name: str, root: str | os.PathLike = PRETRAINED_DIR) -> tuple[GrooVAE, int]:
-    """The bundled GrooVAE `name`, float32, and the step it was trained to.
-
-    Raises:
-      PretrainedError: unknown name, damaged weights or config.
-    """
-    folder = bundle_dir(name, root)
-    try:
-        config = GrooVAEConfig.from_dict(json.loads((folder / CONFIG_FILE).read_text()))
-    except (ValueError, KeyError, TypeError) as error:
-        raise PretrainedError(f"{folder / CONFIG_FILE} is not a GrooVAE config: {error}") from error
-    # float32 compute whatever the run trained with: the weights are stored at float16 either way.
-    model = GrooVAE(with_overrides(config, precision="float32"))
-    return model, load_weights(model, folder / WEIGHTS_FILE)
-
-
-def bundle_bytes(folder: str | os.PathLike) -> int:
-    """Total size of the files in a bundle folder."""
-    return sum(p.stat().st_size for p in Path(folder).iterdir() if p.is_file())
+def _widened(value: np.ndarray, shape: tuple) -> np.ndarray | None:
+    """`value` in `shape`: the same, or an input kernel grown by zero rows for the controls a
+    hits-conditioned model adds at the end of its inputs (so it starts as the model it grows
+    from and learns to use them); None when the shapes do not fit that way."""
+    if value.shape == shape:
+        return value
+    if value.ndim == 2 and value.shape[1] == shape[1] and value.shape[0] < shape[0]:
+        return np.concatenate([value, np.zeros((shape[0] - value.shape[0], shape[1]), value.dtype)])
+    return None

@@ -20,19 +20,11 @@ import note_seq
 import numpy as np
 
 from helpers import constants, magenta
+from helpers.bundles import PRETRAINED_DIR, bundled_names, load_bundle
 from helpers.config import GrooVAEConfig, get_config
 from helpers.constants import DEFAULT_QPM, GROOVE_DEPTH, HITS, OUTPUTS_DIR
 from helpers.converter import GrooveConverter, Rejected, encoder_inputs
-from helpers.runs import (
-    PRETRAINED_DIR,
-    RunError,
-    bundled_names,
-    checkpoint_step,
-    find_run,
-    latest_checkpoint,
-    load_bundle,
-    restore_model,
-)
+from helpers.runs import RunError, checkpoint_step, find_run, latest_checkpoint, restore_model
 from helpers.windowing import Windows, cycle, sequence_windows, set_tempo, stitch
 
 DEFAULT_TEMPERATURE = 0.5  # music_vae_generate.py's default (spec §5)

@@ -1,4 +1,5 @@
-"""Training: Magenta's optimizer and decay, a resumable loop with checkpoints and CSV history."""
+"""Training: Magenta's optimizer and decay, shuffled batches replayable from any step, a resumable
+loop with checkpoints and CSV history."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import json
 import os
 import shutil
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -29,28 +31,26 @@ from helpers.config import (
     add_run_dir,
     add_training,
     command_parser,
-    get_config,
     with_overrides,
 )
+from helpers.constants import GROOVE_DEPTH
 from helpers.converter import GrooveConverter, encoder_inputs
 from helpers.data import load_groove_4bar
-from helpers.dataset import eval_windows, train_batches
-from helpers.device import describe_precision, detect, resolve_precision
+from helpers.device import describe_precision, detect
 from helpers.midi_folder import folder_windows
 from helpers.model import GrooVAE
 from helpers.runs import (
     CHECKPOINT_DIR,
     HISTORY_FILE,
     History,
-    bundle_dir,
     checkpoint_paths,
-    checkpoint_step,
+    config_changes,
     latest_checkpoint,
-    load_bundle,
     load_checkpoint,
-    restore_model,
+    prepare_run_dir,
+    run_config,
     save_checkpoint,
-    write_atomic,
+    start_from,
 )
 
 MOMENT_BATCHES = 16  # batches whose gradients stand in for Adam's lost moments when continuing
@@ -61,86 +61,96 @@ class TrainError(Exception):
     """A run folder, starting point or setting that training cannot use as asked."""
 
 
-def _flat(config: GrooVAEConfig) -> dict:
-    values = config.to_dict()
-    parts = ("converter", "model", "train")
-    return {f"{part}.{k}": v for part in parts for k, v in values[part].items()}
-
-
-def _config_changes(config: GrooVAEConfig, saved: GrooVAEConfig) -> list[str]:
-    """The settings two configs differ in; --steps is the total to reach, so it does not count."""
-    ours, theirs = _flat(config), _flat(saved)
-    ours["train.num_steps"] = theirs["train.num_steps"]
-    changed = sorted(k for k in ours if ours[k] != theirs[k])
-    return changed + (["name"] if config.name != saved.name else [])
-
-
-def _prepare_run_dir(out_dir: Path, config: GrooVAEConfig) -> None:
-    """Claims `out_dir` for this run, or continues the run of the same config found there.
-
-    Raises:
-      TrainError: the directory holds files but no run config, or a run of another config.
-    """
-    config_path = out_dir / CONFIG_FILE
-    if config_path.exists():
-        try:
-            saved = GrooVAEConfig.from_dict(json.loads(config_path.read_text()))
-        except (ValueError, KeyError, TypeError) as error:
-            raise TrainError(
-                f"{config_path} is not a GrooVAE run config; pick another out dir"
-            ) from error
-        changed = _config_changes(config, saved)
-        if changed:
-            raise TrainError(
-                f"{out_dir} holds a run whose config differs in {changed}; continue it with the "
-                "same settings or pick another out dir"
-            )
-    elif out_dir.exists() and any(out_dir.iterdir()):
+def _check(inputs: np.ndarray, outputs: np.ndarray, batch_size: int) -> None:
+    if inputs.ndim != 3 or inputs.shape[-1] != GROOVE_DEPTH or inputs.shape != outputs.shape:
         raise TrainError(
-            f"{out_dir} has files but no {CONFIG_FILE} of a GrooVAE run; "
-            "pick an empty or new out dir"
+            f"want inputs and outputs of one shape (n, steps, {GROOVE_DEPTH}), got "
+            f"{inputs.shape} and {outputs.shape}; build them with helpers.data.load_groove_4bar"
         )
-    out_dir.mkdir(parents=True, exist_ok=True)
-    write_atomic(config_path, lambda p: p.write_text(config.to_json()))
+    if len(inputs) < batch_size:
+        raise TrainError(
+            f"{len(inputs)} windows cannot fill one batch of {batch_size}; lower the batch size"
+        )
 
 
-def start_from(model: GrooVAE, init_from: str | os.PathLike) -> tuple[int, Path]:
-    """Fine-tuning: the bundled model's ("pretrained[:NAME]") or a run's weights, into `model`.
+def pass_order(n: int, seed: int, pass_number: int) -> np.ndarray:
+    """The window order of one pass: a permutation of range(n) fixed by (seed, pass number)."""
+    return np.random.default_rng([seed, pass_number]).permutation(n)
+
+
+def train_batches(
+    inputs: np.ndarray,
+    outputs: np.ndarray,
+    batch_size: int,
+    seed: int,
+    start_step: int = 0,
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """An endless stream of shuffled (inputs, outputs) batches for training.
+
+    Every pass over the windows is a fresh random permutation drawn statelessly from (`seed`,
+    pass number), so the stream is fixed by the seed and `start_step` jumps straight to any point
+    of it: a resumed run sees the batches the unbroken run would have seen, on every backend.
+    Magenta shuffles through a 5,120-window buffer instead (spec §2.5); a full permutation mixes
+    at least as well and needs no buffer to replay. Plain numpy keeps TensorFlow out of JAX and
+    PyTorch runs (Colab's TPU runtime has none).
+
+    Args:
+      inputs: (n, 64, 27) float32 encoder inputs.
+      outputs: (n, 64, 27) float32 decoder targets.
+      batch_size: windows per batch; batches run across pass boundaries and never run short.
+      seed: the shuffle seed.
+      start_step: batches to skip, e.g. the step a run resumes from.
 
     Returns:
-      (the step the weights were trained to, the folder holding their history.csv).
+      An iterator of ((batch, 64, 27), (batch, 64, 27)) float32 pairs.
 
     Raises:
-      TrainError, PretrainedError: no such run or bundle, or one of other sizes than `model`.
+      TrainError: mismatched shapes or fewer windows than one batch.
     """
-    kind, _, name = str(init_from).partition(":")
-    if kind == "pretrained":
-        folder = bundle_dir(name or "groovae_4bar")
-        source, step = load_bundle(folder.name, folder.parent)
-    else:
-        folder, source = Path(init_from), restore_model(init_from)
-        step = checkpoint_step(latest_checkpoint(folder))
-    theirs, ours = source.trainable_variables, model.trainable_variables
-    values = [_widened(keras.ops.convert_to_numpy(v), tuple(o.shape)) for v, o in zip(theirs, ours)]
-    if len(theirs) != len(ours) or any(v is None for v in values):
-        raise TrainError(
-            f"{init_from} holds a {source.config.name} model of other sizes than "
-            f"{model.config.name!r}; fine-tune it with a config of its sizes"
-        )
-    for variable, value in zip(ours, values):
-        variable.assign(value)
-    return step, folder
+    _check(inputs, outputs, batch_size)  # here, not at the first batch
+    inputs, outputs = np.asarray(inputs, np.float32), np.asarray(outputs, np.float32)
+    return _stream(inputs, outputs, batch_size, seed, start_step)
 
 
-def _widened(value: np.ndarray, shape: tuple) -> np.ndarray | None:
-    """`value` in `shape`: the same, or an input kernel grown by zero rows for the controls a
-    hits-conditioned model adds at the end of its inputs (so it starts as the model it grows
-    from and learns to use them); None when the shapes do not fit that way."""
-    if value.shape == shape:
-        return value
-    if value.ndim == 2 and value.shape[1] == shape[1] and value.shape[0] < shape[0]:
-        return np.concatenate([value, np.zeros((shape[0] - value.shape[0], shape[1]), value.dtype)])
-    return None
+def _stream(inputs: np.ndarray, outputs: np.ndarray, batch_size: int, seed: int, start_step: int):
+    n = len(inputs)
+    orders: dict[int, np.ndarray] = {}
+    position = start_step * batch_size
+    while True:
+        positions = np.arange(position, position + batch_size)
+        passes = positions // n
+        for old in [p for p in orders if p < passes[0]]:
+            del orders[old]
+        for p in np.unique(passes):
+            if p not in orders:
+                orders[p] = pass_order(n, seed, int(p))
+        indices = np.array([orders[p][i] for p, i in zip(passes, positions % n)])
+        yield inputs[indices], outputs[indices]
+        position += batch_size
+
+
+def eval_windows(
+    inputs: np.ndarray, outputs: np.ndarray, batch_size: int, max_batches: int | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """The windows one evaluation sees: whole batches in order, no shuffling (spec §2.5).
+
+    Args:
+      inputs, outputs: (n, 64, 27) float32 encoder inputs and decoder targets.
+      batch_size: windows per batch; the remainder is dropped, as Magenta's eval does.
+      max_batches: keep at most this many batches.
+
+    Returns:
+      (inputs, outputs), each (batches * batch_size, 64, 27) float32.
+
+    Raises:
+      TrainError: mismatched shapes or fewer windows than one batch.
+    """
+    _check(inputs, outputs, batch_size)
+    batches = len(inputs) // batch_size
+    if max_batches is not None:
+        batches = min(batches, max_batches)
+    end = batches * batch_size
+    return np.asarray(inputs[:end], np.float32), np.asarray(outputs[:end], np.float32)
 
 
 def eta_line(seconds_per_step: float, remaining: int, now: float | None = None) -> str:
@@ -169,7 +179,7 @@ def _continue_at(model: GrooVAE, step: int, source: Path, run_dir: Path, pairs: 
       TrainError: the source trained another config; continuing it as this one would mix two.
     """
     saved = GrooVAEConfig.from_dict(json.loads((source / CONFIG_FILE).read_text()))
-    changed = _config_changes(model.config, saved)
+    changed = config_changes(model.config, saved)
     if changed:
         raise TrainError(f"{source} trained a config that differs in {changed}; cannot continue it")
     t = model.config.train
@@ -330,7 +340,7 @@ def train(
     t = config.train
     scope = device_scope(options.devices, t.batch_size)  # a bad count fails before any write
     run_dir = Path(out_dir)
-    _prepare_run_dir(run_dir, config)
+    prepare_run_dir(run_dir, config)
     keras.utils.set_random_seed(t.seed)
 
     if windows is None:
@@ -342,22 +352,6 @@ def train(
     with scope:
         _train_loop(config, run_dir, *windows, options)
     return pd.read_csv(run_dir / HISTORY_FILE)
-
-
-def run_config(
-    name: str, run_dir: str | os.PathLike, precision: str = "auto", hardware=None
-) -> GrooVAEConfig:
-    """The config `name` as this run trains it, in `precision` (one of helpers.config PRECISIONS).
-    For 'auto', a run being continued keeps its own precision (its config must match), a new one
-    takes what the hardware deserves (helpers.device)."""
-    saved = Path(run_dir) / CONFIG_FILE
-    if precision == "auto" and saved.exists():
-        try:
-            saved_config = GrooVAEConfig.from_dict(json.loads(saved.read_text()))
-            return get_config(name, precision=saved_config.train.precision)
-        except (ValueError, KeyError, TypeError):
-            pass  # not a run config: _prepare_run_dir says so
-    return get_config(name, precision=resolve_precision(precision, hardware))
 
 
 def main(argv: list[str] | None = None) -> None:

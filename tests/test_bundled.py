@@ -9,14 +9,14 @@ import numpy as np
 import pytest
 from conftest import REPO
 
-from helpers import data, export, runs, sample, verbs, windowing
+from helpers import bundles, data, export, sample, verbs, windowing
 from helpers.converter import GrooveConverter
 from helpers.data import load_groove_4bar_split
 
 NAME = "groovae_4bar"  # the one every clone must hold; 03 and the CLI play it
 GROOVES = REPO / "outputs" / "samples" / f"{NAME}-pretrained-T0.5-seed0-120bpm"
 # No skip: a clone without groovae_4bar's bundle must fail here, loudly.
-NAMES = sorted({NAME, *runs.bundled_names()})
+NAMES = sorted({NAME, *bundles.bundled_names()})
 
 
 @pytest.fixture(scope="module", params=NAMES)
@@ -26,7 +26,7 @@ def name(request) -> str:
 
 @pytest.fixture(scope="module")
 def metrics(name) -> dict:
-    path = runs.PRETRAINED_DIR / name / "metrics.json"
+    path = bundles.PRETRAINED_DIR / name / "metrics.json"
     assert path.exists(), f"{path.parent} is missing from the repository"
     return json.loads(path.read_text())
 
@@ -37,7 +37,7 @@ def bundled(name) -> sample.TrainedModel:
 
 
 def test_bundle_is_complete_and_small(name, metrics):
-    bundle = runs.PRETRAINED_DIR / name
+    bundle = bundles.PRETRAINED_DIR / name
     for file in (
         "weights.npz",
         "config.json",
@@ -47,8 +47,8 @@ def test_bundle_is_complete_and_small(name, metrics):
         "samples.png",
     ):
         assert (bundle / file).exists(), f"{bundle / file} is missing"
-    assert (bundle / "weights.npz").stat().st_size <= runs.MAX_BUNDLE_BYTES
-    assert runs.bundle_bytes(bundle) <= runs.MAX_BUNDLE_BYTES
+    assert (bundle / "weights.npz").stat().st_size <= bundles.MAX_BUNDLE_BYTES
+    assert bundles.bundle_bytes(bundle) <= bundles.MAX_BUNDLE_BYTES
     assert metrics["bundle"]["name"] == name
 
 

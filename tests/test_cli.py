@@ -182,8 +182,10 @@ def test_a_command_line_starts_without_tensorflows_startup_lines():
 @pytest.mark.parametrize(
     "module, argv, message",
     [
-        # TrainError is defined in helpers/train.py, which `python -m` runs as __main__.
+        # RunError, raised for train's run folder by helpers/runs.py.
         ("train", ["--config", "tiny", "--steps", "1", "--run-dir", "."], "has files but no"),
+        # ExportError is defined in helpers/export.py, which `python -m` runs as __main__.
+        ("export", ["--format", "magenta-js", "--run-dir", ".", "--out", "js"], "no checkpoint"),
         # helpers.sample hands over to helpers.verbs.
         ("sample", ["infill", "--input", "a.mid", "--models", "nowhere", "--out", "."], "nowhere"),
     ],

@@ -1,4 +1,4 @@
-"""Tests for helpers/export.py and helpers/card.py: a tiny run exported as a bundle, end to end."""
+"""Tests for helpers/export.py and helpers/bundles.py: a tiny run exported as a bundle, end to end."""
 
 import json
 import shutil
@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 from conftest import REPO, random_grooves
 
-from helpers import card, export, magenta, magenta_js, runs, sample, windowing
+from helpers import bundles, export, magenta, magenta_js, sample, windowing
 from helpers.config import get_config, with_overrides
 from helpers.data import GrooveSplit
 from helpers.magenta_js import MANIFEST
@@ -63,7 +63,7 @@ def test_bundle_holds_weights_config_history_metrics_card_and_figures(exported):
         "training_curves.png",
         "samples.png",
     }
-    assert runs.bundle_bytes(folder) <= runs.MAX_BUNDLE_BYTES
+    assert bundles.bundle_bytes(folder) <= bundles.MAX_BUNDLE_BYTES
     metrics = json.loads((folder / "metrics.json").read_text())
     assert metrics["bundle"]["step"] == 2 and metrics["bundle"]["trained_on"] == "a test machine"
     assert list(metrics["milestones"]) == ["1"]  # 3000 not reached: left out, not made up
@@ -128,7 +128,7 @@ def test_missing_step_and_readme_without_markers_refuse_before_writing(tiny_run,
 
 def test_wall_time_adds_up_resumed_segments():
     history = pd.DataFrame({"seconds": [10.0, 20.0, 5.0, 15.0]})
-    assert card.wall_seconds(history) == 35.0
+    assert bundles.wall_seconds(history) == 35.0
 
 
 def test_card_of_a_mixed_precision_run_says_bfloat16(tiny_run, tmp_path):

@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 from conftest import random_grooves, write_groove_files
 
-from helpers import data, runs
+from helpers import bundles, data, runs
 from helpers import train as training
 from helpers.config import CONFIG_FILE, get_config
 from helpers.model import GrooVAE
@@ -75,7 +75,7 @@ def test_cli_midi_folder_too_small_for_its_batch_and_validation_still_trains(
 
 def test_start_from_a_run_copies_its_weights(tiny_run):
     model = GrooVAE(get_config("tiny"))
-    training.start_from(model, tiny_run)
+    runs.start_from(model, tiny_run)
     for ours, theirs in zip(_weights(model), _weights(runs.restore_model(tiny_run))):
         np.testing.assert_array_equal(ours, theirs)
 
@@ -108,25 +108,25 @@ def test_fine_tune_from_the_bundled_model(tiny_run, tmp_path, monkeypatch):
     root = tmp_path / "pretrained"
     (root / "tiny").mkdir(parents=True)
     (root / "tiny" / CONFIG_FILE).write_text((tiny_run / CONFIG_FILE).read_text())
-    runs.save_weights(runs.restore_model(tiny_run), root / "tiny" / "weights.npz", 2)
-    monkeypatch.setattr(training, "bundle_dir", lambda name: runs.bundle_dir(name, root))
+    bundles.save_weights(runs.restore_model(tiny_run), root / "tiny" / "weights.npz", 2)
+    monkeypatch.setattr(runs, "bundle_dir", lambda name: bundles.bundle_dir(name, root))
     model = GrooVAE(get_config("tiny"))
-    training.start_from(model, "pretrained:tiny")
+    runs.start_from(model, "pretrained:tiny")
     for ours, theirs in zip(_weights(model), _weights(runs.restore_model(tiny_run))):
         np.testing.assert_array_equal(ours, theirs.astype(np.float16).astype(np.float32))
-    with pytest.raises(runs.PretrainedError, match="no bundled model 'groovae_4bar'"):
-        training.start_from(model, "pretrained")
+    with pytest.raises(bundles.PretrainedError, match="no bundled model 'groovae_4bar'"):
+        runs.start_from(model, "pretrained")
 
 
 def test_start_from_a_folder_that_is_no_run_says_so(tmp_path):
     with pytest.raises(runs.RunError, match="has no config.json"):
-        training.start_from(GrooVAE(get_config("tiny")), tmp_path)
+        runs.start_from(GrooVAE(get_config("tiny")), tmp_path)
 
 
 def test_start_from_a_model_of_other_sizes_is_refused(tiny_run):
     bigger = GrooVAE(get_config("tiny", z_size=16))
-    with pytest.raises(training.TrainError, match="holds a tiny model of other sizes than 'tiny'"):
-        training.start_from(bigger, tiny_run)
+    with pytest.raises(runs.RunError, match="holds a tiny model of other sizes than 'tiny'"):
+        runs.start_from(bigger, tiny_run)
 
 
 def _first_update_per_learning_rate(model, batch, step):

@@ -22,12 +22,12 @@ CHAIN = (
     "gmd",
     "data",
     "midi_folder",
-    "dataset",
     "backends",
     "losses",
     "model",
     "magenta_js",
     "magenta",
+    "bundles",
     "runs",
     "train",
     "sample",
@@ -36,7 +36,6 @@ CHAIN = (
     "verbs",
     "notebook",
     "pipeline",
-    "card",
     "export",
 )
 
@@ -90,12 +89,25 @@ def test_readme_package_map_follows_the_chain():
     assert mapped == list(CHAIN), "README's package map lists helpers/ in CHAIN's order"
 
 
-@pytest.mark.parametrize("old, new", [("magenta_weights", "magenta"), ("pretrained", "runs")])
+@pytest.mark.parametrize(
+    "old, new",
+    [
+        ("magenta_weights", "magenta"),
+        ("pretrained", "bundles"),
+        ("card", "bundles"),
+        ("dataset", "train"),
+    ],
+)
 def test_last_releases_module_paths_still_import_with_a_warning(old, new):
     import importlib
 
     module = importlib.import_module(f"helpers.{old}")
-    name = {"magenta_weights": "load_magenta_weights", "pretrained": "bundled_names"}[old]
+    name = {
+        "magenta_weights": "load_magenta_weights",
+        "pretrained": "bundled_names",
+        "card": "model_card",
+        "dataset": "train_batches",
+    }[old]
     with pytest.warns(DeprecationWarning, match=f"helpers.{old} is now helpers.{new}"):
         moved = getattr(module, name)
     assert moved is getattr(importlib.import_module(f"helpers.{new}"), name)

@@ -1,4 +1,4 @@
-"""Tests for helpers/runs.py and TrainedModel.pretrained: float16 bundles, their errors, and
+"""Tests for helpers/bundles.py and TrainedModel.pretrained: float16 bundles, their errors, and
 which model plays."""
 
 import shutil
@@ -6,7 +6,7 @@ import shutil
 import numpy as np
 import pytest
 
-from helpers import runs, sample, train
+from helpers import bundles, runs, sample, train
 from helpers.config import get_config, with_overrides
 
 
@@ -18,7 +18,7 @@ def tiny_bundle(tiny_run, tmp_path_factory):
     folder.mkdir()
     shutil.copy(tiny_run / train.CONFIG_FILE, folder)
     model = runs.restore_model(tiny_run)
-    runs.save_weights(model, folder / runs.WEIGHTS_FILE, step=2)
+    bundles.save_weights(model, folder / bundles.WEIGHTS_FILE, step=2)
     return root
 
 
@@ -45,8 +45,8 @@ def test_bundle_of_a_mixed_precision_run_loads_at_float32(tiny_run, tmp_path, pr
     config = with_overrides(get_config("tiny"), precision=precision)
     (tmp_path / "mixed").mkdir()
     (tmp_path / "mixed" / train.CONFIG_FILE).write_text(config.to_json())
-    runs.save_weights(runs.restore_model(tiny_run), tmp_path / "mixed" / "weights.npz", 7)
-    model, step = runs.load_bundle("mixed", tmp_path)
+    bundles.save_weights(runs.restore_model(tiny_run), tmp_path / "mixed" / "weights.npz", 7)
+    model, step = bundles.load_bundle("mixed", tmp_path)
     assert step == 7 and model.dtype_policy.compute_dtype == "float32"
 
 
@@ -57,28 +57,28 @@ def test_run_models_carry_their_step_and_label(tiny_run):
 
 
 def test_unknown_name_lists_what_is_bundled(tiny_bundle):
-    with pytest.raises(runs.PretrainedError, match=r"'nope'.*bundled: tiny"):
+    with pytest.raises(bundles.PretrainedError, match=r"'nope'.*bundled: tiny"):
         sample.TrainedModel.pretrained("nope", root=tiny_bundle)
 
 
 def test_missing_and_truncated_weights_name_the_file(tiny_bundle, tmp_path):
     shutil.copytree(tiny_bundle / "tiny", tmp_path / "tiny")
-    weights = tmp_path / "tiny" / runs.WEIGHTS_FILE
+    weights = tmp_path / "tiny" / bundles.WEIGHTS_FILE
     weights.write_bytes(weights.read_bytes()[:1000])
-    with pytest.raises(runs.PretrainedError, match=f"{weights}.*truncated"):
-        runs.load_bundle("tiny", tmp_path)
-    model, _ = runs.load_bundle("tiny", tiny_bundle)
+    with pytest.raises(bundles.PretrainedError, match=f"{weights}.*truncated"):
+        bundles.load_bundle("tiny", tmp_path)
+    model, _ = bundles.load_bundle("tiny", tiny_bundle)
     weights.unlink()
-    with pytest.raises(runs.PretrainedError, match=f"{weights} is missing"):
-        runs.load_weights(model, weights)
+    with pytest.raises(bundles.PretrainedError, match=f"{weights} is missing"):
+        bundles.load_weights(model, weights)
 
 
 def test_weights_of_another_config_are_refused(tiny_bundle):
     from helpers.model import GrooVAE
 
     other = GrooVAE(with_overrides(get_config("tiny"), z_size=7))
-    with pytest.raises(runs.PretrainedError, match="different models"):
-        runs.load_weights(other, tiny_bundle / "tiny" / runs.WEIGHTS_FILE)
+    with pytest.raises(bundles.PretrainedError, match="different models"):
+        bundles.load_weights(other, tiny_bundle / "tiny" / bundles.WEIGHTS_FILE)
 
 
 def test_without_a_run_the_bundled_model_plays(tiny_bundle, tmp_path):

@@ -143,20 +143,20 @@ def test_train_resume_drops_history_past_the_checkpoint(tiny_config, tmp_path):
 
 def test_train_refuses_a_directory_it_did_not_write(tiny_config, tmp_path):
     (tmp_path / "notes.txt").write_text("someone else's")
-    with pytest.raises(training.TrainError, match="no config.json"):
+    with pytest.raises(runs.RunError, match="no config.json"):
         _train(tiny_config, tmp_path, steps=1)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]
 
 
 def test_train_refuses_a_run_of_another_config(tiny_config, tmp_path):
     _train(tiny_config, tmp_path, steps=1)
-    with pytest.raises(training.TrainError, match="differs in"):
+    with pytest.raises(runs.RunError, match="differs in"):
         _train(get_config("tiny", z_size=4), tmp_path, steps=2)
 
 
 def test_restore_model_reproduces_the_logged_validation(tiny_config, tmp_path):
     history = _train(tiny_config, tmp_path, steps=10)
-    model = training.restore_model(tmp_path)
+    model = runs.restore_model(tmp_path)
     assert model.config == get_config("tiny", num_steps=10)
     model.compile(optimizer=make_optimizer(model.config.train))
     model.reset_eval_noise()
@@ -193,7 +193,7 @@ def test_main_cli_precision_choice(tmp_path, monkeypatch, precision):
     training.main(args)
     saved = json.loads((tmp_path / training.CONFIG_FILE).read_text())["train"]
     assert saved["precision"] == precision
-    assert training.restore_model(tmp_path).dtype_policy.name == f"mixed_{precision}"
+    assert runs.restore_model(tmp_path).dtype_policy.name == f"mixed_{precision}"
 
 
 @pytest.mark.parametrize("mixed_precision, precision", [(True, "bfloat16"), (False, "float32")])
@@ -204,7 +204,7 @@ def test_run_config_auto_keeps_the_precision_of_a_run_saved_before_float16(
     del values["train"]["precision"], values["train"]["loss_scale_growth_steps"]
     values["train"]["mixed_precision"] = mixed_precision
     (tmp_path / training.CONFIG_FILE).write_text(json.dumps(values))
-    config = training.run_config("tiny", tmp_path, "auto", hardware="not consulted")
+    config = runs.run_config("tiny", tmp_path, "auto", hardware="not consulted")
     assert config == get_config("tiny", precision=precision)
 
 
@@ -217,7 +217,7 @@ def test_main_cli_auto_precision_continues_a_run_in_its_own(
     splits = {"train": TRAIN, "validation": VALIDATION}
     monkeypatch.setattr(training, "load_groove_4bar", lambda split, *a, **k: splits[split])
     auto = lambda choice, device=None: hardware if choice == "auto" else choice  # noqa: E731
-    monkeypatch.setattr(training, "resolve_precision", auto)
+    monkeypatch.setattr(runs, "resolve_precision", auto)
     args = ["--config", "tiny", "--out", str(tmp_path)]
     training.main([*args, "--steps", "1", "--precision", started])
     training.main([*args, "--steps", "2"])  # auto, on hardware that deserves the other precision

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from helpers.constants import GROOVE_DEPTH, WINDOW_STEPS
-from helpers.dataset import DatasetError, eval_windows, pass_order, train_batches
+from helpers.train import TrainError, eval_windows, pass_order, train_batches
 
 
 def _numbered(n: int) -> np.ndarray:
@@ -76,10 +76,10 @@ def test_eval_windows_keep_at_most_max_batches():
 
 
 def test_train_batches_rejects_mismatched_arrays():
-    with pytest.raises(DatasetError, match="one shape"):
+    with pytest.raises(TrainError, match="one shape"):
         train_batches(_numbered(20), _numbered(21), 8, seed=0)
 
 
 def test_eval_windows_reject_fewer_windows_than_a_batch():
-    with pytest.raises(DatasetError, match="lower the batch size"):
+    with pytest.raises(TrainError, match="lower the batch size"):
         eval_windows(_numbered(5), _numbered(5), 8)
