@@ -342,7 +342,8 @@ def load_groove_4bar_split(
 def save_split(path: Path, outputs: np.ndarray, meta: pd.DataFrame, summary: dict) -> None:
     # Plain str/int arrays, so loading needs no pickle.
     columns = {f"meta/{c}": np.asarray(meta[c].tolist()) for c in META_COLUMNS}
-    partial = path.with_name(path.name + ".partial.npz")
+    # Named by process: two notebooks (or test workers) building one cache never share a file.
+    partial = path.with_name(f"{path.name}.{os.getpid()}.partial.npz")
     np.savez(partial, outputs=outputs, summary=json.dumps(summary), **columns)
     partial.replace(path)
 

@@ -157,6 +157,14 @@ def pytest_configure(config):
         os.environ["GROOVAE_MY_MIDI"] = str(path)
 
 
+def pytest_collection_modifyitems(config, items):
+    """Under `pytest -n 2 --dist loadgroup` (make test) a file's tests share one worker, so its
+    module fixtures are built once; the notebooks share one too, since 03 reads what 02 wrote."""
+    for item in items:
+        group = "notebooks" if item.path.suffix == ".ipynb" else item.path.name
+        item.add_marker(pytest.mark.xdist_group(group))
+
+
 @pytest.fixture
 def make_drums():
     return drum_sequence
