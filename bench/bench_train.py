@@ -1,6 +1,7 @@
 """Training step of groovae_4bar: Magenta's own graph and ours on each backend, in one run.
 
     python bench/bench_train.py [--batch-sizes 512 64] [--backends tensorflow jax] [--steps 7]
+        [--max-isa avx2]
 
 Every runner is a worker process holding one model (Keras fixes its backend per process;
 Magenta's graph runs in its side environment, bench/magenta_side.py, built on first use). All
@@ -8,6 +9,8 @@ train on the same real GMD training windows, step i on the same rows, one step o
 so all see the same load on a shared machine; figures are medians. Ours in bfloat16 is timed too,
 in the same alternation, where the hardware computes bf16 natively (helpers.device). The run's
 load and steal are watched (conditions.py): figures from a loaded machine are marked noisy.
+`--max-isa avx2` caps every library's vector code at AVX2, so a CPU with AVX-512 times what an
+AVX2-only one of its clock would (the targets are set for such CPUs).
 """
 
 import argparse
@@ -33,6 +36,11 @@ from helpers.data import load_groove_4bar  # noqa: E402
 
 # The project's targets against Magenta's graph, float32, for the fastest backend (issue 23).
 TARGETS = {512: 1.10, 64: 1.5}
+# --max-isa: the variables that cap oneDNN's JIT (TensorFlow's and Magenta's matmuls) and
+# OpenBLAS (the matmul ceiling), and the flag that caps XLA's code generator (JAX workers only:
+# TensorFlow reads XLA_FLAGS too). TensorFlow's own Eigen kernels are built for AVX, below the cap.
+ISA_ENV = {"avx2": {"ONEDNN_MAX_CPU_ISA": "AVX2", "OPENBLAS_CORETYPE": "Haswell"}}
+XLA_ISA_FLAG = {"avx2": "--xla_cpu_max_isa=AVX2"}
 
 
 def forward_flops_per_example(config) -> float:
@@ -88,10 +96,14 @@ def our_worker(windows_path: str, batch_size: int, precision: str) -> None:
 class OurStepper(StepWorker):
     """Our GrooVAE training on one backend, batch size and precision, in a worker process."""
 
-    def __init__(self, windows_path: Path, batch_size: int, backend: str, precision: str):
+    def __init__(
+        self, windows_path: Path, batch_size: int, backend: str, precision: str, max_isa: str | None
+    ):
         command = [sys.executable, __file__, "--worker", str(windows_path)]
         command += ["--batch-sizes", str(batch_size), "--precision", precision]
         env = {**os.environ, "KERAS_BACKEND": backend}
+        if max_isa and backend == "jax":
+            env["XLA_FLAGS"] = f"{env.get('XLA_FLAGS', '')} {XLA_ISA_FLAG[max_isa]}".strip()
         log = windows_path.parent / f"ours-{backend}-{precision}-{batch_size}.log"
         super().__init__(command, env, log)
 
@@ -102,6 +114,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--backends", nargs="+", default=["tensorflow", "jax"])
     parser.add_argument("--steps", type=int, default=7, help="timed steps of each, alternating")
     parser.add_argument("--warmup", type=int, default=2, help="untimed steps of each first")
+    parser.add_argument(
+        "--max-isa", choices=sorted(ISA_ENV), help="cap every library's vector code at this ISA"
+    )
     parser.add_argument("--precision", default="float32", help=argparse.SUPPRESS)
     parser.add_argument("--worker", help=argparse.SUPPRESS)  # a worker's windows file
     add_data_dir(parser)
@@ -109,14 +124,22 @@ def main(argv: list[str] | None = None) -> None:
     if args.worker:
         our_worker(args.worker, args.batch_sizes[0], args.precision)
         return
+    caps = ISA_ENV.get(args.max_isa, {})
+    if any(os.environ.get(k) != v for k, v in caps.items()):
+        # OpenBLAS reads its cap when numpy loads it: start again with the caps set.
+        argv = sys.argv[1:] if argv is None else argv
+        os.execve(sys.executable, [sys.executable, __file__, *argv], {**os.environ, **caps})
 
     cpu = device.cpu_info()
-    precisions = ["float32", "bfloat16"] if cpu.bfloat16 else ["float32"]
+    precisions = ["float32", "bfloat16"] if cpu.bfloat16 and not caps else ["float32"]
     windows = load_groove_4bar("train", args.data_dir, progress=False)
     windows = windows[: max(args.batch_sizes) * (args.warmup + args.steps)]
     print(f"CPU: {cpu.describe()}, {os.cpu_count()} cores")
+    if caps:
+        flags = ", ".join(f"{k}={v}" for k, v in caps.items())
+        print(f"capped at {args.max_isa.upper()}: {flags}, JAX {XLA_ISA_FLAG[args.max_isa]}")
     if "bfloat16" not in precisions:
-        print("bfloat16 not timed: this CPU has no native bf16 (AVX512_BF16 / AMX)")
+        print("bfloat16 not timed: no native bf16 (AVX512_BF16 / AMX) here or under the cap")
     with Conditions() as machine, tempfile.TemporaryDirectory() as scratch:
         peak = matmul_gflops()
         train_flops = 3 * forward_flops_per_example(get_config("groovae_4bar"))  # fwd + bwd
@@ -132,7 +155,7 @@ def main(argv: list[str] | None = None) -> None:
                 for backend in args.backends:
                     for precision in precisions:
                         runners[f"ours {backend} {precision}"] = OurStepper(
-                            windows_path, batch_size, backend, precision
+                            windows_path, batch_size, backend, precision, args.max_isa
                         )
                 try:
                     times = alternate(runners, args.warmup, args.steps)
@@ -140,7 +163,8 @@ def main(argv: list[str] | None = None) -> None:
                     for runner in runners.values():
                         if runner is not magenta:
                             runner.close()
-            report(batch_size, times, peak, train_flops, cpu.model, machine)
+            cpu_name = f"{cpu.model} capped at {args.max_isa.upper()}" if caps else cpu.model
+            report(batch_size, times, peak, train_flops, cpu_name, machine)
     print(machine.verdict())
 
 

@@ -149,7 +149,15 @@ def random_grooves(n: int, seed: int = 0, density: float = 0.2) -> np.ndarray:
 
 def pytest_configure(config):
     """Supplies notebook 03's upload under nbmake: a 2-bar groove at 100 bpm, named by
-    GROOVAE_MY_MIDI, which 03 reads in place of an upload when GROOVAE_SMOKE=1."""
+    GROOVAE_MY_MIDI, which 03 reads in place of an upload when GROOVAE_SMOKE=1. Gives each test
+    worker (pytest -n) a numba cache of its own, for it and the kernels and commands it starts:
+    librosa caches its compiled functions beside their source, and two workers compiling one at
+    once left a cache that crashed every later process loading it."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    if worker and "NUMBA_CACHE_DIR" not in os.environ:
+        cache = Path(tempfile.mkdtemp(prefix=f"groovae-numba-{worker}-"))
+        atexit.register(shutil.rmtree, cache, ignore_errors=True)
+        os.environ["NUMBA_CACHE_DIR"] = str(cache)
     if os.environ.get("GROOVAE_SMOKE") == "1" and "GROOVAE_MY_MIDI" not in os.environ:
         folder = Path(tempfile.mkdtemp(prefix="groovae-upload-"))
         atexit.register(shutil.rmtree, folder, ignore_errors=True)
