@@ -75,6 +75,13 @@ class GrooVAE(keras.Model):
         m = config.model
         dtype = self.dtype_policy
         rate = 1.0 - m.dropout_keep_prob  # on every LSTM layer's input, per step (spec §3.2)
+        # Seeded: an unseeded Dropout draws from PyTorch's global generator, which a resumed run
+        # restarts; a seed puts its draws in a state the checkpoint carries, on every backend.
+        dropout_seeds = iter(range(config.train.seed + 2, config.train.seed + 1000))
+
+        def dropout(name: str) -> layers.Dropout:
+            return layers.Dropout(rate, seed=next(dropout_seeds), dtype=dtype, name=name)
+
         # hits_as_controls: the target's hits join the encoder's input and every decoder step's.
         self.control_depth = NUM_DRUM_CLASSES if config.converter.hits_as_controls else 0
 
@@ -94,9 +101,7 @@ class GrooVAE(keras.Model):
                         go_backwards=direction == "bw",
                     )
                 )
-            self.encoder_dropout.append(
-                [layers.Dropout(rate, dtype=dtype, name=f"encoder_dropout_{d}_{i}") for d in "fb"]
-            )
+            self.encoder_dropout.append([dropout(f"encoder_dropout_{d}_{i}") for d in "fb"])
             input_dim = 2 * units
         self.mu = _small_dense(m.z_size, dtype, "mu")
         self.sigma = _small_dense(m.z_size, dtype, "sigma")
@@ -110,7 +115,7 @@ class GrooVAE(keras.Model):
             self.decoder_lstms.append(
                 _lstm(units, input_dim, dtype, name, return_sequences=True, return_state=True)
             )
-            self.decoder_dropout.append(layers.Dropout(rate, dtype=dtype, name=f"{name}_dropout"))
+            self.decoder_dropout.append(dropout(f"{name}_dropout"))
             input_dim = units
         self.output_projection = layers.Dense(GROOVE_DEPTH, dtype=dtype, name="output_projection")
 

@@ -194,9 +194,8 @@ def float16_against_float32() -> dict:
 def float16_resume(run_dir: str) -> dict:
     """A tiny float16 run to step 8 unbroken, and one stopped at step 4 and resumed: their train
     and validation rows, and the loss scale in the unbroken run's step-4 checkpoint. Dropout is
-    off: PyTorch draws the masks of unseeded Dropout layers from its global generator, which a
-    resumed run restarts, whatever the precision."""
-    config = get_config("tiny", **{**RUN, **FLOAT16, "dropout_keep_prob": 1.0})
+    on, so the resumed run must also draw the masks the unbroken one drew."""
+    config = get_config("tiny", **{**RUN, **FLOAT16})
     report = {}
     for name, stops in (("unbroken", (8,)), ("resumed", (4, 8))):
         for steps in stops:
