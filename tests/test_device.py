@@ -128,6 +128,21 @@ def test_default_precision_follows_the_hardware(
     assert device.resolve_precision("auto", hardware) == expected
 
 
+@pytest.mark.parametrize(
+    "backend, expected", [("tensorflow", "bfloat16"), ("jax", "float32"), ("torch", "bfloat16")]
+)
+def test_auto_on_a_bf16_cpu_takes_bfloat16_only_where_the_backend_runs_it_faster(
+    monkeypatch, tmp_path, backend, expected
+):
+    monkeypatch.setattr(device, "_accelerators", lambda backend: ("cpu", []))
+    path = tmp_path / "cpuinfo"
+    path.write_text(SAPPHIRE_RAPIDS)
+    hardware = device.detect(backend, path)
+    assert hardware.bfloat16 and device.resolve_precision("auto", hardware) == expected
+    words = device.describe_precision(expected, hardware)
+    assert ("runs it slower than float32" in words) == (backend == "jax"), words
+
+
 def test_explicit_precision_wins_and_unknown_is_refused(monkeypatch, tmp_path):
     hardware = _fake(monkeypatch, tmp_path, EPYC, "cpu", [])
     assert device.resolve_precision("bfloat16", hardware) == "bfloat16"
