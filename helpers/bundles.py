@@ -3,7 +3,6 @@ written from its files (its model card and README Results)."""
 
 from __future__ import annotations
 
-import json
 import os
 import zipfile
 from pathlib import Path
@@ -114,7 +113,7 @@ def load_bundle(name: str, root: str | os.PathLike = PRETRAINED_DIR) -> tuple[Gr
     """
     folder = bundle_dir(name, root)
     try:
-        config = GrooVAEConfig.from_dict(json.loads((folder / CONFIG_FILE).read_text()))
+        config = GrooVAEConfig.read(folder / CONFIG_FILE)
     except (ValueError, KeyError, TypeError) as error:
         raise PretrainedError(f"{folder / CONFIG_FILE} is not a GrooVAE config: {error}") from error
     # float32 compute whatever the run trained with: the weights are stored at float16 either way.

@@ -102,6 +102,16 @@ class GrooVAEConfig:
             parts[part] = part_cls(**{k: _coerce(hints[k], v) for k, v in items.items()})
         return cls(name=values["name"], **parts)
 
+    @classmethod
+    def read(cls, path: str | os.PathLike) -> GrooVAEConfig:
+        """The config saved in `path` (a run's or a bundle's config.json).
+
+        Raises:
+          OSError, ValueError, KeyError, TypeError: no such file, not JSON, or not a config.
+        """
+        with open(path) as file:
+            return cls.from_dict(json.load(file))
+
 
 _PART_CLASSES = {"converter": ConverterConfig, "model": ModelConfig, "train": TrainConfig}
 

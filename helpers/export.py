@@ -204,7 +204,7 @@ def export(
     if readme is not None:
         _replace_results(readme, "")  # refuse before the long part, not after it
     if splits is None:  # GMD in the run's own 2- or 4-bar cut
-        run_config = GrooVAEConfig.from_dict(json.loads((run_dir / CONFIG_FILE).read_text()))
+        run_config = GrooVAEConfig.read(run_dir / CONFIG_FILE)
         converter = GrooveConverter.from_config(run_config.converter)
         splits = tuple(load_groove_4bar_split(s, data_dir, converter) for s in ("test", "train"))
 
@@ -218,7 +218,7 @@ def export(
 
     groovae = TrainedModel.pretrained(name, root)  # what users get: the float16 weights
     # The card tells how the run trained: a bundle loads at float32; its config.json says.
-    trained = GrooVAEConfig.from_dict(json.loads((folder / CONFIG_FILE).read_text()))
+    trained = GrooVAEConfig.read(folder / CONFIG_FILE)
     print(f"evaluating step {step} on {len(splits[0].outputs)} test windows")
     metrics = json_ready(
         {

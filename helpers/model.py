@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 import random
 
@@ -77,7 +78,7 @@ class GrooVAE(keras.Model):
         rate = 1.0 - m.dropout_keep_prob  # on every LSTM layer's input, per step (spec §3.2)
         # Seeded: an unseeded Dropout draws from PyTorch's global generator, which a resumed run
         # restarts; a seed puts its draws in a state the checkpoint carries, on every backend.
-        dropout_seeds = iter(range(config.train.seed + 2, config.train.seed + 1000))
+        dropout_seeds = itertools.count(config.train.seed + 2)  # seed, seed + 1: the z seeds
 
         def dropout(name: str) -> layers.Dropout:
             return layers.Dropout(rate, seed=next(dropout_seeds), dtype=dtype, name=name)

@@ -202,7 +202,7 @@ def restore_model(
         raise RunError(f"none of the checkpoints in {run_dir / CHECKPOINT_DIR} is whole")
     if checkpoint is None:
         raise RunError(f"{run_dir} has no checkpoint yet; train it for a few steps first")
-    model = GrooVAE(GrooVAEConfig.from_dict(json.loads(config_path.read_text())))
+    model = GrooVAE(GrooVAEConfig.read(config_path))
     load_checkpoint(model, checkpoint, with_optimizer=False)
     return model
 
@@ -313,7 +313,7 @@ def prepare_run_dir(out_dir: Path, config: GrooVAEConfig) -> None:
     config_path = out_dir / CONFIG_FILE
     if config_path.exists():
         try:
-            saved = GrooVAEConfig.from_dict(json.loads(config_path.read_text()))
+            saved = GrooVAEConfig.read(config_path)
         except (ValueError, KeyError, TypeError) as error:
             raise RunError(
                 f"{config_path} is not a GrooVAE run config; pick another out dir"
@@ -342,7 +342,7 @@ def run_config(
     saved = Path(run_dir) / CONFIG_FILE
     if precision == "auto" and saved.exists():
         try:
-            saved_config = GrooVAEConfig.from_dict(json.loads(saved.read_text()))
+            saved_config = GrooVAEConfig.read(saved)
             return get_config(name, precision=saved_config.train.precision)
         except (ValueError, KeyError, TypeError):
             pass  # not a run config: prepare_run_dir says so

@@ -3,7 +3,6 @@ loop with checkpoints and CSV history."""
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import time
@@ -178,7 +177,7 @@ def _continue_at(model: GrooVAE, step: int, source: Path, run_dir: Path, pairs: 
     Raises:
       TrainError: the source trained another config; continuing it as this one would mix two.
     """
-    saved = GrooVAEConfig.from_dict(json.loads((source / CONFIG_FILE).read_text()))
+    saved = GrooVAEConfig.read(source / CONFIG_FILE)
     changed = config_changes(model.config, saved)
     if changed:
         raise TrainError(f"{source} trained a config that differs in {changed}; cannot continue it")

@@ -61,11 +61,13 @@ def test_get_config_unknown_name_lists_registry():
 
 
 @pytest.mark.parametrize("name", sorted(CONFIG_MAP))
-def test_config_json_round_trip(name):
+def test_config_json_round_trip(name, tmp_path):
     import json
 
     config = get_config(name)
     assert GrooVAEConfig.from_dict(json.loads(config.to_json())) == config
+    (tmp_path / "config.json").write_text(config.to_json())
+    assert GrooVAEConfig.read(tmp_path / "config.json") == config
 
 
 def test_get_config_can_rename():

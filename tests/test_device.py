@@ -95,11 +95,11 @@ def test_gpu_float16_tensor_cores_by_capability_else_name(name, capability, expe
     assert device.gpu_has_float16(name, capability) is expected
 
 
-def _fake(monkeypatch, tmp_path, cpuinfo, kind, found):
+def _fake(monkeypatch, tmp_path, cpuinfo, kind, found, backend="tensorflow"):
     monkeypatch.setattr(device, "_accelerators", lambda backend: (kind, found))
     path = tmp_path / "cpuinfo"
     path.write_text(cpuinfo)
-    return device.detect("tensorflow", path)
+    return device.detect(backend, path)
 
 
 @pytest.mark.parametrize(
@@ -134,10 +134,7 @@ def test_default_precision_follows_the_hardware(
 def test_auto_on_a_bf16_cpu_takes_bfloat16_only_where_the_backend_runs_it_faster(
     monkeypatch, tmp_path, backend, expected
 ):
-    monkeypatch.setattr(device, "_accelerators", lambda backend: ("cpu", []))
-    path = tmp_path / "cpuinfo"
-    path.write_text(SAPPHIRE_RAPIDS)
-    hardware = device.detect(backend, path)
+    hardware = _fake(monkeypatch, tmp_path, SAPPHIRE_RAPIDS, "cpu", [], backend)
     assert hardware.bfloat16 and device.resolve_precision("auto", hardware) == expected
     words = device.describe_precision(expected, hardware)
     assert ("runs it slower than float32" in words) == (backend == "jax"), words
