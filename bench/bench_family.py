@@ -81,7 +81,9 @@ def main(argv: list[str] | None = None) -> None:
         if args.size == "tiny":
             config = with_overrides(config, **TINY_WIDTHS)
         start = time.perf_counter()
-        trained = TrainedModel.magenta(folder / f"{name}_{args.size}.tar", config=config)
+        trained = TrainedModel.magenta(
+            folder / f"{name}_{args.size}.tar", config=config, decoding="magenta"
+        )
         with np.load(folder / f"{name}_{args.size}.npz") as ref:
             errors = max_errors(trained, ref)
         seconds = time.perf_counter() - start

@@ -73,8 +73,8 @@ def trained_model(name: str):
     if name in TINY_MODELS:
         config, widths = TINY_MODELS[name]
         model = spread_model(with_overrides(get_config(config), name=name, **widths))
-        return TrainedModel(model=model, step=7)
-    return TrainedModel.pretrained(name)
+        return TrainedModel(model=model, step=7, decoding="magenta")
+    return TrainedModel.pretrained(name, decoding="magenta")
 
 
 def ours(trained, seed: int = 0) -> dict:

@@ -16,6 +16,7 @@ from helpers.constants import OUTPUTS_DIR, SOUNDFONT_ENV
 
 # --precision: helpers.device resolves auto; the rest are TrainConfig.precision's values.
 PRECISIONS = ("auto", "float32", "bfloat16", "float16")
+VELOCITY_OFFSET_LOSSES = ("all_cells", "hit_cells")  # ModelConfig.velocity_offset_loss
 CONFIG_FILE = "config.json"  # a run's or a bundled model's config, beside its weights
 
 
@@ -46,6 +47,17 @@ class ModelConfig:
     max_beta: float = 0.2
     beta_rate: float = 0.0  # beta = (1 - beta_rate**step) * max_beta
     dropout_keep_prob: float = 0.3  # keep probability on every LSTM layer's input
+    # Where velocity and offset errors count: "all_cells" is Magenta's objective (every cell, hit
+    # or not, so the outputs learn p(hit) * E[value | hit]); "hit_cells" counts only cells whose
+    # target has a hit, as the Groove Transformer trains, so they learn E[value | hit].
+    velocity_offset_loss: str = "all_cells"
+
+    def __post_init__(self):
+        if self.velocity_offset_loss not in VELOCITY_OFFSET_LOSSES:
+            raise ValueError(
+                f"velocity_offset_loss {self.velocity_offset_loss!r}: choose one of "
+                f"{', '.join(VELOCITY_OFFSET_LOSSES)}"
+            )
 
 
 @dataclass(frozen=True)

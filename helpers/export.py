@@ -40,7 +40,8 @@ SAMPLES_SEED = 0
 SAMPLES_TEMPERATURE = 0.5
 CHECK_WINDOWS = 256  # test windows whose loss a bundle records, for tests to reproduce
 MAGENTA_FORMATS = ("magenta-js", "magenta-tf1")
-FORMATS = ("bundle", *MAGENTA_FORMATS)
+# hit-residuals: re-measure a bundle's HitResiduals on GMD's training split (--bundled).
+FORMATS = ("bundle", *MAGENTA_FORMATS, "hit-residuals")
 ZIP_COMMENT = b"groovae-drum-lab: Magenta export"  # marks a .zip magenta_zip may replace
 
 
@@ -216,6 +217,7 @@ def export(
     history = history[history["step"] <= step]
     history.to_csv(folder / HISTORY_FILE, index=False)
 
+    measure_hit_residuals(name, splits[1].outputs, root)
     groovae = TrainedModel.pretrained(name, root)  # what users get: the float16 weights
     # The card tells how the run trained: a bundle loads at float32; its config.json says.
     trained = GrooVAEConfig.read(folder / CONFIG_FILE)
@@ -260,6 +262,16 @@ def export(
     if size > bundles.MAX_BUNDLE_BYTES:
         raise ExportError(f"{folder} is {size / 2**20:.1f} MiB, over the 10 MiB a bundle may take")
     return folder
+
+
+def measure_hit_residuals(
+    name: str, train: np.ndarray, root: str | os.PathLike = bundles.PRETRAINED_DIR
+) -> Path:
+    """Measures bundle `name`'s HitResiduals (what per-hit decoding draws from) on its float16
+    weights and (n, steps, 27) training windows; writes them into its folder."""
+    model, _ = bundles.load_bundle(name, root)
+    inputs = encoder_inputs(train, model.config.converter, model.config.train.seed)
+    return model.measure_hit_residuals(inputs, train).write(Path(root) / name)
 
 
 def export_magenta(
@@ -352,6 +364,15 @@ def main(argv: list[str] | None = None) -> Path:
         "--overwrite", action="store_true", help="replace a bundle this exporter did not write"
     )
     args = parser.parse_args(argv)
+    if args.format == "hit-residuals":
+        if args.bundled is None:
+            parser.error("--format hit-residuals takes --bundled NAME")
+        config = GrooVAEConfig.read(bundles.bundle_dir(args.bundled) / CONFIG_FILE)
+        converter = GrooveConverter.from_config(config.converter)
+        train = load_groove_4bar_split("train", args.data_dir, converter).outputs
+        path = measure_hit_residuals(args.bundled, train)
+        print(f"wrote {path}")
+        return path
     if args.format != "bundle":
         if args.out is None or (args.run_dir is None) == (args.bundled is None):
             parser.error(f"--format {args.format} takes --out and one of --run-dir, --bundled")

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
+import json
 import math
+import os
 import random
+from dataclasses import dataclass
+from pathlib import Path
 
 import keras
+import numpy as np
 from keras import layers, ops
 
 from helpers import backends
@@ -24,10 +30,77 @@ EVAL_TERMS = (
     "hit_accuracy",  # fraction of the 9 x 64 hit cells right at p > 0.5, teacher forced
 )
 HIT_COUNTS = ("hit_tp", "hit_fp", "hit_fn")  # streamed over an evaluation for the hit F1
+# How the sampling decoder gives a drawn hit its velocity and offset: "per_hit" plays each drawn
+# hit at the value the model expects given that hit, with a learned spread drawn around it, and
+# feeds back zeros where no hit is drawn (as training data has); "magenta" is Magenta's exact
+# decoding (spec §3.4), which plays and feeds back the raw outputs in every cell.
+DECODINGS = ("per_hit", "magenta")
+# Under Magenta's objective the outputs are p(hit) * E[value | hit]; dividing by p recovers the
+# value given a hit, with p floored here so a hit the model hardly expected is not blown up.
+MIN_HIT_PROBABILITY = 0.05
+MIN_RESIDUAL_HITS = 50  # true hits of a drum below which it takes the residuals of all drums
+RESIDUAL_WINDOWS = 2048  # training windows HitResiduals are measured on
+RESIDUAL_QUANTILES = 65  # points of each residual distribution kept, 0 to 1 in steps of 1/64
 
 
 class ModelError(Exception):
     """Weights or inputs that do not fit the model's config."""
+
+
+@dataclass(frozen=True)
+class HitResiduals:
+    """How a drummer's hits stray from what the model expects given each hit, per drum: the
+    quantiles of (played - expected) velocity and offset over the true hits of teacher-forced
+    training windows. Per-hit decoding draws a residual from them (by the inverse of their
+    distribution) scaled by sqrt(temperature), as dividing a log-density by the temperature
+    scales a normal's variance, so at temperature 1 a set of grooves has the drummers' spread
+    and its shape, near 0 the expected values.
+
+    Kept beside a model's weights as hit_residuals.json (runs write it when they end; bundles
+    carry it).
+    """
+
+    velocities: tuple[tuple[float, ...], ...]  # 9 drums x RESIDUAL_QUANTILES, velocity in [0, 1]
+    offsets: tuple[tuple[float, ...], ...]  # the same for offsets in [-1, 1] of half a step
+    hits: int  # true hits they were measured on
+
+    FILE = "hit_residuals.json"
+
+    def array(self) -> np.ndarray:
+        """(2, 9, quantiles) float32: velocities' residual quantiles, then offsets'."""
+        return np.asarray([self.velocities, self.offsets], np.float32)
+
+    def write(self, folder: str | os.PathLike) -> Path:
+        path = Path(folder) / self.FILE
+        path.write_text(json.dumps(dataclasses.asdict(self)))
+        return path
+
+    @classmethod
+    def read(cls, folder: str | os.PathLike) -> HitResiduals | None:
+        """The residuals kept in `folder`, or None when it has none.
+
+        Raises:
+          ModelError: a damaged file (not JSON, missing fields, not 9 rising finite quantile
+            rows per feature).
+        """
+        path = Path(folder) / cls.FILE
+        if not path.exists():
+            return None
+        try:
+            values = json.loads(path.read_text())
+            parts = [tuple(tuple(row) for row in values[k]) for k in ("velocities", "offsets")]
+            residuals = cls(*parts, int(values["hits"]))
+            array = residuals.array()
+        except (ValueError, KeyError, TypeError) as error:
+            raise ModelError(f"{path} is damaged ({error}); delete it to measure again") from None
+        if (
+            array.ndim != 3
+            or array.shape[:2] != (2, NUM_DRUM_CLASSES)
+            or not np.all(np.isfinite(array))
+            or np.any(np.diff(array, axis=-1) < 0)
+        ):
+            raise ModelError(f"{path} does not hold rising residual quantiles per drum; delete it")
+        return residuals
 
 
 def _fused_glorot(input_dim: int, units: int) -> keras.initializers.Initializer:
@@ -279,7 +352,9 @@ class GrooVAE(keras.Model):
         """Feeds one validation batch to the evaluation trackers; returns their running values."""
         inputs, targets, _ = keras.utils.unpack_x_y_sample_weight(data)
         terms, logits = self._forward(inputs, targets, False, self.eval_z_seed)
-        hits_loss, velocities_loss, offsets_loss = reconstruction_losses(targets, logits)
+        hits_loss, velocities_loss, offsets_loss = reconstruction_losses(
+            targets, logits, self.config.model.velocity_offset_loss
+        )
         terms["hits_loss"] = ops.mean(hits_loss)
         terms["velocities_loss"] = ops.mean(velocities_loss)
         terms["offsets_loss"] = ops.mean(offsets_loss)
@@ -298,12 +373,23 @@ class GrooVAE(keras.Model):
         return logs
 
     def decode(
-        self, z, temperature: float = 1.0, seed: int | None = None, controls=None, hits=None
+        self,
+        z,
+        temperature: float = 1.0,
+        seed: int | None = None,
+        controls=None,
+        hits=None,
+        decoding: str = "per_hit",
+        residuals=None,
     ):
         """The sampling decoder (spec §3.4), run step by step with the trained LSTM cells.
 
-        Each step samples hits ~ Bernoulli(sigmoid(hit_logit / temperature)); velocities = sigmoid
-        and offsets = tanh are deterministic. The whole 27-vector is fed back with z.
+        Each step samples hits ~ Bernoulli(sigmoid(hit_logit / temperature)). With
+        decoding="magenta" velocities = sigmoid and offsets = tanh of the outputs, in every cell,
+        and the whole 27-vector is fed back with z, exactly as Magenta. With "per_hit" (the
+        default) a drawn hit gets the velocity and offset expected given that hit (`hit_values`)
+        plus a residual drawn from `residuals` times sqrt(temperature), clipped to their ranges;
+        cells without a hit hold zeros, in the groove and in what is fed back.
 
         Args:
           z: (batch, z_size) float latent codes.
@@ -313,12 +399,21 @@ class GrooVAE(keras.Model):
             controls[t] beside the previous output and z, as in training.
           hits: (batch, steps, 9) hits to play instead of drawing them: the decoder writes
             their velocities and offsets and feeds them back, so the result has exactly these.
+          decoding: one of DECODINGS.
+          residuals: (2, 9, quantiles) quantiles of velocity and offset residuals around their
+            expected values given a hit, per drum (HitResiduals.array()); None plays the
+            expected values.
 
         Returns:
           (batch, 64, 27) float32 grooves [hits (0/1) | velocities | offsets].
         """
         if temperature <= 0:
             raise ModelError(f"temperature must be > 0, got {temperature}")
+        if decoding not in DECODINGS:
+            raise ModelError(f"decoding {decoding!r}: choose one of {', '.join(DECODINGS)}")
+        per_hit = decoding == "per_hit"
+        residuals = np.zeros((2, NUM_DRUM_CLASSES, 1)) if residuals is None else residuals
+        residuals = ops.convert_to_tensor(np.asarray(residuals, np.float32))
         z = ops.convert_to_tensor(z, "float32")
         temperature = ops.convert_to_tensor(temperature, "float32")
         shape = (ops.shape(z)[0], NUM_DRUM_CLASSES)
@@ -330,34 +425,126 @@ class GrooVAE(keras.Model):
         hits = ops.zeros((shape[0], steps, NUM_DRUM_CLASSES)) if hits is None else hits
         hits = ops.cast(ops.convert_to_tensor(hits), "float32")
         play = ops.convert_to_tensor(1.0 if given else 0.0, "float32")
+        dynamics = (shape[0], 2 * NUM_DRUM_CLASSES)  # a residual draw per velocity and offset
         if keras.backend.backend() != "tensorflow":
-            # Every step's hit draws up front, in the order the step loop takes them.
+            # Every step's hit draws up front, in the order the step loop takes them; the
+            # per-hit draws after them, so Magenta's decoding draws the same hits either way.
             seed = keras.random.SeedGenerator(seed) if seed is not None else None
             noise = ops.stack([keras.random.uniform(shape, seed=seed) for _ in range(steps)])
-            return self._decode_steps(z, temperature, lambda t: noise[t], controls, hits, play)
+            draws = None
+            if per_hit:
+                draws = ops.stack([keras.random.uniform(dynamics, seed=seed) for _ in range(steps)])
+            return self._decode_steps(
+                z,
+                temperature,
+                lambda t: noise[t],
+                controls,
+                hits,
+                play,
+                (lambda t: draws[t]) if per_hit else None,
+                residuals,
+            )
         # Keras folds a seed into int32 this way; unseeded, Python's random (which
         # keras.utils.set_random_seed also seeds) picks one.
         seed = random.randrange(2**31 - 2) if seed is None else seed % (2**31 - 2)
-        if getattr(self, "_decode_function", None) is None:
+        if getattr(self, "_decode_functions", None) is None:
+            self._decode_functions = {}
+        functions = self._decode_functions
+        if decoding not in functions:
             import tensorflow as tf
 
-            def compiled(z, temperature, seed, controls, hits, play):
+            def compiled(z, temperature, seed, controls, hits, play, residuals):
                 # Step t draws what uniform(seed=SeedGenerator(seed)) gives on its t-th call:
-                # TensorFlow's stateless uniform at [seed, t].
+                # TensorFlow's stateless uniform at [seed, t]; its residual draws at
+                # [seed, steps + t], a stream of their own.
                 def noise(t):
                     pair = tf.stack([seed, tf.cast(t, tf.int32)])
                     return tf.random.stateless_uniform([tf.shape(z)[0], NUM_DRUM_CLASSES], pair)
 
-                return self._decode_steps(z, temperature, noise, controls, hits, play)
+                def residual_draws(t):
+                    pair = tf.stack([seed, tf.cast(steps + t, tf.int32)])
+                    return tf.random.stateless_uniform([tf.shape(z)[0], dynamics[1]], pair)
 
-            self._decode_function = tf.function(compiled, reduce_retracing=True)
+                draws = residual_draws if per_hit else None
+                return self._decode_steps(
+                    z, temperature, noise, controls, hits, play, draws, residuals
+                )
+
+            functions[decoding] = tf.function(compiled, reduce_retracing=True)
         seed = ops.convert_to_tensor(seed, "int32")
-        return self._decode_function(z, temperature, seed, controls, hits, play)
+        return functions[decoding](z, temperature, seed, controls, hits, play, residuals)
 
-    def _decode_steps(self, z, temperature, noise, controls, hits=None, play=0.0):
+    def hit_values(self, logits):
+        """Velocities and offsets expected given a hit in each cell (per-hit decoding).
+
+        A model trained on hit cells only ("hit_cells") outputs them directly; under Magenta's
+        objective (spec §4) the outputs are p(hit) * E[value | hit], so they are divided by the
+        model's own p(hit), floored at MIN_HIT_PROBABILITY, and clipped to their ranges.
+
+        Args:
+          logits: (..., 27) float32 decoder pre-activations.
+
+        Returns:
+          (velocities, offsets), each (..., 9) float32, in [0, 1] and [-1, 1].
+        """
+        velocities = ops.sigmoid(logits[..., VELOCITIES])
+        offsets = ops.tanh(logits[..., OFFSETS])
+        if self.config.model.velocity_offset_loss == "all_cells":
+            p_hit = ops.maximum(ops.sigmoid(logits[..., HITS]), MIN_HIT_PROBABILITY)
+            velocities = ops.minimum(velocities / p_hit, 1.0)
+            offsets = ops.clip(offsets / p_hit, -1.0, 1.0)
+        return velocities, offsets
+
+    def measure_hit_residuals(
+        self, inputs, targets, windows: int = RESIDUAL_WINDOWS, seed: int = 0
+    ) -> HitResiduals:
+        """HitResiduals of this model on (n, steps, 27) training windows, teacher forced from
+        z = mu.
+
+        Args:
+          inputs: encoder inputs (the config's converter made them from targets).
+          targets: the drummer's grooves.
+          windows: how many of them, drawn without replacement by `seed`, to measure on.
+        """
+        rows = np.sort(np.random.default_rng(seed).permutation(len(targets))[:windows])
+        inputs, targets = np.asarray(inputs)[rows], np.asarray(targets)[rows]
+        batch_size = 256
+        drums, velocities, offsets = [], [], []
+        for begin in range(0, len(targets), batch_size):
+            x = np.asarray(inputs[begin : begin + batch_size], np.float32)
+            y = np.asarray(targets[begin : begin + batch_size], np.float32)
+            controls = self.target_controls(y)
+            mu, _ = self.encode(x, controls)
+            logits = self.reconstruction_logits(y, mu, controls)
+            expected = [ops.convert_to_numpy(v) for v in self.hit_values(logits)]
+            hit = y[..., HITS] > 0.5
+            drums.append(np.nonzero(hit)[-1])
+            velocities.append((y[..., VELOCITIES] - expected[0])[hit])
+            offsets.append((y[..., OFFSETS] - expected[1])[hit])
+        drums = np.concatenate(drums)
+        levels = np.linspace(0.0, 1.0, RESIDUAL_QUANTILES)
+
+        def quantiles(residuals: np.ndarray) -> tuple:
+            rows = []
+            for drum in range(NUM_DRUM_CLASSES):
+                # A drum hardly ever played takes the residuals of all drums together.
+                own = residuals[drums == drum]
+                pool = own if len(own) >= MIN_RESIDUAL_HITS else residuals
+                pool = pool if len(pool) else np.zeros(1)
+                rows.append(tuple(float(v) for v in np.quantile(pool, levels)))
+            return tuple(rows)
+
+        return HitResiduals(
+            quantiles(np.concatenate(velocities)), quantiles(np.concatenate(offsets)), len(drums)
+        )
+
+    def _decode_steps(
+        self, z, temperature, noise, controls, hits=None, play=0.0, draws=None, residuals=None
+    ):
         """Steps the decoder cells, step t's hits drawn against noise(t), (batch, 9) uniforms,
         or where play is 1 taken from hits[:, t]; its input joined by controls[:, t]
-        ((batch, steps, 0) when the model has none)."""
+        ((batch, steps, 0) when the model has none). With draws(t), (batch, 18) uniforms, the
+        drawn hits play per-hit values plus residuals drawn from `residuals` quantiles."""
         states = self._initial_states(z)
         steps, batch = self.config.model.max_seq_len, ops.shape(z)[0]
 
@@ -374,9 +561,16 @@ class GrooVAE(keras.Model):
             played = (
                 drawn if hits is None else play * ops.take(hits, t, axis=1) + (1 - play) * drawn
             )
-            previous = ops.concatenate(
-                [played, ops.sigmoid(logits[:, VELOCITIES]), ops.tanh(logits[:, OFFSETS])], axis=-1
-            )
+            if draws is None:
+                velocities = ops.sigmoid(logits[:, VELOCITIES])
+                offsets = ops.tanh(logits[:, OFFSETS])
+            else:
+                velocities, offsets = self.hit_values(logits)
+                drawn_residuals = _inverse_quantiles(residuals, draws(t)) * ops.sqrt(temperature)
+                velocities = ops.clip(velocities + drawn_residuals[:, :NUM_DRUM_CLASSES], 0, 1)
+                offsets = ops.clip(offsets + drawn_residuals[:, NUM_DRUM_CLASSES:], -1, 1)
+                velocities, offsets = velocities * played, offsets * played
+            previous = ops.concatenate([played, velocities, offsets], axis=-1)
             grooves = ops.slice_update(grooves, [t, 0, 0], previous[None])
             return previous, states, grooves
 
@@ -384,3 +578,18 @@ class GrooVAE(keras.Model):
         carry = (start, states, ops.zeros((steps, batch, GROOVE_DEPTH), "float32"))
         _, _, grooves = ops.fori_loop(0, steps, step, carry)
         return ops.transpose(grooves, [1, 0, 2])
+
+
+def _inverse_quantiles(quantiles, uniforms):
+    """Draws by the inverse distribution: (2, 9, q) quantile rows at evenly spaced levels and
+    (batch, 18) uniforms in [0, 1) give (batch, 18) values, linear between the quantiles."""
+    count = ops.shape(quantiles)[-1]
+    table = ops.reshape(quantiles, (-1,))  # row r = feature * 9 + drum
+    position = uniforms * ops.cast(count - 1, uniforms.dtype)  # count: a tensor when traced
+    below = ops.floor(position)
+    fraction = position - below
+    below = ops.cast(below, "int32")
+    above = ops.minimum(below + 1, count - 1)
+    rows = ops.arange(2 * NUM_DRUM_CLASSES, dtype="int32")[None, :] * count
+    low, high = ops.take(table, rows + below), ops.take(table, rows + above)
+    return low + fraction * (high - low)

@@ -334,19 +334,20 @@ def prepare_run_dir(out_dir: Path, config: GrooVAEConfig) -> None:
 
 
 def run_config(
-    name: str, run_dir: str | os.PathLike, precision: str = "auto", hardware=None
+    name: str, run_dir: str | os.PathLike, precision: str = "auto", hardware=None, **overrides
 ) -> GrooVAEConfig:
-    """The config `name` as this run trains it, in `precision` (one of helpers.config PRECISIONS).
+    """The config `name` as this run trains it, in `precision` (one of helpers.config PRECISIONS),
+    with other fields replaced by keyword (e.g. velocity_offset_loss="hit_cells").
     For 'auto', a run being continued keeps its own precision (its config must match), a new one
     takes what the hardware deserves (helpers.device)."""
     saved = Path(run_dir) / CONFIG_FILE
     if precision == "auto" and saved.exists():
         try:
             saved_config = GrooVAEConfig.read(saved)
-            return get_config(name, precision=saved_config.train.precision)
+            return get_config(name, precision=saved_config.train.precision, **overrides)
         except (ValueError, KeyError, TypeError):
             pass  # not a run config: prepare_run_dir says so
-    return get_config(name, precision=resolve_precision(precision, hardware))
+    return get_config(name, precision=resolve_precision(precision, hardware), **overrides)
 
 
 def start_from(model: GrooVAE, init_from: str | os.PathLike) -> tuple[int, Path]:

@@ -24,6 +24,7 @@ from helpers.bundles import PRETRAINED_DIR, bundled_names, load_bundle
 from helpers.config import GrooVAEConfig, get_config
 from helpers.constants import DEFAULT_QPM, GROOVE_DEPTH, HITS, OUTPUTS_DIR
 from helpers.converter import GrooveConverter, Rejected, encoder_inputs
+from helpers.model import DECODINGS, HitResiduals
 from helpers.runs import RunError, checkpoint_step, find_run, latest_checkpoint, restore_model
 from helpers.windowing import Windows, cycle, sequence_windows, set_tempo, stitch
 
@@ -79,6 +80,10 @@ class TrainedModel:
       step: the step `model` was trained to; a run's comes from its checkpoint. Also kept:
         `label` naming sample folders ("<run>-ckpt-<step>", "<name>-pretrained") and `source`,
         one line saying which model this is.
+      decoding: how drawn hits get their velocities and offsets, one of helpers.model
+        DECODINGS: "per_hit" (default) or Magenta's exact "magenta".
+      residuals: the HitResiduals per-hit decoding draws from; default the run's or bundle's
+        own, else those of the bundled groovae_4bar (`residuals_source` says which).
     """
 
     def __init__(
@@ -89,7 +94,11 @@ class TrainedModel:
         encode_mode: str = "infer",
         model=None,
         step: int | None = None,
+        decoding: str = "per_hit",
+        residuals: HitResiduals | None = None,
     ):
+        if decoding not in DECODINGS:
+            raise SampleError(f"decoding {decoding!r}: choose one of {', '.join(DECODINGS)}")
         if model is None:
             self.run_dir = Path(run_dir) if run_dir is not None else find_run(outputs_dir)
             checkpoint = checkpoint or latest_checkpoint(self.run_dir)
@@ -102,6 +111,10 @@ class TrainedModel:
             self.label = self.source = model.config.name
         self.step = step
         self.model = model
+        self.decoding = decoding
+        self.residuals, self.residuals_source = residuals, "given"
+        if residuals is None:
+            self.residuals, self.residuals_source = own_residuals(self.run_dir)
         self.config: GrooVAEConfig = model.config
         self._encoder_converter = GrooveConverter.from_config(self.config.converter)
         self._encoder_converter.set_mode(encode_mode)
@@ -112,6 +125,7 @@ class TrainedModel:
     def pretrained(cls, name: str = "groovae_4bar", root=PRETRAINED_DIR, **kwargs) -> TrainedModel:
         """The model bundled in pretrained/<name>/, at float32 (PretrainedError lists the names)."""
         model, step = load_bundle(name, root)
+        kwargs.setdefault("residuals", HitResiduals.read(Path(root) / name))
         bundled = cls(model=model, step=step, **kwargs)
         bundled.label = f"{name}-pretrained"
         bundled.source = f"the bundled {name} ({Path(root).name}/{name}, step {step})"
@@ -155,7 +169,8 @@ class TrainedModel:
         seed: int | None = None,
         controls: np.ndarray | None = None,
     ) -> np.ndarray:
-        """n grooves from z ~ N(0, I); temperature scales only the hit logits (spec §5).
+        """n grooves from z ~ N(0, I); temperature scales the hit logits (spec §5) and, in
+        per-hit decoding, the spread of velocities and offsets.
 
         Returns:
           (n, steps, 27) float32.
@@ -195,6 +210,8 @@ class TrainedModel:
                 batch_seed,
                 controls=None if controls is None else controls[rows],
                 hits=None if hits is None else hits[rows],
+                decoding=self.decoding,
+                residuals=self.residuals.array(),
             )
             batches.append(np.asarray(grooves, np.float32))
         empty = np.zeros((0, self.window_steps, GROOVE_DEPTH), np.float32)
@@ -300,6 +317,19 @@ class TrainedModel:
         grooves = grooves.reshape(num_steps, n, self.window_steps, -1)
         steps = np.stack([stitch(g, ends[0].bars) for g in grooves])
         return self.grooves_to_note_sequences(steps, qpm or ends[0].qpm)
+
+
+def own_residuals(folder: Path | None) -> tuple[HitResiduals, str]:
+    """The HitResiduals kept in a run or bundle `folder`, else the bundled groovae_4bar's (for
+    Magenta's checkpoints, exports read back and runs from before runs measured them), with a
+    few words saying which."""
+    residuals = HitResiduals.read(folder) if folder is not None else None
+    if residuals is not None:
+        return residuals, f"measured on {residuals.hits:,} hits of its training windows"
+    residuals = HitResiduals.read(PRETRAINED_DIR / "groovae_4bar")
+    if residuals is None:
+        raise SampleError(f"{PRETRAINED_DIR / 'groovae_4bar' / HitResiduals.FILE} is missing")
+    return residuals, "the bundled groovae_4bar's (this model has none of its own)"
 
 
 def pick_model(

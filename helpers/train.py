@@ -25,6 +25,7 @@ from helpers.backends import (
 )
 from helpers.config import (
     CONFIG_FILE,
+    VELOCITY_OFFSET_LOSSES,
     GrooVAEConfig,
     add_data_dir,
     add_run_dir,
@@ -271,6 +272,8 @@ def _train_loop(
     finally:
         bar.close()
         history.close()
+    # The residuals per-hit decoding draws from (helpers.model.HitResiduals), as the run ends.
+    model.measure_hit_residuals(*pairs, seed=t.seed).write(run_dir)
 
 
 @dataclass(frozen=True)
@@ -369,8 +372,17 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--devices", type=int, default=1, help="local devices sharing each batch (jax, tensorflow)"
     )
+    parser.add_argument(
+        "--velocity-offset-loss",
+        choices=VELOCITY_OFFSET_LOSSES,
+        default="all_cells",
+        help="where velocity and offset errors count: all_cells (Magenta's objective) or "
+        "hit_cells (only where the drummer played, so a drawn hit gets its own loudness)",
+    )
     args = parser.parse_args(argv)
-    config = run_config(args.config, args.run_dir, args.precision)
+    config = run_config(
+        args.config, args.run_dir, args.precision, velocity_offset_loss=args.velocity_offset_loss
+    )
     options = TrainOptions(
         batch_size=args.batch_size,
         data_dir=args.data_dir,

@@ -62,7 +62,9 @@ def synthetic_sequences(ref: dict) -> list:
 def loaded(request) -> tuple[str, TrainedModel, dict]:
     """(config name, our TrainedModel on Magenta's tiny .tar, the fixture's arrays)."""
     name = request.param
-    trained = TrainedModel.magenta(FIXTURES / f"{name}_tiny.tar", config=tiny_config(name))
+    trained = TrainedModel.magenta(
+        FIXTURES / f"{name}_tiny.tar", config=tiny_config(name), decoding="magenta"
+    )
     return name, trained, reference(name)
 
 

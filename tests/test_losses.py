@@ -80,3 +80,28 @@ def test_kl_beta_zero_at_step_zero_then_max_beta():
     annealed = get_config("groovae_4bar", beta_rate=0.99).model
     expected = (1 - 0.99**10) * 0.2
     np.testing.assert_allclose(float(losses.kl_beta(10, annealed)), expected, rtol=1e-5)
+
+
+def test_hit_cells_loss_counts_velocities_and_offsets_only_where_the_drummer_played():
+    targets = random_grooves(4)
+    logits = np.random.default_rng(0).normal(size=targets.shape).astype(np.float32)
+    hits = targets[..., HITS]
+    every = [np.asarray(p) for p in losses.reconstruction_losses(targets, logits)]
+    masked = [np.asarray(p) for p in losses.reconstruction_losses(targets, logits, "hit_cells")]
+    np.testing.assert_allclose(masked[0], every[0])  # the hits' log loss is Magenta's
+    for part, values in ((1, VELOCITIES), (2, OFFSETS)):
+        predicted = (
+            1 / (1 + np.exp(-logits[..., values])) if part == 1 else np.tanh(logits[..., values])
+        )
+        expected = ((predicted - targets[..., values]) ** 2 * hits).sum(-1)
+        np.testing.assert_allclose(masked[part], expected, rtol=1e-5, atol=1e-6)
+        assert (masked[part] < every[part] + 1e-6).all() and (masked[part] < every[part]).any()
+    config = get_config("tiny", velocity_offset_loss="hit_cells").model
+    mu = sigma = np.ones((4, 8), np.float32)
+    terms = losses.loss_terms(targets, logits, mu, sigma, 0, config)
+    np.testing.assert_allclose(float(terms["r_loss"]), sum(masked).sum(-1).mean(), rtol=1e-5)
+
+
+def test_velocity_offset_loss_must_be_named():
+    with pytest.raises(ValueError, match="all_cells, hit_cells"):
+        get_config("tiny", velocity_offset_loss="hits")

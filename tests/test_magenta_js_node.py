@@ -104,7 +104,7 @@ def spread_model(config, seed: int = 0) -> TrainedModel:
         value = np.asarray(variable)
         std = 0.1 if value.ndim == 1 else 0.5 / np.sqrt(value.shape[0])
         variable.assign(value + rng.normal(0.0, std, value.shape).astype(np.float32))
-    return TrainedModel(model=model, step=0)
+    return TrainedModel(model=model, step=0, decoding="magenta")
 
 
 def performed_sequence(steps: int, seed: int, qpm: float = 120.0):
@@ -230,7 +230,7 @@ def test_export_magenta_js_runs_in_magenta_js_as_in_keras(tmp_path, name):
 @pytest.mark.slow
 def test_export_magenta_js_bundled_groovae_4bar_runs_in_magenta_js(tmp_path):
     _node_or_skip()
-    trained = TrainedModel.pretrained("groovae_4bar")
+    trained = TrainedModel.pretrained("groovae_4bar", decoding="magenta")
     folder = export_magenta(trained, "magenta-js", tmp_path / "groovae_4bar")
     check_against_magenta_js(trained, folder, random_grooves(3, trained.window_steps, seed=2))
 

@@ -51,7 +51,9 @@ def test_loss_terms_matches_magenta(magenta_model, oracle):
 @pytest.mark.parity
 @pytest.mark.parametrize("z_key, greedy_key", [("z", "greedy"), ("z_prior", "greedy_prior")])
 def test_decode_greedy_matches_magenta(magenta_model, oracle, z_key, greedy_key):
-    grooves = np.asarray(magenta_model.decode(oracle[z_key], temperature=1e-6, seed=0))
+    grooves = np.asarray(
+        magenta_model.decode(oracle[z_key], temperature=1e-6, seed=0, decoding="magenta")
+    )
     expected = oracle[greedy_key]
     np.testing.assert_array_equal(grooves[..., HITS], expected[..., HITS])
     np.testing.assert_allclose(grooves[..., VELOCITIES], expected[..., VELOCITIES], atol=1e-4)
@@ -201,7 +203,8 @@ def test_compiled_decode_equals_the_step_by_step_eager_decode(tiny_model):
             noise.__getitem__,
             keras.ops.zeros((5, WINDOW_STEPS, 0)),
         )
-        compiled, eager = np.asarray(tiny_model.decode(z, temperature, seed)), np.asarray(eager)
+        compiled = np.asarray(tiny_model.decode(z, temperature, seed, decoding="magenta"))
+        eager = np.asarray(eager)
         np.testing.assert_array_equal(compiled[..., HITS], eager[..., HITS])
         np.testing.assert_allclose(compiled, eager, rtol=1e-5, atol=1e-6)
 
@@ -209,3 +212,112 @@ def test_compiled_decode_equals_the_step_by_step_eager_decode(tiny_model):
 def test_decode_rejects_zero_temperature(tiny_model):
     with pytest.raises(groovae.ModelError, match="temperature"):
         tiny_model.decode(np.zeros((1, 8), np.float32), temperature=0.0)
+
+
+def _residuals(velocity: float, offset: float, quantiles: int = 5) -> np.ndarray:
+    """(2, 9, quantiles) residual quantiles all equal: every draw adds exactly these."""
+    table = np.zeros((2, 9, quantiles), np.float32)
+    table[0], table[1] = velocity, offset
+    return table
+
+
+def test_hit_values_divide_magentas_outputs_by_the_hit_probability(tiny_config):
+    logits = np.zeros((1, GROOVE_DEPTH), np.float32)
+    logits[0, HITS] = np.log(0.25 / 0.75)  # p(hit) = 0.25
+    logits[0, VELOCITIES] = np.log(0.1 / 0.9)  # Magenta's output 0.1 = 0.25 * 0.4
+    logits[0, OFFSETS] = np.arctanh(-0.05)  # 0.25 * -0.2
+    logits[0, 0] = -30.0  # p(hit) ~ 0: floored at MIN_HIT_PROBABILITY, then clipped to 1
+    magenta = groovae.GrooVAE(tiny_config)
+    velocities, offsets = (np.asarray(v) for v in magenta.hit_values(logits))
+    np.testing.assert_allclose(velocities[0, 1:], 0.4, rtol=1e-5)
+    np.testing.assert_allclose(offsets[0, 1:], -0.2, rtol=1e-5)
+    assert 0.1 / groovae.MIN_HIT_PROBABILITY > 1 and velocities[0, 0] == 1.0
+    hit_cells = groovae.GrooVAE(get_config("tiny", velocity_offset_loss="hit_cells"))
+    velocities, offsets = (np.asarray(v) for v in hit_cells.hit_values(logits))
+    np.testing.assert_allclose(velocities, 0.1, rtol=1e-5)  # its outputs already are per hit
+    np.testing.assert_allclose(offsets, -0.05, rtol=1e-5)
+
+
+def test_per_hit_decoding_plays_hit_values_and_feeds_back_nothing_without_a_hit(tiny_model):
+    z = np.random.default_rng(1).standard_normal((6, 8)).astype(np.float32)
+    hits = (np.random.default_rng(2).random((6, WINDOW_STEPS, 9)) < 0.3).astype(np.float32)
+    played = np.asarray(tiny_model.decode(z, 1.0, seed=0, hits=hits))
+    np.testing.assert_array_equal(played[..., HITS], hits)
+    assert (
+        not played[..., VELOCITIES][hits == 0].any() and not played[..., OFFSETS][hits == 0].any()
+    )
+    # Teacher forced on its own output, the decoder sees what it was fed back at every step, so
+    # its per-hit values are the ones played (no residuals given: the expected values).
+    logits = tiny_model.reconstruction_logits(played, z)
+    velocities, offsets = (np.asarray(v) for v in tiny_model.hit_values(logits))
+    np.testing.assert_allclose(played[..., VELOCITIES], velocities * hits, atol=1e-5)
+    np.testing.assert_allclose(played[..., OFFSETS], offsets * hits, atol=1e-5)
+    # Magenta's decoding plays and feeds back the raw outputs in every cell instead.
+    magenta = np.asarray(tiny_model.decode(z, 1.0, seed=0, hits=hits, decoding="magenta"))
+    assert magenta[..., VELOCITIES][hits == 0].all()
+    assert not np.allclose(magenta[..., VELOCITIES], played[..., VELOCITIES])
+
+
+def test_per_hit_residuals_scale_with_the_square_root_of_temperature(tiny_model):
+    z = np.random.default_rng(3).standard_normal((4, 8)).astype(np.float32)
+    hits = np.ones((4, WINDOW_STEPS, 9), np.float32)
+    plain = np.asarray(tiny_model.decode(z, 0.25, seed=0, hits=hits))
+    shifted = np.asarray(
+        tiny_model.decode(z, 0.25, seed=0, hits=hits, residuals=_residuals(0.2, -0.4))
+    )
+    # At the first step both decoders have seen the same inputs: the shift is exact there.
+    first = np.s_[:, 0]
+    np.testing.assert_allclose(
+        shifted[first][:, VELOCITIES],
+        np.clip(plain[first][:, VELOCITIES] + 0.5 * 0.2, 0, 1),
+        atol=1e-5,
+    )
+    np.testing.assert_allclose(
+        shifted[first][:, OFFSETS], np.clip(plain[first][:, OFFSETS] - 0.5 * 0.4, -1, 1), atol=1e-5
+    )
+    near_zero = np.asarray(
+        tiny_model.decode(z, 1e-8, seed=0, hits=hits, residuals=_residuals(0.2, -0.4))
+    )
+    greedy = np.asarray(tiny_model.decode(z, 1e-8, seed=0, hits=hits))
+    np.testing.assert_allclose(near_zero, greedy, atol=1e-3)
+
+
+def test_per_hit_decoding_is_seeded_and_draws_the_same_hits_as_magentas(tiny_model):
+    z = np.random.default_rng(4).standard_normal((8, 8)).astype(np.float32)
+    residuals = np.broadcast_to(np.linspace(-0.3, 0.3, 9, dtype=np.float32), (2, 9, 9))
+    first = np.asarray(tiny_model.decode(z, 1.0, seed=5, residuals=residuals))
+    np.testing.assert_array_equal(first, tiny_model.decode(z, 1.0, seed=5, residuals=residuals))
+    assert not np.array_equal(first, tiny_model.decode(z, 1.0, seed=6, residuals=residuals))
+    # The first step's hits come from the same uniforms under both decodings.
+    magenta = np.asarray(tiny_model.decode(z, 1.0, seed=5, decoding="magenta"))
+    np.testing.assert_array_equal(first[:, 0, HITS], magenta[:, 0, HITS])
+
+
+def test_inverse_quantiles_draw_the_distribution_they_hold():
+    quantiles = np.broadcast_to(np.linspace(-1.0, 1.0, 5, dtype=np.float32), (2, 9, 5))
+    uniforms = np.random.default_rng(0).random((4000, 18)).astype(np.float32)
+    drawn = np.asarray(groovae._inverse_quantiles(quantiles, uniforms))
+    np.testing.assert_allclose(drawn, 2 * uniforms - 1, atol=1e-5)  # linear between quantiles
+
+
+def test_hit_residuals_measured_written_and_read(tiny_model, tmp_path):
+    grooves = random_grooves(40)
+    residuals = tiny_model.measure_hit_residuals(grooves, grooves, windows=32)
+    table = residuals.array()
+    assert table.shape == (2, 9, groovae.RESIDUAL_QUANTILES)
+    assert np.all(np.diff(table, axis=-1) >= 0)
+    assert (
+        residuals.hits == int((grooves[:, :, HITS] > 0.5).sum())
+        or residuals.hits < (grooves[..., HITS] > 0.5).sum()
+    )
+    residuals.write(tmp_path)
+    assert groovae.HitResiduals.read(tmp_path) == residuals
+    assert groovae.HitResiduals.read(tmp_path / "elsewhere") is None
+    (tmp_path / groovae.HitResiduals.FILE).write_text('{"velocities": [[0.2, 0.1]]')
+    with pytest.raises(groovae.ModelError, match="damaged"):
+        groovae.HitResiduals.read(tmp_path)
+
+
+def test_decode_rejects_an_unknown_decoding(tiny_model):
+    with pytest.raises(groovae.ModelError, match="per_hit, magenta"):
+        tiny_model.decode(np.zeros((1, 8), np.float32), decoding="loud")
