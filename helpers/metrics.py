@@ -364,12 +364,12 @@ GROOVE_FEATURES = {
     "poly_velocity_std": "std of the hits' velocities (0-1)",
     "poly_offset_mean": "mean offset of the hits (steps, + late)",
     "poly_offset_std": "std of the hits' offsets (steps)",
-    "velocity_similarity": "1 - |velocity change| between the window's halves",
+    "velocity_similarity": "how alike the two halves' velocities are (1 = same)",
     "weak_to_strong_ratio": "velocity off the beat / on the beat",
     "syncopation": "Longuet-Higgins & Lee syncopation summed over drums",
     "swingness": "mean lateness of 2nd and 4th 16ths (half steps)",
     "laidbackness": "(dragged - pushed) kick/snare beats, per beat",
-    "timing_accuracy": "mean |offset| on 8th-note steps (steps)",
+    "timing_accuracy": "mean absolute offset on 8th-note steps (steps)",
 }
 
 

@@ -385,5 +385,6 @@ def test_comparison_markdown_has_a_row_per_feature():
     table = metrics.groove_features(random_grooves(20, 15))
     text = metrics.comparison_markdown(metrics.compare_sets(table, table))
     rows = text.splitlines()[2:]
+    assert all(row.count("|") == 7 for row in rows)  # 6 cells: no stray pipe in a row
     assert [row.split(" | ")[0].strip("| ") for row in rows] == list(metrics.GROOVE_FEATURES)
     assert "1.000 |" in rows[0]  # identical sets: overlap 1 on the number of instruments
