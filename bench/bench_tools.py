@@ -1,12 +1,18 @@
-"""How well humanize, drumify, transfer and infill play GMD's 2-bar test windows.
+"""How well generate, humanize, drumify, transfer and infill play against GMD's test windows.
 
     python bench/bench_tools.py [--models bundled|magenta|RUN] [--outputs-dir DIR]
-        [--tools humanize drumify transfer infill] [--windows N] [--data-dir DIR]
+        [--tools generate humanize drumify transfer infill] [--windows N] [--data-dir DIR]
 
 Each tool plays every test window (or the first N) as its verb does, at the array level in
 batches: the model `pick_model(verb, --models, --outputs-dir)` finds, its default temperature,
-seeded. `--outputs-dir ~` plays the runs under ~/runs/<config>. The figures:
+seeded, under both decodings: per-hit (the default) and Magenta's. `--outputs-dir ~` plays the
+runs under ~/runs/<config>. The figures:
 
+  generate  4-bar grooves from the prior at temperatures 0.5 and 1.0 against GMD's 4-bar test
+            windows: velocity and offset means, spreads and Wasserstein-1 distances, hits per
+            bar, swingness and poly-offset std, beside the per-cell marginal sampler; the
+            field's groove features compared as MGEval does (KL, overlapping area); and the
+            hit F1 of greedy reconstructions of the test windows.
   humanize  the score (the window's hits at one velocity, on the grid) played: hits kept and
             added, velocity and timing MAE against the drummer on the kept hits, and the
             Wasserstein-1 distance of the velocity and timing distributions to the drummer's,
@@ -43,12 +49,23 @@ from helpers.constants import (  # noqa: E402
     HITS,
     MAX_MIDI_VELOCITY,
     OFFSETS,
+    STEPS_PER_BAR,
     VELOCITIES,
 )
-from helpers.converter import GrooveConverter  # noqa: E402
+from helpers.converter import (
+    GrooveConverter,  # noqa: E402
+    encoder_inputs,  # noqa: E402
+)
 from helpers.data import load_groove_4bar_split  # noqa: E402
+from helpers.evaluate import GREEDY_TEMPERATURE  # noqa: E402
 from helpers.magenta import MagentaError  # noqa: E402
-from helpers.metrics import wasserstein_1d  # noqa: E402
+from helpers.metrics import (  # noqa: E402
+    MarginalSampler,
+    compare_sets,
+    groove_features,
+    wasserstein_1d,
+)
+from helpers.model import DECODINGS  # noqa: E402
 from helpers.runs import RunError  # noqa: E402
 from helpers.sample import (  # noqa: E402
     DEFAULT_TEMPERATURE,
@@ -59,10 +76,13 @@ from helpers.sample import (  # noqa: E402
 )
 from helpers.verbs import CLOSED_HI_HAT, quantized_score  # noqa: E402
 
-TOOLS = ("humanize", "drumify", "transfer", "infill")
+TOOLS = ("generate", "humanize", "drumify", "transfer", "infill")
+GENERATE_TEMPERATURES = (0.5, 1.0)
+GENERATE_BARS = 4  # generate plays groovae_4bar's windows
 SPLIT_BARS = 2  # every tool's model reads 2-bar windows, as Magenta's do
 # What a model's converter must do to play each tool (the verbs refuse the others).
 CAN_PLAY: dict[str, Callable[[ConverterConfig], bool]] = {
+    "generate": lambda c: not (c.humanize or c.tapify or c.hits_as_controls or c.add_instruments),
     "humanize": lambda c: c.hits_as_controls or c.humanize,
     "drumify": lambda c: c.tapify,
     "transfer": lambda c: c.hits_as_controls,
@@ -128,6 +148,92 @@ def kept_and_added(score: np.ndarray, played: np.ndarray) -> tuple[float, float]
     return float((score & played).sum() / n), float((played & ~score).sum() / n)
 
 
+def decodings(model: TrainedModel, play: Callable[[], np.ndarray]) -> dict[str, np.ndarray]:
+    """What `play` returns under each decoding of `model`, per-hit first."""
+    played = {}
+    for decoding in DECODINGS:
+        model.decoding = decoding
+        played[decoding] = play()
+    model.decoding = DECODINGS[0]
+    return played
+
+
+def swingness(grooves: np.ndarray) -> float:
+    """Mean GrooveEvaluator swingness of (n, steps, 27) grooves."""
+    return float(np.mean(groove_features(grooves)["swingness"]))
+
+
+def spread_row(name: str, grooves: np.ndarray, real: np.ndarray, real_bpm: np.ndarray) -> list:
+    """Velocity and offset of the hits of (n, steps, 27) grooves against the drummers'."""
+    hits, true = hits_of(grooves), hits_of(real)
+    velocity = grooves[..., VELOCITIES][hits] * MAX_MIDI_VELOCITY
+    offset = grooves[..., OFFSETS][hits]
+    return [
+        name,
+        velocity.mean(),
+        velocity.std(),
+        offset.std(),
+        wasserstein_1d(velocity, real[..., VELOCITIES][true] * MAX_MIDI_VELOCITY),
+        wasserstein_1d(offset, real[..., OFFSETS][true]),
+        hits.sum() / len(grooves) / (grooves.shape[1] / STEPS_PER_BAR),
+        swingness(grooves),
+        float(np.mean(groove_features(grooves)["poly_offset_std"])),
+    ]
+
+
+def bench_generate(
+    model: TrainedModel,
+    real: np.ndarray,
+    bpm: np.ndarray,
+    train: np.ndarray,
+    temperature: float,
+    seed: int,
+) -> None:
+    """Prints generate's tables (arguments as bench_humanize's, on 4-bar windows; the
+    temperatures are GENERATE_TEMPERATURES)."""
+    n = len(real)
+    reference = groove_features(real, bpm)
+    print(
+        f"generate: {n:,} grooves per row against {n:,} test windows; velocity in MIDI units, "
+        "offsets in half steps (GMD's own tempo), swingness and poly-offset std as GrooveEvaluator"
+    )
+    rows = [spread_row("the drummers (test windows)", real, real, bpm)]
+    comparisons = {}
+    for t in GENERATE_TEMPERATURES:
+        for decoding, grooves in decodings(
+            model, lambda t=t: model.sample_grooves(n, t, seed)
+        ).items():
+            name = f"T {t}, {decoding} decoding"
+            rows.append(spread_row(name, grooves, real, bpm))
+            comparisons[name] = compare_sets(groove_features(grooves), reference)
+    marginal = MarginalSampler(train).sample(n, seed)
+    rows.append(spread_row("per-cell marginal sampler", marginal, real, bpm))
+    comparisons["per-cell marginal sampler"] = compare_sets(groove_features(marginal), reference)
+    header = ["", "mean vel", "vel std", "offset std", "W1 vel", "W1 offset", "hits/bar"]
+    table([*header, "swingness", "poly-offset std"], rows)
+    print("\n  groove features against the test windows (MGEval): KL / overlapping area")
+    features = list(reference)
+    table(
+        ["", *features],
+        [
+            [name, *(f"{c[f].kl:.3f}/{c[f].overlap:.2f}" for f in features)]
+            for name, c in comparisons.items()
+        ],
+    )
+    inputs = encoder_inputs(real, model.config.converter, seed)
+    mu, _ = model.model.encode(inputs)
+    f1 = {
+        decoding: f1_counts(hits_of(real), hits_of(greedy))[2][-1]
+        for decoding, greedy in decodings(
+            model, lambda: model.decode_grooves(np.asarray(mu), GREEDY_TEMPERATURE, seed)
+        ).items()
+    }
+    print(
+        "\n  hit F1 of greedy reconstructions (z = mu): "
+        + ", ".join(f"{k} decoding {v:.3f}" for k, v in f1.items())
+    )
+
+
 def bench_humanize(
     model: TrainedModel,
     real: np.ndarray,
@@ -150,12 +256,19 @@ def bench_humanize(
             "the model, z from the prior": prior.astype(np.float32),
         }
         played = {
-            name: model.decode_grooves(z, temperature, seed, controls=hits, hits=hits)
+            f"{name}, {decoding} decoding": grooves
             for name, z in codes.items()
+            for decoding, grooves in decodings(
+                model,
+                lambda z=z: model.decode_grooves(z, temperature, seed, controls=hits, hits=hits),
+            ).items()
         }
     else:  # Magenta's humanize model re-encodes the score's hits and draws its own
         played = {
-            "the model, the score re-encoded (the verb)": reencode(model, score, temperature, seed)
+            f"the model, the score re-encoded (the verb), {decoding} decoding": grooves
+            for decoding, grooves in decodings(
+                model, lambda: reencode(model, score, temperature, seed)
+            ).items()
         }
     given, ms = hits_of(real), ms_per_offset(bpm)
     drum_mean = np.nanmean(np.where(hits_of(train), train[..., VELOCITIES], np.nan), axis=(0, 1))
@@ -183,15 +296,29 @@ def bench_humanize(
                 np.abs(guess_offset - offset)[both].mean(),
                 wasserstein_1d(guess_velocity[hits_of(guess)], velocity[given]),
                 wasserstein_1d(guess_offset[hits_of(guess)], offset[given]),
+                swingness(guess),
             ]
         )
+    rows.append(
+        ["the drummer", 100.0, 0.0, velocity[given].mean(), 0.0, 0.0, 0.0, 0.0, swingness(real)]
+    )
     print(
         f"humanize: {given.sum():,} hits of the drummer in {len(real):,} windows, at "
         f"{velocity[given].mean():.1f} on average; velocities in MIDI units, timing at each "
         "window's tempo"
     )
     table(
-        ["", "kept %", "added %", "mean vel", "vel MAE", "timing MAE ms", "W1 vel", "W1 timing ms"],
+        [
+            "",
+            "kept %",
+            "added %",
+            "mean vel",
+            "vel MAE",
+            "timing MAE ms",
+            "W1 vel",
+            "W1 timing ms",
+            "swingness",
+        ],
         rows,
     )
 
@@ -218,21 +345,47 @@ def bench_drumify(
     """Prints drumify's table (arguments as bench_humanize's)."""
     # The posterior sees the window as the tap converter makes it: one line of taps.
     played = hits_of(reencode(model, real, temperature, seed))
+    magenta = decodings(model, lambda: hits_of(reencode(model, real, temperature, seed)))["magenta"]
     given = hits_of(real)
     typical = np.broadcast_to(typical_pattern(train), given.shape)
     model_p, model_r, model_f1 = f1_counts(given, played)
+    _, _, magenta_f1 = f1_counts(given, magenta)
     _, _, typical_f1 = f1_counts(given, typical)
     support = np.append(given.sum((0, 1)), given.sum())
     names = [*DRUM_CLASS_NAMES, "all drums"]
     rows = [
-        [name, int(s), p, r, f, t]
-        for name, s, p, r, f, t in zip(names, support, model_p, model_r, model_f1, typical_f1)
+        [name, int(s), p, r, f, m, t]
+        for name, s, p, r, f, m, t in zip(
+            names, support, model_p, model_r, model_f1, magenta_f1, typical_f1
+        )
     ]
     print(
         f"drumify: {len(real):,} windows' taps; the model plays {played.sum() / len(real):.1f} "
-        f"hits a window, the drummer {given.sum() / len(real):.1f}"
+        f"hits a window (per-hit decoding), the drummer {given.sum() / len(real):.1f}"
     )
-    table(["drum", "drummer's hits", "precision", "recall", "F1", "typical beat F1"], rows)
+    header = ["drum", "drummer's hits", "precision", "recall", "F1", "F1 magenta dec."]
+    table([*header, "typical beat F1"], rows)
+    low, high = bootstrap_f1_gain(given, played, typical, seed)
+    print(
+        f"  F1 over the typical beat, 95 % bootstrap interval over windows: {low:+.3f} to {high:+.3f}"
+    )
+
+
+def bootstrap_f1_gain(
+    true: np.ndarray, pred: np.ndarray, baseline: np.ndarray, seed: int, draws: int = 1000
+) -> tuple[float, float]:
+    """95 % interval of F1(pred) - F1(baseline) over all drums, windows resampled with
+    replacement. true, pred, baseline: (n, steps, 9) bool."""
+    counts = [
+        np.stack([(true & guess).sum((1, 2)), guess.sum((1, 2)), true.sum((1, 2))], 1)
+        for guess in (pred, baseline)
+    ]  # (n, 3) per window: true positives, predicted, true
+    rows = np.random.default_rng(seed).integers(0, len(true), (draws, len(true)))
+    gains = []
+    for sample in rows:
+        f1 = [2 * c[sample, 0].sum() / (c[sample, 1].sum() + c[sample, 2].sum()) for c in counts]
+        gains.append(f1[0] - f1[1])
+    return tuple(float(v) for v in np.quantile(gains, [0.025, 0.975]))
 
 
 def bench_transfer(
@@ -247,14 +400,17 @@ def bench_transfer(
     feel = np.roll(real, len(real) // 2, axis=0)  # B: mostly another performance than A's
     mu, _ = model.posterior(feel)
     hits = model.controls_of(real)
-    played = model.decode_grooves(mu, temperature, seed, controls=hits, hits=hits)
+    played = decodings(
+        model, lambda: model.decode_grooves(mu, temperature, seed, controls=hits, hits=hits)
+    )
     ms = ms_per_offset(bpm)  # offsets at A's tempo, the one the transfer plays at
 
     def distance(a: np.ndarray, b: np.ndarray, part: slice, scale: float | np.ndarray) -> float:
         return float(np.nanmean(np.abs(per_drum_means(a, part) - per_drum_means(b, part)) * scale))
 
     rows = []
-    for name, groove in (("transfer: A's hits, B's feel", played), ("A as it was", real)):
+    grooves = {f"transfer, {d} decoding: A's hits, B's feel": g for d, g in played.items()}
+    for name, groove in (*grooves.items(), ("A as it was", real)):
         kept, added = kept_and_added(hits_of(real), hits_of(groove))
         rows.append(
             [
@@ -287,20 +443,28 @@ def bench_infill(
     real = real[with_hats]
     without = real.copy()
     without[..., [part.start + CLOSED_HI_HAT for part in (HITS, VELOCITIES, OFFSETS)]] = 0.0
-    played = hits_of(reencode(model, without, temperature, seed))
+    decoded = decodings(model, lambda: reencode(model, without, temperature, seed))
+    played = hits_of(decoded["per_hit"])
     given = hits_of(real)
     train = train[hits_of(train)[..., CLOSED_HI_HAT].any(1)]
     typical = np.broadcast_to(typical_pattern(train), given.shape)
     others = [d for d in range(len(DRUM_CLASS_NAMES)) if d != CLOSED_HI_HAT]
     rows = []
-    for name, guess in (("the model", played), ("typical hi-hat pattern", typical)):
-        p, r, f1 = (a[CLOSED_HI_HAT] for a in f1_counts(given, guess))
-        rows.append([name, p, r, f1, guess[..., CLOSED_HI_HAT].sum() / len(real)])
+    for name, grooves in (*decoded.items(), ("the drummer", real)):
+        hats = hits_of(grooves)[..., CLOSED_HI_HAT]
+        p, r, f1 = (a[CLOSED_HI_HAT] for a in f1_counts(given, hits_of(grooves)))
+        velocity = grooves[..., VELOCITIES.start + CLOSED_HI_HAT][hats] * MAX_MIDI_VELOCITY
+        label = name if name == "the drummer" else f"the model, {name} decoding"
+        rows.append([label, p, r, f1, hats.sum() / len(real), velocity.mean()])
+    p, r, f1 = (a[CLOSED_HI_HAT] for a in f1_counts(given, typical))
+    rows.append(
+        ["typical hi-hat pattern", p, r, f1, typical[..., CLOSED_HI_HAT].sum() / len(real), np.nan]
+    )
     print(
         f"infill: {len(real):,} windows with closed hi-hats, "
         f"{given[..., CLOSED_HI_HAT].sum() / len(real):.1f} a window by the drummer"
     )
-    table(["closed hi-hats", "precision", "recall", "F1", "a window"], rows)
+    table(["closed hi-hats", "precision", "recall", "F1", "a window", "mean vel"], rows)
     # The decoder writes a whole kit; the verb keeps only its closed hi-hats, so this is what
     # returning the whole decoded kit would have done to the drums the user played.
     kit_f1 = f1_counts(given[..., others], played[..., others])[2][-1]
@@ -308,6 +472,7 @@ def bench_infill(
 
 
 BENCHES = {
+    "generate": bench_generate,
     "humanize": bench_humanize,
     "drumify": bench_drumify,
     "transfer": bench_transfer,
@@ -337,19 +502,29 @@ def main(argv: list[str] | None = None) -> None:
     cpu = device.cpu_info().describe()
     print(f"CPU: {cpu}")
 
-    converter = GrooveConverter(split_bars=SPLIT_BARS)
-    test = load_groove_4bar_split("test", args.data_dir, converter, progress=False)
-    train = load_groove_4bar_split("train", args.data_dir, converter, progress=False).outputs
-    real, bpm = test.outputs[: args.windows], test.meta["bpm"].to_numpy()[: args.windows]
+    splits = {}
+
+    def gmd(bars: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """GMD's (test windows, their tempi, training windows) in `bars`-bar windows."""
+        if bars not in splits:
+            converter = GrooveConverter(split_bars=bars)
+            test = load_groove_4bar_split("test", args.data_dir, converter, progress=False)
+            train = load_groove_4bar_split("train", args.data_dir, converter, progress=False)
+            real, bpm = test.outputs[: args.windows], test.meta["bpm"].to_numpy()[: args.windows]
+            splits[bars] = real, bpm, train.outputs
+            print(f"GMD's {bars}-bar test split: {len(real):,} windows")
+        return splits[bars]
+
     print(
-        f"GMD's {SPLIT_BARS}-bar test split: {len(real):,} windows; temperature "
-        f"{args.temperature}, seed {args.seed}"
+        f"temperature {args.temperature} (generate: both of {GENERATE_TEMPERATURES}), seed {args.seed}"
     )
     written = set()  # the bundles' figure files this run has begun
     for tool in args.tools:
         print()
         try:
-            model = pick_model(tool, args.models, args.outputs_dir)
+            model = pick_model(
+                "sample" if tool == "generate" else tool, args.models, args.outputs_dir
+            )
         except MagentaError as error:
             print(f"{tool}: not possible here: {error}")
             continue
@@ -362,7 +537,12 @@ def main(argv: list[str] | None = None) -> None:
             continue
         start, shown = time.perf_counter(), io.StringIO()
         with contextlib.redirect_stdout(shown):
-            BENCHES[tool](model, real, bpm, train, args.temperature, args.seed)
+            BENCHES[tool](
+                model,
+                *gmd(GENERATE_BARS if tool == "generate" else SPLIT_BARS),
+                args.temperature,
+                args.seed,
+            )
         print(shown.getvalue(), end="")
         print(f"  ({time.perf_counter() - start:.1f} s)")
         if args.write_cards and model.label.endswith("-pretrained"):
@@ -370,8 +550,8 @@ def main(argv: list[str] | None = None) -> None:
             with figures.open("a" if figures in written else "w") as out:  # this run's only
                 written.add(figures)
                 out.write(
-                    f"{tool}, from `bench/bench_tools.py` on {len(real):,} {SPLIT_BARS}-bar test "
-                    f"windows (temperature {args.temperature}, seed {args.seed}; {cpu}, "
+                    f"{tool}, from `bench/bench_tools.py` on GMD's test windows "
+                    f"(temperature {args.temperature}, seed {args.seed}; {cpu}, "
                     f"{time.strftime('%Y-%m-%d')}):\n\n```\n{shown.getvalue()}```\n\n"
                 )
 
