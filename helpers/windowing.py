@@ -14,8 +14,11 @@ import numpy as np
 
 from helpers.constants import (
     DEFAULT_QPM,
+    HITS,
     MAX_GROOVE_MINUTES,
     MAX_QPM,
+    NUM_DRUM_CLASSES,
+    OFFSETS,
     QUARTERS_PER_BAR,
     STEPS_PER_BAR,
     STEPS_PER_QUARTER,
@@ -49,6 +52,24 @@ def length_in_bars(groove_steps: int, total_time: float, qpm: float) -> int:
     bar_seconds = QUARTERS_PER_BAR * 60.0 / qpm
     by_notes = math.floor(total_time / bar_seconds + 0.5)
     return max(1, groove_steps // STEPS_PER_BAR, by_notes)
+
+
+def fold_early_downbeat(groove: np.ndarray) -> np.ndarray:
+    """A [steps, 27] groove whose last bar holds nothing but hits played just before its bar
+    line (the converter rounds them onto that bar's first step, early), a bar shorter: they are
+    the loop's next downbeat played early, so they move to step 0 where that drum has no hit of
+    its own. Two bars tapped with the last tap a hair before the next downbeat stay two bars.
+    """
+    last = groove[-STEPS_PER_BAR:]
+    first_hits = last[0, HITS] > 0.5
+    early = (last[0, OFFSETS] > 0)[first_hits]  # offsets are + early (spec §2.2)
+    if len(groove) <= STEPS_PER_BAR or last[1:, HITS].any() or not early.all():
+        return groove
+    folded = groove[:-STEPS_PER_BAR].copy()
+    for drum in np.flatnonzero(first_hits & (folded[0, HITS] < 0.5)):
+        cells = [drum, NUM_DRUM_CLASSES + drum, 2 * NUM_DRUM_CLASSES + drum]
+        folded[0, cells] = last[0, cells]
+    return folded
 
 
 def loop_to_window(part: np.ndarray, window_steps: int = WINDOW_STEPS) -> np.ndarray:
@@ -95,7 +116,7 @@ def sequence_windows(sequence: note_seq.NoteSequence, converter: GrooveConverter
         raise Rejected(NO_DRUM_NOTES)
     if max(note.end_time for note in drums.notes) > 60 * MAX_GROOVE_MINUTES:
         raise Rejected(f"longer than {MAX_GROOVE_MINUTES:g} minutes")
-    groove = converter.note_sequence_to_groove(drums)
+    groove = fold_early_downbeat(converter.note_sequence_to_groove(drums))
     qpm = single_tempo([(t.time, t.qpm) for t in sequence.tempos])
     if qpm > MAX_QPM:
         raise Rejected(f"a tempo of {qpm:,.6g} qpm (the tools take up to {MAX_QPM:g})")
