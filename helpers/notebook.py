@@ -19,7 +19,7 @@ from helpers import constants, render
 from helpers.audio import AUDIO_SUFFIXES
 from helpers.constants import HITS, OUTPUTS_DIR
 from helpers.data import GrooveSplit
-from helpers.metrics import nearest_neighbours
+from helpers.metrics import compare_sets, comparison_markdown, groove_features, nearest_neighbours
 from helpers.render import NUM_GROOVES, save_grooves
 from helpers.runs import write_atomic
 from helpers.sample import DEFAULT_TEMPERATURE, TrainedModel
@@ -95,6 +95,51 @@ def before_after(
         display(render.audio_player(sequence, soundfont=soundfont))
     display(midi_download_link(midi_path))
     return midi_path
+
+
+def decodings_side_by_side(
+    model: TrainedModel,
+    test: GrooveSplit,
+    temperature: float = DEFAULT_TEMPERATURE,
+    seed: int = 0,
+    qpm: float = constants.DEFAULT_QPM,
+    num_samples: int = 200,
+    soundfont: str | os.PathLike | None = None,
+) -> dict[str, np.ndarray]:
+    """One latent code played through Magenta's decoding and per-hit decoding: pianorolls one
+    above the other (shading is velocity) and a player each; then the field's groove features
+    of `num_samples` grooves per decoding against the test windows, as MGEval compares sets.
+
+    Returns:
+      {decoding: (num_samples, steps, 27) grooves}, the first of each the one shown.
+    """
+    from IPython.display import Markdown, display
+
+    z = np.random.default_rng(seed).standard_normal((num_samples, model.config.model.z_size))
+    chosen, grooves = model.decoding, {}
+    try:
+        for decoding in ("magenta", "per_hit"):
+            model.decoding = decoding
+            grooves[decoding] = model.decode_grooves(z.astype(np.float32), temperature, seed)
+    finally:
+        model.decoding = chosen
+    names = [f"{decoding} decoding" for decoding in grooves]
+    firsts = model.grooves_to_note_sequences(np.stack([g[0] for g in grooves.values()]), qpm)
+    render.plot_grooves(firsts, names)
+    plt.show()
+    for name, sequence in zip(names, firsts):
+        print(name)
+        display(render.audio_player(sequence, soundfont=soundfont))
+    reference = groove_features(test.outputs, test.meta["bpm"].to_numpy())
+    for name, played in zip(names, grooves.values()):
+        display(
+            Markdown(
+                f"**{name}**, {num_samples} grooves against GMD's {len(test.outputs):,} "
+                f"test windows\n\n"
+                + comparison_markdown(compare_sets(groove_features(played), reference))
+            )
+        )
+    return grooves
 
 
 RECORD_JS = """
