@@ -59,6 +59,7 @@ from helpers.converter import (
 )
 from helpers.data import load_groove_4bar_split  # noqa: E402
 from helpers.evaluate import GREEDY_TEMPERATURE  # noqa: E402
+from helpers.export import write_model_card  # noqa: E402
 from helpers.magenta import MagentaError  # noqa: E402
 from helpers.metrics import (  # noqa: E402
     MarginalSampler,
@@ -555,6 +556,7 @@ def main(argv: list[str] | None = None) -> None:
                     f"(temperature {args.temperature}, seed {args.seed}; {cpu}, "
                     f"{time.strftime('%Y-%m-%d')}):\n\n```\n{shown.getvalue()}```\n\n"
                 )
+            write_model_card(figures.parent)
 
 
 if __name__ == "__main__":

@@ -43,7 +43,21 @@ CHECK_WINDOWS = 256  # test windows whose loss a bundle records, for tests to re
 MAGENTA_FORMATS = ("magenta-js", "magenta-tf1")
 # hit-residuals: re-measure a bundle's HitResiduals on GMD's training split (--bundled).
 FORMATS = ("bundle", *MAGENTA_FORMATS, "hit-residuals")
+METRICS_FILE = "metrics.json"  # a bundle's evaluation, written by export
 ZIP_COMMENT = b"groovae-drum-lab: Magenta export"  # marks a .zip magenta_zip may replace
+
+
+# What a user of Magenta's own decoder loses, by the model's objective (ModelConfig).
+MAGENTA_DECODING_NOTE = {
+    "all_cells": "Magenta's decoders play each drawn hit at its network output, which Magenta's "
+    "objective shrinks by the model's doubt about the hit: quieter and nearer the grid than this "
+    "project's per-hit decoding, with no drawn spread (hit_residuals.json, beside the weights, "
+    "holds what per-hit decoding draws from)",
+    "hit_cells": "this model was trained on hit cells only; Magenta's decoders feed its per-hit "
+    "values back in every cell, which it never saw in training, and draw no spread: expect "
+    "louder, busier grooves than this project's per-hit decoding (hit_residuals.json, beside "
+    "the weights, holds what that decoding draws from)",
+}
 
 
 class ExportError(Exception):
@@ -91,7 +105,7 @@ def _claim(folder: Path, overwrite: bool) -> dict:
     Raises:
       ExportError: the folder holds files this exporter did not write, and overwrite is False.
     """
-    metrics_path = folder / "metrics.json"
+    metrics_path = folder / METRICS_FILE
     if metrics_path.exists():
         previous = json.loads(metrics_path.read_text())
         if previous.get("bundle", {}).get("exported_by") == EXPORTED_BY:
@@ -242,16 +256,12 @@ def export(
             ),
         }
     )
-    (folder / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    (folder / METRICS_FILE).write_text(json.dumps(metrics, indent=2) + "\n")
 
     fig = render.plot_training_curves(history, free_bits=groovae.config.model.free_bits)
     render.save_figure(fig, folder / bundles.FIGURES["curves"], overwrite=True)
     _write_samples(groovae, folder, Path(outputs_dir), splits[0].outputs)
-    tools = folder / bundles.TOOL_FIGURES  # kept from an earlier export: bench_tools measured it
-    tool_figures = tools.read_text() if tools.exists() else ""
-    (folder / "MODEL_CARD.md").write_text(
-        bundles.model_card(trained, history, metrics, tool_figures)
-    )
+    write_model_card(folder)  # with the tool figures bench_tools measured, kept from before
     if readme is not None:
         figures = {
             key: Path(os.path.relpath(folder / file, readme.parent)).as_posix()
@@ -273,6 +283,22 @@ def measure_hit_residuals(
     model, _ = bundles.load_bundle(name, root)
     inputs = encoder_inputs(train, model.config.converter, model.config.train.seed)
     return model.measure_hit_residuals(inputs, train).write(Path(root) / name)
+
+
+def write_model_card(folder: str | os.PathLike) -> Path:
+    """(Re)writes a bundle folder's MODEL_CARD.md from its config.json, history.csv,
+    metrics.json and, where the bench measured them, its tool figures."""
+    folder = Path(folder)
+    tools = folder / bundles.TOOL_FIGURES
+    card = bundles.model_card(
+        GrooVAEConfig.read(folder / CONFIG_FILE),
+        pd.read_csv(folder / HISTORY_FILE),
+        json.loads((folder / METRICS_FILE).read_text()),
+        tools.read_text() if tools.exists() else "",
+    )
+    path = folder / "MODEL_CARD.md"
+    path.write_text(card)
+    return path
 
 
 def export_magenta(
@@ -307,6 +333,10 @@ def export_magenta(
         folder = magenta.write_tf1(weights, model.config, out_dir, model.step or 0)
     else:
         raise ExportError(f"format must be one of {MAGENTA_FORMATS}, not {fmt!r}")
+    # Magenta's decoders (magenta-js's MusicVAE, Magenta's TrainedModel) play Magenta's
+    # decoding; the residuals per-hit decoding draws from travel beside the weights.
+    model.residuals.write(folder)
+    print(f"note: {MAGENTA_DECODING_NOTE[model.config.model.velocity_offset_loss]}")
     return folder
 
 

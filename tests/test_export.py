@@ -15,7 +15,7 @@ from helpers import bundles, export, magenta, magenta_js, sample, windowing
 from helpers.config import get_config, with_overrides
 from helpers.data import GrooveSplit
 from helpers.magenta_js import MANIFEST
-from helpers.model import GrooVAE
+from helpers.model import GrooVAE, HitResiduals
 
 README = (
     f"# Lab\n\n## Results\n\n{export.RESULTS_BEGIN}\nold words\n{export.RESULTS_END}\n\n"
@@ -190,7 +190,8 @@ def test_magenta_zip_holds_the_folder_and_replaces_only_its_own(tiny_run, tmp_pa
     export.magenta_zip(trained, "magenta-js", tmp_path / "tiny")  # its own: replaced
     with zipfile.ZipFile(archive) as zipped:
         names = sorted(zipped.namelist())
-    assert names == [f"tiny/{p}" for p in ("config.json", "group1-shard1of1", MANIFEST)]
+    files = ("config.json", "group1-shard1of1", HitResiduals.FILE, MANIFEST)
+    assert names == [f"tiny/{p}" for p in files]
     (tmp_path / "other.zip").write_bytes(b"not ours")
     with pytest.raises(export.ExportError, match="not written by this exporter"):
         export.magenta_zip(trained, "magenta-tf1", tmp_path / "other")
@@ -201,7 +202,10 @@ def test_main_writes_magenta_formats_of_a_run_and_of_a_bundled_model(tiny_run, t
     out = tmp_path / "js"
     args = ["--format", "magenta-js", "--run-dir", str(tiny_run), "--out", str(out)]
     assert export.main([*args, "--quantize", "uint8"]) == out
-    assert "uint8 weights: largest change" in capsys.readouterr().out
+    shown = capsys.readouterr().out
+    assert "uint8 weights: largest change" in shown
+    assert "quieter and nearer the grid than this project's per-hit decoding" in shown
+    assert HitResiduals.read(out) == sample.TrainedModel(tiny_run).residuals
     folder = export.main(
         ["--format", "magenta-tf1", "--bundled", "groovae_4bar", "--out", str(tmp_path / "tf1")]
     )

@@ -1,5 +1,7 @@
 """Tests for helpers/sample.py: sequence plumbing on a fake model, then the real tiny GrooVAE."""
 
+import shutil
+
 import note_seq
 import numpy as np
 import pytest
@@ -7,8 +9,10 @@ from conftest import random_grooves
 
 from helpers import runs, sample, verbs, windowing
 from helpers import train as training
+from helpers.bundles import PRETRAINED_DIR
 from helpers.config import get_config
 from helpers.constants import DEFAULT_QPM, HITS, OFFSETS, VELOCITIES
+from helpers.model import HitResiduals
 
 BAR = 2.0  # seconds per 4/4 bar at 120 qpm
 FOUR_BARS = 16 * 60.0 / DEFAULT_QPM  # seconds of one decoded groove
@@ -353,3 +357,17 @@ def test_variant_runs_turn_a_score_into_a_groove(variant, tmp_path):
         given = sorted((round(n.start_time / (FOUR_BARS / 64)), n.pitch) for n in score.notes)
         assert len(played.notes) == len(score.notes)
         assert [p for _, p in kept] == [p for _, p in given]
+
+
+def test_a_model_draws_from_its_own_residuals_else_the_bundled_groovae_4bars(tiny_run, tmp_path):
+    run = sample.TrainedModel(tiny_run)  # train() measured them as the run ended
+    assert run.residuals == HitResiduals.read(tiny_run) and "measured on" in run.residuals_source
+    assert run.decoding == "per_hit"
+    bare = tmp_path / "tiny"
+    shutil.copytree(tiny_run, bare)
+    (bare / HitResiduals.FILE).unlink()
+    fallback = sample.TrainedModel(bare, decoding="magenta")
+    assert fallback.residuals == HitResiduals.read(PRETRAINED_DIR / "groovae_4bar")
+    assert "bundled groovae_4bar" in fallback.residuals_source and fallback.decoding == "magenta"
+    with pytest.raises(sample.SampleError, match="per_hit, magenta"):
+        sample.TrainedModel(tiny_run, decoding="loud")
