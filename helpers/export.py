@@ -171,7 +171,7 @@ def _write_samples(
 ) -> list[Path]:
     """The five grooves (MIDI + pianoroll) and their one-figure view in the bundle; a
     hits-conditioned model plays the hits of the first five test windows."""
-    controls = groovae.controls_of(test[:NUM_GROOVES])
+    controls = groovae.model.controls_of(test[:NUM_GROOVES])
     grooves = groovae.sample_grooves(NUM_GROOVES, SAMPLES_TEMPERATURE, SAMPLES_SEED, controls)
     sequences = groovae.grooves_to_note_sequences(grooves, DEFAULT_QPM)
     out_dir = constants.seeded_samples_dir(
