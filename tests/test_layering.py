@@ -36,6 +36,7 @@ CHAIN = (
     "verbs",
     "notebook",
     "pipeline",
+    "web_page",
     "export",
 )
 
