@@ -100,14 +100,71 @@ async function loadModel(info) {
   return {info, weights};
 }
 
-function lstmStep(weights, scope, x, c, h) {
-  const [cNew, hNew] = tf.basicLSTMCell(
-      FORGET_BIAS, weights[`${scope}/kernel`], weights[`${scope}/bias`], x, c, h);
-  return [cNew, hNew];
+// --- the network in plain JavaScript: one groove at a time is a chain of small vector-matrix
+// products, where TF.js's per-operation cost outweighs the arithmetic (bench/bench_web_page.py).
+
+// x (length rows) times a row-major (rows, cols) matrix, added to `out`; zero inputs skipped.
+function addProduct(out, x, matrix, cols, rowOffset = 0) {
+  for (let i = 0; i < x.length; i++) {
+    const xi = x[i];
+    if (xi === 0) continue;
+    const row = (rowOffset + i) * cols;
+    for (let j = 0; j < cols; j++) out[j] += xi * matrix[row + j];
+  }
 }
 
-function dense(weights, scope, x) {
-  return tf.add(tf.matMul(x, weights[`${scope}/kernel`]), weights[`${scope}/bias`]);
+function sigmoid(v) { return 1 / (1 + Math.exp(-v)); }
+
+// A Magenta LSTM cell (TF1 layout): gates = [x, h] kernel + bias, split i, j, f, o; the forget
+// gate gets FORGET_BIAS. x comes in parts, [vector, its first row in the kernel]; `gates` may
+// hold the product of a part already computed.
+function lstmStep(cell, parts, state, gates = null) {
+  const {kernel, bias, units} = cell;
+  const cols = 4 * units;
+  const sum = gates ? Float64Array.from(gates) : new Float64Array(cols);
+  for (const [x, row] of parts) addProduct(sum, x, kernel, cols, row);
+  addProduct(sum, state.h, kernel, cols, cell.inputRows);
+  const c = new Float64Array(units);
+  const h = new Float64Array(units);
+  for (let k = 0; k < units; k++) {
+    const i = sigmoid(sum[k] + bias[k]);
+    const j = Math.tanh(sum[units + k] + bias[units + k]);
+    const f = sigmoid(sum[2 * units + k] + bias[2 * units + k] + FORGET_BIAS);
+    const o = sigmoid(sum[3 * units + k] + bias[3 * units + k]);
+    c[k] = state.c[k] * f + i * j;
+    h[k] = Math.tanh(c[k]) * o;
+  }
+  return {c, h};
+}
+
+function denseLayer(layer, x) {
+  const out = Float64Array.from(layer.bias);
+  addProduct(out, x, layer.kernel, layer.bias.length);
+  return out;
+}
+
+// The weights as typed arrays, once per model.
+function network(model) {
+  if (model.network) return model.network;
+  const w = model.weights;
+  const array = (name) => w[name].dataSync();
+  const cell = (scope) => {
+    const units = w[`${scope}/bias`].shape[0] / 4;
+    const rows = w[`${scope}/kernel`].shape[0];
+    return {kernel: array(`${scope}/kernel`), bias: array(`${scope}/bias`), units,
+            inputRows: rows - units};
+  };
+  const layer = (scope) => ({kernel: array(`${scope}/kernel`), bias: array(`${scope}/bias`)});
+  const encoder = 'encoder/cell_0/bidirectional_rnn';
+  model.network = {
+    forward: cell(`${encoder}/fw/multi_rnn_cell/cell_0/lstm_cell`),
+    backward: cell(`${encoder}/bw/multi_rnn_cell/cell_0/lstm_cell`),
+    mu: layer('encoder/mu'),
+    initial: layer('decoder/z_to_initial_state'),
+    decoder: model.info.dec_rnn_size.map((_, i) => cell(`decoder/multi_rnn_cell/cell_${i}/lstm_cell`)),
+    output: layer('decoder/output_projection'),
+  };
+  return model.network;
 }
 
 // Encoder inputs of converter outputs, as helpers/converter.py's encoder_inputs derives them at
@@ -143,29 +200,19 @@ function controlsOf(model, groove) {
   return groove.map((row) => row.slice(0, NUM_DRUMS).map((h) => (h > 0.5 ? 1 : 0)));
 }
 
+function zeroState(units) { return {c: new Float64Array(units), h: new Float64Array(units)}; }
+
 // The posterior mean of one groove: a bidirectional LSTM's last states through encoder/mu.
 function encode(model, groove) {
-  const w = model.weights;
-  const steps = model.info.steps;
+  const net = network(model);
   const inputs = encoderInputs(groove, model.info.converter);
   const controls = controlsOf(model, groove);
-  const rows = inputs.map((row, t) => (controls ? [...row, ...controls[t]] : row));
-  return tf.tidy(() => {
-    const x = tf.tensor2d(rows, [steps, rows[0].length]);
-    const units = w['encoder/cell_0/bidirectional_rnn/fw/multi_rnn_cell/cell_0/lstm_cell/bias'].shape[0] / 4;
-    const last = (direction, order) => {
-      let c = tf.zeros([1, units]);
-      let h = tf.zeros([1, units]);
-      const scope = `encoder/cell_0/bidirectional_rnn/${direction}/multi_rnn_cell/cell_0/lstm_cell`;
-      for (const t of order) {
-        [c, h] = lstmStep(w, scope, x.slice([t, 0], [1, -1]), c, h);
-      }
-      return h;
-    };
-    const forward = [...Array(steps).keys()];
-    const hidden = tf.concat([last('fw', forward), last('bw', forward.slice().reverse())], 1);
-    return dense(w, 'encoder/mu', hidden).arraySync()[0];
-  });
+  const rows = inputs.map((row, t) => (controls ? [[row, 0], [controls[t], DEPTH]] : [[row, 0]]));
+  let forward = zeroState(net.forward.units);
+  for (const row of rows) forward = lstmStep(net.forward, row, forward);
+  let backward = zeroState(net.backward.units);
+  for (const row of rows.slice().reverse()) backward = lstmStep(net.backward, row, backward);
+  return Array.from(denseLayer(net.mu, [...forward.h, ...backward.h]));
 }
 
 // How a drawn hit's velocity and offset come out of the decoder's logits. "magenta" is Magenta's
@@ -173,52 +220,52 @@ function encode(model, groove) {
 // decoding="magenta") plays. A new default decoding in helpers/model.py gets its entry here, and
 // index.json's "decoding" picks it per model.
 const DECODINGS = {
-  magenta: (logits) => [tf.sigmoid(logits.slice([0, NUM_DRUMS], [-1, NUM_DRUMS])),
-                        tf.tanh(logits.slice([0, 2 * NUM_DRUMS], [-1, NUM_DRUMS]))],
+  magenta: (logits) => [
+    Array.from(logits.slice(NUM_DRUMS, 2 * NUM_DRUMS), sigmoid),
+    Array.from(logits.slice(2 * NUM_DRUMS), Math.tanh),
+  ],
 };
 
 // The sampling decoder, step by step as helpers/model.py's _decode_steps: step t sees the
 // previous output, z and (for a hits-conditioned model) controls[t]; hits are drawn as
 // u < sigmoid(logit / temperature) (temperature 0: logit > 0), or taken from `hits` when given.
 function decode(model, z, {temperature = 0.5, seed = 0, controls = null, hits = null} = {}) {
-  const w = model.weights;
-  const {steps, dec_rnn_size: sizes} = model.info;
+  const net = network(model);
+  const {steps} = model.info;
   const decoding = DECODINGS[model.info.decoding];
   if (!decoding) throw new Error(`${model.info.name}: no decoding ${model.info.decoding} on this page`);
   const random = mulberry32(seed);
   const started = performance.now();
-  const groove = tf.tidy(() => {
-    const zRow = tf.tensor2d([z]);
-    const initial = tf.tanh(dense(w, 'decoder/z_to_initial_state', zRow));
-    let states = [];
-    let at = 0;
-    for (const units of sizes) {  // Magenta's order: c1, h1, c2, h2, ...
-      states.push([initial.slice([0, at], [1, units]), initial.slice([0, at + units], [1, units])]);
-      at += 2 * units;
-    }
-    let previous = tf.zeros([1, DEPTH]);
-    const rows = [];
-    for (let t = 0; t < steps; t++) {
-      const parts = [previous, zRow];
-      if (controls) parts.push(tf.tensor2d([controls[t]]));
-      let x = tf.concat(parts, 1);
-      states = states.map(([c, h], i) => {
-        const next = lstmStep(w, `decoder/multi_rnn_cell/cell_${i}/lstm_cell`, x, c, h);
-        x = next[1];
-        return next;
-      });
-      const logits = dense(w, 'decoder/output_projection', x);
-      const hitLogits = logits.slice([0, 0], [1, NUM_DRUMS]).dataSync();
-      const played = hits ? hits[t].slice() : Array.from(hitLogits, (logit) => {
-        if (temperature <= 0) return logit > 0 ? 1 : 0;
-        return random() < 1 / (1 + Math.exp(-logit / temperature)) ? 1 : 0;
-      });
-      const [velocities, offsets] = decoding(logits);
-      previous = tf.concat([tf.tensor2d([played]), velocities, offsets], 1);
-      rows.push(previous);
-    }
-    return tf.concat(rows, 0).arraySync();
+  const flat = denseLayer(net.initial, z).map(Math.tanh);
+  let at = 0;
+  let states = net.decoder.map((cell) => {  // Magenta's order: c1, h1, c2, h2, ...
+    const state = {c: flat.slice(at, at + cell.units), h: flat.slice(at + cell.units, at + 2 * cell.units)};
+    at += 2 * cell.units;
+    return state;
   });
+  // z is the same at every step: its share of the first cell's gates is computed once. The
+  // first cell's input is [previous output, z, controls].
+  const first = net.decoder[0];
+  const zGates = new Float64Array(4 * first.units);
+  addProduct(zGates, z, first.kernel, 4 * first.units, DEPTH);
+  let previous = new Array(DEPTH).fill(0);
+  const groove = [];
+  for (let t = 0; t < steps; t++) {
+    const parts = [[previous, 0]];
+    if (controls) parts.push([controls[t], DEPTH + z.length]);
+    states[0] = lstmStep(first, parts, states[0], zGates);
+    for (let i = 1; i < states.length; i++) {
+      states[i] = lstmStep(net.decoder[i], [[states[i - 1].h, 0]], states[i]);
+    }
+    const logits = denseLayer(net.output, states[states.length - 1].h);
+    const played = hits ? hits[t].slice() : Array.from(logits.slice(0, NUM_DRUMS), (logit) => {
+      if (temperature <= 0) return logit > 0 ? 1 : 0;
+      return random() < sigmoid(logit / temperature) ? 1 : 0;
+    });
+    const [velocities, offsets] = decoding(logits);
+    previous = [...played, ...velocities, ...offsets];
+    groove.push(previous);
+  }
   page.decodeMs.push(performance.now() - started);
   return groove;
 }
@@ -725,5 +772,5 @@ async function main() {
   page.ready = true;
 }
 
-page.api = {decode, encode, encoderInputs, sequenceGroove, grooveNotes, priorZ};
+page.api = {decode, encode, encoderInputs, sequenceGroove, grooveNotes, priorZ, finishTaps};
 page.loaded = main().catch((err) => showMessage(`the page failed to start: ${err.message}`));
