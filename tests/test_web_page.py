@@ -18,8 +18,9 @@ import pytest
 from conftest import drum_sequence
 from test_magenta_js_node import ATOL, greedy_decodes, performed_sequence
 
+from helpers import export
 from helpers.constants import HITS, VELOCITIES
-from helpers.export import page_models
+from helpers.magenta_js import MagentaJsError
 from helpers.sample import TrainedModel
 from helpers.web_page import MODELS_DIR, SCRIPTS, build_page, serve
 
@@ -66,7 +67,7 @@ def _playwright_or_skip():
 def site(tmp_path_factory):
     """The page of the four bundled models, served on 127.0.0.1: (folder, address)."""
     sync_playwright = _playwright_or_skip()
-    models = page_models(list(MODELS.values()), None)
+    models = export.page_models(list(MODELS.values()), None)
     folder = build_page(models, tmp_path_factory.mktemp("page") / "site")
     server, address = serve(folder)
     yield sync_playwright, folder, address, models
@@ -285,3 +286,25 @@ def test_broken_model_folder_is_named_on_the_page(site, chromium, tmp_path):
         server.server_close()
     assert message.startswith(f"{MODELS['generate']}: could not be loaded:"), message
     assert "no model on this page can generate" in message
+
+
+def test_export_main_writes_a_page_of_runs_and_refuses_what_it_must(tiny_run, tmp_path, capsys):
+    if not all(p.exists() for p in SCRIPTS):
+        _playwright_or_skip()  # says what is missing; skips or fails as the browser tests do
+    out = tmp_path / "site"
+    assert export.main(["--format", "web", "--run-dir", str(tiny_run), "--out", str(out)]) == out
+    assert capsys.readouterr().out.startswith("wrote a page of tiny to")
+    (entry,) = json.loads((out / MODELS_DIR / "index.json").read_text())["models"]
+    assert entry["name"] == "tiny" and entry["panels"] == ["generate"]
+    assert entry["unavailable"] is None and entry["decoding"] == "magenta"
+    assert sorted(p.name for p in (out / "sounds").glob("*.wav"))[0] == "0_kick.wav"
+    with pytest.raises(export.ExportError, match="two models named tiny"):
+        export.page_models(None, [str(tiny_run), str(tiny_run)])
+    with pytest.raises(SystemExit):
+        export.main(["--format", "web", "--run-dir", str(tiny_run)])  # no --out
+    foreign = tmp_path / "foreign"
+    foreign.mkdir()
+    (foreign / "index.html").write_text("mine")
+    with pytest.raises(MagentaJsError, match="not written by this exporter"):
+        export.main(["--format", "web", "--run-dir", str(tiny_run), "--out", str(foreign)])
+    assert (foreign / "index.html").read_text() == "mine"

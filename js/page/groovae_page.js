@@ -498,18 +498,25 @@ async function connectMidi() {
 
 // --- what is shown: the pianoroll, shaded by velocity ---------------------------------------
 
+const ROLL_LABELS = 100;  // pixels left of the grid for the drums' names
+
 function drawRoll(groove) {
   const canvas = $('roll');
   const g = canvas.getContext('2d');
   g.fillStyle = '#fff';
   g.fillRect(0, 0, canvas.width, canvas.height);
-  const cellW = canvas.width / groove.length;
+  const cellW = (canvas.width - ROLL_LABELS) / groove.length;
   const cellH = canvas.height / NUM_DRUMS;
-  g.strokeStyle = '#eee';
+  const x = (step) => ROLL_LABELS + step * cellW;
+  g.fillStyle = '#555';
+  g.font = '12px sans-serif';
+  g.textBaseline = 'middle';
+  DRUM_NAMES.forEach((name, drum) => g.fillText(name, 4, (NUM_DRUMS - 0.5 - drum) * cellH));
   for (let t = 0; t <= groove.length; t += STEPS_PER_QUARTER) {
+    g.strokeStyle = t % 16 === 0 ? '#bbb' : '#eee';
     g.beginPath();
-    g.moveTo(t * cellW, 0);
-    g.lineTo(t * cellW, canvas.height);
+    g.moveTo(x(t), 0);
+    g.lineTo(x(t), canvas.height);
     g.stroke();
   }
   groove.forEach((row, t) => {
@@ -518,7 +525,7 @@ function drawRoll(groove) {
       const velocity = Math.min(1, Math.max(0, row[NUM_DRUMS + drum]));
       const offset = Math.min(0.5, Math.max(-0.5, row[2 * NUM_DRUMS + drum] / 2));
       g.fillStyle = `rgba(20, 60, 160, ${0.15 + 0.85 * velocity})`;
-      g.fillRect((t - offset) * cellW, (NUM_DRUMS - 1 - drum) * cellH + 1, cellW * 0.9, cellH - 2);
+      g.fillRect(x(t - offset), (NUM_DRUMS - 1 - drum) * cellH + 1, cellW * 0.9, cellH - 2);
     }
   });
 }
@@ -728,7 +735,8 @@ async function main() {
   if (!(await tf.setBackend(asked).catch(() => false))) await tf.setBackend('cpu');
   await tf.ready();
   page.backend = tf.getBackend();
-  $('backend').textContent = `TensorFlow.js ${tf.version.tfjs} on its ${page.backend} backend`;
+  $('backend').textContent = `The network runs in plain JavaScript; TensorFlow.js ${tf.version.tfjs} ` +
+      `reads its weights on the ${page.backend} backend`;
   let index;
   try {
     index = await (await fetch('models/index.json')).json();
@@ -748,7 +756,7 @@ async function main() {
     } else {
       try {
         page.models[info.name] = await loadModel(info);
-        item.textContent = `${info.name} (${info.source}): ${info.panels.join(', ')}`;
+        item.textContent = `${info.name}: ${info.panels.join(', ')} (${info.source})`;
         for (const panel of info.panels) $(`${panel}-model`).add(new Option(info.name, info.name));
       } catch (err) {
         item.className = 'unavailable';
