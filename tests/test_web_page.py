@@ -4,7 +4,8 @@ for Python, on the page built by `python -m helpers.export --format web` and ser
 taps, humanizes an upload, renders audio, writes MIDI note-seq reads, and says what is wrong with
 a bad model folder or file. Skips without chromium, playwright or js/dist
 (scripts/install_browser.sh, requirements-dev.txt, scripts/install_node.sh), fails then with
-GROOVAE_REQUIRE_BROWSER=1 (CI). About 1.5 minutes on 2 busy cores, mostly loading the models.
+GROOVAE_REQUIRE_BROWSER=1 (CI). 1.5 to 2.5 minutes on 2 cores shared with other work (load 30),
+mostly building and loading the models and librosa's first import.
 """
 
 import json

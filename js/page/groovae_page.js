@@ -617,6 +617,7 @@ page.taps = taps;
 
 function startTaps() {
   stopLoop();
+  $('tap-start').blur();  // a space or Enter tapped on the focused button would start again
   const context = ensureAudio();
   const beat = 60 / tempo();
   const begin = context.currentTime + 0.1;
