@@ -1,5 +1,5 @@
-"""helpers/web_page.py's page in a real browser: Debian's chromium, headless, driven by Playwright
-for Python, on the page built by `python -m helpers.export --format web` and served from
+"""Tests for helpers/web_page.py: its page in a real browser, Debian's chromium headless, driven
+by Playwright for Python, built by `python -m helpers.export --format web` and served from
 127.0.0.1. It loads offline without console errors, decodes what TrainedModel decodes, drumifies
 taps, humanizes an upload, renders audio, writes MIDI note-seq reads, and says what is wrong with
 a bad model folder or file. Skips without chromium, playwright or js/dist
