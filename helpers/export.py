@@ -369,7 +369,9 @@ def main(argv: list[str] | None = None) -> Path:
         "--bundled", nargs="+", help="bundled model(s) instead of a run (web: several)"
     )
     parser.add_argument("--out", help="the Magenta format's or the web page's folder")
-    parser.add_argument("--quantize", choices=magenta_js.QUANTIZATIONS[1:], help="magenta-js only")
+    parser.add_argument(
+        "--quantize", choices=magenta_js.QUANTIZATIONS[1:], help="magenta-js and web only"
+    )
     parser.add_argument("--serve", action="store_true", help="web: serve the page on 127.0.0.1")
     parser.add_argument("--port", type=int, default=8000, help="web: --serve's port (0: any free)")
     parser.add_argument("--name", default="groovae_4bar", help="bundle name (pretrained/<name>)")
