@@ -3,25 +3,28 @@
 One command writes pretrained/<name>/ (float16 weights, config.json, history.csv, metrics.json,
 MODEL_CARD.md, training_curves.png, samples.png), the five committed grooves under
 outputs/samples/<name>-pretrained-T0.5-seed0-120bpm/ (MIDI and pianoroll, no audio) and the
-README's Results block, so a later checkpoint is shipped by running it again.
+bundle's block on docs/results.md, so a later checkpoint is shipped by running it again.
 
 `--format magenta-js` or `--format magenta-tf1` writes a run (or, with --bundled, a bundled
 model) in Magenta's formats instead: a folder for magenta-js's MusicVAE, or a TF1 checkpoint
-and .tar for Magenta's TrainedModel.
+and .tar for Magenta's TrainedModel. `--format web` writes a static page that plays runs or
+bundled models (all bundled ones by default) in a browser; `--serve` serves it on 127.0.0.1.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
+import threading
 import zipfile
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from helpers import bundles, constants, device, magenta, magenta_js, render
+from helpers import bundles, constants, device, magenta, magenta_js, render, web_page
 from helpers.cli import add_data_dir, add_run_dir, command_parser
 from helpers.config import CONFIG_FILE, GrooVAEConfig
 from helpers.constants import DEFAULT_QPM, OUTPUTS_DIR
@@ -32,7 +35,7 @@ from helpers.render import NUM_GROOVES, save_grooves
 from helpers.runs import CHECKPOINT_DIR, HISTORY_FILE, checkpoint_step, restore_model
 from helpers.sample import TrainedModel
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+RESULTS_PAGE = Path(__file__).resolve().parents[1] / "docs" / "results.md"
 RESULTS_BEGIN = "<!-- bundled results: written by python -m helpers.export; edit there -->"
 RESULTS_END = "<!-- end of bundled results -->"
 EXPORTED_BY = "helpers.export"
@@ -42,7 +45,7 @@ SAMPLES_TEMPERATURE = 0.5
 CHECK_WINDOWS = 256  # test windows whose loss a bundle records, for tests to reproduce
 MAGENTA_FORMATS = ("magenta-js", "magenta-tf1")
 # hit-residuals: re-measure a bundle's HitResiduals on GMD's training split (--bundled).
-FORMATS = ("bundle", *MAGENTA_FORMATS, "hit-residuals")
+FORMATS = ("bundle", *MAGENTA_FORMATS, "web", "hit-residuals")
 METRICS_FILE = "metrics.json"  # a bundle's evaluation, written by export
 ZIP_COMMENT = b"groovae-drum-lab: Magenta export"  # marks a .zip magenta_zip may replace
 
@@ -61,7 +64,7 @@ MAGENTA_DECODING_NOTE = {
 
 
 class ExportError(Exception):
-    """A run, checkpoint, bundle folder or README that an export cannot use as asked."""
+    """A run, checkpoint, bundle folder or results page that an export cannot use as asked."""
 
 
 def find_checkpoint(run_dir: Path, step: int | None, search_dirs: tuple[Path, ...] = ()) -> Path:
@@ -145,17 +148,39 @@ def _milestones(
     return found
 
 
-def _replace_results(readme: Path, block: str) -> str:
-    """The README text with the block between the results markers replaced.
+def _replace_results(page: Path, block: str) -> str:
+    """The page's text with the block between the results markers replaced.
 
     Raises:
       ExportError: the markers are missing or out of order.
     """
-    text = readme.read_text()
+    text = page.read_text()
     begin, end = text.find(RESULTS_BEGIN), text.find(RESULTS_END)
     if begin < 0 or end < begin:
-        raise ExportError(f"{readme} lacks the lines {RESULTS_BEGIN!r} ... {RESULTS_END!r}")
+        raise ExportError(f"{page} lacks the lines {RESULTS_BEGIN!r} ... {RESULTS_END!r}")
     return text[: begin + len(RESULTS_BEGIN)] + "\n" + block + "\n" + text[end:]
+
+
+def write_results(folder: str | os.PathLike, page: str | os.PathLike = RESULTS_PAGE) -> None:
+    """Rewrites the block between the results markers on `page` (docs/results.md) from the
+    bundle's own files: config.json, history.csv and metrics.json.
+
+    Raises:
+      ExportError: the page lacks the markers.
+    """
+    folder, page = Path(folder), Path(page)
+    _replace_results(page, "")  # refuse before reading anything
+    figures = {
+        key: Path(os.path.relpath(folder / file, page.parent)).as_posix()
+        for key, file in bundles.FIGURES.items()
+    }
+    block = bundles.results_markdown(
+        GrooVAEConfig.read(folder / CONFIG_FILE),
+        pd.read_csv(folder / HISTORY_FILE),
+        json.loads((folder / METRICS_FILE).read_text()),
+        figures,
+    )
+    page.write_text(_replace_results(page, block))
 
 
 def _write_samples(
@@ -163,7 +188,7 @@ def _write_samples(
 ) -> list[Path]:
     """The five grooves (MIDI + pianoroll) and their one-figure view in the bundle; a
     hits-conditioned model plays the hits of the first five test windows."""
-    controls = groovae.controls_of(test[:NUM_GROOVES])
+    controls = groovae.model.controls_of(test[:NUM_GROOVES])
     grooves = groovae.sample_grooves(NUM_GROOVES, SAMPLES_TEMPERATURE, SAMPLES_SEED, controls)
     sequences = groovae.grooves_to_note_sequences(grooves, DEFAULT_QPM)
     out_dir = constants.seeded_samples_dir(
@@ -177,52 +202,64 @@ def _write_samples(
     return midi_paths
 
 
-def export(
-    run_dir: str | os.PathLike,
-    name: str,
-    step: int | None = None,
-    root: str | os.PathLike = bundles.PRETRAINED_DIR,
-    outputs_dir: str | os.PathLike = OUTPUTS_DIR,
-    readme: str | os.PathLike | None = README,
-    search_dirs: tuple[str | os.PathLike, ...] = (),
-    milestone_steps: tuple[int, ...] = MILESTONE_STEPS,
-    data_dir: str | os.PathLike | None = None,
-    splits: tuple[GrooveSplit, GrooveSplit] | None = None,
-    trained_on: str | None = None,
-    num_samples: int = 1000,
-    overwrite: bool = False,
-) -> Path:
-    """Writes a run's checkpoint as bundle `name`, with its metrics, card, figures and grooves.
+@dataclasses.dataclass(frozen=True)
+class BundleOptions:
+    """How export() makes a bundle; the defaults are `python -m helpers.export --run-dir RUN`'s.
+
+    Attributes:
+      step: the checkpoint to export; the newest if None.
+      root: the folder of bundles (pretrained/); the bundle goes to root/<name>.
+      outputs_dir: where the five grooves go (outputs_dir/samples/...).
+      search_dirs: more folders of ckpt-<step>.npz files (e.g. kept milestones).
+      milestone_steps: earlier steps to evaluate too, where their checkpoints exist.
+      data_dir: GMD's folder (default $GROOVE_DATA_DIR, else the user cache or download).
+      splits: (test, train) GrooveSplits instead of GMD's.
+      trained_on: the training machine in words; default this machine's CPU.
+      num_samples: samples per set in the metrics.
+      overwrite: replace a bundle folder this exporter did not write.
+    """
+
+    step: int | None = None
+    root: str | os.PathLike = bundles.PRETRAINED_DIR
+    outputs_dir: str | os.PathLike = OUTPUTS_DIR
+    search_dirs: tuple[str | os.PathLike, ...] = ()
+    milestone_steps: tuple[int, ...] = MILESTONE_STEPS
+    data_dir: str | os.PathLike | None = None
+    splits: tuple[GrooveSplit, GrooveSplit] | None = None
+    trained_on: str | None = None
+    num_samples: int = 1000
+    overwrite: bool = False
+
+
+def export(run_dir: str | os.PathLike, name: str, options: BundleOptions | None = None) -> Path:
+    """Writes a run's checkpoint as bundle `name`, with its metrics, card, figures and grooves
+    (write_results then puts its figures on docs/results.md).
 
     Args:
       run_dir: a run folder (config.json, history.csv, checkpoints/).
-      name: the bundle's name, its folder under `root`.
-      step: the checkpoint to export; the newest if None.
-      readme: the README whose Results block to rewrite; None leaves it alone.
-      search_dirs: more folders of ckpt-<step>.npz files (e.g. kept milestones).
-      milestone_steps: earlier steps to evaluate too, where their checkpoints exist.
-      splits: (test, train) GrooveSplits instead of GMD's, read from `data_dir`.
-      trained_on: the training machine in words; default this machine's CPU.
-      overwrite: replace a bundle folder this exporter did not write.
+      name: the bundle's name, its folder under `options.root`.
+      options: which checkpoint, where to, on which data; None: BundleOptions()'s defaults.
 
     Returns:
       The bundle folder.
 
     Raises:
-      ExportError: no such checkpoint, a foreign bundle in the way, a README without markers.
+      ExportError: no such checkpoint, or a foreign bundle in the way.
     """
+    options = options or BundleOptions()
+    step, root, outputs_dir = options.step, options.root, options.outputs_dir
+    splits, num_samples = options.splits, options.num_samples
     run_dir, folder = Path(run_dir), Path(root) / name
-    search_dirs = tuple(Path(d) for d in search_dirs)
+    search_dirs = tuple(Path(d) for d in options.search_dirs)
     checkpoint = find_checkpoint(run_dir, step, search_dirs)
     step = checkpoint_step(checkpoint)
-    previous = _claim(folder, overwrite)
-    readme = Path(readme) if readme is not None else None
-    if readme is not None:
-        _replace_results(readme, "")  # refuse before the long part, not after it
+    previous = _claim(folder, options.overwrite)
     if splits is None:  # GMD in the run's own 2- or 4-bar cut
         run_config = GrooVAEConfig.read(run_dir / CONFIG_FILE)
         converter = GrooveConverter.from_config(run_config.converter)
-        splits = tuple(load_groove_4bar_split(s, data_dir, converter) for s in ("test", "train"))
+        splits = tuple(
+            load_groove_4bar_split(s, options.data_dir, converter) for s in ("test", "train")
+        )
 
     folder.mkdir(parents=True, exist_ok=True)
     weights = folder / bundles.WEIGHTS_FILE
@@ -234,8 +271,6 @@ def export(
 
     measure_hit_residuals(name, splits[1].outputs, root)
     groovae = TrainedModel.pretrained(name, root)  # what users get: the float16 weights
-    # The card tells how the run trained: a bundle loads at float32; its config.json says.
-    trained = GrooVAEConfig.read(folder / CONFIG_FILE)
     print(f"evaluating step {step} on {len(splits[0].outputs)} test windows")
     metrics = json_ready(
         {
@@ -244,7 +279,7 @@ def export(
                 "name": name,
                 "step": step,
                 "checkpoint": checkpoint.name,
-                "trained_on": trained_on
+                "trained_on": options.trained_on
                 or f"{device.cpu_info().describe()}, {os.cpu_count()} cores",
                 "seed": SAMPLES_SEED,
                 "num_samples": num_samples,
@@ -252,7 +287,7 @@ def export(
                 "check": reference_losses(groovae.model, splits[0].outputs),
             },
             "milestones": _milestones(
-                run_dir, search_dirs, milestone_steps, step, previous, splits, num_samples
+                run_dir, search_dirs, options.milestone_steps, step, previous, splits, num_samples
             ),
         }
     )
@@ -262,13 +297,6 @@ def export(
     render.save_figure(fig, folder / bundles.FIGURES["curves"], overwrite=True)
     _write_samples(groovae, folder, Path(outputs_dir), splits[0].outputs)
     write_model_card(folder)  # with the tool figures bench_tools measured, kept from before
-    if readme is not None:
-        figures = {
-            key: Path(os.path.relpath(folder / file, readme.parent)).as_posix()
-            for key, file in bundles.FIGURES.items()
-        }
-        block = bundles.results_markdown(trained, history, metrics, figures)
-        readme.write_text(_replace_results(readme, block))
     size = bundles.bundle_bytes(folder)
     if size > bundles.MAX_BUNDLE_BYTES:
         raise ExportError(f"{folder} is {size / 2**20:.1f} MiB, over the 10 MiB a bundle may take")
@@ -369,17 +397,51 @@ def magenta_zip(
     return archive
 
 
+def _run_model(run_dir: str, step: int | None) -> TrainedModel:
+    return TrainedModel(run_dir, checkpoint=find_checkpoint(Path(run_dir), step))
+
+
+def page_models(
+    bundled: list[str] | None, run_dirs: list[str] | None, step: int | None = None
+) -> dict[str, TrainedModel]:
+    """The models a web page plays, by name: bundled ones by their name, runs by their folder's;
+    every bundled model when neither is given.
+
+    Raises:
+      ExportError: two models of one name.
+    """
+    if not bundled and not run_dirs:
+        bundled = bundles.bundled_names()
+    named = [(name, TrainedModel.pretrained(name)) for name in bundled or ()]
+    named += [(Path(run).resolve().name, _run_model(run, step)) for run in run_dirs or ()]
+    models = dict(named)
+    if len(models) < len(named):
+        names = [name for name, _ in named]
+        twice = sorted({n for n in names if names.count(n) > 1})
+        raise ExportError(
+            f"two models named {', '.join(twice)}: give runs in differently named folders"
+        )
+    return models
+
+
 def main(argv: list[str] | None = None) -> Path:
     """`python -m helpers.export --run-dir RUN`: prints the bundle folder and its size; with
-    --format magenta-js or magenta-tf1 (and --run-dir or --bundled, and --out), that folder."""
+    --format magenta-js or magenta-tf1 (and --run-dir or --bundled, and --out), that folder;
+    with --format web (and --out), the page's folder, then serves it with --serve."""
     parser = command_parser("export", __doc__)
-    add_run_dir(parser)
+    add_run_dir(parser, nargs="+")
     parser.add_argument(
         "--format", choices=FORMATS, default="bundle", help="what to write (default: %(default)s)"
     )
-    parser.add_argument("--bundled", help="a Magenta format of this bundled model instead of a run")
-    parser.add_argument("--out", help="the Magenta format's folder")
-    parser.add_argument("--quantize", choices=magenta_js.QUANTIZATIONS[1:], help="magenta-js only")
+    parser.add_argument(
+        "--bundled", nargs="+", help="bundled model(s) instead of a run (web: several)"
+    )
+    parser.add_argument("--out", help="the Magenta format's or the web page's folder")
+    parser.add_argument(
+        "--quantize", choices=magenta_js.QUANTIZATIONS[1:], help="magenta-js and web only"
+    )
+    parser.add_argument("--serve", action="store_true", help="web: serve the page on 127.0.0.1")
+    parser.add_argument("--port", type=int, default=8000, help="web: --serve's port (0: any free)")
     parser.add_argument("--name", default="groovae_4bar", help="bundle name (pretrained/<name>)")
     parser.add_argument("--step", type=int, help="checkpoint step to export (default: newest)")
     parser.add_argument(
@@ -390,45 +452,63 @@ def main(argv: list[str] | None = None) -> Path:
     )
     add_data_dir(parser)
     parser.add_argument("--trained-on", help="training machine in words (default: this CPU)")
-    parser.add_argument("--no-readme", action="store_true", help="leave README.md alone")
+    parser.add_argument(
+        "--no-results-page", action="store_true", help="leave docs/results.md alone"
+    )
     parser.add_argument(
         "--overwrite", action="store_true", help="replace a bundle this exporter did not write"
     )
     args = parser.parse_args(argv)
     if args.format == "hit-residuals":
-        if args.bundled is None:
-            parser.error("--format hit-residuals takes --bundled NAME")
-        config = GrooVAEConfig.read(bundles.bundle_dir(args.bundled) / CONFIG_FILE)
+        if args.bundled is None or len(args.bundled) != 1 or args.run_dir is not None:
+            parser.error("--format hit-residuals takes one --bundled NAME")
+        config = GrooVAEConfig.read(bundles.bundle_dir(args.bundled[0]) / CONFIG_FILE)
         converter = GrooveConverter.from_config(config.converter)
         train = load_groove_4bar_split("train", args.data_dir, converter).outputs
-        path = measure_hit_residuals(args.bundled, train)
+        path = measure_hit_residuals(args.bundled[0], train)
         print(f"wrote {path}")
         return path
+    if args.format == "web":
+        if args.out is None:
+            parser.error("--format web takes --out DIR")
+        models = page_models(args.bundled, args.run_dir, args.step)
+        folder = web_page.build_page(models, args.out, args.quantize or "float16")
+        print(f"wrote a page of {', '.join(models)} to {folder}")
+        if args.serve:
+            server, address = web_page.serve(folder, args.port)
+            print(f"serving {folder} at {address} (Ctrl-C stops)", flush=True)
+            try:
+                threading.Event().wait()
+            finally:
+                server.shutdown()
+        return folder
     if args.format != "bundle":
-        if args.out is None or (args.run_dir is None) == (args.bundled is None):
-            parser.error(f"--format {args.format} takes --out and one of --run-dir, --bundled")
-        if args.bundled is not None:
-            model = TrainedModel.pretrained(args.bundled)
+        one_run = args.run_dir is not None and len(args.run_dir) == 1 and args.bundled is None
+        one_bundle = args.bundled is not None and len(args.bundled) == 1 and args.run_dir is None
+        if args.out is None or not (one_run or one_bundle):
+            parser.error(f"--format {args.format} takes --out and one --run-dir or --bundled")
+        if one_bundle:
+            model = TrainedModel.pretrained(args.bundled[0])
         else:
-            model = TrainedModel(
-                args.run_dir, checkpoint=find_checkpoint(Path(args.run_dir), args.step)
-            )
+            model = _run_model(args.run_dir[0], args.step)
         folder = export_magenta(model, args.format, args.out, args.quantize)
         size = sum(p.stat().st_size for p in folder.iterdir()) / 2**20
         print(f"wrote {model.source} as {args.format} to {folder} ({size:.1f} MiB)")
         return folder
-    if args.run_dir is None:
-        parser.error("the bundle format takes --run-dir")
-    folder = export(
-        args.run_dir,
-        args.name,
-        args.step,
-        readme=None if args.no_readme else README,
+    if args.run_dir is None or len(args.run_dir) != 1:
+        parser.error("the bundle format takes one --run-dir")
+    if not args.no_results_page:
+        _replace_results(RESULTS_PAGE, "")  # refuse before the long part, not after it
+    options = BundleOptions(
+        step=args.step,
         search_dirs=tuple(args.milestones),
         data_dir=args.data_dir,
         trained_on=args.trained_on,
         overwrite=args.overwrite,
     )
+    folder = export(args.run_dir[0], args.name, options)
+    if not args.no_results_page:
+        write_results(folder)
     print(f"bundled {folder} ({bundles.bundle_bytes(folder) / 2**20:.1f} MiB)")
     return folder
 
