@@ -526,7 +526,7 @@ class GrooVAE(keras.Model):
         for begin in range(0, len(targets), batch_size):
             x = np.asarray(inputs[begin : begin + batch_size], np.float32)
             y = np.asarray(targets[begin : begin + batch_size], np.float32)
-            controls = self.target_controls(y)
+            controls = self.controls_of(y)
             mu, _ = self.encode(x, controls)
             logits = self.reconstruction_logits(y, mu, controls)
             expected = [ops.convert_to_numpy(v) for v in self.hit_values(logits)]

@@ -32,9 +32,6 @@ MODELS_DIR = "models"
 SOUNDS_DIR = "sounds"
 INDEX = "index.json"
 PANELS = ("generate", "drumify", "humanize")
-# The decode loop in groovae_page.js is Magenta's decoding, the one TrainedModel plays; a model
-# that decodes otherwise needs its entry in the page's DECODINGS, named here per model.
-DECODING = "magenta"
 SOUND_SECONDS = 1.0  # each drum's sample: its note and ring, the rest cut
 SOUND_RATE = audio.DEFAULT_SAMPLE_RATE
 
@@ -86,7 +83,10 @@ def model_entry(name: str, model: TrainedModel) -> dict:
             "add_instruments": list(c.add_instruments),
         },
         "pitch_classes": [list(p) for p in REDUCED_DRUM_PITCH_CLASSES],
-        "decoding": DECODING,
+        # The page's DECODINGS play each of helpers.model's DECODINGS as TrainedModel does.
+        "decoding": model.decoding,
+        "velocity_offset_loss": m.velocity_offset_loss,
+        "residuals": model.residuals.array().round(6).tolist(),
     }
 
 

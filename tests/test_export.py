@@ -59,6 +59,7 @@ def test_bundle_holds_weights_config_history_metrics_card_and_figures(exported):
         "config.json",
         "history.csv",
         "metrics.json",
+        "hit_residuals.json",
         "MODEL_CARD.md",
         "training_curves.png",
         "samples.png",

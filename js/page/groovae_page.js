@@ -219,11 +219,44 @@ function encode(model, groove) {
 // decoding (sigmoid and tanh of the logits, whatever the hit): the one TrainedModel(...,
 // decoding="magenta") plays. A new default decoding in helpers/model.py gets its entry here, and
 // index.json's "decoding" picks it per model.
+// Velocities and offsets of one step, as helpers/model.py's decodings: Magenta's plays the raw
+// outputs in every cell; per-hit plays each drawn hit at its value given the hit (Magenta's
+// objective's outputs divided by p(hit), floored) plus a residual drawn from the model's
+// quantiles times sqrt(temperature), and zeros where no hit is drawn.
+const MIN_HIT_PROBABILITY = 0.05;
+const clip = (v, low, high) => Math.min(high, Math.max(low, v));
+
+function drawQuantile(quantiles, u) {
+  const position = u * (quantiles.length - 1);
+  const below = Math.floor(position);
+  const above = Math.min(below + 1, quantiles.length - 1);
+  return quantiles[below] + (position - below) * (quantiles[above] - quantiles[below]);
+}
+
 const DECODINGS = {
   magenta: (logits) => [
     Array.from(logits.slice(NUM_DRUMS, 2 * NUM_DRUMS), sigmoid),
     Array.from(logits.slice(2 * NUM_DRUMS), Math.tanh),
   ],
+  per_hit: (logits, played, temperature, random, info) => {
+    const scale = Math.sqrt(Math.max(temperature, 0));
+    const velocities = [];
+    const offsets = [];
+    for (let d = 0; d < NUM_DRUMS; d++) {
+      let velocity = sigmoid(logits[NUM_DRUMS + d]);
+      let offset = Math.tanh(logits[2 * NUM_DRUMS + d]);
+      if (info.velocity_offset_loss === 'all_cells') {
+        const p = Math.max(sigmoid(logits[d]), MIN_HIT_PROBABILITY);
+        velocity = Math.min(velocity / p, 1);
+        offset = clip(offset / p, -1, 1);
+      }
+      velocity = clip(velocity + scale * drawQuantile(info.residuals[0][d], random()), 0, 1);
+      offset = clip(offset + scale * drawQuantile(info.residuals[1][d], random()), -1, 1);
+      velocities.push(velocity * played[d]);
+      offsets.push(offset * played[d]);
+    }
+    return [velocities, offsets];
+  },
 };
 
 // The sampling decoder, step by step as helpers/model.py's _decode_steps: step t sees the
@@ -262,7 +295,7 @@ function decode(model, z, {temperature = 0.5, seed = 0, controls = null, hits = 
       if (temperature <= 0) return logit > 0 ? 1 : 0;
       return random() < sigmoid(logit / temperature) ? 1 : 0;
     });
-    const [velocities, offsets] = decoding(logits);
+    const [velocities, offsets] = decoding(logits, played, temperature, random, model.info);
     previous = [...played, ...velocities, ...offsets];
     groove.push(previous);
   }
