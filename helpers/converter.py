@@ -317,8 +317,11 @@ class GrooveConverter:
         are accepted and unused, as in Magenta.
 
         Cells with hit > 0.5 become notes of the active mode's first class pitch; velocity
-        round(v * 127) clipped to [0, 127]; start (step - clip(offset / 2, -0.5, 0.5)) * 0.125 s,
+        round(v * 127) clipped to [1, 127]; start (step - clip(offset / 2, -0.5, 0.5)) * 0.125 s,
         in the samples' own float precision as Magenta computes it.
+
+        Magenta clips velocity to [0, 127] (spec §2.3); a hit written at velocity 0 is a note-off
+        to every MIDI reader, so the hit would be lost from the file: a hit plays at least 1.
         """
         samples = np.asarray(samples)
         if samples.ndim != 3 or samples.shape[-1] != constants.GROOVE_DEPTH:
@@ -335,7 +338,7 @@ class GrooveConverter:
                 start = (int(i) - offset) * step_length
                 note = ns.notes.add(
                     pitch=first_pitches[j],
-                    velocity=int(np.clip(int(np.round(velocity * 127)), 0, 127)),
+                    velocity=int(np.clip(int(np.round(velocity * 127)), 1, 127)),
                     start_time=start,
                     instrument=constants.MIDI_DRUM_CHANNEL,
                     is_drum=True,

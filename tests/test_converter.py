@@ -231,14 +231,14 @@ def test_hits_as_controls(make_drums):
     np.testing.assert_array_equal(tensors.controls[0], tensors.outputs[0][:, :9] == 1)
 
 
-def test_from_tensors_clips_velocities_and_offsets():
+def test_from_tensors_clips_velocities_to_1_127_and_offsets():
     groove = np.zeros((1, 64, 27), np.float32)
     groove[0, 2, SNARE], groove[0, 2, 9 + SNARE], groove[0, 2, 18 + SNARE] = 1, 1.4, 3.0
     groove[0, 5, KICK], groove[0, 5, 9 + KICK], groove[0, 5, 18 + KICK] = 0.7, -0.2, -0.5
     groove[0, 6, KICK] = 0.5  # not above 0.5: no note
     (ns,) = GrooveConverter().from_tensors(groove)
     snare, kick = sorted(ns.notes, key=lambda n: n.pitch, reverse=True)
-    assert (snare.pitch, snare.velocity, kick.pitch, kick.velocity) == (38, 127, 36, 0)
+    assert (snare.pitch, snare.velocity, kick.pitch, kick.velocity) == (38, 127, 36, 1)
     np.testing.assert_allclose(snare.start_time, (2 - 0.5) * STEP, rtol=0, atol=1e-9)
     np.testing.assert_allclose(kick.start_time, (5 + 0.25) * STEP, rtol=0, atol=1e-9)
     np.testing.assert_allclose(kick.end_time - kick.start_time, STEP, rtol=0, atol=1e-9)
