@@ -13,6 +13,7 @@ from helpers.converter import (
     NOT_4_4,
     SHORTER_THAN_WINDOW,
     ConverterError,
+    MAX_DECODED_SHIFT,
     GrooveConverter,
     encoder_inputs,
 )
@@ -71,7 +72,18 @@ def test_from_tensors_parity_full(parity_dir, mode, key):
         converter.set_mode(mode)
         notes = _roundtrip_notes(converter.from_tensors(ref["outputs"]))
         assert notes.shape == ref[key].shape, path.name
-        np.testing.assert_allclose(notes, ref[key], rtol=0, atol=1e-9, err_msg=path.name)
+        # Ours keeps a note within MAX_DECODED_SHIFT of its 16th; Magenta's, half a step.
+        outputs = ref["outputs"]
+        early = outputs[..., 18:][outputs[..., :9] > 0.5] / 2  # in from_tensors' note order
+        beyond = np.abs(early) > MAX_DECODED_SHIFT
+        expected = ref[key].copy()
+        moved = np.clip(early[beyond], -0.5, 0.5) - np.clip(
+            early[beyond], -MAX_DECODED_SHIFT, MAX_DECODED_SHIFT
+        )
+        expected[beyond, 2:4] += moved[:, None] * STEP
+        np.testing.assert_allclose(notes[~beyond], ref[key][~beyond], 0, 1e-9, err_msg=path.name)
+        # The parity files hold outputs as float32, Magenta's own times were float64.
+        np.testing.assert_allclose(notes[beyond], expected[beyond], 0, 1e-6, err_msg=path.name)
 
 
 def test_to_tensors_shapes_and_dtypes(make_drums):
@@ -239,7 +251,7 @@ def test_from_tensors_clips_velocities_to_1_127_and_offsets():
     (ns,) = GrooveConverter().from_tensors(groove)
     snare, kick = sorted(ns.notes, key=lambda n: n.pitch, reverse=True)
     assert (snare.pitch, snare.velocity, kick.pitch, kick.velocity) == (38, 127, 36, 1)
-    np.testing.assert_allclose(snare.start_time, (2 - 0.5) * STEP, rtol=0, atol=1e-9)
+    np.testing.assert_allclose(snare.start_time, (2 - MAX_DECODED_SHIFT) * STEP, rtol=0, atol=1e-9)
     np.testing.assert_allclose(kick.start_time, (5 + 0.25) * STEP, rtol=0, atol=1e-9)
     np.testing.assert_allclose(kick.end_time - kick.start_time, STEP, rtol=0, atol=1e-9)
     assert len(ns.notes) == 2 and ns.tempos[0].qpm == 120
