@@ -7,13 +7,13 @@ import pytest
 from helpers import constants
 from helpers.config import ConverterConfig
 from helpers.converter import (
+    MAX_DECODED_SHIFT,
     MULTIPLE_TEMPOS,
     MULTIPLE_TIME_SIGNATURES,
     NEGATIVE_TIME,
     NOT_4_4,
     SHORTER_THAN_WINDOW,
     ConverterError,
-    MAX_DECODED_SHIFT,
     GrooveConverter,
     encoder_inputs,
 )
