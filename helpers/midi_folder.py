@@ -24,7 +24,7 @@ from helpers import converter as converter_lib
 from helpers.config import GrooVAEConfig
 from helpers.converter import GrooveConverter, Rejected
 from helpers.gmd import Performance
-from helpers.windowing import NO_DRUM_NOTES
+from helpers.windowing import NO_DRUM_NOTES, with_ringing_notes_closed
 
 MIDI_SUFFIXES = (".mid", ".midi")
 SPLIT_FILE = "split.csv"  # columns midi_filename (path under the folder) and split
@@ -165,8 +165,11 @@ def file_windows(job: tuple) -> dict:
     """Worker: one file -> its windows, or the reason it gives none."""
     folder, relative_path, converter = job
     converter.skipped_pitches.clear()
+    path = Path(folder) / relative_path
     try:
-        performance = Performance((Path(folder) / relative_path).read_bytes(), drums_only=True)
+        performance = Performance(
+            with_ringing_notes_closed(path.read_bytes(), path), drums_only=True
+        )
     except Exception as error:  # pretty_midi/mido raise many types on a broken file
         return {"reason": f"{data.CORRUPT_FILE} ({type(error).__name__}: {error})"}
     try:

@@ -154,6 +154,29 @@ def close_ringing_notes(midi: mido.MidiFile) -> list[tuple[int, int]]:
     return closed
 
 
+def with_ringing_notes_closed(midi_bytes: bytes, name: str | os.PathLike) -> bytes:
+    """A MIDI file's bytes with every note-on that no note-off ends given a 16th note's length
+    (`close_ringing_notes`), and a warning line naming the file (`name`) and their pitches; the
+    same bytes when every note ends.
+
+    Raises:
+      Whatever mido raises for a file it cannot read.
+    """
+    midi = mido.MidiFile(file=io.BytesIO(midi_bytes))
+    closed = close_ringing_notes(midi)
+    if not closed:
+        return midi_bytes
+    pitches = ", ".join(str(p) for p in sorted({pitch for _, pitch in closed}))
+    channels = ", ".join(str(c + 1) for c in sorted({channel for channel, _ in closed}))
+    logger.warning(
+        f"warning: {name}: {len(closed)} note-ons without a note-off (channel {channels}, "
+        f"pitches {pitches}), each played a 16th note long"
+    )
+    fixed = io.BytesIO()
+    midi.save(file=fixed)
+    return fixed.getvalue()
+
+
 def load_midi(path: str | os.PathLike) -> note_seq.NoteSequence:
     """Reads a MIDI file as a NoteSequence; note-ons without a note-off are given a 16th note's
     length, with a warning line naming the file and their pitches.
@@ -163,24 +186,12 @@ def load_midi(path: str | os.PathLike) -> note_seq.NoteSequence:
     """
     path = Path(path)
     try:
-        midi = mido.MidiFile(path)
-        closed = close_ringing_notes(midi)
-        data = io.BytesIO()
-        midi.save(file=data)
-        sequence = note_seq.midi_to_note_sequence(data.getvalue())
+        return note_seq.midi_to_note_sequence(with_ringing_notes_closed(path.read_bytes(), path))
     except Exception as err:  # note-seq and mido raise many types for a corrupt file
         raise GrooveError(
             f"cannot read {path} as MIDI ({type(err).__name__}: {err}); give a Standard MIDI "
             "File (.mid) holding a drum groove in 4/4 at one tempo"
         ) from err
-    if closed:
-        pitches = ", ".join(str(p) for p in sorted({pitch for _, pitch in closed}))
-        channels = ", ".join(str(c + 1) for c in sorted({channel for channel, _ in closed}))
-        logger.warning(
-            f"warning: {path}: {len(closed)} note-ons without a note-off (channel {channels}, "
-            f"pitches {pitches}), each played a 16th note long"
-        )
-    return sequence
 
 
 def set_tempo(

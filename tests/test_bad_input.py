@@ -35,7 +35,7 @@ TOOLS = {
     "no_notes": NO_DRUM_NOTES,
     "meta_only": NO_DRUM_NOTES,
     "velocity_0_only": NO_DRUM_NOTES,
-    "no_note_offs": NO_DRUM_NOTES,
+    "no_note_offs": None,  # each note-on played a 16th long, with a warning
     "pitches_off_the_map": "cannot be encoded: no notes",
     "one_note": None,
     "1000_notes_at_once": None,
@@ -57,6 +57,7 @@ FOLDER = {
     "pitches_off_the_map": "no window: 5 clips no notes",
     "one_note": midi_folder.TOO_SHORT,
     "1000_notes_at_once": midi_folder.TOO_SHORT,
+    "no_note_offs": midi_folder.TOO_SHORT,  # its note-ons all at 0 s: their times were offs'
 }
 # The 500-bar groove takes about ten seconds of drawing and audio per tool; it goes through
 # humanize, the upload and the MIDI folder. your_groove takes the handled files below (every
@@ -222,7 +223,7 @@ def _assert_whole_grooves(folder, stems):
 
 @pytest.mark.parametrize("verb", ONE_GROOVE)
 def test_each_odd_file_through_a_tool_is_refused_with_its_reason_or_handled(
-    verb, odd, outputs, tmp_path
+    verb, odd, outputs, tmp_path, caplog
 ):
     expected = DRUMIFY if verb == "drumify" else TOOLS
     kinds = [kind for kind in expected if verb == "humanize" or kind != LONG]
@@ -238,6 +239,8 @@ def test_each_odd_file_through_a_tool_is_refused_with_its_reason_or_handled(
         said = str(error).split(f"{odd[kind]}: ", 1)[1].split(f"; {odd[kind].parent}", 1)[0]
         assert expected[kind] in said, (kind, said)
     _assert_whole_grooves(out, [f"{kind}_{verb}_01" for kind in kinds if not expected[kind]])
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert f"warning: {odd['no_note_offs']}: 32 note-ons without a note-off" in "\n".join(warnings)
 
 
 @pytest.mark.parametrize("verb", ["interpolate", "transfer"])
