@@ -281,7 +281,7 @@ def refresh_evaluation(model) -> None:
         model.make_test_function(force=True)
 
 
-class ParallelError(Exception):
+class BackendError(Exception):
     """A device count this machine or backend cannot train on."""
 
 
@@ -300,24 +300,24 @@ def device_scope(devices: int, batch_size: int) -> contextlib.AbstractContextMan
       batch_size: the global batch, split evenly over the devices.
 
     Raises:
-      ParallelError: fewer devices than asked, a batch that does not split evenly, or PyTorch.
+      BackendError: fewer devices than asked, a batch that does not split evenly, or PyTorch.
     """
     if devices == 1:
         return contextlib.nullcontext()
     if devices < 1 or batch_size % devices:
-        raise ParallelError(
+        raise BackendError(
             f"a global batch of {batch_size} does not split over {devices} devices; "
             "pick a batch size that is a multiple of the device count"
         )
     backend = keras.backend.backend()
     if backend == "torch":
-        raise ParallelError(
+        raise BackendError(
             "data parallel training runs on the jax and tensorflow backends; set "
             "KERAS_BACKEND=jax (or tensorflow) or train on one device"
         )
     found = keras.distribution.list_devices() if backend == "jax" else _tensorflow_devices()
     if len(found) < devices:
-        raise ParallelError(
+        raise BackendError(
             f"asked for {devices} devices but the {backend} backend sees {len(found)} "
             f"({', '.join(found)}); lower --devices"
         )

@@ -22,7 +22,8 @@ import numpy as np
 import pandas as pd
 
 from helpers import bundles, constants, device, magenta, magenta_js, render
-from helpers.config import CONFIG_FILE, GrooVAEConfig, add_data_dir, add_run_dir, command_parser
+from helpers.cli import add_data_dir, add_run_dir, command_parser
+from helpers.config import CONFIG_FILE, GrooVAEConfig
 from helpers.constants import DEFAULT_QPM, OUTPUTS_DIR
 from helpers.converter import GrooveConverter, encoder_inputs
 from helpers.data import GrooveSplit, load_groove_4bar_split
@@ -382,6 +383,6 @@ def main(argv: list[str] | None = None) -> Path:
 
 
 if __name__ == "__main__":
-    from helpers.config import run_command
+    from helpers.cli import run_command
 
     run_command(main)

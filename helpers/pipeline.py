@@ -12,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from helpers import constants, data, runs, sample, train
-from helpers.config import (
+from helpers.cli import (
     add_data_dir,
     add_num,
     add_outputs_dir,
@@ -69,6 +69,6 @@ def main(argv: list[str] | None = None) -> list[Path]:
 
 
 if __name__ == "__main__":
-    from helpers.config import run_command
+    from helpers.cli import run_command
 
     run_command(main)

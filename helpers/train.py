@@ -23,15 +23,8 @@ from helpers.backends import (
     refresh_evaluation,
     train_on_batch,
 )
-from helpers.config import (
-    CONFIG_FILE,
-    GrooVAEConfig,
-    add_data_dir,
-    add_run_dir,
-    add_training,
-    command_parser,
-    with_overrides,
-)
+from helpers.cli import add_data_dir, add_run_dir, add_training, command_parser
+from helpers.config import CONFIG_FILE, GrooVAEConfig, with_overrides
 from helpers.constants import GROOVE_DEPTH
 from helpers.converter import GrooveConverter, encoder_inputs
 from helpers.data import load_groove_4bar
@@ -331,7 +324,7 @@ def train(
 
     Raises:
       TrainError: `out_dir` holds something else, or its checkpoint does not fit.
-      ParallelError: `devices` cannot be used on this machine or backend.
+      BackendError: `devices` cannot be used on this machine or backend.
     """
     options = options or TrainOptions()
     overrides = {"num_steps": steps, "batch_size": options.batch_size}
@@ -387,6 +380,6 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    from helpers.config import run_command
+    from helpers.cli import run_command
 
     run_command(main)

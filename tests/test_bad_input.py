@@ -1,6 +1,6 @@
-"""Odd MIDI files through every entry that takes one: the verbs, notebook 03's upload path and
-the MIDI-folder trainer. Each file is refused with its reason or handled; nothing raises an
-error that is not the project's own, hangs, or leaves a partial file behind."""
+"""Across modules: odd MIDI files through every entry that takes one: the verbs, notebook
+03's upload path and the MIDI-folder trainer. Each file is refused with its reason or handled;
+nothing raises an error that is not the project's own, hangs, or leaves a partial file behind."""
 
 import contextlib
 import io
@@ -13,7 +13,8 @@ import pytest
 from conftest import beat_notes, drum_sequence, random_grooves
 
 from helpers import midi_folder, notebook, sample, train, verbs
-from helpers.config import get_config, is_user_error
+from helpers.cli import is_user_error
+from helpers.config import get_config
 
 CANNOT_READ = "cannot read"
 NO_DRUM_NOTES = "no drum notes"
