@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import warnings
 import wave
+from collections.abc import Callable
 from pathlib import Path
 
 import note_seq
@@ -41,6 +43,11 @@ FALLBACK_HINT = (
 _fallback_warned = False
 
 
+class WriteError(OSError):
+    """A file that could not be written whole (a full disk, a read-only folder); nothing of it
+    is left behind."""
+
+
 def writable_path(path: str | os.PathLike, overwrite: bool) -> Path:
     """`path`, its folders created; refuses to replace an existing file unless asked.
 
@@ -49,22 +56,49 @@ def writable_path(path: str | os.PathLike, overwrite: bool) -> Path:
     """
     path = Path(path)
     if path.exists() and not overwrite:
-        raise FileExistsError(f"{path} exists; pass overwrite=True to replace it")
+        raise FileExistsError(
+            f"{path} exists; give --overwrite (overwrite=True in Python) to replace it"
+        )
     path.parent.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def write_whole(path: Path, write: Callable[[Path], object]) -> Path:
+    """Calls write(partial) on a hidden file beside `path`, then renames it to `path`: a write
+    cut short (a full disk, Ctrl-C) leaves neither a partial file nor a damaged old one.
+
+    Raises:
+      WriteError: the disk filled or the folder cannot be written.
+    """
+    partial = path.with_name(f".{path.name}.partial")
+    try:
+        write(partial)
+        os.replace(partial, path)
+    except BaseException as error:
+        partial.unlink(missing_ok=True)
+        if isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS):
+            raise WriteError(
+                error.errno,
+                f"cannot write {path}: {os.strerror(error.errno)}; nothing of it was left. "
+                "Free some space or give another --output-dir",
+            ) from None
+        raise
     return path
 
 
 def write_midi(
     note_sequence: note_seq.NoteSequence, path: str | os.PathLike, overwrite: bool = False
 ) -> Path:
-    """Writes a NoteSequence as a MIDI file, creating folders.
+    """Writes a NoteSequence as a MIDI file, creating folders; whole or not at all.
 
     Raises:
       FileExistsError: `path` exists and `overwrite` is False.
+      WriteError: the disk filled.
     """
-    path = writable_path(path, overwrite)
-    note_seq.sequence_proto_to_midi_file(note_sequence, str(path))
-    return path
+    return write_whole(
+        writable_path(path, overwrite),
+        lambda partial: note_seq.sequence_proto_to_midi_file(note_sequence, str(partial)),
+    )
 
 
 def find_soundfont(preferred: str | os.PathLike | None = None) -> Path | None:
@@ -205,15 +239,18 @@ def save_wav(
     sample_rate: int = DEFAULT_SAMPLE_RATE,
     overwrite: bool = False,
 ) -> Path:
-    """Writes mono float audio in [-1, 1] as a 16-bit PCM WAV file, creating folders."""
-    path = writable_path(path, overwrite)
+    """Writes mono float audio in [-1, 1] as a 16-bit PCM WAV file, creating folders; whole or
+    not at all (WriteError)."""
     pcm = (np.clip(np.asarray(audio, np.float32), -1.0, 1.0) * 32767).astype("<i2")
-    with wave.open(str(path), "wb") as out:
-        out.setnchannels(1)
-        out.setsampwidth(2)
-        out.setframerate(sample_rate)
-        out.writeframes(pcm.tobytes())
-    return path
+
+    def write(partial: Path) -> None:
+        with wave.open(str(partial), "wb") as out:
+            out.setnchannels(1)
+            out.setsampwidth(2)
+            out.setframerate(sample_rate)
+            out.writeframes(pcm.tobytes())
+
+    return write_whole(writable_path(path, overwrite), write)
 
 
 # --- recordings in: taps for drumify -----------------------------------------------------------

@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import copy
 import functools
+import math
 import os
 import sys
 from pathlib import Path
@@ -26,12 +27,21 @@ import numpy as np
 
 from helpers import audio, constants
 from helpers.audio import RecordingError
-from helpers.cli import add_num, add_outputs_dir, add_soundfont, command_parser
+from helpers.cli import (
+    MAX_SEED,
+    add_num,
+    add_outputs_dir,
+    add_soundfont,
+    check_output_folder,
+    check_range,
+    command_parser,
+)
 from helpers.constants import (
     DEFAULT_QPM,
     HITS,
     MAX_MIDI_VELOCITY,
     MIDI_DRUM_CHANNEL,
+    MIDI_SLOWEST_QPM,
     NUM_DRUM_CLASSES,
     OUTPUTS_DIR,
     VELOCITIES,
@@ -260,8 +270,12 @@ def _parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         parser.error(f"{args.verb} takes {wanted} --input, got {len(args.input)}")
     if args.num < 1:
         parser.error(f"--num must be at least 1, got {args.num}")
-    if args.qpm is not None and not 0 < args.qpm <= constants.MAX_QPM:
-        parser.error(f"--qpm must be above 0 and at most {constants.MAX_QPM:g}, got {args.qpm}")
+    # Take i of --num plays with seed + i.
+    check_range(parser, "--seed", args.seed, 0, MAX_SEED - args.num + 1)
+    check_range(parser, "--qpm", args.qpm, MIDI_SLOWEST_QPM, constants.MAX_QPM)
+    if not (math.isfinite(args.temperature) and args.temperature > 0):
+        parser.error(f"--temperature must be a finite number above 0, got {args.temperature}")
+    check_output_folder(parser, "--output-dir", args.output_dir)
     return args
 
 

@@ -3,8 +3,12 @@
 nothing raises an error that is not the project's own, hangs, or leaves a partial file behind."""
 
 import contextlib
+import errno
 import io
+import os
+import shutil
 import signal
+from pathlib import Path
 
 import mido
 import note_seq
@@ -12,7 +16,7 @@ import numpy as np
 import pytest
 from conftest import beat_notes, drum_sequence, random_grooves
 
-from helpers import midi_folder, notebook, sample, train, verbs
+from helpers import audio, midi_folder, notebook, render, sample, train, verbs
 from helpers.cli import is_user_error
 from helpers.config import get_config
 
@@ -317,3 +321,78 @@ def test_a_midi_folder_of_odd_files_names_each_with_its_reason(odd, tmp_path):
         assert reasons[f"{kind}.mid"].startswith(why), (kind, reasons[f"{kind}.mid"])
     (train_windows, _), batch_size = midi_folder.training_windows(splits, batch_size=16)
     assert len(train_windows) and batch_size == 16
+
+
+# --- flags: each checked before any work, refused with one line naming it and its range ---------
+
+
+def _refusal(argv, capsys) -> str:
+    """The last line `python -m helpers.verbs ARGV` writes as it refuses its flags (status 2)."""
+    with pytest.raises(SystemExit) as exited:
+        verbs.main(argv)
+    assert exited.value.code == 2
+    return capsys.readouterr().err.strip().splitlines()[-1]
+
+
+@pytest.mark.parametrize(
+    "flags, said",
+    [
+        (["--seed", "-1"], "--seed must be from 0 to 4294967291, got -1"),
+        (["--seed", str(2**32)], "--seed must be from 0 to 4294967291"),
+        (["--qpm", "3"], "--qpm must be from 3.57628 to 1000, got 3.0"),
+        (["--qpm", "nan"], "--qpm must be from 3.57628 to 1000, got nan"),
+        (["--qpm", "1001"], "--qpm must be from 3.57628 to 1000"),
+        (["--temperature", "nan"], "--temperature must be a finite number above 0, got nan"),
+        (["--temperature", "0"], "--temperature must be a finite number above 0, got 0.0"),
+        (["--temperature", "inf"], "--temperature must be a finite number above 0, got inf"),
+        (["--num", "0"], "--num must be at least 1, got 0"),
+    ],
+)
+def test_a_flag_out_of_range_is_refused_naming_it_before_any_work(flags, said, tmp_path, capsys):
+    out = tmp_path / "out"
+    line = _refusal(["sample", "--output-dir", str(out), "--num", "5", *flags], capsys)
+    assert line.startswith("python -m helpers.verbs: error: ") and said in line, line
+    assert not out.exists()
+
+
+def test_an_output_folder_that_cannot_be_written_is_refused_naming_it(
+    tmp_path, capsys, monkeypatch
+):
+    a_file = tmp_path / "groove.mid"
+    a_file.write_bytes(b"MThd")
+    refusals = {
+        str(a_file): "is a file; give a folder",
+        str(a_file / "out"): f"cannot be made: {a_file} is a file",
+        "/proc/groovae/out": "cannot be written",
+    }
+    for folder, said in refusals.items():
+        line = _refusal(["sample", "--output-dir", folder], capsys)
+        assert f"error: --output-dir {folder} {said}" in line, line
+    monkeypatch.setattr(
+        "shutil.disk_usage", lambda path: shutil._ntuple_diskusage(10**9, 10**9 - 4096, 4096)
+    )
+    line = _refusal(["sample", "--output-dir", str(tmp_path / "out")], capsys)
+    assert "--output-dir" in line and "on a full disk (4,096 bytes free)" in line
+    assert a_file.read_bytes() == b"MThd" and not (tmp_path / "out").exists()
+
+
+def test_a_disk_filling_mid_write_leaves_no_partial_file(tmp_path, monkeypatch):
+    """The disk fills while the second groove's MIDI is written (a stand-in for the writer that
+    writes half a file, then raises ENOSPC): the first groove is whole, nothing else is there."""
+    real = note_seq.sequence_proto_to_midi_file
+    written = []
+
+    def fills_up(sequence, path):
+        if written:
+            Path(path).write_bytes(b"MThd\x00\x00")
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        written.append(path)
+        real(sequence, path)
+
+    monkeypatch.setattr(note_seq, "sequence_proto_to_midi_file", fills_up)
+    grooves = [drum_sequence(beat_notes(1)) for _ in range(2)]
+    with pytest.raises(audio.WriteError, match="No space left on device") as refused:
+        render.save_grooves(grooves, tmp_path / "out", suffixes=(".mid",))
+    assert is_user_error(refused.value) and "groove_02.mid" in str(refused.value)
+    assert _files(tmp_path / "out") == {"groove_01.mid"}
+    assert note_seq.midi_file_to_note_sequence(str(tmp_path / "out" / "groove_01.mid")).notes

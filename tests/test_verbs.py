@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from helpers import audio, notebook, sample, train, verbs, windowing
 from helpers.config import get_config
-from helpers.constants import MAX_QPM
+from helpers.constants import MAX_QPM, MIDI_SLOWEST_QPM
 from helpers.converter import GrooveConverter
 
 QPM = 100.0  # the tempo write_groove_files uses
@@ -308,7 +308,6 @@ def test_cli_transfer_and_infill(variant_runs, files, tmp_path):
 
 # The first pitch of each class in both drum maps' order: read back in either, the same class.
 PITCHES = (36, 38, 42, 46, 43, 47, 50, 49, 51)
-SLOWEST_QPM = 60e6 / 0xFFFFFF  # MIDI's slowest tempo, 16,777,215 microseconds a quarter
 # A failing example is reported as generated: shrinking it through the model takes minutes.
 PROPERTY_SETTINGS = settings(
     max_examples=5,
@@ -324,7 +323,7 @@ def played_grooves(draw) -> note_seq.NoteSequence:
     """A drum part of 1-16 bars at any tempo the tools take, velocities 1-127 (the extremes
     often), each hit off its 16th by up to 0.45 of one, and a hit in the last bar."""
     bars = draw(st.integers(1, 16))
-    qpm = draw(st.sampled_from([SLOWEST_QPM, MAX_QPM]) | st.floats(SLOWEST_QPM, MAX_QPM))
+    qpm = draw(st.sampled_from([MIDI_SLOWEST_QPM, MAX_QPM]) | st.floats(MIDI_SLOWEST_QPM, MAX_QPM))
     cells = st.tuples(st.integers(0, 16 * bars - 1), st.integers(0, 8))
     last = draw(st.tuples(st.integers(16 * (bars - 1), 16 * bars - 1), st.integers(0, 8)))
     hits = draw(st.lists(cells, max_size=48, unique=True).map(lambda c: sorted({last, *c})))
@@ -402,7 +401,7 @@ def test_drumify_and_infill_keep_length_and_tempo(variant_runs, tmp_path_factory
 @settings(max_examples=60, deadline=None, derandomize=True, database=None)
 @given(
     bars=st.integers(1, 16),
-    qpm=st.sampled_from([SLOWEST_QPM, MAX_QPM]) | st.floats(SLOWEST_QPM, MAX_QPM),
+    qpm=st.sampled_from([MIDI_SLOWEST_QPM, MAX_QPM]) | st.floats(MIDI_SLOWEST_QPM, MAX_QPM),
     seed=st.integers(0, 2**32 - 1),
 )
 def test_every_decoded_hit_reaches_the_file(tmp_path_factory, bars, qpm, seed):
