@@ -165,9 +165,15 @@ def quantized_score(grooves: np.ndarray, velocity: int = 80) -> np.ndarray:
 
 
 def read_groove(path: str | os.PathLike) -> note_seq.NoteSequence:
-    """A MIDI file, or a recording (WAV, MP3, ...) as taps at its detected tempo."""
+    """A MIDI file, or a recording (WAV, MP3, ...) as taps at its detected tempo, with a line
+    saying how much of it was heard."""
     if Path(path).suffix.lower() in audio.AUDIO_SUFFIXES:
-        return audio.taps_from_recording(path)
+        taps = audio.taps_from_recording(path)
+        print(
+            f"{path}: {len(taps.notes)} taps over {taps.total_time:.1f} s, heard at "
+            f"{taps.tempos[0].qpm:.1f} qpm"
+        )
+        return taps
     return load_midi(path)
 
 
@@ -298,6 +304,9 @@ def run(args: argparse.Namespace) -> tuple[list[Path], list[str]]:
         return save(grooves, args.output_dir), []
     if args.verb in ("interpolate", "transfer"):
         first, second = (read_groove(path) for path in args.input)
+        for number, (path, groove) in enumerate(zip(args.input, (first, second)), 1):
+            where = f"--input {number}" + ("" if groove.filename else f" ({path})")
+            model.windows(groove, where)  # each refused by name before any work
         if args.verb == "transfer":
             seeds = [None if args.seed is None else args.seed + i for i in range(args.num)]
             takes = [transfer(model, first, second, args.temperature, s, args.qpm) for s in seeds]

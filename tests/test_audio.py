@@ -306,7 +306,7 @@ def tap_outputs(tmp_path_factory) -> Path:
     return outputs
 
 
-def test_cli_drumify_a_recording_keeps_its_bars_and_tempo(tap_outputs, tmp_path):
+def test_cli_drumify_a_recording_keeps_its_bars_and_tempo(tap_outputs, tmp_path, capsys):
     import note_seq
 
     from helpers import verbs
@@ -332,6 +332,9 @@ def test_cli_drumify_a_recording_keeps_its_bars_and_tempo(tap_outputs, tmp_path)
         ]
     )
     assert path.name == "clicks_drumify_01.mid"
+    (said,) = [line for line in capsys.readouterr().out.splitlines() if "taps over" in line]
+    assert said.startswith(f"{tmp_path / 'clicks.wav'}: {len(steps)} taps over ")
+    assert said.endswith(f"s, heard at {heard:.1f} qpm")
     groove = note_seq.midi_file_to_note_sequence(str(path))
     np.testing.assert_allclose([t.qpm for t in groove.tempos], [heard], rtol=1e-4)
     np.testing.assert_allclose(heard, qpm, rtol=0.02)

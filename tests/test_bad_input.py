@@ -264,6 +264,8 @@ def test_each_odd_file_through_a_two_groove_tool_is_refused_or_handled(
             _assert_whole_grooves(out, [f"{'interpolation' if verb == 'interpolate' else verb}_01"])
         else:
             assert why in str(result) and not out.exists(), (kind, result)
+            if why != CANNOT_READ:  # a file that reads is named by its flag
+                assert str(result).startswith(f"--input 1 ({odd[kind]}) cannot"), result
 
 
 def test_each_odd_upload_is_saved_whole_then_refused_or_played(odd, outputs, tmp_path):
