@@ -305,7 +305,8 @@ def summary_text(splits: dict[str, data.GrooveSplit]) -> str:
 
 def split_line(splits: dict[str, data.GrooveSplit]) -> str:
     """'split chosen (files with windows): 12 train, 1 validation, 1 test; ...' with the files
-    balance_splits moved, or why there is no validation."""
+    balance_splits moved, or why there is no validation, and the window counts when training
+    would hold fewer windows than validation and test together."""
     usable = {k: s.summary["files"] - s.summary["skipped files"] for k, s in splits.items()}
     line = "split chosen (files with windows): " + ", ".join(f"{n} {k}" for k, n in usable.items())
     moves = [f"{f} to {k}" for k, s in splits.items() for f in s.summary.get("moved in", [])]
@@ -313,6 +314,13 @@ def split_line(splits: dict[str, data.GrooveSplit]) -> str:
         line += f"; with under {MIN_FILES_TO_SPLIT} such files, all train, without validation"
     elif moves:
         line += "; moved so that no split is without windows: " + ", ".join(moves)
+    windows = {k: len(s.outputs) for k, s in splits.items()}
+    if windows["train"] < windows["validation"] + windows["test"]:
+        line += (
+            f"; lopsided: {windows['train']} training windows against {windows['validation']} "
+            f"validation and {windows['test']} test; add grooves (4 bars or longer) so that "
+            f"training holds most windows, or name the long files 'train' in {SPLIT_FILE}"
+        )
     return line
 
 
