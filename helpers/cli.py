@@ -72,6 +72,17 @@ def add_num(parser: argparse.ArgumentParser, default: int, help: str) -> None:
     parser.add_argument("--num", "--num_outputs", dest="num", type=int, default=default, help=help)
 
 
+def count(text: str) -> int:
+    """argparse's type for a count (steps, a batch): a whole number, 1 or more."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
 def add_training(parser: argparse.ArgumentParser, required: bool) -> None:
     """--config, --steps (Magenta's --num_steps), --batch-size and --precision.
 
@@ -90,11 +101,11 @@ def add_training(parser: argparse.ArgumentParser, required: bool) -> None:
         "--steps",
         "--num_steps",
         dest="steps",
-        type=int,
+        type=count,
         required=required,
         help="total steps to reach; a rerun continues",
     )
-    parser.add_argument("--batch-size", type=int)
+    parser.add_argument("--batch-size", type=count)
     parser.add_argument(
         "--precision",
         choices=PRECISIONS,

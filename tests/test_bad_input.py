@@ -398,3 +398,20 @@ def test_a_disk_filling_mid_write_leaves_no_partial_file(tmp_path, monkeypatch):
     assert is_user_error(refused.value) and "groove_02.mid" in str(refused.value)
     assert _files(tmp_path / "out") == {"groove_01.mid"}
     assert note_seq.midi_file_to_note_sequence(str(tmp_path / "out" / "groove_01.mid")).notes
+
+
+@pytest.mark.parametrize(
+    "flags, said",
+    [
+        (["--batch-size", "0"], "argument --batch-size: must be at least 1, got 0"),
+        (["--steps", "-5"], "argument --steps/--num_steps: must be at least 1, got -5"),
+        (["--steps", "ten"], "argument --steps/--num_steps: must be a whole number, got 'ten'"),
+    ],
+)
+def test_a_training_count_out_of_range_is_refused_naming_it(flags, said, tmp_path, capsys):
+    argv = ["--config", "tiny", "--steps", "2", "--run-dir", str(tmp_path / "run"), *flags]
+    with pytest.raises(SystemExit) as exited:
+        train.main(argv)
+    line = capsys.readouterr().err.strip().splitlines()[-1]
+    assert exited.value.code == 2 and line == f"python -m helpers.train: error: {said}", line
+    assert not (tmp_path / "run").exists()
