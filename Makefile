@@ -8,9 +8,9 @@ CONFIG ?= groovae_4bar
 STEPS ?=
 BATCH_SIZE ?=
 
-.PHONY: setup audio node run test
+.PHONY: setup audio node browser run test
 
-setup: $(VENV)/.installed audio node
+setup: $(VENV)/.installed audio node browser
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -23,9 +23,14 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt
 audio:
 	@bash scripts/install_audio.sh
 
-# Node and js/node_modules for the magenta-js tests, through apt and npm when possible (the script).
+# Node and js/node_modules for the magenta-js tests and the web page's scripts (js/dist), through
+# apt and npm when possible (the script).
 node:
 	@bash scripts/install_node.sh
+
+# Debian's chromium for the web page's browser tests, through apt when possible (the script).
+browser:
+	@bash scripts/install_browser.sh
 
 run: setup
 	$(PY) -m helpers.pipeline --config $(CONFIG) $(if $(STEPS),--steps $(STEPS)) \

@@ -10,7 +10,7 @@ from conditions import run_watched
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from helpers import constants, data, device  # noqa: E402
+from helpers import constants, data, device
 from helpers.cli import add_data_dir
 
 

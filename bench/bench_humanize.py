@@ -15,15 +15,16 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import numpy as np  # noqa: E402
-from conditions import run_watched  # noqa: E402
+import numpy as np
+from conditions import run_watched
 
-from helpers import device  # noqa: E402
+from helpers import device
 from helpers.cli import add_data_dir
-from helpers.constants import HITS, MAX_MIDI_VELOCITY, OFFSETS, VELOCITIES  # noqa: E402
-from helpers.converter import encoder_inputs  # noqa: E402
-from helpers.data import load_groove_4bar  # noqa: E402
-from helpers.sample import TrainedModel, quantized_score  # noqa: E402
+from helpers.constants import HITS, MAX_MIDI_VELOCITY, OFFSETS, VELOCITIES
+from helpers.converter import encoder_inputs
+from helpers.data import load_groove_4bar
+from helpers.sample import TrainedModel
+from helpers.verbs import quantized_score
 
 
 def main(argv: list[str] | None = None) -> None:

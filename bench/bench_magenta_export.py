@@ -32,7 +32,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from magenta_side import DEFAULT_ROOT, side_python  # noqa: E402
+from magenta_side import DEFAULT_ROOT, side_python, trained_model_greedy  # noqa: E402
 
 TINY_WIDTHS = dict(z_size=8, enc_rnn_size=(16,), dec_rnn_size=(16, 16))
 TINY_MODELS = {  # name: (config, widths overridden): one of each converter path of the loader
@@ -92,7 +92,7 @@ def ours(trained, seed: int = 0) -> dict:
     grooves[..., VELOCITIES] = hits * rng.uniform(0.2, 1.0, hits.shape)
     grooves[..., OFFSETS] = hits * rng.uniform(-0.9, 0.9, hits.shape)
     inputs = encoder_inputs(grooves, trained.config.converter, seed)
-    controls = trained.controls_of(grooves)
+    controls = trained.model.controls_of(grooves)
     mu, sigma = (np.asarray(v) for v in model.encode(inputs, controls))
     greedy = trained.decode_grooves(mu, TEMPERATURE, 0, controls)
     return {
@@ -243,21 +243,9 @@ def _worker(out: str) -> None:
         _, found["trained_model_mu"], found["trained_model_sigma"] = model.encode_tensors(
             list(mine["inputs"]), lengths, list(mine["controls"])
         )
-        feed = {
-            model._temperature: TEMPERATURE,
-            model._z_input: mine["mu"],
-            model._max_length: steps,
-        }
-        found["greedy"] = np.zeros_like(mine["outputs"])
-        found["greedy_logits"] = np.zeros_like(mine["outputs"])
-        # TrainedModel feeds one control sequence to the whole batch: each window decodes alone.
-        rows = [range(n)] if model._c_input is None else [[i] for i in range(n)]
-        for row in rows:
-            if model._c_input is not None:
-                feed[model._c_input] = mine["controls"][row[0]]
-            results = model._sess.run(model._decoder_results, feed)
-            found["greedy"][row] = results.samples[row]
-            found["greedy_logits"][row] = results.rnn_output[row]
+        found["greedy"], found["greedy_logits"] = trained_model_greedy(
+            model, mine["mu"], mine["controls"], mine["outputs"].shape, TEMPERATURE
+        )
 
         config = copy.deepcopy(module.magenta_config())
         config.hparams.batch_size = n

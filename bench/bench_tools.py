@@ -32,33 +32,33 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import numpy as np  # noqa: E402
-from conditions import run_watched  # noqa: E402
+import numpy as np
+from conditions import run_watched
 
-from helpers import device  # noqa: E402
-from helpers.bundles import PRETRAINED_DIR, TOOL_FIGURES, BundleError  # noqa: E402
-from helpers.cli import add_data_dir, add_outputs_dir  # noqa: E402
-from helpers.config import ConverterConfig  # noqa: E402
-from helpers.constants import (  # noqa: E402
+from helpers import device
+from helpers.bundles import PRETRAINED_DIR, TOOL_FIGURES, BundleError
+from helpers.cli import add_data_dir, add_outputs_dir
+from helpers.config import ConverterConfig
+from helpers.constants import (
     DRUM_CLASS_NAMES,
     HITS,
     MAX_MIDI_VELOCITY,
     OFFSETS,
     VELOCITIES,
 )
-from helpers.converter import GrooveConverter  # noqa: E402
-from helpers.data import load_groove_4bar_split  # noqa: E402
-from helpers.magenta import MagentaError  # noqa: E402
-from helpers.metrics import wasserstein_1d  # noqa: E402
-from helpers.runs import RunError  # noqa: E402
-from helpers.sample import (  # noqa: E402
+from helpers.converter import GrooveConverter
+from helpers.data import load_groove_4bar_split
+from helpers.magenta import MagentaError
+from helpers.metrics import wasserstein_1d
+from helpers.runs import RunError
+from helpers.sample import (
     DEFAULT_TEMPERATURE,
     MODELS,
     SampleError,
     TrainedModel,
     pick_model,
 )
-from helpers.verbs import CLOSED_HI_HAT, quantized_score  # noqa: E402
+from helpers.verbs import CLOSED_HI_HAT, quantized_score
 
 TOOLS = ("humanize", "drumify", "transfer", "infill")
 SPLIT_BARS = 2  # every tool's model reads 2-bar windows, as Magenta's do
@@ -141,7 +141,7 @@ def bench_humanize(
     train: (m, 32, 27) training windows, for the baselines."""
     score = quantized_score(real)
     if model.config.converter.hits_as_controls:
-        hits = model.controls_of(score)
+        hits = model.model.controls_of(score)
         prior = np.random.default_rng(seed).standard_normal((len(real), model.config.model.z_size))
         codes = {
             # The score's own code: where the encoder puts grooves, which the prior may not be.
@@ -247,7 +247,7 @@ def bench_transfer(
     """Prints transfer's table (arguments as bench_humanize's)."""
     feel = np.roll(real, len(real) // 2, axis=0)  # B: mostly another performance than A's
     mu, _ = model.posterior(feel)
-    hits = model.controls_of(real)
+    hits = model.model.controls_of(real)
     played = model.decode_grooves(mu, temperature, seed, controls=hits, hits=hits)
     ms = ms_per_offset(bpm)  # offsets at A's tempo, the one the transfer plays at
 

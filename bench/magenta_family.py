@@ -34,7 +34,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from magenta_side import DEFAULT_ROOT, side_python  # noqa: E402
+from magenta_side import DEFAULT_ROOT, side_python, trained_model_greedy
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIGS = (
@@ -261,25 +261,16 @@ def _build_and_save(config, windows: dict, name: str, tar_path: Path, offset: in
 
 def _greedy(config, tar_path: Path, windows: dict) -> dict:
     """Magenta's TrainedModel on the .tar: its encode and a greedy decode from z = mu."""
-    import numpy as np
     from magenta.models.music_vae.trained_model import TrainedModel
 
-    n, steps, _ = windows["outputs"].shape
+    n = len(windows["outputs"])
     model = TrainedModel(config, batch_size=n, checkpoint_dir_or_path=str(tar_path))
     _, mu, sigma = model.encode_tensors(
         list(windows["inputs"]), list(windows["lengths"]), list(windows["controls"])
     )
-    # decode_to_tensors returns the samples only; its graph's results also hold the logits.
-    feed = {model._temperature: TEMPERATURE, model._z_input: mu, model._max_length: steps}
-    samples = np.zeros(windows["outputs"].shape, np.float32)
-    logits = np.zeros(windows["outputs"].shape, np.float32)
-    # TrainedModel feeds one control sequence to the whole batch, so each window decodes alone.
-    rows = [range(n)] if model._c_input is None else [[i] for i in range(n)]
-    for row in rows:
-        if model._c_input is not None:
-            feed[model._c_input] = windows["controls"][row[0]].astype(np.float32)
-        results = model._sess.run(model._decoder_results, feed)
-        samples[row], logits[row] = results.samples[row], results.rnn_output[row]
+    samples, logits = trained_model_greedy(
+        model, mu, windows["controls"], windows["outputs"].shape, TEMPERATURE
+    )
     return {
         "mu_trained_model": mu,
         "sigma_trained_model": sigma,

@@ -47,6 +47,35 @@ def side_python(root: Path = DEFAULT_ROOT) -> Path:
     return python
 
 
+def trained_model_greedy(model, z, controls, shape: tuple, temperature: float) -> tuple:
+    """Decodes `z` with Magenta's TrainedModel, in its own session (run in the side environment).
+
+    TrainedModel's decode returns samples only, so this runs its decoder's results for the logits
+    too; and it feeds one control sequence to the whole batch, so with controls each window
+    decodes alone.
+
+    Args:
+      model: magenta.models.music_vae.trained_model.TrainedModel.
+      z: (n, z_size) latents; controls: (n, steps, control_depth) (ignored without controls).
+      shape: (n, steps, output_depth) of the samples.
+      temperature: the hits' sampling temperature (tiny: greedy).
+
+    Returns:
+      (samples, logits), both float32 of `shape`.
+    """
+    import numpy as np
+
+    feed = {model._temperature: temperature, model._z_input: z, model._max_length: shape[1]}
+    samples, logits = np.zeros(shape, np.float32), np.zeros(shape, np.float32)
+    rows = [range(shape[0])] if model._c_input is None else [[i] for i in range(shape[0])]
+    for row in rows:
+        if model._c_input is not None:
+            feed[model._c_input] = np.asarray(controls[row[0]], np.float32)
+        results = model._sess.run(model._decoder_results, feed)
+        samples[row], logits[row] = results.samples[row], results.rnn_output[row]
+    return samples, logits
+
+
 class StepWorker:
     """A process that trains one model step by step on request, timing each step itself.
 

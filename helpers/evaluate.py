@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from helpers.cli import add_data_dir, add_run_dir, command_parser
-from helpers.constants import DEFAULT_QPM, HITS
+from helpers.constants import DEFAULT_QPM
 from helpers.converter import GrooveConverter, encoder_inputs
 from helpers.metrics import (
     MarginalSampler,
@@ -44,13 +44,6 @@ def _compiled(fn, *shapes: tuple):
     return tf.function(fn, input_signature=signature)
 
 
-def hit_controls(model, targets: np.ndarray) -> np.ndarray | None:
-    """The controls a hits-conditioned model reads for `targets`: their hits; else None."""
-    if not model.control_depth:
-        return None
-    return (np.asarray(targets)[..., HITS] > 0.5).astype(np.float32)
-
-
 def _batches(arrays: list, batch_size: int):
     """Row batches of each array that is not None, together."""
     arrays = [np.asarray(a, np.float32) for a in arrays if a is not None]
@@ -62,7 +55,7 @@ def posterior(
     model, inputs: np.ndarray, batch_size: int = 512, controls: np.ndarray | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
     """(mu, sigma), each (n, z_size) float32: q(z | inputs, controls) of every window, dropout
-    off (controls: hit_controls of the targets, for a hits-conditioned model)."""
+    off (controls: model.controls_of the targets, for a hits-conditioned model)."""
     shapes = [(None, *np.shape(a)[1:]) for a in (inputs, controls) if a is not None]
     encode = _compiled(model.encode, *shapes)
     parts = [encode(*batch) for batch in _batches([inputs, controls], batch_size)]
@@ -94,7 +87,7 @@ def magenta_eval_losses(
     from helpers.losses import kl_beta, kl_divergence, reconstruction_losses
 
     rng = np.random.default_rng(seed)
-    controls = hit_controls(model, targets)
+    controls = model.controls_of(targets)
     if encoded is None:
         encoded = posterior(model, inputs, batch_size, controls)
     all_mu, all_sigma = encoded
@@ -140,7 +133,7 @@ def greedy_reconstructions(
 
     Args:
       mu: the posterior means of `inputs` if already computed (see `posterior`).
-      controls: the targets' hit_controls, for a hits-conditioned model.
+      controls: model.controls_of(targets), for a hits-conditioned model.
 
     Returns:
       (n, steps, 27) float32.
@@ -193,7 +186,7 @@ def evaluate_model(
 
     test, train = check_grooves(test, "test"), check_grooves(train, "train")
     inputs = encoder_inputs(test, model.config.converter, seed)
-    controls = hit_controls(model, test)
+    controls = model.controls_of(test)
     # A hits-conditioned model samples feels for the test windows' hits, taken in turn.
     sample_controls = None if controls is None else controls[np.arange(num_samples) % len(test)]
     sampler = TrainedModel(model=model)

@@ -7,7 +7,8 @@ bundle's block on docs/results.md, so a later checkpoint is shipped by running i
 
 `--format magenta-js` or `--format magenta-tf1` writes a run (or, with --bundled, a bundled
 model) in Magenta's formats instead: a folder for magenta-js's MusicVAE, or a TF1 checkpoint
-and .tar for Magenta's TrainedModel.
+and .tar for Magenta's TrainedModel. `--format web` writes a static page that plays runs or
+bundled models (all bundled ones by default) in a browser; `--serve` serves it on 127.0.0.1.
 """
 
 from __future__ import annotations
@@ -16,13 +17,14 @@ import dataclasses
 import json
 import os
 import shutil
+import threading
 import zipfile
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from helpers import bundles, constants, device, magenta, magenta_js, render
+from helpers import bundles, constants, device, magenta, magenta_js, render, web_page
 from helpers.cli import add_data_dir, add_run_dir, command_parser
 from helpers.config import CONFIG_FILE, GrooVAEConfig
 from helpers.constants import DEFAULT_QPM, OUTPUTS_DIR
@@ -42,7 +44,7 @@ SAMPLES_SEED = 0
 SAMPLES_TEMPERATURE = 0.5
 CHECK_WINDOWS = 256  # test windows whose loss a bundle records, for tests to reproduce
 MAGENTA_FORMATS = ("magenta-js", "magenta-tf1")
-FORMATS = ("bundle", *MAGENTA_FORMATS)
+FORMATS = ("bundle", *MAGENTA_FORMATS, "web")
 ZIP_COMMENT = b"groovae-drum-lab: Magenta export"  # marks a .zip magenta_zip may replace
 
 
@@ -171,7 +173,7 @@ def _write_samples(
 ) -> list[Path]:
     """The five grooves (MIDI + pianoroll) and their one-figure view in the bundle; a
     hits-conditioned model plays the hits of the first five test windows."""
-    controls = groovae.controls_of(test[:NUM_GROOVES])
+    controls = groovae.model.controls_of(test[:NUM_GROOVES])
     grooves = groovae.sample_grooves(NUM_GROOVES, SAMPLES_TEMPERATURE, SAMPLES_SEED, controls)
     sequences = groovae.grooves_to_note_sequences(grooves, DEFAULT_QPM)
     out_dir = constants.seeded_samples_dir(
@@ -355,17 +357,51 @@ def magenta_zip(
     return archive
 
 
+def _run_model(run_dir: str, step: int | None) -> TrainedModel:
+    return TrainedModel(run_dir, checkpoint=find_checkpoint(Path(run_dir), step))
+
+
+def page_models(
+    bundled: list[str] | None, run_dirs: list[str] | None, step: int | None = None
+) -> dict[str, TrainedModel]:
+    """The models a web page plays, by name: bundled ones by their name, runs by their folder's;
+    every bundled model when neither is given.
+
+    Raises:
+      ExportError: two models of one name.
+    """
+    if not bundled and not run_dirs:
+        bundled = bundles.bundled_names()
+    named = [(name, TrainedModel.pretrained(name)) for name in bundled or ()]
+    named += [(Path(run).resolve().name, _run_model(run, step)) for run in run_dirs or ()]
+    models = dict(named)
+    if len(models) < len(named):
+        names = [name for name, _ in named]
+        twice = sorted({n for n in names if names.count(n) > 1})
+        raise ExportError(
+            f"two models named {', '.join(twice)}: give runs in differently named folders"
+        )
+    return models
+
+
 def main(argv: list[str] | None = None) -> Path:
     """`python -m helpers.export --run-dir RUN`: prints the bundle folder and its size; with
-    --format magenta-js or magenta-tf1 (and --run-dir or --bundled, and --out), that folder."""
+    --format magenta-js or magenta-tf1 (and --run-dir or --bundled, and --out), that folder;
+    with --format web (and --out), the page's folder, then serves it with --serve."""
     parser = command_parser("export", __doc__)
-    add_run_dir(parser)
+    add_run_dir(parser, nargs="+")
     parser.add_argument(
         "--format", choices=FORMATS, default="bundle", help="what to write (default: %(default)s)"
     )
-    parser.add_argument("--bundled", help="a Magenta format of this bundled model instead of a run")
-    parser.add_argument("--out", help="the Magenta format's folder")
-    parser.add_argument("--quantize", choices=magenta_js.QUANTIZATIONS[1:], help="magenta-js only")
+    parser.add_argument(
+        "--bundled", nargs="+", help="bundled model(s) instead of a run (web: several)"
+    )
+    parser.add_argument("--out", help="the Magenta format's or the web page's folder")
+    parser.add_argument(
+        "--quantize", choices=magenta_js.QUANTIZATIONS[1:], help="magenta-js and web only"
+    )
+    parser.add_argument("--serve", action="store_true", help="web: serve the page on 127.0.0.1")
+    parser.add_argument("--port", type=int, default=8000, help="web: --serve's port (0: any free)")
     parser.add_argument("--name", default="groovae_4bar", help="bundle name (pretrained/<name>)")
     parser.add_argument("--step", type=int, help="checkpoint step to export (default: newest)")
     parser.add_argument(
@@ -383,21 +419,35 @@ def main(argv: list[str] | None = None) -> Path:
         "--overwrite", action="store_true", help="replace a bundle this exporter did not write"
     )
     args = parser.parse_args(argv)
+    if args.format == "web":
+        if args.out is None:
+            parser.error("--format web takes --out DIR")
+        models = page_models(args.bundled, args.run_dir, args.step)
+        folder = web_page.build_page(models, args.out, args.quantize or "float16")
+        print(f"wrote a page of {', '.join(models)} to {folder}")
+        if args.serve:
+            server, address = web_page.serve(folder, args.port)
+            print(f"serving {folder} at {address} (Ctrl-C stops)", flush=True)
+            try:
+                threading.Event().wait()
+            finally:
+                server.shutdown()
+        return folder
     if args.format != "bundle":
-        if args.out is None or (args.run_dir is None) == (args.bundled is None):
-            parser.error(f"--format {args.format} takes --out and one of --run-dir, --bundled")
-        if args.bundled is not None:
-            model = TrainedModel.pretrained(args.bundled)
+        one_run = args.run_dir is not None and len(args.run_dir) == 1 and args.bundled is None
+        one_bundle = args.bundled is not None and len(args.bundled) == 1 and args.run_dir is None
+        if args.out is None or not (one_run or one_bundle):
+            parser.error(f"--format {args.format} takes --out and one --run-dir or --bundled")
+        if one_bundle:
+            model = TrainedModel.pretrained(args.bundled[0])
         else:
-            model = TrainedModel(
-                args.run_dir, checkpoint=find_checkpoint(Path(args.run_dir), args.step)
-            )
+            model = _run_model(args.run_dir[0], args.step)
         folder = export_magenta(model, args.format, args.out, args.quantize)
         size = sum(p.stat().st_size for p in folder.iterdir()) / 2**20
         print(f"wrote {model.source} as {args.format} to {folder} ({size:.1f} MiB)")
         return folder
-    if args.run_dir is None:
-        parser.error("the bundle format takes --run-dir")
+    if args.run_dir is None or len(args.run_dir) != 1:
+        parser.error("the bundle format takes one --run-dir")
     if not args.no_results_page:
         _replace_results(RESULTS_PAGE, "")  # refuse before the long part, not after it
     options = BundleOptions(
@@ -407,7 +457,7 @@ def main(argv: list[str] | None = None) -> Path:
         trained_on=args.trained_on,
         overwrite=args.overwrite,
     )
-    folder = export(args.run_dir, args.name, options)
+    folder = export(args.run_dir[0], args.name, options)
     if not args.no_results_page:
         write_results(folder)
     print(f"bundled {folder} ({bundles.bundle_bytes(folder) / 2**20:.1f} MiB)")

@@ -7,6 +7,7 @@ import math
 import random
 
 import keras
+import numpy as np
 from keras import layers, ops
 
 from helpers import backends
@@ -234,19 +235,32 @@ class GrooVAE(keras.Model):
             x, _, _ = lstm(dropout(x, training=training), initial_state=state, training=training)
         return ops.cast(self.output_projection(x), "float32")
 
-    def target_controls(self, targets):
-        """The controls a training pair carries: the target's hits, or None (spec §2.4)."""
-        return targets[..., HITS] if self.control_depth else None
+    def controls_of(self, grooves):
+        """The one answer to "which controls does this model take for these grooves?": their hits
+        (cells with hit > 0.5) for a hits_as_controls config (spec §2.4), else None.
+
+        Args:
+          grooves: (batch, steps, 27), numpy (returns numpy float32) or a backend tensor, as a
+            training step's targets (returns a float32 tensor).
+        """
+        if not self.control_depth:
+            return None
+        hits = grooves[..., HITS] > 0.5
+        return (
+            hits.astype(np.float32)
+            if isinstance(grooves, np.ndarray)
+            else ops.cast(hits, "float32")
+        )
 
     def call(self, inputs, training: bool = False):
         """Teacher-forced reconstruction logits (batch, steps, 27) of `inputs`, from z = mu."""
-        controls = self.target_controls(inputs)
+        controls = self.controls_of(inputs)
         mu, _ = self.encode(inputs, controls, training=training)
         return self.reconstruction_logits(inputs, mu, controls, training=training)
 
     def _forward(self, inputs, targets, training: bool, seed, noise=None):
         """One reparameterised pass: z = mu + sigma * eps, one sample per example (spec §4)."""
-        controls = self.target_controls(targets)
+        controls = self.controls_of(targets)
         mu, sigma = self.encode(inputs, controls, training=training)
         noise = posterior_noise(ops.shape(mu), seed) if noise is None else noise
         z = mu + sigma * ops.convert_to_tensor(noise, mu.dtype)

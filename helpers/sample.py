@@ -14,7 +14,7 @@ import numpy as np
 from helpers import constants, magenta
 from helpers.bundles import PRETRAINED_DIR, bundled_names, load_bundle
 from helpers.config import GrooVAEConfig, get_config
-from helpers.constants import DEFAULT_QPM, GROOVE_DEPTH, HITS, OUTPUTS_DIR
+from helpers.constants import DEFAULT_QPM, GROOVE_DEPTH, OUTPUTS_DIR
 from helpers.converter import GrooveConverter, Rejected, encoder_inputs
 from helpers.runs import RunError, checkpoint_step, find_run, latest_checkpoint, restore_model
 from helpers.windowing import Windows, cycle, sequence_windows, set_tempo, stitch
@@ -134,12 +134,6 @@ class TrainedModel:
 
     # --- arrays ------------------------------------------------------------------------------
 
-    def controls_of(self, grooves: np.ndarray) -> np.ndarray | None:
-        """The controls a hits-conditioned model takes for (n, steps, 27) grooves: their hits."""
-        if not self.config.converter.hits_as_controls:
-            return None
-        return (np.asarray(grooves)[..., HITS] > 0.5).astype(np.float32)
-
     def sample_grooves(
         self,
         n: int,
@@ -213,7 +207,7 @@ class TrainedModel:
         (hits only for humanize models, the tapped line for tap models) and controls."""
         rng = self._encoder_converter.rng  # note dropout draws from the converter's stream
         inputs = encoder_inputs(grooves, self.config.converter, rng)
-        mu, sigma = self.model.encode(inputs, self.controls_of(grooves))
+        mu, sigma = self.model.encode(inputs, self.model.controls_of(grooves))
         return np.asarray(mu, np.float32), np.asarray(sigma, np.float32)
 
     # --- NoteSequences (Magenta's surface) ---------------------------------------------------

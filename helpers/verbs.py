@@ -85,7 +85,7 @@ def reencode(
     drumify and infill, whichever encoder inputs the model's config derives."""
     windows = model.windows(sequence)
     z, _, _ = model.encode([sequence], seed)
-    controls = model.controls_of(windows.grooves)
+    controls = model.model.controls_of(windows.grooves)
     return _grooves_out(model, model.decode_grooves(z, temperature, seed, controls), windows, qpm)
 
 
@@ -93,7 +93,7 @@ def play_hits(
     model: TrainedModel, windows: Windows, z: np.ndarray, temperature, seed, qpm
 ) -> note_seq.NoteSequence:
     """A hits-conditioned model plays exactly the hits of `windows` with the feel z gives."""
-    hits = model.controls_of(windows.grooves)
+    hits = model.model.controls_of(windows.grooves)
     grooves = model.decode_grooves(z, temperature, seed, controls=hits, hits=hits)
     return _grooves_out(model, grooves, windows, qpm)
 

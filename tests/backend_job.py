@@ -15,13 +15,13 @@ import sys
 if __name__ == "__main__" and os.environ.get("KERAS_BACKEND") != "tensorflow":
     sys.modules["tensorflow"] = None  # `import tensorflow` now fails as if it were not installed
 
-import keras  # noqa: E402
-import numpy as np  # noqa: E402
-from conftest import random_grooves  # noqa: E402
+import keras
+import numpy as np
+from conftest import random_grooves
 
-from helpers import backends, losses, runs, train  # noqa: E402
-from helpers import model as groovae  # noqa: E402
-from helpers.config import get_config  # noqa: E402
+from helpers import backends, losses, runs, train
+from helpers import model as groovae
+from helpers.config import get_config
 
 # Dropout off and beta annealed, so one step's loss and gradients are fixed by the weights, the
 # batch, the noise and the step counter, which then shows in every logged beta.

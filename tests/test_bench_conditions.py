@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
-from conditions import (  # noqa: E402
+from conditions import (
     Conditions,
     others_cores,
     read_cpu_times,

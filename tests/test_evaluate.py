@@ -85,8 +85,8 @@ def test_main_passes_its_flags_down(monkeypatch, capsys, run_flag):
 
     monkeypatch.setattr(evaluate, "evaluate_run", fake_run)
     monkeypatch.setattr(evaluate, "metrics_table", lambda metrics: f"table of {sorted(metrics)}")
-    monkeypatch.setenv("GROOVE_DATA_DIR", "/gmd")
-    metrics = evaluate.main([run_flag, "run", "--split", "validation", "--num_samples", "7"])
+    argv = [run_flag, "run", "--split", "validation", "--num_samples", "7", "--data-dir", "/gmd"]
+    metrics = evaluate.main(argv)
     assert metrics == {"r_loss": 1.0} and capsys.readouterr().out == "table of ['r_loss']\n"
     assert called == {
         "run_dir": "run",

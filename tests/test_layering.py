@@ -40,6 +40,7 @@ CHAIN = (
     "verbs",
     "notebook",
     "pipeline",
+    "web_page",
     "export",
 )
 

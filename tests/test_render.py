@@ -11,11 +11,11 @@ from helpers import render, sample, verbs
 
 matplotlib.use("Agg")
 
-import matplotlib.pyplot as plt  # noqa: E402
-import pandas as pd  # noqa: E402
+import matplotlib.pyplot as plt
+import pandas as pd
 
-from helpers import audio, notebook  # noqa: E402
-from helpers.constants import HITS, OFFSETS, VELOCITIES  # noqa: E402
+from helpers import audio, notebook
+from helpers.constants import HITS, OFFSETS, VELOCITIES
 
 
 @pytest.fixture(autouse=True)
