@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
+import warnings
 import wave
+from collections.abc import Callable
 from pathlib import Path
 
 import note_seq
@@ -40,6 +43,11 @@ FALLBACK_HINT = (
 _fallback_warned = False
 
 
+class WriteError(OSError):
+    """A file that could not be written whole (a full disk, a read-only folder); nothing of it
+    is left behind."""
+
+
 def writable_path(path: str | os.PathLike, overwrite: bool) -> Path:
     """`path`, its folders created; refuses to replace an existing file unless asked.
 
@@ -48,22 +56,49 @@ def writable_path(path: str | os.PathLike, overwrite: bool) -> Path:
     """
     path = Path(path)
     if path.exists() and not overwrite:
-        raise FileExistsError(f"{path} exists; pass overwrite=True to replace it")
+        raise FileExistsError(
+            f"{path} exists; give --overwrite (overwrite=True in Python) to replace it"
+        )
     path.parent.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def write_whole(path: Path, write: Callable[[Path], object]) -> Path:
+    """Calls write(partial) on a hidden file beside `path`, then renames it to `path`: a write
+    cut short (a full disk, Ctrl-C) leaves neither a partial file nor a damaged old one.
+
+    Raises:
+      WriteError: the disk filled or the folder cannot be written.
+    """
+    partial = path.with_name(f".{path.name}.partial")
+    try:
+        write(partial)
+        os.replace(partial, path)
+    except BaseException as error:
+        partial.unlink(missing_ok=True)
+        if isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS):
+            raise WriteError(
+                error.errno,
+                f"cannot write {path}: {os.strerror(error.errno)}; nothing of it was left. "
+                "Free some space or give another --output-dir",
+            ) from None
+        raise
     return path
 
 
 def write_midi(
     note_sequence: note_seq.NoteSequence, path: str | os.PathLike, overwrite: bool = False
 ) -> Path:
-    """Writes a NoteSequence as a MIDI file, creating folders.
+    """Writes a NoteSequence as a MIDI file, creating folders; whole or not at all.
 
     Raises:
       FileExistsError: `path` exists and `overwrite` is False.
+      WriteError: the disk filled.
     """
-    path = writable_path(path, overwrite)
-    note_seq.sequence_proto_to_midi_file(note_sequence, str(path))
-    return path
+    return write_whole(
+        writable_path(path, overwrite),
+        lambda partial: note_seq.sequence_proto_to_midi_file(note_sequence, str(partial)),
+    )
 
 
 def find_soundfont(preferred: str | os.PathLike | None = None) -> Path | None:
@@ -204,15 +239,18 @@ def save_wav(
     sample_rate: int = DEFAULT_SAMPLE_RATE,
     overwrite: bool = False,
 ) -> Path:
-    """Writes mono float audio in [-1, 1] as a 16-bit PCM WAV file, creating folders."""
-    path = writable_path(path, overwrite)
+    """Writes mono float audio in [-1, 1] as a 16-bit PCM WAV file, creating folders; whole or
+    not at all (WriteError)."""
     pcm = (np.clip(np.asarray(audio, np.float32), -1.0, 1.0) * 32767).astype("<i2")
-    with wave.open(str(path), "wb") as out:
-        out.setnchannels(1)
-        out.setsampwidth(2)
-        out.setframerate(sample_rate)
-        out.writeframes(pcm.tobytes())
-    return path
+
+    def write(partial: Path) -> None:
+        with wave.open(str(partial), "wb") as out:
+            out.setnchannels(1)
+            out.setsampwidth(2)
+            out.setframerate(sample_rate)
+            out.writeframes(pcm.tobytes())
+
+    return write_whole(writable_path(path, overwrite), write)
 
 
 # --- recordings in: taps for drumify -----------------------------------------------------------
@@ -223,43 +261,170 @@ TAP_PITCH = 42  # any drum pitch: tapify keeps the loudest onset of each step on
 # puts a tap up to a quarter of a 16th off at 160 qpm, which drumify would keep as microtiming.
 ONSET_HOP = 128
 # Tempi librosa's estimate confuses with the one played: half, double, and the 3-against-4 of
-# syncopated parts (a 120 qpm groove heard at 160). The 16th grid the onsets fit decides.
+# syncopated parts (a 120 qpm groove heard at 160). Where the taps fall decides.
 METRICAL_RATIOS = (1 / 2, 2 / 3, 3 / 4, 1, 4 / 3, 3 / 2, 2)
-GRID_SLACK_S = 0.002  # how much worse than the best grid (RMS seconds) a grid may fit and count
+# How much worse than the best grid (RMS seconds) a grid may fit and count: about a player's
+# spread of timing, for a finer grid always fits a little better.
+GRID_SLACK_S = 0.015
+FIT_SECONDS = 20.0  # the stretch a tempo is first searched over (`fit_tempo`)
+# What a tempo an octave from librosa's estimate must make up in `beat_salience` to win over it.
+OCTAVE_DOUBT = 0.25
+# Where a tap may fall in a beat: straight 16ths and swung (triplet) eighths.
+BEAT_GRID = np.array([0, 1 / 4, 1 / 3, 1 / 2, 2 / 3, 3 / 4, 1])
+# A recording is read in blocks of this many seconds (plus a little either side), so its memory
+# does not grow with its length: librosa's spectrogram at ONSET_HOP is 9 MB a second.
+BLOCK_SECONDS = 30.0
+# Silence heard before the recording, so that an onset at 0.0 s rises from something.
+LEAD_SAMPLES = 2048
+# The least autocorrelation of the onset strength at some beat period (40-240 bpm) a rhythm
+# shows; noise and speech stay below it (tests/test_audio.py).
+MIN_PULSE = 0.3
+NO_PULSE = "no steady pulse"
+N_FFT = 2048
+LOUDNESS_SECONDS = 0.03  # how long after an onset its peak is looked for
+# The quietest sound heard, against the recording's peak (-80 dB): below it a ringing tail's
+# fading would read as onsets.
+FLOOR = 1e-4
 
 
 class RecordingError(ValueError):
     """A recording that cannot be read, or in which no rhythm was heard."""
 
 
-def fit_tempo(onsets: np.ndarray, qpm: float) -> float:
-    """The tempo within 8 % of `qpm` whose 16th-note grid, started on the first onset, fits the
-    onsets (seconds) best, refined by least squares: librosa's tempo estimate alone is only as
-    fine as its tempogram bins, a few percent."""
-    gaps = np.asarray(onsets, np.float64) - onsets[0]
-    candidates = qpm * np.linspace(0.92, 1.08, 641)
-    phase = gaps[None, :] * candidates[:, None] / 15.0  # onsets in 16ths of each candidate
-    best = candidates[np.argmin(((phase - np.round(phase)) ** 2).sum(axis=1))]
-    steps = np.round(gaps * best / 15.0)
-    return float(15.0 * np.dot(steps, steps) / np.dot(steps, gaps)) if steps.any() else best
+def grid_fit(onsets: np.ndarray, qpm: float) -> tuple[float, float]:
+    """How the onsets (seconds, from the first) fit the beats at about `qpm`, each on a 16th or
+    a swung eighth: (the tempo refined by least squares, the RMS distance in seconds)."""
+    beats = np.asarray(onsets, np.float64) * qpm / 60.0
+    whole, part = np.divmod(beats, 1.0)
+    nearest = whole + BEAT_GRID[np.argmin(np.abs(part[:, None] - BEAT_GRID[None, :]), axis=1)]
+    if nearest.any():
+        qpm = float(60.0 * np.dot(nearest, nearest) / np.dot(nearest, onsets))
+    return qpm, float(np.sqrt(np.mean((onsets - nearest * 60.0 / qpm) ** 2)))
 
 
-def grid_residual(onsets: np.ndarray, qpm: float) -> float:
-    """RMS distance in seconds of the onsets (seconds) from the 16th grid at `qpm` that starts
-    on the first onset."""
-    step = 15.0 / qpm
-    phase = (np.asarray(onsets, np.float64) - onsets[0]) / step
-    return float(np.sqrt(np.mean((phase - np.round(phase)) ** 2)) * step)
+def fit_tempo(onsets: np.ndarray, qpm: float) -> tuple[float, float]:
+    """The tempo within 8 % of `qpm` whose beats the onsets (seconds, from the first) fit best
+    (`grid_fit`), and its RMS distance: librosa's estimate is only as fine as its tempogram
+    bins, a few percent. The search takes the first FIT_SECONDS, then the fit is refined over
+    twice as long a stretch at a time: over minutes, a search step's error would add up to
+    beats.
+    """
+    onsets = np.asarray(onsets, np.float64)
+    span = FIT_SECONDS
+    heard = onsets[onsets <= span]
+    fits = [grid_fit(heard, q) for q in qpm * np.linspace(0.92, 1.08, 161)]
+    qpm, residual = min(fits, key=lambda fit: fit[1])
+    while span < onsets[-1]:
+        span *= 2
+        qpm, residual = grid_fit(onsets[onsets <= span], qpm)
+    return qpm, residual
 
 
-def pick_tempo(onsets: np.ndarray, coarse: float) -> float:
-    """The tempo, near a metrical ratio of librosa's `coarse` estimate, whose 16th grid the
-    onsets (seconds) fit: of those that fit about as well as the best, the one nearest `coarse`,
-    so a finer grid (a double tempo) that fits as well wins only where librosa heard it."""
-    candidates = [fit_tempo(onsets, coarse * ratio) for ratio in METRICAL_RATIOS]
-    residuals = np.array([grid_residual(onsets, qpm) for qpm in candidates])
-    fitting = residuals <= 1.2 * residuals.min() + GRID_SLACK_S
-    return float(min(np.compress(fitting, candidates), key=lambda qpm: abs(np.log(qpm / coarse))))
+def beat_salience(onsets: np.ndarray, strengths: np.ndarray, qpm: float) -> float:
+    """How much the beats at `qpm` stand out: the share of beats (first to last onset) with an
+    onset on them, plus how much louder those are than the onsets between beats."""
+    beats = np.asarray(onsets, np.float64) * qpm / 60.0
+    on_beat = np.abs(beats - np.round(beats)) < 1 / 8
+    covered = len(np.unique(np.round(beats[on_beat]))) / (np.floor(beats[-1] + 1 / 8) + 1)
+    between = strengths[~on_beat].mean() if (~on_beat).any() else strengths[on_beat].mean()
+    return float(covered + strengths[on_beat].mean() - between)
+
+
+def pick_tempo(onsets: np.ndarray, strengths: np.ndarray, coarse: float) -> float:
+    """The tempo, near a metrical ratio of librosa's `coarse` estimate, whose beats the onsets
+    (seconds, from the first; `strengths` 0-1) fit: of those that fit about as well as the best,
+    the one whose beats stand out most (`beat_salience`), less OCTAVE_DOUBT per octave away
+    from `coarse`, for librosa's ear is right more often than not."""
+    fits = [fit_tempo(onsets, coarse * ratio) for ratio in METRICAL_RATIOS]
+    best = min(residual for _, residual in fits)
+    fitting = [qpm for qpm, residual in fits if residual <= best + GRID_SLACK_S]
+    return max(
+        fitting,
+        key=lambda q: beat_salience(onsets, strengths, q) - OCTAVE_DOUBT * abs(np.log2(q / coarse)),
+    )
+
+
+def read_recording(path: Path, sample_rate: int) -> np.ndarray:
+    """A recording as mono float32 at `sample_rate`, without librosa's warnings about the
+    decoders it falls back on.
+
+    Raises:
+      RecordingError: the file cannot be decoded.
+    """
+    import librosa
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # "PySoundFile failed. Trying audioread instead."
+            signal, _ = librosa.load(path, sr=sample_rate, mono=True)
+    except Exception as error:  # soundfile and audioread raise many types for a bad file
+        raise RecordingError(
+            f"cannot read {path} as audio ({type(error).__name__}: {error}); give a WAV or MP3"
+        ) from None
+    return signal
+
+
+def onset_strength(signal: np.ndarray, sample_rate: int) -> np.ndarray:
+    """Onset strength at ONSET_HOP, a block of BLOCK_SECONDS at a time, after LEAD_SAMPLES of
+    silence: frame k is at (k * ONSET_HOP - LEAD_SAMPLES) / sample_rate s.
+
+    The rise of the spectrum in decibels on a linear frequency axis: librosa's default mel
+    bands average a hi-hat's rise away under a ringing snare (8ths at 180 bpm lost 3 in 32)."""
+    import librosa
+
+    peak = max(float(np.abs(signal).max(initial=0.0)), 1e-9)  # a quiet take hears as a loud one
+    signal = np.concatenate([np.zeros(LEAD_SAMPLES, np.float32), signal / peak])
+    block = int(BLOCK_SECONDS * sample_rate) // ONSET_HOP * ONSET_HOP
+    margin = 16 * ONSET_HOP  # more than the spectrogram's window either side
+    parts = []
+    for start in range(0, len(signal), block):
+        left = max(start - margin, 0)
+        piece = signal[left : start + block + margin]
+        spectrum = np.abs(librosa.stft(piece, n_fft=N_FFT, hop_length=ONSET_HOP))
+        # amin applies before ref: the spectrum is scaled to 1 at a full-scale sine first.
+        decibels = librosa.amplitude_to_db(spectrum / (N_FFT / 2), amin=FLOOR, top_db=None)
+        strength = librosa.onset.onset_strength(S=decibels, sr=sample_rate, hop_length=ONSET_HOP)
+        first = (start - left) // ONSET_HOP
+        parts.append(strength[first : first + block // ONSET_HOP])
+    return np.concatenate(parts)[: len(signal) // ONSET_HOP + 1]
+
+
+def onset_loudness(signal: np.ndarray, onsets: np.ndarray, sample_rate: int) -> np.ndarray:
+    """Each onset's peak level in the LOUDNESS_SECONDS after it, 1 for the loudest."""
+    starts = np.round(onsets * sample_rate).astype(np.int64)
+    width = int(LOUDNESS_SECONDS * sample_rate)
+    peaks = np.array([np.abs(signal[start : start + width]).max(initial=0.0) for start in starts])
+    return peaks / max(float(peaks.max(initial=0.0)), 1e-9)
+
+
+def pulse(strength: np.ndarray, sample_rate: int) -> tuple[float, float]:
+    """(how steady, bpm): the largest autocorrelation of the onset strength (mean removed,
+    1 at lag 0) at a beat period of 40-240 bpm, averaged over blocks of BLOCK_SECONDS, and
+    librosa's tempo estimate, the median over those blocks."""
+    import librosa
+
+    frames_per_second = sample_rate / ONSET_HOP
+    block = int(BLOCK_SECONDS * frames_per_second)
+    shortest, longest = int(frames_per_second * 60 / 240), int(frames_per_second * 60 / 40)
+    steadiness, tempi = [], []
+    for start in range(0, len(strength), block):
+        part = strength[start : start + block]
+        if len(part) < 2 * longest and start:
+            break  # a short last block: too short to tell, the others have told
+        centred = part - part.mean()
+        correlation = librosa.autocorrelate(centred, max_size=longest + 1)
+        if correlation[0] <= 0:
+            steadiness.append(0.0)
+            continue
+        steadiness.append(float(correlation[shortest:].max() / correlation[0]))
+        tempi.append(
+            float(
+                np.atleast_1d(
+                    librosa.feature.tempo(onset_envelope=part, sr=sample_rate, hop_length=ONSET_HOP)
+                )[0]
+            )
+        )
+    return float(np.mean(steadiness)), float(np.median(tempi)) if tempi else 0.0
 
 
 def taps_from_recording(
@@ -267,30 +432,36 @@ def taps_from_recording(
 ) -> note_seq.NoteSequence:
     """A recording (claps, beatbox, any instrument) as taps: one drum note per onset, at the tempo
     heard, the first onset on the downbeat, in 4/4 (librosa, which Colab preinstalls). A tap's
-    velocity follows its onset's strength, a rough guide to loudness that the fixed-velocity tap
+    velocity follows its onset's loudness (its peak), a rough guide that the fixed-velocity tap
     model ignores. The converter then puts the taps on the 16th grid, microtiming kept.
 
+    Straight and swung playing are both heard (a tap may fall on a 16th or a swung eighth);
+    memory stays bounded by reading the onsets a block at a time (bench/bench_recording.py).
+
     Raises:
-      RecordingError: the file cannot be decoded, or fewer than two onsets are heard.
+      RecordingError: the file cannot be decoded, fewer than two onsets are heard, or they have
+        no steady pulse (noise, speech).
     """
     import librosa
 
     path = Path(path)
-    try:
-        signal, rate = librosa.load(path, sr=sample_rate, mono=True)
-    except Exception as error:  # soundfile and audioread raise many types for a bad file
-        raise RecordingError(
-            f"cannot read {path} as audio ({type(error).__name__}: {error}); give a WAV or MP3"
-        ) from None
-    hop = {"sr": rate, "hop_length": ONSET_HOP}
-    strength = librosa.onset.onset_strength(y=signal, **hop)
+    signal = read_recording(path, sample_rate)
+    strength = onset_strength(signal, sample_rate)
+    hop = {"sr": sample_rate, "hop_length": ONSET_HOP}
     frames = librosa.onset.onset_detect(onset_envelope=strength, backtrack=False, **hop)
-    onsets = librosa.frames_to_time(frames, **hop)
+    onsets = np.maximum(librosa.frames_to_time(frames, **hop) - LEAD_SAMPLES / sample_rate, 0.0)
     if len(onsets) < 2:
-        raise RecordingError(f"{path}: heard {len(onsets)} onset(s); a rhythm needs more")
-    coarse = float(np.atleast_1d(librosa.feature.tempo(onset_envelope=strength, **hop))[0])
-    qpm = pick_tempo(onsets, coarse)
-    loudness = strength[frames] / max(float(strength[frames].max()), 1e-9)
+        raise RecordingError(
+            f"{path}: {NO_PULSE}: heard {len(onsets)} onset(s); a rhythm needs more"
+        )
+    steadiness, coarse = pulse(strength, sample_rate)
+    if steadiness < MIN_PULSE or coarse <= 0:
+        raise RecordingError(
+            f"{path}: {NO_PULSE} in its {len(onsets)} onsets (noise or speech?); give a "
+            "recording of a rhythm played on a beat (claps, beatbox, drums, an instrument)"
+        )
+    loudness = onset_loudness(signal, onsets, sample_rate)
+    qpm = pick_tempo(onsets - onsets[0], loudness, coarse)
     taps = note_seq.NoteSequence(ticks_per_quarter=note_seq.STANDARD_PPQ, filename=str(path))
     taps.tempos.add(qpm=qpm, time=0.0)
     taps.time_signatures.add(numerator=4, denominator=4, time=0.0)

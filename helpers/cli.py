@@ -5,9 +5,13 @@ line) or a bug (its traceback)."""
 from __future__ import annotations
 
 import argparse
+import math
 import os
+import shutil
 import sys
+import tempfile
 from collections.abc import Callable
+from pathlib import Path
 
 from helpers.config import CONFIG_MAP, PRECISIONS
 from helpers.constants import DATA_DIR_ENV, OUTPUTS_DIR, SOUNDFONT_ENV
@@ -68,6 +72,17 @@ def add_num(parser: argparse.ArgumentParser, default: int, help: str) -> None:
     parser.add_argument("--num", "--num_outputs", dest="num", type=int, default=default, help=help)
 
 
+def count(text: str) -> int:
+    """argparse's type for a count (steps, a batch): a whole number, 1 or more."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
 def add_training(parser: argparse.ArgumentParser, required: bool) -> None:
     """--config, --steps (Magenta's --num_steps), --batch-size and --precision.
 
@@ -86,11 +101,11 @@ def add_training(parser: argparse.ArgumentParser, required: bool) -> None:
         "--steps",
         "--num_steps",
         dest="steps",
-        type=int,
+        type=count,
         required=required,
         help="total steps to reach; a rerun continues",
     )
-    parser.add_argument("--batch-size", type=int)
+    parser.add_argument("--batch-size", type=count)
     parser.add_argument(
         "--precision",
         choices=PRECISIONS,
@@ -104,6 +119,36 @@ def add_training(parser: argparse.ArgumentParser, required: bool) -> None:
 # Errors a user's own paths cause, besides the project's: an output name taken (nothing is ever
 # overwritten) or a folder the user may not write to.
 PATH_ERRORS = (FileExistsError, PermissionError)
+MIN_FREE_BYTES = 2**20  # a folder on a disk with less free space than this is refused at once
+MAX_SEED = 2**32 - 1  # numpy's seeds
+
+
+def check_output_folder(parser: argparse.ArgumentParser, flag: str, folder: str) -> None:
+    """Refuses (parser.error: one line naming `flag`) an output folder that is a file, cannot be
+    made (under a file, or where nothing may be written, e.g. /proc) or sits on a full disk,
+    before any work starts. Nothing is made here."""
+    path = Path(folder)
+    if path.exists() and not path.is_dir():
+        parser.error(f"{flag} {folder} is a file; give a folder (it is made if missing)")
+    existing = next(p for p in (path, *path.parents) if p.exists())
+    if not existing.is_dir():
+        parser.error(f"{flag} {folder} cannot be made: {existing} is a file")
+    try:
+        tempfile.TemporaryDirectory(dir=existing).cleanup()  # the one sure test of writing there
+    except OSError as error:
+        parser.error(f"{flag} {folder} cannot be written: {error.strerror} in {existing}")
+    free = shutil.disk_usage(existing).free
+    if free < MIN_FREE_BYTES:
+        parser.error(f"{flag} {folder} is on a full disk ({free:,} bytes free); free some space")
+
+
+def check_range(
+    parser: argparse.ArgumentParser, flag: str, value: float | None, low: float, high: float
+) -> None:
+    """Refuses (parser.error) a `flag` whose value is not a number from `low` to `high`."""
+    if value is not None and not (math.isfinite(value) and low <= value <= high):
+        low, high = (f"{x:.0f}" if float(x).is_integer() else f"{x:.6g}" for x in (low, high))
+        parser.error(f"{flag} must be from {low} to {high}, got {value}")
 
 
 def is_user_error(error: BaseException) -> bool:

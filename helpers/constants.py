@@ -69,6 +69,8 @@ DEFAULT_QPM = 120.0  # Magenta writes every decoded groove at 120 quarter notes 
 # tempo (MIDI's fastest, 1 microsecond a quarter, is 60,000,000) that would cram every note into
 # a few microseconds.
 MAX_QPM = 1000.0
+# The slowest tempo a MIDI file holds: 16,777,215 microseconds a quarter (a 3-byte number).
+MIDI_SLOWEST_QPM = 60e6 / 0xFFFFFF
 # The longest groove the tools take, in minutes: their audio must fit in memory.
 MAX_GROOVE_MINUTES = 30.0
 

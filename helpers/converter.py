@@ -25,6 +25,11 @@ NO_NOTES = "no notes"
 SHORTER_THAN_WINDOW = "no onset in the last bar of a window"
 
 QUANTIZE_CUTOFF = 0.5  # note-seq rounds t * steps_per_second + 0.5 down (spec §2.2 step 1)
+# How far from its own 16th a decoded note may be written, in steps. Magenta allows half a step
+# either way (spec §2.3), but a note half a step late is read back in the next step, and one
+# nearly half a step off can land in its neighbour once a MIDI file rounds it to whole ticks (a
+# 16th is 55 ticks in a note-seq file), where it may merge with a hit there and be lost.
+MAX_DECODED_SHIFT = 0.5 - 1 / 32
 MODES = ("train", "eval", "infer")
 
 
@@ -317,8 +322,12 @@ class GrooveConverter:
         are accepted and unused, as in Magenta.
 
         Cells with hit > 0.5 become notes of the active mode's first class pitch; velocity
-        round(v * 127) clipped to [0, 127]; start (step - clip(offset / 2, -0.5, 0.5)) * 0.125 s,
-        in the samples' own float precision as Magenta computes it.
+        round(v * 127) clipped to [1, 127]; start (step - clip(offset / 2, -s, s)) * 0.125 s with
+        s = MAX_DECODED_SHIFT, in the samples' own float precision as Magenta computes it.
+
+        Magenta clips velocity to [0, 127] and offset / 2 to [-0.5, 0.5] (spec §2.3); a hit
+        written at velocity 0 is a note-off to every MIDI reader, and one half a step off is read
+        back in its neighbour's step: both would lose the hit from the file.
         """
         samples = np.asarray(samples)
         if samples.ndim != 3 or samples.shape[-1] != constants.GROOVE_DEPTH:
@@ -331,11 +340,15 @@ class GrooveConverter:
             ns.tempos.add(qpm=constants.DEFAULT_QPM)
             for i, j in zip(*np.nonzero(sample[:, constants.HITS] > 0.5)):
                 velocity = sample[i, constants.NUM_DRUM_CLASSES + j]
-                offset = np.clip(sample[i, 2 * constants.NUM_DRUM_CLASSES + j] / 2, -0.5, 0.5)
+                offset = np.clip(
+                    sample[i, 2 * constants.NUM_DRUM_CLASSES + j] / 2,
+                    -MAX_DECODED_SHIFT,
+                    MAX_DECODED_SHIFT,
+                )
                 start = (int(i) - offset) * step_length
                 note = ns.notes.add(
                     pitch=first_pitches[j],
-                    velocity=int(np.clip(int(np.round(velocity * 127)), 0, 127)),
+                    velocity=int(np.clip(int(np.round(velocity * 127)), 1, 127)),
                     start_time=start,
                     instrument=constants.MIDI_DRUM_CHANNEL,
                     is_drum=True,

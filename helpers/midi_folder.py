@@ -24,7 +24,7 @@ from helpers import converter as converter_lib
 from helpers.config import GrooVAEConfig
 from helpers.converter import GrooveConverter, Rejected
 from helpers.gmd import Performance
-from helpers.windowing import NO_DRUM_NOTES
+from helpers.windowing import NO_DRUM_NOTES, with_ringing_notes_closed
 
 MIDI_SUFFIXES = (".mid", ".midi")
 SPLIT_FILE = "split.csv"  # columns midi_filename (path under the folder) and split
@@ -165,8 +165,11 @@ def file_windows(job: tuple) -> dict:
     """Worker: one file -> its windows, or the reason it gives none."""
     folder, relative_path, converter = job
     converter.skipped_pitches.clear()
+    path = Path(folder) / relative_path
     try:
-        performance = Performance((Path(folder) / relative_path).read_bytes(), drums_only=True)
+        performance = Performance(
+            with_ringing_notes_closed(path.read_bytes(), path), drums_only=True
+        )
     except Exception as error:  # pretty_midi/mido raise many types on a broken file
         return {"reason": f"{data.CORRUPT_FILE} ({type(error).__name__}: {error})"}
     try:
@@ -302,7 +305,8 @@ def summary_text(splits: dict[str, data.GrooveSplit]) -> str:
 
 def split_line(splits: dict[str, data.GrooveSplit]) -> str:
     """'split chosen (files with windows): 12 train, 1 validation, 1 test; ...' with the files
-    balance_splits moved, or why there is no validation."""
+    balance_splits moved, or why there is no validation, and the window counts when training
+    would hold fewer windows than validation and test together."""
     usable = {k: s.summary["files"] - s.summary["skipped files"] for k, s in splits.items()}
     line = "split chosen (files with windows): " + ", ".join(f"{n} {k}" for k, n in usable.items())
     moves = [f"{f} to {k}" for k, s in splits.items() for f in s.summary.get("moved in", [])]
@@ -310,6 +314,13 @@ def split_line(splits: dict[str, data.GrooveSplit]) -> str:
         line += f"; with under {MIN_FILES_TO_SPLIT} such files, all train, without validation"
     elif moves:
         line += "; moved so that no split is without windows: " + ", ".join(moves)
+    windows = {k: len(s.outputs) for k, s in splits.items()}
+    if windows["train"] < windows["validation"] + windows["test"]:
+        line += (
+            f"; lopsided: {windows['train']} training windows against {windows['validation']} "
+            f"validation and {windows['test']} test; add grooves (4 bars or longer) so that "
+            f"training holds most windows, or name the long files 'train' in {SPLIT_FILE}"
+        )
     return line
 
 

@@ -15,7 +15,7 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
 from helpers import audio, constants
-from helpers.audio import DEFAULT_SAMPLE_RATE, synthesize, writable_path
+from helpers.audio import DEFAULT_SAMPLE_RATE, synthesize, writable_path, write_whole
 from helpers.constants import (
     DEFAULT_QPM,
     DRUM_CLASS_NAMES,
@@ -174,10 +174,13 @@ def plot_grooves(
 def save_figure(fig: Figure, path: str | os.PathLike, overwrite: bool = False) -> Path:
     """Writes `fig` as a PNG (150 dpi), creating folders, and closes it (a saved figure left open
     would be drawn again inline); refuses to replace a file unless asked."""
-    path = writable_path(path, overwrite)
-    fig.savefig(path, dpi=150, format="png")
-    plt.close(fig)
-    return path
+    try:
+        return write_whole(
+            writable_path(path, overwrite),
+            lambda partial: fig.savefig(partial, dpi=150, format="png"),
+        )
+    finally:
+        plt.close(fig)
 
 
 def _as_note_sequence(groove: np.ndarray | note_seq.NoteSequence) -> note_seq.NoteSequence:
@@ -334,7 +337,9 @@ def refuse_existing(targets: list[Path], overwrite: bool) -> None:
     unless `overwrite`."""
     existing = [path for path in targets if path.exists()]
     if existing and not overwrite:
-        raise FileExistsError(f"{existing[0]} exists; pass overwrite=True to replace it")
+        raise FileExistsError(
+            f"{existing[0]} exists; give --overwrite (overwrite=True in Python) to replace it"
+        )
 
 
 def write_groove(

@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import copy
 import functools
+import math
 import os
 import sys
 from pathlib import Path
@@ -26,12 +27,21 @@ import numpy as np
 
 from helpers import audio, constants
 from helpers.audio import RecordingError
-from helpers.cli import add_num, add_outputs_dir, add_soundfont, command_parser
+from helpers.cli import (
+    MAX_SEED,
+    add_num,
+    add_outputs_dir,
+    add_soundfont,
+    check_output_folder,
+    check_range,
+    command_parser,
+)
 from helpers.constants import (
     DEFAULT_QPM,
     HITS,
     MAX_MIDI_VELOCITY,
     MIDI_DRUM_CHANNEL,
+    MIDI_SLOWEST_QPM,
     NUM_DRUM_CLASSES,
     OUTPUTS_DIR,
     VELOCITIES,
@@ -155,9 +165,15 @@ def quantized_score(grooves: np.ndarray, velocity: int = 80) -> np.ndarray:
 
 
 def read_groove(path: str | os.PathLike) -> note_seq.NoteSequence:
-    """A MIDI file, or a recording (WAV, MP3, ...) as taps at its detected tempo."""
+    """A MIDI file, or a recording (WAV, MP3, ...) as taps at its detected tempo, with a line
+    saying how much of it was heard."""
     if Path(path).suffix.lower() in audio.AUDIO_SUFFIXES:
-        return audio.taps_from_recording(path)
+        taps = audio.taps_from_recording(path)
+        print(
+            f"{path}: {len(taps.notes)} taps over {taps.total_time:.1f} s, heard at "
+            f"{taps.tempos[0].qpm:.1f} qpm"
+        )
+        return taps
     return load_midi(path)
 
 
@@ -260,8 +276,12 @@ def _parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         parser.error(f"{args.verb} takes {wanted} --input, got {len(args.input)}")
     if args.num < 1:
         parser.error(f"--num must be at least 1, got {args.num}")
-    if args.qpm is not None and not 0 < args.qpm <= constants.MAX_QPM:
-        parser.error(f"--qpm must be above 0 and at most {constants.MAX_QPM:g}, got {args.qpm}")
+    # Take i of --num plays with seed + i.
+    check_range(parser, "--seed", args.seed, 0, MAX_SEED - args.num + 1)
+    check_range(parser, "--qpm", args.qpm, MIDI_SLOWEST_QPM, constants.MAX_QPM)
+    if not (math.isfinite(args.temperature) and args.temperature > 0):
+        parser.error(f"--temperature must be a finite number above 0, got {args.temperature}")
+    check_output_folder(parser, "--output-dir", args.output_dir)
     return args
 
 
@@ -284,6 +304,9 @@ def run(args: argparse.Namespace) -> tuple[list[Path], list[str]]:
         return save(grooves, args.output_dir), []
     if args.verb in ("interpolate", "transfer"):
         first, second = (read_groove(path) for path in args.input)
+        for number, (path, groove) in enumerate(zip(args.input, (first, second)), 1):
+            where = f"--input {number}" + ("" if groove.filename else f" ({path})")
+            model.windows(groove, where)  # each refused by name before any work
         if args.verb == "transfer":
             seeds = [None if args.seed is None else args.seed + i for i in range(args.num)]
             takes = [transfer(model, first, second, args.temperature, s, args.qpm) for s in seeds]

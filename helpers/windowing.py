@@ -4,11 +4,14 @@ end, stitch, and back out at the input's tempo."""
 from __future__ import annotations
 
 import copy
+import io
+import logging
 import math
 import os
 from pathlib import Path
 from typing import NamedTuple
 
+import mido
 import note_seq
 import numpy as np
 
@@ -29,6 +32,8 @@ from helpers.converter import GrooveConverter, Rejected, single_tempo
 # Why a file gives no groove although the converter has no rule against it: MIDI's drum channel
 # (10, 9 counting from 0) is the only place a drum part is known to be; other notes are not drums.
 NO_DRUM_NOTES = "no drum notes (nothing on MIDI channel 10)"
+
+logger = logging.getLogger(__name__)
 
 
 class WindowingError(ValueError):
@@ -125,15 +130,84 @@ def sequence_windows(sequence: note_seq.NoteSequence, converter: GrooveConverter
     return Windows(cut(groove, bars, window_steps), bars, qpm)
 
 
+def close_ringing_notes(midi: mido.MidiFile) -> list[tuple[int, int]]:
+    """Gives every note-on that no note-off ends (a crash left ringing) a 16th note's length,
+    by a note-off added to its track; MIDI readers (pretty_midi, so note-seq) drop such notes.
+
+    A note-off ends every note of its channel and pitch begun before it, as pretty_midi pairs
+    them. `midi` is changed in place.
+
+    Returns:
+      (channel, pitch) of each note closed, 0-based channels, in file order.
+    """
+    length = max(midi.ticks_per_beat // STEPS_PER_QUARTER, 1)
+    closed = []
+    for track in midi.tracks:
+        timed, now, ringing = [], 0, {}
+        for message in track:
+            now += message.time
+            timed.append((now, message))
+            if message.type not in ("note_on", "note_off"):
+                continue
+            key = (message.channel, message.note)
+            if message.type == "note_on" and message.velocity > 0:
+                ringing.setdefault(key, []).append(now)
+            else:
+                ringing[key] = [tick for tick in ringing.get(key, []) if tick == now]
+        added = [
+            (tick + length, mido.Message("note_off", channel=key[0], note=key[1]))
+            for key, ticks in ringing.items()
+            for tick in ticks
+        ]
+        if not added:
+            continue
+        closed += [(m.channel, m.note) for _, m in added]
+        # mido reads a track's end as its last message: it moves past the added note-offs.
+        last = timed.pop() if timed and timed[-1][1].is_meta else None
+        timed = sorted(timed + added, key=lambda timed_message: timed_message[0])
+        if last is not None:
+            timed.append((max(last[0], timed[-1][0]), last[1]))
+        previous = 0
+        track.clear()
+        for tick, message in timed:
+            track.append(message.copy(time=tick - previous))
+            previous = tick
+    return closed
+
+
+def with_ringing_notes_closed(midi_bytes: bytes, name: str | os.PathLike) -> bytes:
+    """A MIDI file's bytes with every note-on that no note-off ends given a 16th note's length
+    (`close_ringing_notes`), and a warning line naming the file (`name`) and their pitches; the
+    same bytes when every note ends.
+
+    Raises:
+      Whatever mido raises for a file it cannot read.
+    """
+    midi = mido.MidiFile(file=io.BytesIO(midi_bytes))
+    closed = close_ringing_notes(midi)
+    if not closed:
+        return midi_bytes
+    pitches = ", ".join(str(p) for p in sorted({pitch for _, pitch in closed}))
+    channels = ", ".join(str(c + 1) for c in sorted({channel for channel, _ in closed}))
+    logger.warning(
+        f"warning: {name}: {len(closed)} note-ons without a note-off (channel {channels}, "
+        f"pitches {pitches}), each played a 16th note long"
+    )
+    fixed = io.BytesIO()
+    midi.save(file=fixed)
+    return fixed.getvalue()
+
+
 def load_midi(path: str | os.PathLike) -> note_seq.NoteSequence:
-    """Reads a MIDI file as a NoteSequence.
+    """Reads a MIDI file as a NoteSequence; note-ons without a note-off are given a 16th note's
+    length, with a warning line naming the file and their pitches.
 
     Raises:
       WindowingError: the file is missing or is not a readable MIDI file.
     """
     path = Path(path)
     try:
-        return note_seq.midi_file_to_note_sequence(str(path))
+        return note_seq.midi_to_note_sequence(with_ringing_notes_closed(path.read_bytes(), path))
     except Exception as err:  # note-seq and mido raise many types for a corrupt file
         raise WindowingError(
             f"cannot read {path} as MIDI ({type(err).__name__}: {err}); give a Standard MIDI "

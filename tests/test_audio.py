@@ -5,12 +5,13 @@ import logging
 import re
 import subprocess
 import sys
+import warnings
 import wave
 from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import REPO
+from conftest import REPO, drum_sequence
 
 from helpers import audio
 
@@ -128,18 +129,18 @@ def click(rng: np.random.Generator) -> np.ndarray:
     return (np.sin(2 * np.pi * 1500 * t) + 0.3 * rng.uniform(-1, 1, t.size)) * np.exp(-t / 0.006)
 
 
-def write_clicks(path, steps, qpm: float, bars: int) -> np.ndarray:
-    """A WAV of clicks on the given 16th steps at `qpm`, after LEAD_IN_S of silence and followed
+def write_clicks(path, steps, qpm: float, bars: int, lead_in_s: float = LEAD_IN_S) -> np.ndarray:
+    """A WAV of clicks on the given 16th steps at `qpm`, after `lead_in_s` of silence and followed
     by the rest of `bars` bars; accented every ACCENT_EVERY steps.
 
     Returns:
       (len(steps),) float64: each click's time in seconds from the first click.
     """
     step_s = 15.0 / qpm
-    signal = np.zeros(int((LEAD_IN_S + bars * 16 * step_s + 0.5) * CLICK_RATE))
+    signal = np.zeros(int((lead_in_s + bars * 16 * step_s + 0.5) * CLICK_RATE))
     sound = click(np.random.default_rng(0))
     for step in steps:
-        start = int(round((LEAD_IN_S + step * step_s) * CLICK_RATE))
+        start = int(round((lead_in_s + step * step_s) * CLICK_RATE))
         level = 1.0 if step % ACCENT_EVERY == 0 else 0.5
         signal[start : start + sound.size] += level * sound
     audio.save_wav(path, 0.8 * signal / max(np.abs(signal).max(), 1e-9), CLICK_RATE)
@@ -160,6 +161,107 @@ def test_taps_from_recording_finds_every_click_and_the_tempo(tmp_path, qpm):
     # Each tap lands on its own step of the grid at the tempo heard, as the converter reads it.
     np.testing.assert_array_equal(np.round(starts * heard / 15.0), np.subtract(steps, steps[0]))
     assert {note.pitch for note in taps.notes} == {audio.TAP_PITCH}
+
+
+def test_a_click_at_0_s_is_heard(tmp_path):
+    steps = CLICK_TRACKS[120.0]
+    write_clicks(tmp_path / "clicks.wav", steps, 120.0, bars=2, lead_in_s=0.0)
+    taps = audio.taps_from_recording(tmp_path / "clicks.wav")
+    assert len(taps.notes) == len(steps)
+    np.testing.assert_allclose(taps.tempos[0].qpm, 120.0, rtol=0.02)
+
+
+def kit_recording(path, bpm: float, swung: bool, bars: int = 4, end_bpm: float | None = None):
+    """A drum kit played by the project's synth with a drummer's timing (8 ms spread): kick and
+    snare on the beats, a softer hi-hat on each (straight or swung) off-beat eighth, the tempo
+    going from `bpm` to `end_bpm` (default steady).
+
+    Returns:
+      The seconds of each hit, sorted.
+    """
+    rng = np.random.default_rng(int(bpm) + swung)
+    beats = np.arange(4 * bars + 1)
+    # The beat lengthens or shortens evenly from one tempo to the other.
+    periods = 60.0 / np.linspace(bpm, end_bpm or bpm, len(beats))
+    beat_times = np.concatenate([[0.0], np.cumsum(periods[:-1])])
+    notes = []
+    for beat, (time, period) in enumerate(zip(beat_times[:-1], periods)):
+        after = period * (2 / 3 if swung else 1 / 2)
+        for pitch, velocity, at in ((36 if beat % 2 == 0 else 38, 100, 0.0), (42, 60, after)):
+            start = max(time + at + rng.normal(0, 0.008), 0.0)
+            notes.append((pitch, velocity, start, start + 0.05))
+    audio.save_wav(path, audio.synthesize(drum_sequence(notes, qpm=bpm)))
+    return np.sort([start for _, _, start, _ in notes])
+
+
+@pytest.mark.parametrize("bpm", [60.0, 100.0, 140.0, 180.0])
+@pytest.mark.parametrize("swung", [False, True], ids=["straight", "swung"])
+def test_a_kit_played_straight_or_swung_is_heard_at_its_tempo_every_hit_a_tap(tmp_path, bpm, swung):
+    played = kit_recording(tmp_path / "kit.wav", bpm, swung)
+    taps = audio.taps_from_recording(tmp_path / "kit.wav")
+    heard = taps.tempos[0].qpm
+    np.testing.assert_allclose(heard, bpm, rtol=0.02)
+    starts = np.array([note.start_time for note in taps.notes])
+    assert len(starts) == len(played)
+    np.testing.assert_allclose(starts, played - played[0], atol=0.02)
+    steps = np.floor(starts * heard / 15.0 + 0.5)  # as the converter puts them on the grid
+    assert len(np.unique(steps)) == len(starts)  # every tap a step of its own
+
+
+def test_an_accelerating_kit_is_heard_between_its_tempi_every_hit_a_tap(tmp_path):
+    for end_bpm in (102.0, 104.0):  # faster by the end of its 4 bars
+        played = kit_recording(tmp_path / f"{end_bpm}.wav", 100.0, False, end_bpm=end_bpm)
+        taps = audio.taps_from_recording(tmp_path / f"{end_bpm}.wav")
+        assert 100.0 <= taps.tempos[0].qpm <= end_bpm and len(taps.notes) == len(played)
+
+
+def test_a_kit_under_noise_is_heard_at_its_tempo(tmp_path):
+    kit_recording(tmp_path / "kit.wav", 120.0, True)
+    with wave.open(str(tmp_path / "kit.wav")) as file:
+        rate, pcm = file.getframerate(), np.frombuffer(file.readframes(-1), "<i2") / 32768
+    hiss = np.random.default_rng(0).normal(0, 0.01, pcm.size)  # about 20 dB under the kit
+    audio.save_wav(tmp_path / "noisy.wav", pcm + hiss, rate)
+    np.testing.assert_allclose(
+        audio.taps_from_recording(tmp_path / "noisy.wav").tempos[0].qpm, 120.0, rtol=0.02
+    )
+
+
+def speech_like(seconds: float, rng: np.random.Generator) -> np.ndarray:
+    """Syllables: voiced bursts of 80-350 ms with breathy noise, 20-300 ms apart, as speech has
+    no beat."""
+    signal, time = np.zeros(int(seconds * CLICK_RATE)), 0.0
+    while time < seconds - 0.5:
+        length, pitch = rng.uniform(0.08, 0.35), rng.uniform(100, 220)
+        t = np.arange(int(length * CLICK_RATE)) / CLICK_RATE
+        voice = np.sin(2 * np.pi * pitch * t) + 0.5 * np.sin(4 * np.pi * pitch * t)
+        syllable = np.sin(np.pi * t / length) ** 2 * (voice + 0.3 * rng.normal(size=t.size))
+        start = int(time * CLICK_RATE)
+        signal[start : start + t.size] += syllable
+        time += length + rng.uniform(0.02, 0.3)
+    return 0.5 * signal / np.abs(signal).max()
+
+
+@pytest.mark.parametrize("kind", ["white noise", "speech"])
+def test_noise_and_speech_are_refused_for_want_of_a_pulse(tmp_path, kind):
+    rng = np.random.default_rng(0)
+    path = tmp_path / "heard.wav"
+    if kind == "white noise":
+        audio.save_wav(path, rng.normal(0, 0.3, 10 * CLICK_RATE), CLICK_RATE)
+    else:
+        audio.save_wav(path, speech_like(10.0, rng), CLICK_RATE)
+    with pytest.raises(audio.RecordingError, match=re.escape(str(path))) as refused:
+        audio.taps_from_recording(path)
+    assert audio.NO_PULSE in str(refused.value)
+
+
+def test_an_unreadable_recording_is_refused_without_decoder_warnings(tmp_path):
+    path = tmp_path / "text.wav"
+    path.write_text("kick snare kick snare\n")
+    with warnings.catch_warnings(record=True) as said:
+        warnings.simplefilter("always")
+        with pytest.raises(audio.RecordingError, match="cannot read"):
+            audio.taps_from_recording(path)
+    assert not said, [str(w.message) for w in said]
 
 
 @pytest.mark.parametrize("kind", ["silent", "one click", "zero bytes", "text"])
@@ -204,7 +306,7 @@ def tap_outputs(tmp_path_factory) -> Path:
     return outputs
 
 
-def test_cli_drumify_a_recording_keeps_its_bars_and_tempo(tap_outputs, tmp_path):
+def test_cli_drumify_a_recording_keeps_its_bars_and_tempo(tap_outputs, tmp_path, capsys):
     import note_seq
 
     from helpers import verbs
@@ -230,6 +332,9 @@ def test_cli_drumify_a_recording_keeps_its_bars_and_tempo(tap_outputs, tmp_path)
         ]
     )
     assert path.name == "clicks_drumify_01.mid"
+    (said,) = [line for line in capsys.readouterr().out.splitlines() if "taps over" in line]
+    assert said.startswith(f"{tmp_path / 'clicks.wav'}: {len(steps)} taps over ")
+    assert said.endswith(f"s, heard at {heard:.1f} qpm")
     groove = note_seq.midi_file_to_note_sequence(str(path))
     np.testing.assert_allclose([t.qpm for t in groove.tempos], [heard], rtol=1e-4)
     np.testing.assert_allclose(heard, qpm, rtol=0.02)

@@ -3,8 +3,12 @@
 nothing raises an error that is not the project's own, hangs, or leaves a partial file behind."""
 
 import contextlib
+import errno
 import io
+import os
+import shutil
 import signal
+from pathlib import Path
 
 import mido
 import note_seq
@@ -12,7 +16,7 @@ import numpy as np
 import pytest
 from conftest import beat_notes, drum_sequence, random_grooves
 
-from helpers import midi_folder, notebook, sample, train, verbs
+from helpers import audio, midi_folder, notebook, render, sample, train, verbs
 from helpers.cli import is_user_error
 from helpers.config import get_config
 
@@ -36,7 +40,7 @@ TOOLS = {
     "no_notes": NO_DRUM_NOTES,
     "meta_only": NO_DRUM_NOTES,
     "velocity_0_only": NO_DRUM_NOTES,
-    "no_note_offs": NO_DRUM_NOTES,
+    "no_note_offs": None,  # each note-on played a 16th long, with a warning
     "pitches_off_the_map": "cannot be encoded: no notes",
     "one_note": None,
     "1000_notes_at_once": None,
@@ -58,6 +62,7 @@ FOLDER = {
     "pitches_off_the_map": "no window: 5 clips no notes",
     "one_note": midi_folder.TOO_SHORT,
     "1000_notes_at_once": midi_folder.TOO_SHORT,
+    "no_note_offs": midi_folder.TOO_SHORT,  # its note-ons all at 0 s: their times were offs'
 }
 # The 500-bar groove takes about ten seconds of drawing and audio per tool; it goes through
 # humanize, the upload and the MIDI folder. your_groove takes the handled files below (every
@@ -223,7 +228,7 @@ def _assert_whole_grooves(folder, stems):
 
 @pytest.mark.parametrize("verb", ONE_GROOVE)
 def test_each_odd_file_through_a_tool_is_refused_with_its_reason_or_handled(
-    verb, odd, outputs, tmp_path
+    verb, odd, outputs, tmp_path, caplog
 ):
     expected = DRUMIFY if verb == "drumify" else TOOLS
     kinds = [kind for kind in expected if verb == "humanize" or kind != LONG]
@@ -239,6 +244,8 @@ def test_each_odd_file_through_a_tool_is_refused_with_its_reason_or_handled(
         said = str(error).split(f"{odd[kind]}: ", 1)[1].split(f"; {odd[kind].parent}", 1)[0]
         assert expected[kind] in said, (kind, said)
     _assert_whole_grooves(out, [f"{kind}_{verb}_01" for kind in kinds if not expected[kind]])
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert f"warning: {odd['no_note_offs']}: 32 note-ons without a note-off" in "\n".join(warnings)
 
 
 @pytest.mark.parametrize("verb", ["interpolate", "transfer"])
@@ -257,6 +264,8 @@ def test_each_odd_file_through_a_two_groove_tool_is_refused_or_handled(
             _assert_whole_grooves(out, [f"{'interpolation' if verb == 'interpolate' else verb}_01"])
         else:
             assert why in str(result) and not out.exists(), (kind, result)
+            if why != CANNOT_READ:  # a file that reads is named by its flag
+                assert str(result).startswith(f"--input 1 ({odd[kind]}) cannot"), result
 
 
 def test_each_odd_upload_is_saved_whole_then_refused_or_played(odd, outputs, tmp_path):
@@ -314,3 +323,95 @@ def test_a_midi_folder_of_odd_files_names_each_with_its_reason(odd, tmp_path):
         assert reasons[f"{kind}.mid"].startswith(why), (kind, reasons[f"{kind}.mid"])
     (train_windows, _), batch_size = midi_folder.training_windows(splits, batch_size=16)
     assert len(train_windows) and batch_size == 16
+
+
+# --- flags: each checked before any work, refused with one line naming it and its range ---------
+
+
+def _refusal(argv, capsys) -> str:
+    """The last line `python -m helpers.verbs ARGV` writes as it refuses its flags (status 2)."""
+    with pytest.raises(SystemExit) as exited:
+        verbs.main(argv)
+    assert exited.value.code == 2
+    return capsys.readouterr().err.strip().splitlines()[-1]
+
+
+@pytest.mark.parametrize(
+    "flags, said",
+    [
+        (["--seed", "-1"], "--seed must be from 0 to 4294967291, got -1"),
+        (["--seed", str(2**32)], "--seed must be from 0 to 4294967291"),
+        (["--qpm", "3"], "--qpm must be from 3.57628 to 1000, got 3.0"),
+        (["--qpm", "nan"], "--qpm must be from 3.57628 to 1000, got nan"),
+        (["--qpm", "1001"], "--qpm must be from 3.57628 to 1000"),
+        (["--temperature", "nan"], "--temperature must be a finite number above 0, got nan"),
+        (["--temperature", "0"], "--temperature must be a finite number above 0, got 0.0"),
+        (["--temperature", "inf"], "--temperature must be a finite number above 0, got inf"),
+        (["--num", "0"], "--num must be at least 1, got 0"),
+    ],
+)
+def test_a_flag_out_of_range_is_refused_naming_it_before_any_work(flags, said, tmp_path, capsys):
+    out = tmp_path / "out"
+    line = _refusal(["sample", "--output-dir", str(out), "--num", "5", *flags], capsys)
+    assert line.startswith("python -m helpers.verbs: error: ") and said in line, line
+    assert not out.exists()
+
+
+def test_an_output_folder_that_cannot_be_written_is_refused_naming_it(
+    tmp_path, capsys, monkeypatch
+):
+    a_file = tmp_path / "groove.mid"
+    a_file.write_bytes(b"MThd")
+    refusals = {
+        str(a_file): "is a file; give a folder",
+        str(a_file / "out"): f"cannot be made: {a_file} is a file",
+        "/proc/groovae/out": "cannot be written",
+    }
+    for folder, said in refusals.items():
+        line = _refusal(["sample", "--output-dir", folder], capsys)
+        assert f"error: --output-dir {folder} {said}" in line, line
+    monkeypatch.setattr(
+        "shutil.disk_usage", lambda path: shutil._ntuple_diskusage(10**9, 10**9 - 4096, 4096)
+    )
+    line = _refusal(["sample", "--output-dir", str(tmp_path / "out")], capsys)
+    assert "--output-dir" in line and "on a full disk (4,096 bytes free)" in line
+    assert a_file.read_bytes() == b"MThd" and not (tmp_path / "out").exists()
+
+
+def test_a_disk_filling_mid_write_leaves_no_partial_file(tmp_path, monkeypatch):
+    """The disk fills while the second groove's MIDI is written (a stand-in for the writer that
+    writes half a file, then raises ENOSPC): the first groove is whole, nothing else is there."""
+    real = note_seq.sequence_proto_to_midi_file
+    written = []
+
+    def fills_up(sequence, path):
+        if written:
+            Path(path).write_bytes(b"MThd\x00\x00")
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        written.append(path)
+        real(sequence, path)
+
+    monkeypatch.setattr(note_seq, "sequence_proto_to_midi_file", fills_up)
+    grooves = [drum_sequence(beat_notes(1)) for _ in range(2)]
+    with pytest.raises(audio.WriteError, match="No space left on device") as refused:
+        render.save_grooves(grooves, tmp_path / "out", suffixes=(".mid",))
+    assert is_user_error(refused.value) and "groove_02.mid" in str(refused.value)
+    assert _files(tmp_path / "out") == {"groove_01.mid"}
+    assert note_seq.midi_file_to_note_sequence(str(tmp_path / "out" / "groove_01.mid")).notes
+
+
+@pytest.mark.parametrize(
+    "flags, said",
+    [
+        (["--batch-size", "0"], "argument --batch-size: must be at least 1, got 0"),
+        (["--steps", "-5"], "argument --steps/--num_steps: must be at least 1, got -5"),
+        (["--steps", "ten"], "argument --steps/--num_steps: must be a whole number, got 'ten'"),
+    ],
+)
+def test_a_training_count_out_of_range_is_refused_naming_it(flags, said, tmp_path, capsys):
+    argv = ["--config", "tiny", "--steps", "2", "--run-dir", str(tmp_path / "run"), *flags]
+    with pytest.raises(SystemExit) as exited:
+        train.main(argv)
+    line = capsys.readouterr().err.strip().splitlines()[-1]
+    assert exited.value.code == 2 and line == f"python -m helpers.train: error: {said}", line
+    assert not (tmp_path / "run").exists()

@@ -100,7 +100,9 @@ def test_splits_follow_the_path_hash_until_a_split_is_empty(splits):
     line = midi_folder.split_line(splits)
     assert line == (
         "split chosen (files with windows): 1 train, 1 validation, 1 test; moved so that no "
-        "split is without windows: more/eight.MIDI to validation, takes/16_bars.mid to test"
+        "split is without windows: more/eight.MIDI to validation, takes/16_bars.mid to test; "
+        "lopsided: 14 training windows against 5 validation and 13 test; add grooves (4 bars or "
+        "longer) so that training holds most windows, or name the long files 'train' in split.csv"
     )
     assert line in midi_folder.summary_text(splits).splitlines()
 

@@ -1,12 +1,18 @@
 """Tests for helpers/verbs.py: the four verbs on tiny runs, any length in, bad files named."""
 
+from pathlib import Path
+
 import note_seq
 import numpy as np
 import pytest
-from conftest import random_grooves, write_groove_files
+from conftest import drum_sequence, random_grooves, write_groove_files
+from hypothesis import Phase, given, settings
+from hypothesis import strategies as st
 
-from helpers import notebook, sample, train, verbs, windowing
+from helpers import audio, notebook, sample, train, verbs, windowing
 from helpers.config import get_config
+from helpers.constants import MAX_QPM, MIDI_SLOWEST_QPM
+from helpers.converter import GrooveConverter
 
 QPM = 100.0  # the tempo write_groove_files uses
 BAR = 4 * 60 / QPM
@@ -296,3 +302,122 @@ def test_cli_transfer_and_infill(variant_runs, files, tmp_path):
         ]
     )
     _assert_length_and_tempo(_read(filled[0]), 16)
+
+
+# --- properties over generated grooves: what the tools promise, in the file written and read back
+
+# The first pitch of each class in both drum maps' order: read back in either, the same class.
+PITCHES = (36, 38, 42, 46, 43, 47, 50, 49, 51)
+# A failing example is reported as generated: shrinking it through the model takes minutes.
+PROPERTY_SETTINGS = settings(
+    max_examples=5,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    phases=(Phase.explicit, Phase.generate),
+)
+
+
+@st.composite
+def played_grooves(draw) -> note_seq.NoteSequence:
+    """A drum part of 1-16 bars at any tempo the tools take, velocities 1-127 (the extremes
+    often), each hit off its 16th by up to 0.45 of one, and a hit in the last bar."""
+    bars = draw(st.integers(1, 16))
+    qpm = draw(st.sampled_from([MIDI_SLOWEST_QPM, MAX_QPM]) | st.floats(MIDI_SLOWEST_QPM, MAX_QPM))
+    cells = st.tuples(st.integers(0, 16 * bars - 1), st.integers(0, 8))
+    last = draw(st.tuples(st.integers(16 * (bars - 1), 16 * bars - 1), st.integers(0, 8)))
+    hits = draw(st.lists(cells, max_size=48, unique=True).map(lambda c: sorted({last, *c})))
+    step_seconds = 15.0 / qpm
+    notes = []
+    for step, drum in hits:
+        velocity = draw(st.sampled_from([1, 127]) | st.integers(1, 127))
+        early = draw(st.floats(-0.45, 0.0 if step == 0 else 0.45))  # nothing before 0 s
+        start = (step - early) * step_seconds
+        notes.append((PITCHES[drum], velocity, start, start + step_seconds / 2))
+    return drum_sequence(notes, qpm=qpm)
+
+
+def _through_a_file(sequence, folder: Path, name: str) -> note_seq.NoteSequence:
+    """`sequence` written as a MIDI file and read back, as a user's tool would see it."""
+    return windowing.load_midi(audio.write_midi(sequence, folder / name, overwrite=True))
+
+
+def _hit_cells(sequence) -> set[tuple[int, int]]:
+    """(step, drum class) of every hit on the 16th grid at the sequence's tempo."""
+    converter = GrooveConverter(split_bars=None)
+    converter.set_mode("infer")
+    groove = converter.note_sequence_to_groove(sequence)
+    return set(zip(*map(list, np.nonzero(groove[:, :9]))))
+
+
+def _assert_same_length_and_tempo(played, given) -> None:
+    """The same bars, and the same tempo to the microsecond a quarter MIDI files hold (writing
+    one truncates to a whole microsecond, so a file read and written again may lose one)."""
+    converter = GrooveConverter()
+    converter.set_mode("infer")
+    played, given = (windowing.sequence_windows(s, converter) for s in (played, given))
+    assert played.bars == given.bars
+    assert abs(60e6 / played.qpm - 60e6 / given.qpm) <= 1
+
+
+@PROPERTY_SETTINGS
+@given(groove=played_grooves())
+def test_humanize_keeps_every_hit_in_the_file_written(variant_runs, tmp_path_factory, groove):
+    model = sample.TrainedModel(variant_runs["humanize"])
+    folder = tmp_path_factory.mktemp("humanize")
+    score = _through_a_file(groove, folder, "score.mid")
+    played = _through_a_file(verbs.humanize(model, score, seed=0), folder, "played.mid")
+    assert _hit_cells(played) == _hit_cells(score)
+    _assert_same_length_and_tempo(played, score)
+
+
+@PROPERTY_SETTINGS
+@given(hits=played_grooves(), feel=played_grooves())
+def test_transfer_keeps_every_hit_in_the_file_written(variant_runs, tmp_path_factory, hits, feel):
+    model = sample.TrainedModel(variant_runs["transfer"])
+    folder = tmp_path_factory.mktemp("transfer")
+    hits = _through_a_file(hits, folder, "hits.mid")
+    feel = _through_a_file(feel, folder, "feel.mid")
+    played = _through_a_file(verbs.transfer(model, hits, feel, seed=0), folder, "played.mid")
+    assert _hit_cells(played) == _hit_cells(hits)
+    _assert_same_length_and_tempo(played, hits)
+
+
+@pytest.mark.parametrize("verb", ["drumify", "infill"])
+@PROPERTY_SETTINGS
+@given(groove=played_grooves())
+def test_drumify_and_infill_keep_length_and_tempo(variant_runs, tmp_path_factory, verb, groove):
+    model = sample.TrainedModel(variant_runs[verb])
+    folder = tmp_path_factory.mktemp(verb)
+    given = _through_a_file(groove, folder, "given.mid")
+    (take,) = verbs.versions(verb, model, given, 1, seed=0)
+    played = _through_a_file(take, folder, "played.mid")
+    _assert_same_length_and_tempo(played, given)
+    if verb == "infill":  # every drum but the closed hi-hat stays as played
+        kept = {cell for cell in _hit_cells(given) if cell[1] != verbs.CLOSED_HI_HAT}
+        assert {cell for cell in _hit_cells(played) if cell[1] != verbs.CLOSED_HI_HAT} == kept
+
+
+@settings(max_examples=60, deadline=None, derandomize=True, database=None)
+@given(
+    bars=st.integers(1, 16),
+    qpm=st.sampled_from([MIDI_SLOWEST_QPM, MAX_QPM]) | st.floats(MIDI_SLOWEST_QPM, MAX_QPM),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_every_decoded_hit_reaches_the_file(tmp_path_factory, bars, qpm, seed):
+    """Whatever a decoder writes (velocities and offsets past their ranges, hits in the first
+    step played early), each hit is in the MIDI file read back, in its own step."""
+    rng = np.random.default_rng(seed)
+    groove = np.zeros((1, 16 * bars, 27), np.float32)
+    hits = rng.random((16 * bars, 9)) < 0.3
+    hits[0, 0] = True  # a kick on the first step, played as early as an offset can say
+    groove[0, :, :9] = hits
+    groove[0, :, 9:18] = hits * rng.choice([-0.5, 0.0, 0.002, 1 / 254, 0.5, 1.0, 1.5], hits.shape)
+    groove[0, :, 18:] = hits * rng.choice([-2.0, -1.0, -0.3, 0.0, 0.3, 1.0, 2.0], hits.shape)
+    groove[0, 0, 18] = 1.0
+    converter = GrooveConverter()
+    converter.set_mode("infer")
+    (decoded,) = converter.from_tensors(groove)
+    folder = tmp_path_factory.mktemp("decoded")
+    played = _through_a_file(windowing.set_tempo(decoded, qpm, 16 * bars), folder, "played.mid")
+    assert _hit_cells(played) == set(zip(*map(list, np.nonzero(hits))))

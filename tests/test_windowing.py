@@ -1,5 +1,6 @@
 """Tests for helpers/windowing.py: any number of bars in, 4-bar windows out, and back."""
 
+import mido
 import numpy as np
 import pytest
 
@@ -104,3 +105,40 @@ def test_a_tap_just_before_the_next_downbeat_keeps_two_bars(make_drums):
     # A hit on the downbeat itself (not early) is a third bar.
     on_time = make_drums([*taps, (38, 100, 4.0, 4.1)], qpm=120.0)
     assert windowing.sequence_windows(on_time, GrooveConverter(split_bars=2)).bars == 3
+
+
+def _midi_file(path, messages, ticks_per_beat=480):
+    midi = mido.MidiFile(type=0, ticks_per_beat=ticks_per_beat)
+    midi.tracks.append(mido.MidiTrack(messages))
+    midi.save(path)
+    return path
+
+
+def test_load_midi_gives_a_note_on_without_note_off_a_16th_and_says_so(tmp_path, caplog):
+    """A crash left ringing (no note-off) is read as a 16th note, named in a warning; a note-off
+    ends every earlier note of its pitch, as MIDI readers pair them."""
+    messages = [mido.MetaMessage("set_tempo", tempo=500_000)]
+    messages += [mido.Message("note_on", channel=9, note=36, velocity=100)]
+    messages += [mido.Message("note_on", channel=9, note=36, velocity=90, time=240)]
+    messages += [mido.Message("note_off", channel=9, note=36, time=240)]  # ends both kicks
+    messages += [mido.Message("note_on", channel=9, note=49, velocity=110, time=480)]  # rings
+    messages += [mido.Message("note_on", channel=9, note=38, velocity=1, time=480)]  # rings
+    path = _midi_file(tmp_path / "ringing.mid", messages)
+    sequence = windowing.load_midi(path)
+    notes = sorted((n.pitch, n.velocity, n.start_time, n.end_time) for n in sequence.notes)
+    assert notes == [
+        (36, 90, 0.25, 0.5),
+        (36, 100, 0.0, 0.5),
+        (38, 1, 1.5, 1.625),
+        (49, 110, 1.0, 1.125),
+    ]
+    (line,) = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert line.startswith(f"warning: {path}: 2 note-ons without a note-off")
+    assert "channel 10" in line and "pitches 38, 49" in line
+
+
+def test_load_midi_of_whole_notes_says_nothing(tmp_path, caplog):
+    messages = [mido.Message("note_on", channel=9, note=36, velocity=100)]
+    messages += [mido.Message("note_off", channel=9, note=36, time=480)]
+    assert len(windowing.load_midi(_midi_file(tmp_path / "ok.mid", messages)).notes) == 1
+    assert not [r for r in caplog.records if r.levelname == "WARNING"]
