@@ -1,4 +1,4 @@
-"""Jobs that tests/test_backends.py and tests/test_float16.py run on one Keras backend each, in a
+"""Jobs that tests/test_backends.py runs on one Keras backend each, in a
 process of its own.
 
 Keras fixes its backend at import, so every backend other than the test's own runs this file as
@@ -100,7 +100,7 @@ def deterministic_r_loss(model) -> float:
 
 def parallel(run_dir: str, dropout_keep_prob: str, precision: str = "", steps: int = 4) -> dict:
     """The training losses of one short run on one device and on two sharing each batch; in
-    float32, or with precision "float16" as test_float16.py trains it."""
+    float32, or with precision "float16" as test_backends.py's float16 tests train it."""
     float16 = FLOAT16 if precision == "float16" else {}
     config = get_config("tiny", dropout_keep_prob=float(dropout_keep_prob), **float16)
     report = {}
@@ -221,7 +221,7 @@ def float16_resume(run_dir: str) -> dict:
 
 
 def float16(run_dir: str) -> dict:
-    """The float16 checks of tests/test_float16.py, in one process per backend."""
+    """The float16 checks of tests/test_backends.py, in one process per backend."""
     return {
         "loss_scale": float16_loss_scale(),
         "against_float32": float16_against_float32(),

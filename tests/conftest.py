@@ -167,9 +167,12 @@ def pytest_configure(config):
 
 def pytest_collection_modifyitems(config, items):
     """Under `pytest -n 2 --dist loadgroup` (make test) a file's tests share one worker, so its
-    module fixtures are built once; the notebooks share one too, since 03 reads what 02 wrote."""
+    module fixtures are built once, and so do a class's (a heavy part of a file, run beside the
+    rest); the notebooks share one too, since 03 reads what 02 wrote."""
     for item in items:
         group = "notebooks" if item.path.suffix == ".ipynb" else item.path.name
+        if getattr(item, "cls", None) is not None:
+            group += "::" + item.cls.__name__
         item.add_marker(pytest.mark.xdist_group(group))
 
 
@@ -205,6 +208,18 @@ def tiny_config():
     from helpers.config import get_config
 
     return get_config("tiny")
+
+
+TRAIN_WINDOWS, VALIDATION_WINDOWS = random_grooves(48), random_grooves(16, seed=1)
+
+
+def train_every_step(config, out_dir: Path, steps: int):
+    """Trains config on TRAIN_WINDOWS (validated on VALIDATION_WINDOWS), a history row a step."""
+    from helpers import train
+
+    options = train.TrainOptions(log_every_steps=1, progress=False)
+    windows = (TRAIN_WINDOWS, VALIDATION_WINDOWS)
+    return train.train(config, out_dir, steps=steps, windows=windows, options=options)
 
 
 @pytest.fixture(scope="session")

@@ -1,6 +1,6 @@
-"""Odd MIDI files through every entry that takes one: the verbs, notebook 03's upload path and
-the MIDI-folder trainer. Each file is refused with its reason or handled; nothing raises an
-error that is not the project's own, hangs, or leaves a partial file behind."""
+"""Across modules: odd MIDI files through every entry that takes one: the verbs, notebook
+03's upload path and the MIDI-folder trainer. Each file is refused with its reason or handled;
+nothing raises an error that is not the project's own, hangs, or leaves a partial file behind."""
 
 import contextlib
 import io

@@ -1,4 +1,4 @@
-"""The benches' watch on the machine: figures taken while other work ran are marked noisy."""
+"""Tests for bench/conditions.py: figures taken while other work ran are marked noisy."""
 
 import os
 import sys

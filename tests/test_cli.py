@@ -1,4 +1,5 @@
-"""Tests for helpers/py: one spelling per flag, the old and Magenta's spellings as aliases."""
+"""Across modules: every command line, one spelling per flag, the old and Magenta's spellings as
+aliases."""
 
 import ast
 import importlib

@@ -1,5 +1,6 @@
-"""The notebooks in Colab: the setup cell (clone, then pull on a rerun), outputs/ on a stand-in
-Google Drive shared by 02 and 03, and the constraints file that stands in for Colab's image."""
+"""Across modules: the notebooks in Colab: the setup cell (clone, then pull on a rerun),
+outputs/ on a stand-in Google Drive shared by 02 and 03, and the constraints file that stands in
+for Colab's image."""
 
 import subprocess
 import sys

@@ -1,4 +1,5 @@
-"""The config registry: Magenta's groovae_4bar values, variants, overrides and the JSON round trip."""
+"""Tests for helpers/config.py: Magenta's groovae_4bar values, variants, overrides, JSON
+round trip."""
 
 import pytest
 

@@ -1,4 +1,5 @@
-"""GMD location, TFDS-identical clips, the cached split arrays and bad input."""
+"""Tests for helpers/data.py: GMD location, TFDS-identical clips, the cached split arrays,
+bad input."""
 
 import shutil
 import sys

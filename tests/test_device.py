@@ -1,4 +1,5 @@
-"""helpers.device: CPU flags from /proc/cpuinfo text, bf16 by GPU, and the precision chosen."""
+"""Tests for helpers/device.py: CPU flags from /proc/cpuinfo text, bf16 by GPU, the
+precision chosen."""
 
 import pytest
 

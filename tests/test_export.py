@@ -1,4 +1,4 @@
-"""Tests for helpers/export.py and helpers/bundles.py: a tiny run exported as a bundle, end to end."""
+"""Tests for helpers/export.py: a tiny run exported as a bundle, end to end."""
 
 import json
 import shutil

@@ -1,5 +1,5 @@
-"""Downloading GMD end to end against a loopback HTTP server: checksum, cache, and failures that
-leave nothing behind."""
+"""Tests for helpers/gmd.py: downloading GMD end to end against a loopback HTTP server:
+checksum, cache, and failures that leave nothing behind."""
 
 import hashlib
 import http.server

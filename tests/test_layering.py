@@ -1,4 +1,5 @@
-"""Imports in helpers/ go one way: constants -> config -> ... -> train -> sample -> ... -> export."""
+"""Across modules: imports in helpers/ go one way (constants -> config -> ... -> export), and each
+test file is named for the module it tests or says that it tests across modules."""
 
 import ast
 import re
@@ -7,6 +8,7 @@ from pathlib import Path
 import pytest
 
 HELPERS = Path(__file__).resolve().parents[1] / "helpers"
+TESTS = Path(__file__).resolve().parent
 
 # A module may import only modules listed before it; entry points (`if __name__ == "__main__":`)
 # may import anything. The command lines (`verbs`, `pipeline`, `export`) and the notebook-only
@@ -81,6 +83,23 @@ def test_imports_point_backwards(module):
     imported = _helpers_imports(ast.parse(path.read_text()))
     allowed = set(CHAIN[: CHAIN.index(module)])
     assert imported <= allowed, f"{module} imports later modules {sorted(imported - allowed)}"
+
+
+@pytest.mark.parametrize("path", sorted(TESTS.glob("test_*.py")), ids=lambda path: path.name)
+def test_each_test_file_is_named_for_its_module_or_says_it_tests_across_modules(path):
+    first = path.read_text().splitlines()[0]
+    name = path.stem.removeprefix("test_")
+    if first.startswith('"""Across modules:'):
+        return
+    if name.startswith("bench_"):
+        module = path.parents[1] / "bench" / f"{name.removeprefix('bench_')}.py"
+    else:
+        module = HELPERS / f"{name}.py"
+    module_name = module.relative_to(path.parents[1]).as_posix()
+    assert module.exists(), f"{path.name} is named for {module_name}, which does not exist"
+    assert first.startswith(f'"""Tests for {module_name}'), (
+        f'{path.name} starts """Tests for {module_name}: ... or """Across modules: ...'
+    )
 
 
 def test_readme_package_map_follows_the_chain():

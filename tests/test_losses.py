@@ -1,4 +1,5 @@
-"""Magenta's objective: reconstruction losses, KL divergence, free bits and beta (spec §3.4, §4)."""
+"""Tests for helpers/losses.py: reconstruction losses, KL divergence, free bits and beta
+(spec §3.4, §4)."""
 
 import math
 

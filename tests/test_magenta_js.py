@@ -1,4 +1,4 @@
-"""write_magenta_js / read_magenta_js: TF.js manifests and shards, quantization, damaged folders."""
+"""Tests for helpers/magenta_js.py: TF.js manifests and shards, quantization, damaged folders."""
 
 import json
 import re

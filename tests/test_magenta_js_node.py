@@ -1,4 +1,5 @@
-"""@magenta/music under Node loads our model as helpers.export writes it, and computes what we do.
+"""Across modules: @magenta/music under Node loads our model as helpers.export writes it, and
+computes what we do.
 
 A tiny GrooVAE (and a 2-bar tap one) with spread random weights, and the bundled groovae_4bar
 (slow), are exported with export_magenta, served on 127.0.0.1 and run by js/groovae_check.js:

@@ -1,4 +1,5 @@
-"""GrooVAE network: encoder, teacher-forced and sampling decoders, train and test steps (spec §3-§4)."""
+"""Tests for helpers/model.py: encoder, teacher-forced and sampling decoders, train and test
+steps (spec §3-§4)."""
 
 import math
 

@@ -1,4 +1,5 @@
-"""Notebooks are committed stripped and thin: no outputs, a Colab badge, a parameters cell, no library code."""
+"""Across modules: notebooks are committed stripped and thin: no outputs, a Colab badge, a
+parameters cell, no library code."""
 
 import json
 from pathlib import Path

@@ -1,11 +1,11 @@
-"""Optimizer and decay, the training loop, checkpoints, resuming and restoring (spec §4, §6)."""
+"""Tests for helpers/train.py: batches, the training loop, resuming, MIDI
+folders (spec §4, §6)."""
 
-import hashlib
+import itertools
 import json
 import os
 import random
 import re
-import shutil
 import signal
 import subprocess
 import sys
@@ -17,23 +17,29 @@ import keras
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import beat_notes, drum_sequence, random_grooves, write_midi
+from conftest import (
+    TRAIN_WINDOWS,
+    VALIDATION_WINDOWS,
+    beat_notes,
+    drum_sequence,
+    train_every_step,
+    write_groove_files,
+    write_midi,
+)
 
 from helpers import data, runs
 from helpers import train as training
 from helpers.backends import ParallelError, make_optimizer, train_on_batch
 from helpers.config import get_config
+from helpers.constants import GROOVE_DEPTH, WINDOW_STEPS
 from helpers.model import GrooVAE
-from helpers.runs import HISTORY_COLUMNS
+from helpers.runs import HISTORY_COLUMNS, HISTORY_FILE
+from helpers.train import TrainError, eval_windows, pass_order, train_batches
 
 REPO = Path(__file__).resolve().parents[1]
-TRAIN, VALIDATION = random_grooves(48), random_grooves(16, seed=1)  # decoder-target windows
+TRAIN, VALIDATION = TRAIN_WINDOWS, VALIDATION_WINDOWS  # decoder-target windows
 WINDOWS = (TRAIN, VALIDATION)
 EVERY_STEP = training.TrainOptions(log_every_steps=1, progress=False)  # a history row a step
-
-
-def _train(config, out_dir, steps):
-    return training.train(config, out_dir, steps=steps, windows=WINDOWS, options=EVERY_STEP)
 
 
 def test_train_step_clip_to_zero_skips_the_update_but_counts_the_step():
@@ -71,7 +77,7 @@ def test_train_on_batch_returns_this_steps_values_on_every_keras_version():
 
 
 def test_train_writes_config_history_and_checkpoints(tiny_config, tmp_path, capsys):
-    history = _train(tiny_config, tmp_path, steps=40)
+    history = train_every_step(tiny_config, tmp_path, steps=40)
     said = capsys.readouterr().out.splitlines()
     # The precision in words and why, e.g. "float32 (this CPU has no AVX512_BF16 or AMX ...)".
     assert re.match(r"tiny: float32 \(.+\), batch 16, step 0 of 40; ", said[0]), said[0]
@@ -99,9 +105,9 @@ def test_eta_line():
 
 def test_train_resume_matches_unbroken_run(tiny_config, tmp_path):
     config = get_config("tiny", eval_every_steps=5, checkpoint_every_steps=5)
-    unbroken = _train(config, tmp_path / "unbroken", steps=12)
-    _train(config, tmp_path / "resumed", steps=7)  # a run stopped at step 7 ...
-    resumed = _train(config, tmp_path / "resumed", steps=12)  # ... and continued to 12
+    unbroken = train_every_step(config, tmp_path / "unbroken", steps=12)
+    train_every_step(config, tmp_path / "resumed", steps=7)  # a run stopped at step 7 ...
+    resumed = train_every_step(config, tmp_path / "resumed", steps=12)  # ... and continued to 12
     a, b = (h[h.split == "train"].reset_index(drop=True) for h in (unbroken, resumed))
     np.testing.assert_array_equal(b.step, np.arange(1, 13))
     for column in ("loss", "losses/kl_bits", "global_norm", "learning_rate"):
@@ -134,9 +140,9 @@ def test_train_rows_are_means_over_their_logging_interval(tiny_config, tmp_path)
 
 
 def test_train_resume_drops_history_past_the_checkpoint(tiny_config, tmp_path):
-    _train(tiny_config, tmp_path, steps=14)  # checkpoints at 10 and 14
+    train_every_step(tiny_config, tmp_path, steps=14)  # checkpoints at 10 and 14
     (tmp_path / runs.CHECKPOINT_DIR / "ckpt-000000014.npz").unlink()  # as if killed at 13
-    history = _train(tiny_config, tmp_path, steps=15)
+    history = train_every_step(tiny_config, tmp_path, steps=15)
     train_rows = history[history.split == "train"]
     np.testing.assert_array_equal(train_rows.step, np.arange(1, 16))
 
@@ -144,32 +150,14 @@ def test_train_resume_drops_history_past_the_checkpoint(tiny_config, tmp_path):
 def test_train_refuses_a_directory_it_did_not_write(tiny_config, tmp_path):
     (tmp_path / "notes.txt").write_text("someone else's")
     with pytest.raises(runs.RunError, match="no config.json"):
-        _train(tiny_config, tmp_path, steps=1)
+        train_every_step(tiny_config, tmp_path, steps=1)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]
 
 
 def test_train_refuses_a_run_of_another_config(tiny_config, tmp_path):
-    _train(tiny_config, tmp_path, steps=1)
+    train_every_step(tiny_config, tmp_path, steps=1)
     with pytest.raises(runs.RunError, match="differs in"):
-        _train(get_config("tiny", z_size=4), tmp_path, steps=2)
-
-
-def test_restore_model_reproduces_the_logged_validation(tiny_config, tmp_path):
-    history = _train(tiny_config, tmp_path, steps=10)
-    model = runs.restore_model(tmp_path)
-    assert model.config == get_config("tiny", num_steps=10)
-    model.compile(optimizer=make_optimizer(model.config.train))
-    model.reset_eval_noise()
-    inputs, targets = VALIDATION, VALIDATION
-    results = model.evaluate(inputs, targets, batch_size=16, verbose=0, return_dict=True)
-    logged = history[history.split == "validation"].iloc[-1]
-    np.testing.assert_allclose(results["r_loss"], logged["losses/r_loss"], rtol=1e-5)
-    np.testing.assert_allclose(results["kl_bits"], logged["losses/kl_bits"], rtol=1e-5)
-
-
-def test_restore_model_without_checkpoint(tmp_path):
-    with pytest.raises(runs.RunError, match="no config.json"):
-        runs.restore_model(tmp_path)
+        train_every_step(get_config("tiny", z_size=4), tmp_path, steps=2)
 
 
 def test_main_cli_continues_to_total_steps(tmp_path, monkeypatch):
@@ -194,18 +182,6 @@ def test_main_cli_precision_choice(tmp_path, monkeypatch, precision):
     saved = json.loads((tmp_path / training.CONFIG_FILE).read_text())["train"]
     assert saved["precision"] == precision
     assert runs.restore_model(tmp_path).dtype_policy.name == f"mixed_{precision}"
-
-
-@pytest.mark.parametrize("mixed_precision, precision", [(True, "bfloat16"), (False, "float32")])
-def test_run_config_auto_keeps_the_precision_of_a_run_saved_before_float16(
-    tmp_path, mixed_precision, precision
-):
-    values = get_config("tiny").to_dict()
-    del values["train"]["precision"], values["train"]["loss_scale_growth_steps"]
-    values["train"]["mixed_precision"] = mixed_precision
-    (tmp_path / training.CONFIG_FILE).write_text(json.dumps(values))
-    config = runs.run_config("tiny", tmp_path, "auto", hardware="not consulted")
-    assert config == get_config("tiny", precision=precision)
 
 
 @pytest.mark.parametrize(
@@ -283,122 +259,6 @@ def test_pairs_humanize_inputs_keep_hits_only():
 
 
 # --- checkpoints that survive faults -----------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def saved_run(tmp_path_factory):
-    """A tiny run trained 6 steps, checkpoints at 2, 4 and 6 (each with its record)."""
-    run = tmp_path_factory.mktemp("saved") / "run"
-    config = get_config("tiny", checkpoint_every_steps=2, eval_every_steps=2)
-    _train(config, run, steps=6)
-    return run
-
-
-def _copy(run, tmp_path):
-    copy = tmp_path / "run"
-    shutil.copytree(run, copy)
-    return copy, copy / runs.CHECKPOINT_DIR / "ckpt-000000006.npz"
-
-
-def _truncate(path):
-    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
-
-
-def _flip_a_byte(path):
-    data = bytearray(path.read_bytes())
-    data[len(data) // 2] ^= 0xFF
-    path.write_bytes(bytes(data))
-
-
-def test_checkpoints_are_saved_with_a_record_of_their_size_and_sha256(saved_run):
-    folder = saved_run / runs.CHECKPOINT_DIR
-    names = sorted(p.name for p in folder.iterdir())
-    assert names == [f"ckpt-{s:09d}{x}" for s in (2, 4, 6) for x in (".json", ".npz")]
-    record = json.loads((folder / "ckpt-000000006.json").read_text())
-    newest = folder / "ckpt-000000006.npz"
-    assert record["step"] == 6 and record["bytes"] == newest.stat().st_size
-    assert record["sha256"] == hashlib.sha256(newest.read_bytes()).hexdigest()
-
-
-@pytest.mark.parametrize(
-    "damage, why",
-    [
-        (_truncate, r"[\d,]+ of its [\d,]+ bytes \(cut short, or still syncing\)"),
-        (_flip_a_byte, r"damaged \(its bytes do not match"),
-        (lambda p: p.with_suffix(".json").write_text("{"), "its record .* is damaged"),
-        (
-            lambda p: (_truncate(p), p.with_suffix(".json").unlink()),
-            r"no ckpt-000000006.json and it does not read back",
-        ),
-        (
-            lambda p: (_flip_a_byte(p), p.with_suffix(".json").unlink()),
-            r"no ckpt-000000006.json and it does not read back",
-        ),
-    ],
-    ids=["truncated", "bit flip", "damaged record", "truncated, no record", "bit flip, no record"],
-)
-def test_a_broken_newest_checkpoint_is_skipped_for_the_newest_whole_one(
-    saved_run, tmp_path, capsys, damage, why
-):
-    run, newest = _copy(saved_run, tmp_path)
-    damage(newest)
-    assert runs.latest_checkpoint(run).name == "ckpt-000000004.npz"
-    (line,) = capsys.readouterr().out.splitlines()
-    assert re.fullmatch(f"skipping checkpoint {re.escape(str(newest))}: {why}.*", line), line
-    restored = runs.restore_model(run)
-    expected = GrooVAE(restored.config)
-    runs.load_checkpoint(expected, newest.with_name("ckpt-000000004.npz"), with_optimizer=False)
-    for ours, theirs in zip(restored.weights, expected.weights):
-        np.testing.assert_array_equal(np.asarray(ours), np.asarray(theirs))
-    with pytest.raises(runs.RunError, match="cannot be used"):
-        runs.restore_model(run, newest)
-
-
-def test_a_whole_checkpoint_without_its_record_is_still_used(saved_run, tmp_path, capsys):
-    """Its record never written (killed in between) or not yet synced, or a run saved before
-    records were kept: the zip's own CRCs show it whole."""
-    run, newest = _copy(saved_run, tmp_path)
-    newest.with_suffix(".json").unlink()
-    assert runs.latest_checkpoint(run) == newest and capsys.readouterr().out == ""
-
-
-def test_a_record_without_its_checkpoint_is_ignored_then_cleaned_up(saved_run, tmp_path):
-    run, newest = _copy(saved_run, tmp_path)
-    newest.unlink()
-    (newest.parent / ".ckpt-000000008.npz.partial.npz").write_bytes(b"PK")  # a save cut short
-    (newest.parent / "ckpt-000000005.json").write_text("{}")  # a record left alone
-    assert runs.latest_checkpoint(run).name == "ckpt-000000004.npz"
-    config = get_config("tiny", checkpoint_every_steps=2, eval_every_steps=2)
-    history = _train(config, run, steps=6)  # resumes at 4, saves 6 again
-    assert sorted(p.name for p in newest.parent.iterdir()) == [
-        f"ckpt-{s:09d}{x}" for s in (2, 4, 6) for x in (".json", ".npz")
-    ]
-    np.testing.assert_array_equal(history[history.split == "train"].step, np.arange(1, 7))
-
-
-def test_resume_skips_a_broken_newest_checkpoint(saved_run, tmp_path, capsys):
-    run, newest = _copy(saved_run, tmp_path)
-    _truncate(newest)
-    config = get_config("tiny", checkpoint_every_steps=2, eval_every_steps=2)
-    history = _train(config, run, steps=8)
-    said = capsys.readouterr().out.splitlines()
-    assert said[0].startswith(f"skipping checkpoint {newest}: ")
-    assert re.match(r"tiny: float32 \(.+\), batch 16, step 4 of 8; ", said[1]), said[1]
-    np.testing.assert_array_equal(history[history.split == "train"].step, np.arange(1, 9))
-    np.testing.assert_array_equal(history[history.split == "validation"].step, [2, 4, 6, 8])
-    assert runs.checkpoint_problem(newest) is None  # saved again, whole
-
-
-def test_no_whole_checkpoint_refuses_rather_than_starting_over(saved_run, tmp_path):
-    run, _ = _copy(saved_run, tmp_path)
-    for path in runs.checkpoint_paths(run):
-        _truncate(path)
-    with pytest.raises(runs.RunError, match="none of the checkpoints .* is whole"):
-        runs.restore_model(run)
-    config = get_config("tiny", checkpoint_every_steps=2, eval_every_steps=2)
-    with pytest.raises(training.TrainError, match="no checkpoint in .* is whole"):
-        _train(config, run, steps=8)
-    assert len(pd.read_csv(run / runs.HISTORY_FILE)) == 9  # its history kept: 6 train, 3 val
 
 
 # A training process that dies mid-save, in the ways a kill can land (KILL: where).
@@ -489,3 +349,137 @@ def test_training_killed_mid_save_always_resumes_without_gaps_or_repeats(tmp_pat
     assert sorted(p.name for p in folder.iterdir()) == [
         f"ckpt-{s:09d}{x}" for s in (steps - 4, steps - 2, steps) for x in (".json", ".npz")
     ]
+
+
+# ------------------------------------------------------------------------------------------
+# Numpy batches: shapes, seeded shuffling, resumable streams, in-order evaluation.
+
+
+def _numbered(n: int) -> np.ndarray:
+    """(n, 64, 27) windows whose every value is the window's index, so batches show the order."""
+    index = np.arange(n, dtype=np.float32)[:, None, None]
+    return np.broadcast_to(index, (n, WINDOW_STEPS, GROOVE_DEPTH))
+
+
+def _order(stream, batches: int) -> list:
+    return [inputs[:, 0, 0].astype(int) for inputs, _ in itertools.islice(stream, batches)]
+
+
+def test_train_batches_batches_pairs():
+    windows = _numbered(20)
+    inputs, outputs = next(train_batches(windows, windows + 100, 8, seed=0))
+    assert inputs.shape == (8, WINDOW_STEPS, GROOVE_DEPTH) and inputs.dtype == "float32"
+    np.testing.assert_array_equal(outputs, inputs + 100)
+
+
+def test_train_batches_each_window_once_per_pass():
+    windows = _numbered(24)  # three batches per pass
+    first_pass = np.concatenate(_order(train_batches(windows, windows, 8, seed=0), 3))
+    np.testing.assert_array_equal(np.sort(first_pass), np.arange(24))
+    assert not np.array_equal(first_pass, np.arange(24))
+
+
+def test_train_batches_repeats_with_a_new_order():
+    windows = _numbered(24)
+    batches = _order(train_batches(windows, windows, 8, seed=0), 6)
+    assert not np.array_equal(np.concatenate(batches[:3]), np.concatenate(batches[3:]))
+
+
+def test_train_batches_start_step_continues_the_stream():
+    windows = _numbered(30)  # batches straddle passes: 30 is not a multiple of 8
+    unbroken = _order(train_batches(windows, windows, 8, seed=3), 12)
+    resumed = _order(train_batches(windows, windows, 8, seed=3, start_step=7), 5)
+    for expected, got in zip(unbroken[7:], resumed):
+        np.testing.assert_array_equal(got, expected)
+
+
+def test_train_batches_seed_sets_the_order():
+    windows = _numbered(30)
+    same = [_order(train_batches(windows, windows, 8, seed=1), 3) for _ in range(2)]
+    other = _order(train_batches(windows, windows, 8, seed=2), 3)
+    np.testing.assert_array_equal(np.concatenate(same[0]), np.concatenate(same[1]))
+    assert not np.array_equal(np.concatenate(same[0]), np.concatenate(other))
+
+
+def test_train_batches_follow_the_pass_orders():
+    windows = _numbered(12)
+    stream = np.concatenate(_order(train_batches(windows, windows, 8, seed=5), 3))
+    expected = np.concatenate([pass_order(12, 5, 0), pass_order(12, 5, 1)])
+    np.testing.assert_array_equal(stream, expected)
+
+
+def test_eval_windows_in_order_drop_remainder():
+    windows = _numbered(20)
+    inputs, outputs = eval_windows(windows, windows + 1, 8)
+    np.testing.assert_array_equal(inputs[:, 0, 0], np.arange(16))
+    np.testing.assert_array_equal(outputs, inputs + 1)
+
+
+def test_eval_windows_keep_at_most_max_batches():
+    windows = _numbered(40)
+    inputs, _ = eval_windows(windows, windows, 8, max_batches=2)
+    np.testing.assert_array_equal(inputs[:, 0, 0], np.arange(16))
+
+
+def test_train_batches_rejects_mismatched_arrays():
+    with pytest.raises(TrainError, match="one shape"):
+        train_batches(_numbered(20), _numbered(21), 8, seed=0)
+
+
+def test_eval_windows_reject_fewer_windows_than_a_batch():
+    with pytest.raises(TrainError, match="lower the batch size"):
+        eval_windows(_numbered(5), _numbered(5), 8)
+
+
+@pytest.fixture
+def midi_dir(tmp_path, monkeypatch):
+    """write_groove_files' folder (a corrupt file among them) with one take for validation."""
+    folder = tmp_path / "my_drums"
+    write_groove_files(folder)
+    (folder / "split.csv").write_text(
+        "midi_filename,split\n16_bars.mid,train\n17_bars.mid,validation\n"
+    )
+    monkeypatch.setattr(data, "DEFAULT_CACHE_DIR", tmp_path / "cache")
+    return folder
+
+
+def test_cli_trains_a_tiny_config_on_a_midi_folder(midi_dir, tmp_path, capsys):
+    out = tmp_path / "run"
+    training.main(
+        [
+            "--config",
+            "tiny",
+            "--steps",
+            "2",
+            "--batch-size",
+            "4",
+            "--midi-dir",
+            str(midi_dir),
+            "--out",
+            str(out),
+        ]
+    )
+    printed = capsys.readouterr().out
+    assert "corrupt.mid" in printed and "corrupt file" in printed
+    assert "waltz.mid" in printed and "not 4/4" in printed
+    assert runs.latest_checkpoint(out).name == "ckpt-000000002.npz"
+    history = pd.read_csv(out / HISTORY_FILE)
+    assert history.split.tolist()[-2:] == ["train", "validation"]
+    assert np.isfinite(history.loss).all()
+
+
+def test_cli_midi_folder_too_small_for_its_batch_and_validation_still_trains(
+    midi_dir, tmp_path, capsys
+):
+    """Two usable files (16 and 17 bars: 27 windows) all train, at a batch lowered to 27."""
+    (midi_dir / "split.csv").write_text("midi_filename,split\n16_bars.mid,train\n")
+    out = tmp_path / "run"
+    argv = ["--config", "tiny", "--steps", "2", "--batch-size", "64", "--midi-dir", str(midi_dir)]
+    training.main([*argv, "--out", str(out)])
+    printed = capsys.readouterr().out
+    assert "with under 3 such files, all train, without validation" in printed
+    assert "batch size lowered from 64 to 27: the train split has no more windows" in printed
+    assert "no validation windows: this run trains without validation rows" in printed
+    history = pd.read_csv(out / HISTORY_FILE)
+    assert set(history.split) == {"train"} and history.step.max() == 2
+    assert runs.latest_checkpoint(out).name == "ckpt-000000002.npz"
