@@ -11,7 +11,7 @@ from keras import ops
 from keras.optimizers import LossScaleOptimizer
 
 from helpers.config import TrainConfig
-from helpers.processes import ProcessLayout, tensorflow_strategy
+from helpers.processes import ProcessLayout
 
 
 class MagentaDecay(keras.optimizers.schedules.LearningRateSchedule):
@@ -343,22 +343,15 @@ def device_scope(
 
 
 def _processes_scope(layout: ProcessLayout, batch_size: int) -> contextlib.AbstractContextManager:
-    """Keras's DataParallel over the devices of every JAX process, or TensorFlow's
-    MultiWorkerMirroredStrategy."""
-    if keras.backend.backend() == "jax":
-        found = keras.distribution.list_devices()
-        # Each process hands in its own rows already (train_on_batch, evaluate): no resharding.
-        distribution = keras.distribution.DataParallel(devices=found, auto_shard_dataset=False)
-        scope, count = distribution.scope(), len(found)
-    else:
-        strategy = tensorflow_strategy()
-        scope, count = strategy.scope(), strategy.num_replicas_in_sync
-    if batch_size % count:
+    """Keras's DataParallel over the devices of every JAX process (helpers.processes.join)."""
+    found = keras.distribution.list_devices()
+    if batch_size % len(found):
         raise ParallelError(
-            f"a global batch of {batch_size} does not split over the {count} devices of "
-            f"{layout.num_processes} processes; pick a multiple of {count}"
+            f"a global batch of {batch_size} does not split over the {len(found)} devices of "
+            f"{layout.num_processes} processes; pick a multiple of {len(found)}"
         )
-    return scope
+    # Each process hands in its own rows already (train_on_batch, evaluate): no resharding.
+    return keras.distribution.DataParallel(devices=found, auto_shard_dataset=False).scope()
 
 
 def _tensorflow_replicas():
@@ -403,11 +396,11 @@ def replica_count() -> int:
 
 def train_on_batch(model: keras.Model, inputs: np.ndarray, targets: np.ndarray) -> dict:
     """One update on one global batch, of which this process holds its rows (all of them when it
-    trains alone); under a TF strategy each local replica gets an equal slice of those.
+    trains alone); under a TF strategy each replica gets an equal slice.
 
     Keras's own train_on_batch hands a TensorFlow replica the whole batch, and DataParallel shards
-    the batch itself on JAX (each process handing in its own rows), so only the TensorFlow
-    strategies' case splits the batch here.
+    the batch itself on JAX (each process handing in its own rows), so only the MirroredStrategy
+    case splits the batch here.
     """
     # The returned logs are this step's alone: Keras 3.13 (Colab's) keeps metrics running across
     # train_on_batch calls where later versions reset them, so reset before every update.
@@ -418,11 +411,10 @@ def train_on_batch(model: keras.Model, inputs: np.ndarray, targets: np.ndarray) 
         strategy = tf.distribute.get_strategy()
         replicas = strategy.num_replicas_in_sync
         if replicas > 1:
-            here = len(strategy.extended.worker_devices)  # this process's replicas
-            local = len(inputs) // here
+            local = len(inputs) // replicas
 
             def replica_slice(context):
-                part = slice(context.replica_id_in_sync_group % here * local, None)
+                part = slice(context.replica_id_in_sync_group * local, None)
                 return inputs[part][:local], targets[part][:local]
 
             data = strategy.experimental_distribute_values_from_function(replica_slice)

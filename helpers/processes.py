@@ -1,16 +1,17 @@
 """Several processes training one run: their layout (coordinator, count, this one's id) from flags
-or the environment the engines read, joining JAX's or TensorFlow's own distributed runtime, the
-rows of each global batch a process reads, and process 0 alone writing.
+or a cluster's TF_CONFIG, joining JAX's own distributed runtime, the rows of each global batch a
+process reads, and process 0 alone writing.
 
-On JAX the processes meet through `jax.distributed.initialize` (CPU collectives: gloo), then
-Keras's DataParallel spans the devices of every process; on TensorFlow through a
-MultiWorkerMirroredStrategy built from TF_CONFIG. Every process draws the same permutation of the
+The processes meet through `jax.distributed.initialize` (CPU collectives: gloo), then Keras's
+DataParallel spans the devices of every process. Every process draws the same permutation of the
 windows and takes its own rows of each global batch, so a run sees the batches a one-process run
-sees, and a run resumed on another process count continues the same stream.
+sees, and a run resumed on another process count (or one process on another backend) continues
+the same stream.
 """
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import json
 import os
@@ -147,6 +148,31 @@ def layout_from(
     return layout
 
 
+def add_process_flags(parser: argparse.ArgumentParser) -> None:
+    """--coordinator, --num-processes, --process-id: this process's place among several (JAX)."""
+    parser.add_argument(
+        "--coordinator",
+        metavar="HOST:PORT",
+        help="process 0's address, reachable by every process, to train one run over several "
+        "(KERAS_BACKEND=jax); 'auto' on a Cloud TPU pod slice. Default: $TF_CONFIG, else alone",
+    )
+    parser.add_argument("--num-processes", type=int, help="processes training the run together")
+    parser.add_argument("--process-id", type=int, help="this process, 0 to --num-processes - 1")
+
+
+def joined_layout(args: argparse.Namespace) -> ProcessLayout:
+    """The layout add_process_flags' flags give, this process joined to the others already (as
+    it must be before anything asks JAX for its devices).
+
+    Raises:
+      ProcessError: a layout that does not fit, or a process that could not join.
+    """
+    import keras
+
+    layout = layout_from(args.coordinator, args.num_processes, args.process_id)
+    return join(layout, keras.backend.backend())
+
+
 def _host_port(address: str) -> tuple[str, int]:
     host, _, port = address.rpartition(":")
     if not host or not port.isdigit():
@@ -176,7 +202,7 @@ def wait_for_coordinator(address: str, timeout_s: float = JOIN_TIMEOUT_S) -> Non
             time.sleep(0.5)
 
 
-_joined: dict[str, object] = {}  # this process's layout once joined, and TensorFlow's strategy
+_joined: dict[str, ProcessLayout] = {}  # this process's layout, once joined
 
 
 def join(layout: ProcessLayout, backend: str, timeout_s: float = JOIN_TIMEOUT_S) -> ProcessLayout:
@@ -195,15 +221,13 @@ def join(layout: ProcessLayout, backend: str, timeout_s: float = JOIN_TIMEOUT_S)
         raise ProcessError(f"this process joined as {_joined['layout'].describe()} already")
     if not layout.several:
         return layout
-    if backend == "jax":
-        layout = _join_jax(layout, timeout_s)
-    elif backend == "tensorflow":
-        _join_tensorflow(layout)
-    else:
+    if backend != "jax":
+        # TensorFlow's MultiWorkerMirroredStrategy reduces Keras's logs along a batch axis that
+        # our scalar logs lack, and shards evaluation data itself: not wired up yet.
         raise ProcessError(
-            f"several processes train on the jax and tensorflow backends, not {backend}; set "
-            "KERAS_BACKEND=jax (or tensorflow)"
+            f"several processes train on the jax backend, not {backend}; set KERAS_BACKEND=jax"
         )
+    layout = _join_jax(layout, timeout_s)
     _joined["layout"] = layout
     return layout
 
@@ -236,44 +260,14 @@ def _join_jax(layout: ProcessLayout, timeout_s: float) -> ProcessLayout:
     return ProcessLayout(jax.process_count(), jax.process_index(), layout.coordinator)
 
 
-def _join_tensorflow(layout: ProcessLayout) -> None:
-    if layout.coordinator == AUTO:
-        raise ProcessError(
-            "--coordinator auto is JAX's (TPU pod slices); on TensorFlow set TF_CONFIG"
-        )
-    import tensorflow as tf
-
-    if TF_CONFIG not in os.environ:
-        # The coordinator is worker 0; the others' addresses matter only to TensorFlow's own
-        # collectives, which run on each worker's port: coordinator port + its id.
-        host, port = _host_port(layout.coordinator)
-        workers = [f"{host}:{port + i}" for i in range(layout.num_processes)]
-        task = {"type": "worker", "index": layout.process_id}
-        os.environ[TF_CONFIG] = json.dumps({"cluster": {"worker": workers}, "task": task})
-    if not layout.writes:
-        wait_for_coordinator(layout.coordinator)
-    _joined["strategy"] = tf.distribute.MultiWorkerMirroredStrategy()
-
-
-def tensorflow_strategy():
-    """The MultiWorkerMirroredStrategy this process joined through."""
-    return _joined["strategy"]
-
-
 def wait_for_all(layout: ProcessLayout, name: str) -> None:
     """Returns once every process has reached the point `name` (process 0 has written what the
     others read next)."""
     if not layout.several:
         return
-    import keras
+    from jax.experimental import multihost_utils
 
-    if keras.backend.backend() == "jax":
-        from jax.experimental import multihost_utils
-
-        multihost_utils.sync_global_devices(name)
-        return
-    strategy = tensorflow_strategy()
-    strategy.reduce("SUM", strategy.run(lambda: 1.0), axis=None)
+    multihost_utils.sync_global_devices(name)
 
 
 def check_same(layout: ProcessLayout, what: str, fingerprint: str) -> None:
@@ -284,33 +278,13 @@ def check_same(layout: ProcessLayout, what: str, fingerprint: str) -> None:
     """
     if not layout.several:
         return
-    import keras
+    from jax.experimental import multihost_utils
 
     value = np.array([int(hashlib.sha256(fingerprint.encode()).hexdigest()[:7], 16)], np.int32)
-    if keras.backend.backend() == "jax":
-        from jax.experimental import multihost_utils
-
-        values = np.asarray(multihost_utils.process_allgather(value)).ravel()
-    else:
-        values = _tensorflow_gather(value)
+    values = np.asarray(multihost_utils.process_allgather(value)).ravel()
     differ = [i for i, v in enumerate(values) if v != values[0]]
     if differ:
         raise ProcessError(
             f"process {', '.join(map(str, differ))} started with another {what} than process 0; "
             "start every process with the same command but --process-id"
         )
-
-
-def _tensorflow_gather(value: np.ndarray) -> np.ndarray:
-    strategy = tensorflow_strategy()
-    replicas = strategy.num_replicas_in_sync
-
-    def own_slot():
-        import tensorflow as tf
-
-        context = tf.distribute.get_replica_context()
-        slot = tf.one_hot(context.replica_id_in_sync_group, replicas, dtype=tf.int32)
-        return slot * value[0]
-
-    per_replica = np.asarray(strategy.reduce("SUM", strategy.run(own_slot), axis=None))
-    return per_replica[:: len(strategy.extended.worker_devices)]  # each worker's first replica

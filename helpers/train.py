@@ -38,7 +38,14 @@ from helpers.data import load_groove_4bar
 from helpers.device import describe_precision, detect
 from helpers.midi_folder import folder_windows
 from helpers.model import GrooVAE
-from helpers.processes import ProcessLayout, check_same, join, wait_for_all
+from helpers.processes import (
+    ProcessLayout,
+    add_process_flags,
+    check_same,
+    join,
+    joined_layout,
+    wait_for_all,
+)
 from helpers.runs import (
     CHECKPOINT_DIR,
     HISTORY_COLUMNS,
@@ -422,7 +429,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--devices", type=int, default=1, help="local devices sharing each batch (jax, tensorflow)"
     )
+    add_process_flags(parser)
     args = parser.parse_args(argv)
+    layout = joined_layout(args)  # before run_config asks the backend for its devices
     config = run_config(args.config, args.run_dir, args.precision)
     options = TrainOptions(
         batch_size=args.batch_size,
@@ -430,6 +439,7 @@ def main(argv: list[str] | None = None) -> None:
         devices=args.devices,
         init_from=args.init_from,
         continue_step=args.continue_step,
+        processes=layout,
     )
     windows = None  # GMD's splits
     if args.midi_dir:  # the folder's, and a batch lowered to fit them when they are few

@@ -17,6 +17,7 @@ CHAIN = (
     "constants",
     "config",
     "device",
+    "processes",
     "audio",
     "metrics",
     "converter",
