@@ -23,10 +23,12 @@ import numpy as np
 
 # A process waits this long for the coordinator and for the others to join; GROOVAE_JOIN_TIMEOUT
 # (seconds) sets another, e.g. while the other machines still start.
-JOIN_TIMEOUT_S = float(os.environ.get("GROOVAE_JOIN_TIMEOUT", 60))
+JOIN_TIMEOUT_S = int(os.environ.get("GROOVAE_JOIN_TIMEOUT", 60))
 # A process that stops (killed, out of memory) is noticed by JAX's coordination service within
 # this, and every other process ends with a line naming the stopped one ("tasks are unhealthy").
-HEARTBEAT_TIMEOUT_S = 10
+# A process starved of CPU for as long is taken for stopped too: 10 s was, on two cores with a load
+# of 30. GROOVAE_HEARTBEAT_TIMEOUT (seconds) sets another.
+HEARTBEAT_TIMEOUT_S = int(os.environ.get("GROOVAE_HEARTBEAT_TIMEOUT", 30))
 # At exit each process waits this long for the others to finish too (JAX's shutdown barrier).
 SHUTDOWN_TIMEOUT_S = 30
 AUTO = "auto"  # --coordinator auto: JAX finds the layout itself (a Cloud TPU pod slice, SLURM)

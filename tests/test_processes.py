@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 from conftest import require_backends
 
-from helpers import runs
+from helpers import processes, runs
 from helpers.processes import HEARTBEAT_TIMEOUT_S, ProcessError, ProcessLayout, layout_from
 
 JOB = Path(__file__).with_name("process_job.py")
@@ -46,6 +46,10 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+# The parity runs take no process starved of CPU on a busy machine for a stopped one.
+PATIENT = {"GROOVAE_HEARTBEAT_TIMEOUT": "300"}
+
+
 def start(backend: str, run_dir: Path, steps: int, *flags: str, env: dict | None = None):
     """One process of the tiny run, its stdout and stderr in files beside the run folder."""
     log = run_dir.parent / f"{run_dir.name}-{time.monotonic_ns()}"
@@ -60,7 +64,7 @@ def start(backend: str, run_dir: Path, steps: int, *flags: str, env: dict | None
     return process, log
 
 
-def start_processes(backend: str, run_dir: Path, steps: int, count: int) -> list:
+def start_processes(backend: str, run_dir: Path, steps: int, count: int, env=None) -> list:
     coordinator = f"127.0.0.1:{free_port()}"
     return [
         start(
@@ -69,6 +73,7 @@ def start_processes(backend: str, run_dir: Path, steps: int, count: int) -> list
             steps,
             *("--coordinator", coordinator, "--num-processes", str(count)),
             *("--process-id", str(i)),
+            env=env,
         )
         for i in range(count)
     ]
@@ -95,8 +100,8 @@ def jax_runs(tmp_path_factory):
     2-process run on another port to step 2, then resumed to step 4 by one process."""
     require_backends("jax")
     root = tmp_path_factory.mktemp("jax-processes")
-    two = start_processes("jax", root / "two", 4, 2)
-    other = start_processes("jax", root / "other", 2, 2)
+    two = start_processes("jax", root / "two", 4, 2, PATIENT)
+    other = start_processes("jax", root / "other", 2, 2, PATIENT)
     two_devices = start(
         "jax",
         root / "two_devices",
@@ -223,6 +228,7 @@ def test_processes_started_with_other_settings_are_refused(tmp_path):
             tmp_path / "run",
             steps,
             *("--coordinator", coordinator, "--num-processes", "2", "--process-id", str(i)),
+            env=PATIENT,
         )
         for i, steps in enumerate((4, 6))
     ]
@@ -234,3 +240,17 @@ def test_processes_started_with_other_settings_are_refused(tmp_path):
             "error: process 1 started with another config, --steps or newest checkpoint than "
             "process 0; start every process with the same command but --process-id"
         )
+
+
+def test_several_processes_on_tensorflow_are_refused():
+    with pytest.raises(ProcessError, match="several processes train on the jax backend"):
+        processes.join(ProcessLayout(2, 1, "127.0.0.1:1"), "tensorflow")
+
+
+def test_train_command_refuses_a_layout_before_any_write(tmp_path):
+    from helpers import train
+
+    args = ["--config", "tiny", "--steps", "2", "--run-dir", str(tmp_path / "run")]
+    with pytest.raises(ProcessError, match="needs --coordinator"):
+        train.main([*args, "--num-processes", "2", "--process-id", "1"])
+    assert not (tmp_path / "run").exists()
