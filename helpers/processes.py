@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import inspect
 import json
 import os
 import socket
@@ -247,13 +248,16 @@ def _join_jax(layout: ProcessLayout, timeout_s: float) -> ProcessLayout:
             "num_processes": layout.num_processes,
             "process_id": layout.process_id,
         }
+    limits = {
+        "initialization_timeout": int(timeout_s),
+        "heartbeat_timeout_seconds": HEARTBEAT_TIMEOUT_S,
+        "shutdown_timeout_seconds": SHUTDOWN_TIMEOUT_S,
+    }
+    # JAX versions older than this one's (Colab's may be) lack some: those keep JAX's defaults.
+    accepted = inspect.signature(jax.distributed.initialize).parameters
+    arguments.update({k: v for k, v in limits.items() if k in accepted})
     try:
-        jax.distributed.initialize(
-            **arguments,
-            initialization_timeout=int(timeout_s),
-            heartbeat_timeout_seconds=HEARTBEAT_TIMEOUT_S,
-            shutdown_timeout_seconds=SHUTDOWN_TIMEOUT_S,
-        )
+        jax.distributed.initialize(**arguments)
     except RuntimeError as error:
         raise ProcessError(
             f"JAX could not join the others ({error}); join before anything computes, e.g. in "

@@ -2,8 +2,9 @@
 one device each, JAX's gloo collectives), against one process on one and on two devices; a resume
 on another process count; a killed worker; a coordinator nobody listens on; layouts refused.
 
-Each process is tests/process_job.py. Cost: about 10 s of CPU per JAX process started (imports
-and compiles), 11 processes in all.
+Each process is tests/process_job.py. Cost: 200 s of CPU (user and system, its processes
+included) measured for the four tests that start processes, on 2 cores under a load of 20 to 40;
+the two-process refusal, about 25 s more, is marked slow.
 """
 
 import json
@@ -219,6 +220,7 @@ def test_layout_from_tf_config_and_each_process_rows():
         layout.rows(10)
 
 
+@pytest.mark.slow  # two more JAX processes, about 25 s of CPU
 def test_processes_started_with_other_settings_are_refused(tmp_path):
     require_backends("jax")
     coordinator = f"127.0.0.1:{free_port()}"
