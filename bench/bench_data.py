@@ -11,7 +11,7 @@ from conditions import run_watched
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from helpers import constants, data, device  # noqa: E402
-from helpers.config import add_data_dir
+from helpers.cli import add_data_dir
 
 
 def main(argv: list[str] | None = None) -> None:

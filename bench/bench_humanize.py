@@ -19,7 +19,7 @@ import numpy as np  # noqa: E402
 from conditions import run_watched  # noqa: E402
 
 from helpers import device  # noqa: E402
-from helpers.config import add_data_dir
+from helpers.cli import add_data_dir
 from helpers.constants import HITS, MAX_MIDI_VELOCITY, OFFSETS, VELOCITIES  # noqa: E402
 from helpers.converter import encoder_inputs  # noqa: E402
 from helpers.data import load_groove_4bar  # noqa: E402

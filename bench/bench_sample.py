@@ -23,7 +23,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from helpers import device  # noqa: E402
-from helpers.config import add_data_dir, get_config  # noqa: E402
+from helpers.cli import add_data_dir  # noqa: E402
+from helpers.config import get_config  # noqa: E402
 from helpers.sample import TrainedModel  # noqa: E402
 from helpers.train import TrainOptions, train  # noqa: E402
 

@@ -36,8 +36,9 @@ import numpy as np  # noqa: E402
 from conditions import run_watched  # noqa: E402
 
 from helpers import device  # noqa: E402
-from helpers.bundles import PRETRAINED_DIR, TOOL_FIGURES, PretrainedError  # noqa: E402
-from helpers.config import ConverterConfig, add_data_dir, add_outputs_dir  # noqa: E402
+from helpers.bundles import PRETRAINED_DIR, TOOL_FIGURES, BundleError  # noqa: E402
+from helpers.cli import add_data_dir, add_outputs_dir  # noqa: E402
+from helpers.config import ConverterConfig  # noqa: E402
 from helpers.constants import (  # noqa: E402
     DRUM_CLASS_NAMES,
     HITS,
@@ -353,7 +354,7 @@ def main(argv: list[str] | None = None) -> None:
         except MagentaError as error:
             print(f"{tool}: not possible here: {error}")
             continue
-        except (SampleError, RunError, PretrainedError) as error:
+        except (SampleError, RunError, BundleError) as error:
             print(f"{tool}: no model: {error}")
             continue
         print(f"{tool}: model: {model.source}")

@@ -30,7 +30,8 @@ from conditions import Conditions  # noqa: E402
 from magenta_side import MagentaStepper, StepWorker, batch_rows, serve  # noqa: E402
 
 from helpers import device  # noqa: E402
-from helpers.config import add_data_dir, get_config  # noqa: E402
+from helpers.cli import add_data_dir  # noqa: E402
+from helpers.config import get_config  # noqa: E402
 from helpers.constants import GROOVE_DEPTH  # noqa: E402
 from helpers.data import load_groove_4bar  # noqa: E402
 

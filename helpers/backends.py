@@ -282,7 +282,7 @@ def refresh_evaluation(model) -> None:
         model.make_test_function(force=True)
 
 
-class ParallelError(Exception):
+class BackendError(Exception):
     """A device count this machine or backend cannot train on."""
 
 
@@ -306,32 +306,32 @@ def device_scope(
       layout: the processes sharing each global batch, joined already (helpers.processes.join).
 
     Raises:
-      ParallelError: fewer devices than asked, a batch that does not split evenly, PyTorch, or
+      BackendError: fewer devices than asked, a batch that does not split evenly, PyTorch, or
         a device count given with several processes.
     """
     layout = layout or ProcessLayout()
     if layout.several:
         if devices != 1:
-            raise ParallelError(
+            raise BackendError(
                 "with several processes each trains on all of its own devices; drop --devices"
             )
         return _processes_scope(layout, batch_size)
     if devices == 1:
         return contextlib.nullcontext()
     if devices < 1 or batch_size % devices:
-        raise ParallelError(
+        raise BackendError(
             f"a global batch of {batch_size} does not split over {devices} devices; "
             "pick a batch size that is a multiple of the device count"
         )
     backend = keras.backend.backend()
     if backend == "torch":
-        raise ParallelError(
+        raise BackendError(
             "data parallel training runs on the jax and tensorflow backends; set "
             "KERAS_BACKEND=jax (or tensorflow) or train on one device"
         )
     found = keras.distribution.list_devices() if backend == "jax" else _tensorflow_devices()
     if len(found) < devices:
-        raise ParallelError(
+        raise BackendError(
             f"asked for {devices} devices but the {backend} backend sees {len(found)} "
             f"({', '.join(found)}); lower --devices"
         )
@@ -346,7 +346,7 @@ def _processes_scope(layout: ProcessLayout, batch_size: int) -> contextlib.Abstr
     """Keras's DataParallel over the devices of every JAX process (helpers.processes.join)."""
     found = keras.distribution.list_devices()
     if batch_size % len(found):
-        raise ParallelError(
+        raise BackendError(
             f"a global batch of {batch_size} does not split over the {len(found)} devices of "
             f"{layout.num_processes} processes; pick a multiple of {len(found)}"
         )

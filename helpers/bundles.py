@@ -20,7 +20,7 @@ MAX_BUNDLE_BYTES = 10 * 1024 * 1024
 FLOAT16_MAX = float(np.finfo(np.float16).max)
 
 
-class PretrainedError(Exception):
+class BundleError(Exception):
     """A bundle that is missing, unknown, damaged, or does not fit its config."""
 
 
@@ -34,12 +34,12 @@ def bundle_dir(name: str, root: str | os.PathLike = PRETRAINED_DIR) -> Path:
     """The folder of bundle `name`.
 
     Raises:
-      PretrainedError: no bundle of that name, listing the ones there are.
+      BundleError: no bundle of that name, listing the ones there are.
     """
     folder = Path(root) / name
     if not (folder / WEIGHTS_FILE).exists() or not (folder / CONFIG_FILE).exists():
         known = ", ".join(bundled_names(root)) or "none"
-        raise PretrainedError(
+        raise BundleError(
             f"no bundled model {name!r} in {root} (needs {WEIGHTS_FILE} and {CONFIG_FILE}); "
             f"bundled: {known}"
         )
@@ -53,13 +53,13 @@ def save_weights(model: GrooVAE, path: str | os.PathLike, step: int) -> Path:
     encode or decode, and float16 halves the size at a rounding error of about 1e-3 relative.
 
     Raises:
-      PretrainedError: a weight too large for float16.
+      BundleError: a weight too large for float16.
     """
     arrays = {}
     for i, variable in enumerate(model.trainable_variables):
         value = np.asarray(variable, np.float32)
         if np.abs(value).max() > FLOAT16_MAX:
-            raise PretrainedError(f"{variable.path} exceeds float16's range; cannot bundle it")
+            raise BundleError(f"{variable.path} exceeds float16's range; cannot bundle it")
         arrays[f"weight_{i:04d}"] = value.astype(np.float16)
     arrays["paths"] = np.array([v.path for v in model.trainable_variables])
     arrays["step"] = np.array(step, np.int64)
@@ -76,28 +76,28 @@ def load_weights(model: GrooVAE, path: str | os.PathLike) -> int:
       The step the weights were trained to.
 
     Raises:
-      PretrainedError: the file is missing, truncated or not a bundle, or does not fit the model.
+      BundleError: the file is missing, truncated or not a bundle, or does not fit the model.
     """
     path = Path(path)
     if not path.exists():
-        raise PretrainedError(
+        raise BundleError(
             f"{path} is missing; restore it (git checkout -- {path}) or re-export the bundle"
         )
     try:
         with np.load(path) as saved:
             arrays = {name: saved[name] for name in saved.files}
     except (OSError, ValueError, EOFError, zipfile.BadZipFile) as error:
-        raise PretrainedError(
+        raise BundleError(
             f"{path} is damaged or truncated ({type(error).__name__}: {error}); restore it "
             f"(git checkout -- {path}; with Git LFS, git lfs pull) or re-export the bundle"
         ) from error
     variables = model.trainable_variables
     names = sorted(k for k in arrays if k.startswith("weight_"))
     if "step" not in arrays or "paths" not in arrays or len(names) != len(variables):
-        raise PretrainedError(f"{path} is not a bundle of this model's weights")
+        raise BundleError(f"{path} is not a bundle of this model's weights")
     for variable, name, saved_path in zip(variables, names, arrays["paths"]):
         if tuple(arrays[name].shape) != tuple(variable.shape):
-            raise PretrainedError(
+            raise BundleError(
                 f"{path}: {saved_path} has shape {arrays[name].shape}, the config's model "
                 f"{tuple(variable.shape)}; weights and config.json are from different models"
             )
@@ -109,13 +109,13 @@ def load_bundle(name: str, root: str | os.PathLike = PRETRAINED_DIR) -> tuple[Gr
     """The bundled GrooVAE `name`, float32, and the step it was trained to.
 
     Raises:
-      PretrainedError: unknown name, damaged weights or config.
+      BundleError: unknown name, damaged weights or config.
     """
     folder = bundle_dir(name, root)
     try:
         config = GrooVAEConfig.read(folder / CONFIG_FILE)
     except (ValueError, KeyError, TypeError) as error:
-        raise PretrainedError(f"{folder / CONFIG_FILE} is not a GrooVAE config: {error}") from error
+        raise BundleError(f"{folder / CONFIG_FILE} is not a GrooVAE config: {error}") from error
     # float32 compute whatever the run trained with: the weights are stored at float16 either way.
     model = GrooVAE(with_overrides(config, precision="float32"))
     return model, load_weights(model, folder / WEIGHTS_FILE)

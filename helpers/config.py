@@ -1,18 +1,13 @@
-"""Frozen dataclass configs for the converter, the model and training, CONFIG_MAP, and the command
-lines' shared flags (each spelled once, Magenta's spellings as aliases)."""
+"""Frozen dataclass configs for the converter, the model and training, and CONFIG_MAP: every
+registered config by name (Magenta's own and this project's variants)."""
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
 import os
-import sys
 import typing
-from collections.abc import Callable
 from dataclasses import dataclass, field
-
-from helpers.constants import OUTPUTS_DIR, SOUNDFONT_ENV
 
 # --precision: helpers.device resolves auto; the rest are TrainConfig.precision's values.
 PRECISIONS = ("auto", "float32", "bfloat16", "float16")
@@ -233,139 +228,3 @@ def get_config(name: str, /, **overrides: typing.Any) -> GrooVAEConfig:
     if name not in CONFIG_MAP:
         raise KeyError(f"unknown config {name!r}; registered: {sorted(CONFIG_MAP)}")
     return with_overrides(CONFIG_MAP[name], **overrides)
-
-
-DATA_DIR_ENV = "GROOVE_DATA_DIR"  # a GMD folder (or its zip) the user keeps
-
-
-def data_dir_from_env() -> str | None:
-    """$GROOVE_DATA_DIR, or None: where the user keeps GMD (else the user cache, or download)."""
-    return os.environ.get(DATA_DIR_ENV) or None
-
-
-def command_parser(module: str, doc: str) -> argparse.ArgumentParser:
-    """The parser of `python -m helpers.<module>`, described by its docstring's first line."""
-    return argparse.ArgumentParser(
-        prog=f"python -m helpers.{module}", description=doc.split("\n")[0]
-    )
-
-
-def add_run_dir(parser: argparse.ArgumentParser, *aliases: str, **kwargs) -> None:
-    """--run-dir (Magenta's --run_dir): a run folder, config.json + history.csv + checkpoints/.
-
-    Args:
-      aliases: the spellings this command line took before (e.g. --out, --checkpoint).
-      kwargs: for add_argument (required=, help=).
-    """
-    kwargs.setdefault("help", "run folder: config.json, history.csv, checkpoints/")
-    parser.add_argument("--run-dir", "--run_dir", *aliases, dest="run_dir", **kwargs)
-
-
-def add_outputs_dir(parser: argparse.ArgumentParser, *aliases: str) -> None:
-    """--outputs-dir: the folder holding cache/, runs/ and samples/ (default the repository's)."""
-    parser.add_argument(
-        "--outputs-dir",
-        "--outputs_dir",
-        *aliases,
-        dest="outputs_dir",
-        default=str(OUTPUTS_DIR),
-        help="folder holding cache/, runs/ and samples/ (default: %(default)s)",
-    )
-
-
-def add_data_dir(parser: argparse.ArgumentParser) -> None:
-    """--data-dir: GMD's folder or zip; default $GROOVE_DATA_DIR, else the user cache or download."""
-    parser.add_argument(
-        "--data-dir",
-        "--data_dir",
-        dest="data_dir",
-        default=data_dir_from_env(),
-        help=f"Groove MIDI Dataset folder or zip (default: ${DATA_DIR_ENV}, else download once)",
-    )
-
-
-def add_soundfont(parser: argparse.ArgumentParser) -> None:
-    """--soundfont: a General MIDI .sf2 for the .wav files; default $GROOVAE_SOUNDFONT."""
-    parser.add_argument(
-        "--soundfont",
-        default=os.environ.get(SOUNDFONT_ENV) or None,
-        help=f"General MIDI .sf2 for the audio (default: ${SOUNDFONT_ENV}, else the system's)",
-    )
-
-
-def add_num(parser: argparse.ArgumentParser, default: int, help: str) -> None:
-    """--num (Magenta's --num_outputs): how many grooves."""
-    parser.add_argument("--num", "--num_outputs", dest="num", type=int, default=default, help=help)
-
-
-def add_training(parser: argparse.ArgumentParser, required: bool) -> None:
-    """--config, --steps (Magenta's --num_steps), --batch-size and --precision.
-
-    Args:
-      required: --config and --steps must be given; else groovae_4bar and its own steps.
-    """
-    parser.add_argument(
-        "--config",
-        required=required,
-        default=None if required else "groovae_4bar",
-        choices=sorted(CONFIG_MAP),
-        metavar="CONFIG",
-        help="a CONFIG_MAP name, e.g. groovae_4bar",
-    )
-    parser.add_argument(
-        "--steps",
-        "--num_steps",
-        dest="steps",
-        type=int,
-        required=required,
-        help="total steps to reach; a rerun continues",
-    )
-    parser.add_argument("--batch-size", type=int)
-    parser.add_argument(
-        "--precision",
-        choices=PRECISIONS,
-        default="auto",
-        help="compute precision (variables stay float32; float16 scales the loss); auto: a run "
-        "being continued keeps its own, a new one takes bfloat16 where the hardware has native "
-        "bf16 units, float16 on GPUs with float16 tensor cores only (T4, V100), else float32",
-    )
-
-
-# Errors a user's own paths cause, besides the project's: an output name taken (nothing is ever
-# overwritten) or a folder the user may not write to.
-PATH_ERRORS = (FileExistsError, PermissionError)
-
-
-def is_user_error(error: BaseException) -> bool:
-    """An error whose message is all the user needs: one of the project's own (an `...Error`
-    class defined in helpers/, e.g. TrainError, SampleError, DatasetNotFoundError) or a PATH_ERRORS
-    one. Anything else is a bug, and its traceback is what fixes it."""
-    return isinstance(error, PATH_ERRORS) or any(
-        _module_of(cls).partition(".")[0] == "helpers" and cls.__name__.endswith("Error")
-        for cls in type(error).__mro__
-    )
-
-
-def _module_of(cls: type) -> str:
-    """The module defining `cls`, by its own name also when `python -m` runs it as __main__."""
-    if cls.__module__ != "__main__":
-        return cls.__module__
-    spec = getattr(sys.modules.get("__main__"), "__spec__", None)
-    return spec.name if spec else "__main__"
-
-
-def run_command(main: Callable[[], object]) -> None:
-    """Runs a command line's `main` as `python -m helpers.<module>` does: a user error ends it
-    with status 1 and one line, `error: ...`, on stderr; Ctrl-C with status 130; a bug keeps its
-    traceback.
-    """
-    try:
-        main()
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        raise SystemExit(130) from None
-    except Exception as error:
-        if not is_user_error(error):
-            raise
-        print("error: " + " ".join(str(error).split()), file=sys.stderr)
-        raise SystemExit(1) from None

@@ -63,6 +63,7 @@ GROOVE_DEPTH = 3 * NUM_DRUM_CLASSES  # 27
 MIDI_DRUM_CHANNEL = 9  # channel 10 in 1-based MIDI numbering
 MAX_MIDI_VELOCITY = 127
 SOUNDFONT_ENV = "GROOVAE_SOUNDFONT"  # a General MIDI .sf2 the user prefers
+DATA_DIR_ENV = "GROOVE_DATA_DIR"  # a GMD folder (or its zip) the user keeps
 DEFAULT_QPM = 120.0  # Magenta writes every decoded groove at 120 quarter notes per minute
 # The fastest tempo a groove may have, in quarter notes per minute: a file above it has a broken
 # tempo (MIDI's fastest, 1 microsecond a quarter, is 60,000,000) that would cram every note into

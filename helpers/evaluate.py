@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from helpers.config import add_data_dir, add_run_dir, command_parser
+from helpers.cli import add_data_dir, add_run_dir, command_parser
 from helpers.constants import DEFAULT_QPM, HITS
 from helpers.converter import GrooveConverter, encoder_inputs
 from helpers.metrics import (
@@ -352,6 +352,6 @@ def main(argv: list[str] | None = None) -> dict:
 
 
 if __name__ == "__main__":
-    from helpers.config import run_command
+    from helpers.cli import run_command
 
     run_command(main)

@@ -3,7 +3,7 @@
 One command writes pretrained/<name>/ (float16 weights, config.json, history.csv, metrics.json,
 MODEL_CARD.md, training_curves.png, samples.png), the five committed grooves under
 outputs/samples/<name>-pretrained-T0.5-seed0-120bpm/ (MIDI and pianoroll, no audio) and the
-README's Results block, so a later checkpoint is shipped by running it again.
+bundle's block on docs/results.md, so a later checkpoint is shipped by running it again.
 
 `--format magenta-js` or `--format magenta-tf1` writes a run (or, with --bundled, a bundled
 model) in Magenta's formats instead: a folder for magenta-js's MusicVAE, or a TF1 checkpoint
@@ -12,6 +12,7 @@ and .tar for Magenta's TrainedModel.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
@@ -22,7 +23,8 @@ import numpy as np
 import pandas as pd
 
 from helpers import bundles, constants, device, magenta, magenta_js, render
-from helpers.config import CONFIG_FILE, GrooVAEConfig, add_data_dir, add_run_dir, command_parser
+from helpers.cli import add_data_dir, add_run_dir, command_parser
+from helpers.config import CONFIG_FILE, GrooVAEConfig
 from helpers.constants import DEFAULT_QPM, OUTPUTS_DIR
 from helpers.converter import GrooveConverter, encoder_inputs
 from helpers.data import GrooveSplit, load_groove_4bar_split
@@ -31,7 +33,7 @@ from helpers.render import NUM_GROOVES, save_grooves
 from helpers.runs import CHECKPOINT_DIR, HISTORY_FILE, checkpoint_step, restore_model
 from helpers.sample import TrainedModel
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+RESULTS_PAGE = Path(__file__).resolve().parents[1] / "docs" / "results.md"
 RESULTS_BEGIN = "<!-- bundled results: written by python -m helpers.export; edit there -->"
 RESULTS_END = "<!-- end of bundled results -->"
 EXPORTED_BY = "helpers.export"
@@ -45,7 +47,7 @@ ZIP_COMMENT = b"groovae-drum-lab: Magenta export"  # marks a .zip magenta_zip ma
 
 
 class ExportError(Exception):
-    """A run, checkpoint, bundle folder or README that an export cannot use as asked."""
+    """A run, checkpoint, bundle folder or results page that an export cannot use as asked."""
 
 
 def find_checkpoint(run_dir: Path, step: int | None, search_dirs: tuple[Path, ...] = ()) -> Path:
@@ -129,17 +131,39 @@ def _milestones(
     return found
 
 
-def _replace_results(readme: Path, block: str) -> str:
-    """The README text with the block between the results markers replaced.
+def _replace_results(page: Path, block: str) -> str:
+    """The page's text with the block between the results markers replaced.
 
     Raises:
       ExportError: the markers are missing or out of order.
     """
-    text = readme.read_text()
+    text = page.read_text()
     begin, end = text.find(RESULTS_BEGIN), text.find(RESULTS_END)
     if begin < 0 or end < begin:
-        raise ExportError(f"{readme} lacks the lines {RESULTS_BEGIN!r} ... {RESULTS_END!r}")
+        raise ExportError(f"{page} lacks the lines {RESULTS_BEGIN!r} ... {RESULTS_END!r}")
     return text[: begin + len(RESULTS_BEGIN)] + "\n" + block + "\n" + text[end:]
+
+
+def write_results(folder: str | os.PathLike, page: str | os.PathLike = RESULTS_PAGE) -> None:
+    """Rewrites the block between the results markers on `page` (docs/results.md) from the
+    bundle's own files: config.json, history.csv and metrics.json.
+
+    Raises:
+      ExportError: the page lacks the markers.
+    """
+    folder, page = Path(folder), Path(page)
+    _replace_results(page, "")  # refuse before reading anything
+    figures = {
+        key: Path(os.path.relpath(folder / file, page.parent)).as_posix()
+        for key, file in bundles.FIGURES.items()
+    }
+    block = bundles.results_markdown(
+        GrooVAEConfig.read(folder / CONFIG_FILE),
+        pd.read_csv(folder / HISTORY_FILE),
+        json.loads((folder / "metrics.json").read_text()),
+        figures,
+    )
+    page.write_text(_replace_results(page, block))
 
 
 def _write_samples(
@@ -161,52 +185,64 @@ def _write_samples(
     return midi_paths
 
 
-def export(
-    run_dir: str | os.PathLike,
-    name: str,
-    step: int | None = None,
-    root: str | os.PathLike = bundles.PRETRAINED_DIR,
-    outputs_dir: str | os.PathLike = OUTPUTS_DIR,
-    readme: str | os.PathLike | None = README,
-    search_dirs: tuple[str | os.PathLike, ...] = (),
-    milestone_steps: tuple[int, ...] = MILESTONE_STEPS,
-    data_dir: str | os.PathLike | None = None,
-    splits: tuple[GrooveSplit, GrooveSplit] | None = None,
-    trained_on: str | None = None,
-    num_samples: int = 1000,
-    overwrite: bool = False,
-) -> Path:
-    """Writes a run's checkpoint as bundle `name`, with its metrics, card, figures and grooves.
+@dataclasses.dataclass(frozen=True)
+class BundleOptions:
+    """How export() makes a bundle; the defaults are `python -m helpers.export --run-dir RUN`'s.
+
+    Attributes:
+      step: the checkpoint to export; the newest if None.
+      root: the folder of bundles (pretrained/); the bundle goes to root/<name>.
+      outputs_dir: where the five grooves go (outputs_dir/samples/...).
+      search_dirs: more folders of ckpt-<step>.npz files (e.g. kept milestones).
+      milestone_steps: earlier steps to evaluate too, where their checkpoints exist.
+      data_dir: GMD's folder (default $GROOVE_DATA_DIR, else the user cache or download).
+      splits: (test, train) GrooveSplits instead of GMD's.
+      trained_on: the training machine in words; default this machine's CPU.
+      num_samples: samples per set in the metrics.
+      overwrite: replace a bundle folder this exporter did not write.
+    """
+
+    step: int | None = None
+    root: str | os.PathLike = bundles.PRETRAINED_DIR
+    outputs_dir: str | os.PathLike = OUTPUTS_DIR
+    search_dirs: tuple[str | os.PathLike, ...] = ()
+    milestone_steps: tuple[int, ...] = MILESTONE_STEPS
+    data_dir: str | os.PathLike | None = None
+    splits: tuple[GrooveSplit, GrooveSplit] | None = None
+    trained_on: str | None = None
+    num_samples: int = 1000
+    overwrite: bool = False
+
+
+def export(run_dir: str | os.PathLike, name: str, options: BundleOptions | None = None) -> Path:
+    """Writes a run's checkpoint as bundle `name`, with its metrics, card, figures and grooves
+    (write_results then puts its figures on docs/results.md).
 
     Args:
       run_dir: a run folder (config.json, history.csv, checkpoints/).
-      name: the bundle's name, its folder under `root`.
-      step: the checkpoint to export; the newest if None.
-      readme: the README whose Results block to rewrite; None leaves it alone.
-      search_dirs: more folders of ckpt-<step>.npz files (e.g. kept milestones).
-      milestone_steps: earlier steps to evaluate too, where their checkpoints exist.
-      splits: (test, train) GrooveSplits instead of GMD's, read from `data_dir`.
-      trained_on: the training machine in words; default this machine's CPU.
-      overwrite: replace a bundle folder this exporter did not write.
+      name: the bundle's name, its folder under `options.root`.
+      options: which checkpoint, where to, on which data; None: BundleOptions()'s defaults.
 
     Returns:
       The bundle folder.
 
     Raises:
-      ExportError: no such checkpoint, a foreign bundle in the way, a README without markers.
+      ExportError: no such checkpoint, or a foreign bundle in the way.
     """
+    options = options or BundleOptions()
+    step, root, outputs_dir = options.step, options.root, options.outputs_dir
+    splits, num_samples = options.splits, options.num_samples
     run_dir, folder = Path(run_dir), Path(root) / name
-    search_dirs = tuple(Path(d) for d in search_dirs)
+    search_dirs = tuple(Path(d) for d in options.search_dirs)
     checkpoint = find_checkpoint(run_dir, step, search_dirs)
     step = checkpoint_step(checkpoint)
-    previous = _claim(folder, overwrite)
-    readme = Path(readme) if readme is not None else None
-    if readme is not None:
-        _replace_results(readme, "")  # refuse before the long part, not after it
+    previous = _claim(folder, options.overwrite)
     if splits is None:  # GMD in the run's own 2- or 4-bar cut
         run_config = GrooVAEConfig.read(run_dir / CONFIG_FILE)
         converter = GrooveConverter.from_config(run_config.converter)
-        splits = tuple(load_groove_4bar_split(s, data_dir, converter) for s in ("test", "train"))
+        splits = tuple(
+            load_groove_4bar_split(s, options.data_dir, converter) for s in ("test", "train")
+        )
 
     folder.mkdir(parents=True, exist_ok=True)
     weights = folder / bundles.WEIGHTS_FILE
@@ -227,7 +263,7 @@ def export(
                 "name": name,
                 "step": step,
                 "checkpoint": checkpoint.name,
-                "trained_on": trained_on
+                "trained_on": options.trained_on
                 or f"{device.cpu_info().describe()}, {os.cpu_count()} cores",
                 "seed": SAMPLES_SEED,
                 "num_samples": num_samples,
@@ -235,7 +271,7 @@ def export(
                 "check": reference_losses(groovae.model, splits[0].outputs),
             },
             "milestones": _milestones(
-                run_dir, search_dirs, milestone_steps, step, previous, splits, num_samples
+                run_dir, search_dirs, options.milestone_steps, step, previous, splits, num_samples
             ),
         }
     )
@@ -249,13 +285,6 @@ def export(
     (folder / "MODEL_CARD.md").write_text(
         bundles.model_card(trained, history, metrics, tool_figures)
     )
-    if readme is not None:
-        figures = {
-            key: Path(os.path.relpath(folder / file, readme.parent)).as_posix()
-            for key, file in bundles.FIGURES.items()
-        }
-        block = bundles.results_markdown(trained, history, metrics, figures)
-        readme.write_text(_replace_results(readme, block))
     size = bundles.bundle_bytes(folder)
     if size > bundles.MAX_BUNDLE_BYTES:
         raise ExportError(f"{folder} is {size / 2**20:.1f} MiB, over the 10 MiB a bundle may take")
@@ -347,7 +376,9 @@ def main(argv: list[str] | None = None) -> Path:
     )
     add_data_dir(parser)
     parser.add_argument("--trained-on", help="training machine in words (default: this CPU)")
-    parser.add_argument("--no-readme", action="store_true", help="leave README.md alone")
+    parser.add_argument(
+        "--no-results-page", action="store_true", help="leave docs/results.md alone"
+    )
     parser.add_argument(
         "--overwrite", action="store_true", help="replace a bundle this exporter did not write"
     )
@@ -367,21 +398,23 @@ def main(argv: list[str] | None = None) -> Path:
         return folder
     if args.run_dir is None:
         parser.error("the bundle format takes --run-dir")
-    folder = export(
-        args.run_dir,
-        args.name,
-        args.step,
-        readme=None if args.no_readme else README,
+    if not args.no_results_page:
+        _replace_results(RESULTS_PAGE, "")  # refuse before the long part, not after it
+    options = BundleOptions(
+        step=args.step,
         search_dirs=tuple(args.milestones),
         data_dir=args.data_dir,
         trained_on=args.trained_on,
         overwrite=args.overwrite,
     )
+    folder = export(args.run_dir, args.name, options)
+    if not args.no_results_page:
+        write_results(folder)
     print(f"bundled {folder} ({bundles.bundle_bytes(folder) / 2**20:.1f} MiB)")
     return folder
 
 
 if __name__ == "__main__":
-    from helpers.config import run_command
+    from helpers.cli import run_command
 
     run_command(main)

@@ -42,16 +42,18 @@ def find_gmd(
 ) -> Path:
     """Returns a folder holding GMD's info.csv and MIDI files.
 
-    Looks only at `data_dir` when given (a folder with info.csv, or a folder or path holding
-    groove-v1.0.0-midionly.zip, extracted once into the user cache); otherwise at the user
-    cache (~/.cache/groovae), and finally downloads the zip from `url` there, checking it
-    against `sha256`. The command lines and notebooks pass $GROOVE_DATA_DIR as `data_dir`.
+    Looks only at `data_dir` when given, or else at $GROOVE_DATA_DIR when set (a folder with
+    info.csv, or a folder or path holding groove-v1.0.0-midionly.zip, extracted once into the
+    user cache); otherwise at the user cache (~/.cache/groovae), and finally downloads the zip
+    from `url` there, checking it against `sha256`. The command lines' --data-dir is `data_dir`.
 
     Raises:
       DatasetNotFoundError: nothing found, and no download allowed or the download failed (the
         message says why; a failed download leaves nothing behind).
     """
     looked = []
+    if data_dir is None:
+        data_dir = os.environ.get(constants.DATA_DIR_ENV) or None
     # An explicit place that is wrong is an error, not a fallback.
     candidates = [Path(data_dir).expanduser() if data_dir is not None else USER_CACHE_DIR]
     for candidate in candidates:
@@ -70,7 +72,7 @@ def find_gmd(
         "Groove MIDI Dataset not found. Looked at:\n  "
         + "\n  ".join(looked)
         + "\nPass data_dir= a folder with info.csv and drummer*/ MIDI files, or the official "
-        f"{constants.GMD_ZIP_NAME}, or set GROOVE_DATA_DIR."
+        f"{constants.GMD_ZIP_NAME}, or set {constants.DATA_DIR_ENV}."
     )
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from helpers import gmd
-from helpers.config import CONFIG_MAP, GrooVAEConfig, get_config
+from helpers.config import CONFIG_MAP, MAGENTA_CONFIGS, GrooVAEConfig, get_config
 from helpers.constants import GROOVE_DEPTH
 from helpers.magenta_js import (
     MANIFEST,
@@ -40,15 +40,6 @@ RELEASED = {
 }
 RELEASES = {"groovae_2bar_hits_control_tfds": "groovae_2bar_hits_control"}  # config -> .tar
 MAGENTA_FORGET_BIAS = 1.0  # LSTMBlockCell adds it inside the cell; Keras keeps it in the bias
-# Our CONFIG_MAP names that Magenta's CONFIG_MAP has too, with the same network and converter.
-MAGENTA_CONFIGS = (
-    "groovae_4bar",
-    "groovae_2bar_humanize",
-    "groovae_2bar_tap_fixed_velocity",
-    "groovae_2bar_tap_fixed_velocity_note_dropout",
-    "groovae_2bar_add_closed_hh",
-    "groovae_2bar_hits_control_tfds",
-)
 WIDTHS = ("max_seq_len", "z_size", "enc_rnn_size", "dec_rnn_size")  # hparams that shape weights
 GLOBAL_STEP = "global_step"  # in Magenta's graph: its TrainedModel's Saver restores it too
 LOADER = "load_in_magenta.py"  # beside a TF1 export: Magenta's TrainedModel on it

@@ -309,7 +309,7 @@ def your_groove(
       {"yours", then each result's name: (NoteSequences, .mid paths)}.
 
     Raises:
-      GrooveError, SampleError: the file cannot be read or encoded (the message says why).
+      WindowingError, SampleError: the file cannot be read or encoded (the message says why).
     """
     groove = read_groove(path)
     results = {"yours": [groove]}

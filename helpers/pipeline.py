@@ -14,16 +14,17 @@ from __future__ import annotations
 from pathlib import Path
 
 from helpers import constants, data, runs, sample, train
-from helpers.config import (
+from helpers.cli import (
     add_data_dir,
     add_num,
     add_outputs_dir,
+    add_process_flags,
     add_soundfont,
     add_training,
     command_parser,
 )
 from helpers.device import describe_device, detect
-from helpers.processes import add_process_flags, joined_layout
+from helpers.processes import joined_layout
 from helpers.render import NUM_GROOVES
 from helpers.verbs import write_samples
 
@@ -77,6 +78,6 @@ def main(argv: list[str] | None = None) -> list[Path]:
 
 
 if __name__ == "__main__":
-    from helpers.config import run_command
+    from helpers.cli import run_command
 
     run_command(main)

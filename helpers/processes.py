@@ -151,20 +151,8 @@ def layout_from(
     return layout
 
 
-def add_process_flags(parser: argparse.ArgumentParser) -> None:
-    """--coordinator, --num-processes, --process-id: this process's place among several (JAX)."""
-    parser.add_argument(
-        "--coordinator",
-        metavar="HOST:PORT",
-        help="process 0's address, reachable by every process, to train one run over several "
-        "(KERAS_BACKEND=jax); 'auto' on a Cloud TPU pod slice. Default: $TF_CONFIG, else alone",
-    )
-    parser.add_argument("--num-processes", type=int, help="processes training the run together")
-    parser.add_argument("--process-id", type=int, help="this process, 0 to --num-processes - 1")
-
-
 def joined_layout(args: argparse.Namespace) -> ProcessLayout:
-    """The layout add_process_flags' flags give, this process joined to the others already (as
+    """The layout helpers.cli.add_process_flags' flags give, this process joined to the others already (as
     it must be before anything asks JAX for its devices).
 
     Raises:

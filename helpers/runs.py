@@ -371,7 +371,7 @@ def start_from(model: GrooVAE, init_from: str | os.PathLike) -> tuple[int, Path]
       (the step the weights were trained to, the folder holding their history.csv).
 
     Raises:
-      RunError, PretrainedError: no such run or bundle, or one of other sizes than `model`.
+      RunError, BundleError: no such run or bundle, or one of other sizes than `model`.
     """
     kind, _, name = str(init_from).partition(":")
     if kind == "pretrained":

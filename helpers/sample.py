@@ -1,17 +1,9 @@
 """Trained models and which one plays: sample, encode, decode, interpolate, in Magenta's surface.
 
-`python -m helpers.sample` is the verbs' command line (helpers/verbs.py) under the name
-Magenta's users know; the guard below hands over before this file defines anything, so the
-module runs once, as the library the command line imports.
+The groove tools' command line is `python -m helpers.verbs` (helpers/verbs.py).
 """
 
 from __future__ import annotations
-
-if __name__ == "__main__":
-    import runpy
-
-    runpy.run_module("helpers.verbs", run_name="__main__")
-    raise SystemExit
 
 import os
 from pathlib import Path
@@ -110,7 +102,7 @@ class TrainedModel:
 
     @classmethod
     def pretrained(cls, name: str = "groovae_4bar", root=PRETRAINED_DIR, **kwargs) -> TrainedModel:
-        """The model bundled in pretrained/<name>/, at float32 (PretrainedError lists the names)."""
+        """The model bundled in pretrained/<name>/, at float32 (BundleError lists the names)."""
         model, step = load_bundle(name, root)
         bundled = cls(model=model, step=step, **kwargs)
         bundled.label = f"{name}-pretrained"

@@ -23,15 +23,14 @@ from helpers.backends import (
     refresh_evaluation,
     train_on_batch,
 )
-from helpers.config import (
-    CONFIG_FILE,
-    GrooVAEConfig,
+from helpers.cli import (
     add_data_dir,
+    add_process_flags,
     add_run_dir,
     add_training,
     command_parser,
-    with_overrides,
 )
+from helpers.config import CONFIG_FILE, GrooVAEConfig, with_overrides
 from helpers.constants import GROOVE_DEPTH
 from helpers.converter import GrooveConverter, encoder_inputs
 from helpers.data import load_groove_4bar
@@ -40,7 +39,6 @@ from helpers.midi_folder import folder_windows
 from helpers.model import GrooVAE
 from helpers.processes import (
     ProcessLayout,
-    add_process_flags,
     check_same,
     join,
     joined_layout,
@@ -376,7 +374,7 @@ def train(
 
     Raises:
       TrainError: `out_dir` holds something else, or its checkpoint does not fit.
-      ParallelError: `devices` cannot be used on this machine or backend.
+      BackendError: `devices` cannot be used on this machine or backend.
       ProcessError: the processes cannot join, or were started with different settings.
     """
     options = options or TrainOptions()
@@ -450,6 +448,6 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    from helpers.config import run_command
+    from helpers.cli import run_command
 
     run_command(main)

@@ -26,7 +26,7 @@ import numpy as np
 
 from helpers import audio, constants
 from helpers.audio import RecordingError
-from helpers.config import add_num, add_outputs_dir, add_soundfont, command_parser
+from helpers.cli import add_num, add_outputs_dir, add_soundfont, command_parser
 from helpers.constants import (
     DEFAULT_QPM,
     HITS,
@@ -45,7 +45,7 @@ from helpers.sample import (
     TrainedModel,
     pick_model,
 )
-from helpers.windowing import GrooveError, Windows, cycle, load_midi, stitch
+from helpers.windowing import WindowingError, Windows, cycle, load_midi, stitch
 
 VERBS = tuple(VERB_CONFIGS)
 # How many inputs each verb takes: (fewest, most).
@@ -215,7 +215,7 @@ def _parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] not in (*VERBS, "-h", "--help"):
         argv.insert(0, "sample")
-    parser = command_parser(Path(sys.argv[0]).stem if __name__ == "__main__" else "verbs", __doc__)
+    parser = command_parser("verbs", __doc__)
     parser.add_argument("verb", choices=VERBS)
     parser.add_argument(
         "--output-dir",
@@ -272,7 +272,7 @@ def run(args: argparse.Namespace) -> tuple[list[Path], list[str]]:
       The .mid files written, and one line per input refused (its path and why).
 
     Raises:
-      SampleError, GrooveError: no model to use, or an interpolate or transfer input that
+      SampleError, WindowingError: no model to use, or an interpolate or transfer input that
         cannot be read or encoded.
       FileExistsError: an output name is taken (nothing of that set is written).
     """
@@ -296,7 +296,7 @@ def run(args: argparse.Namespace) -> tuple[list[Path], list[str]]:
             takes = versions(
                 args.verb, model, read_groove(path), args.num, args.temperature, args.seed, args.qpm
             )
-        except (SampleError, GrooveError, RecordingError) as error:
+        except (SampleError, WindowingError, RecordingError) as error:
             refused.append(f"{path}: {error}")
             continue
         written += save(takes, args.output_dir, f"{Path(path).stem}_{args.verb}")
@@ -308,7 +308,7 @@ def main(argv: list[str] | None = None) -> list[Path]:
 
     Raises:
       SampleError: some inputs were refused (after the others were written), each named with
-        its reason; and whatever `run` raises. helpers.config.run_command turns these into one
+        its reason; and whatever `run` raises. helpers.cli.run_command turns these into one
         `error:` line and status 1.
     """
     args = _parse_args(argv)
@@ -323,6 +323,6 @@ def main(argv: list[str] | None = None) -> list[Path]:
 
 
 if __name__ == "__main__":
-    from helpers.config import run_command
+    from helpers.cli import run_command
 
     run_command(main)

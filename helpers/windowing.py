@@ -28,7 +28,7 @@ from helpers.converter import GrooveConverter, Rejected, single_tempo
 NO_DRUM_NOTES = "no drum notes (nothing on MIDI channel 10)"
 
 
-class GrooveError(ValueError):
+class WindowingError(ValueError):
     """A MIDI file or NoteSequence that cannot be read as a groove, or a tempo it cannot take."""
 
 
@@ -108,13 +108,13 @@ def load_midi(path: str | os.PathLike) -> note_seq.NoteSequence:
     """Reads a MIDI file as a NoteSequence.
 
     Raises:
-      GrooveError: the file is missing or is not a readable MIDI file.
+      WindowingError: the file is missing or is not a readable MIDI file.
     """
     path = Path(path)
     try:
         return note_seq.midi_file_to_note_sequence(str(path))
     except Exception as err:  # note-seq and mido raise many types for a corrupt file
-        raise GrooveError(
+        raise WindowingError(
             f"cannot read {path} as MIDI ({type(err).__name__}: {err}); give a Standard MIDI "
             "File (.mid) holding a drum groove in 4/4 at one tempo"
         ) from err
@@ -128,7 +128,7 @@ def set_tempo(
     The grid stays put: `num_steps` sixteenths at the new tempo (total_time set to that).
     """
     if qpm <= 0:
-        raise GrooveError(f"qpm must be positive, got {qpm}")
+        raise WindowingError(f"qpm must be positive, got {qpm}")
     scale = DEFAULT_QPM / qpm
     out = copy.deepcopy(sequence)
     for note in out.notes:

@@ -12,7 +12,8 @@ import keras
 from conftest import random_grooves
 
 from helpers import train
-from helpers.config import get_config, run_command
+from helpers.cli import run_command
+from helpers.config import get_config
 from helpers.processes import layout_from
 
 # Dropout off: TensorFlow's replicas draw their own masks. A checkpoint every 2 steps, so that a

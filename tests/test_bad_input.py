@@ -13,7 +13,8 @@ import pytest
 from conftest import beat_notes, drum_sequence, random_grooves
 
 from helpers import midi_folder, notebook, sample, train, verbs
-from helpers.config import get_config, is_user_error
+from helpers.cli import is_user_error
+from helpers.config import get_config
 
 CANNOT_READ = "cannot read"
 NO_DRUM_NOTES = "no drum notes"

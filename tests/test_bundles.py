@@ -62,7 +62,7 @@ def test_run_models_carry_their_step_and_label(tiny_run):
 
 
 def test_unknown_name_lists_what_is_bundled(tiny_bundle):
-    with pytest.raises(bundles.PretrainedError, match=r"'nope'.*bundled: tiny"):
+    with pytest.raises(bundles.BundleError, match=r"'nope'.*bundled: tiny"):
         sample.TrainedModel.pretrained("nope", root=tiny_bundle)
 
 
@@ -70,11 +70,11 @@ def test_missing_and_truncated_weights_name_the_file(tiny_bundle, tmp_path):
     shutil.copytree(tiny_bundle / "tiny", tmp_path / "tiny")
     weights = tmp_path / "tiny" / bundles.WEIGHTS_FILE
     weights.write_bytes(weights.read_bytes()[:1000])
-    with pytest.raises(bundles.PretrainedError, match=f"{weights}.*truncated"):
+    with pytest.raises(bundles.BundleError, match=f"{weights}.*truncated"):
         bundles.load_bundle("tiny", tmp_path)
     model, _ = bundles.load_bundle("tiny", tiny_bundle)
     weights.unlink()
-    with pytest.raises(bundles.PretrainedError, match=f"{weights} is missing"):
+    with pytest.raises(bundles.BundleError, match=f"{weights} is missing"):
         bundles.load_weights(model, weights)
 
 
@@ -82,7 +82,7 @@ def test_weights_of_another_config_are_refused(tiny_bundle):
     from helpers.model import GrooVAE
 
     other = GrooVAE(with_overrides(get_config("tiny"), z_size=7))
-    with pytest.raises(bundles.PretrainedError, match="different models"):
+    with pytest.raises(bundles.BundleError, match="different models"):
         bundles.load_weights(other, tiny_bundle / "tiny" / bundles.WEIGHTS_FILE)
 
 

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from helpers import constants, converter, data, gmd
-from helpers.config import ConverterConfig, data_dir_from_env
+from helpers.config import ConverterConfig
 from helpers.converter import GrooveConverter, encoder_inputs
 
 QUARTER = 480  # GMD's ticks per quarter
@@ -252,12 +252,15 @@ def test_load_groove_4bar_split_rejects_unknown_split(tiny_gmd):
 
 def test_find_gmd_folder_and_missing(tiny_gmd, tmp_path, monkeypatch):
     assert gmd.find_gmd(tiny_gmd) == tiny_gmd
-    monkeypatch.setenv("GROOVE_DATA_DIR", str(tiny_gmd))
     monkeypatch.setattr(gmd, "USER_CACHE_DIR", tmp_path / "user-cache")
-    # GROOVE_DATA_DIR is read at the edge (command lines, notebooks) and handed down.
-    assert gmd.find_gmd(data_dir_from_env()) == tiny_gmd
+    monkeypatch.delenv("GROOVE_DATA_DIR", raising=False)
     with pytest.raises(gmd.DatasetNotFoundError):
-        gmd.find_gmd(download=False)  # the library itself reads no environment
+        gmd.find_gmd(download=False)
+    # Not given a folder, the library reads GROOVE_DATA_DIR as the command lines do.
+    monkeypatch.setenv("GROOVE_DATA_DIR", str(tiny_gmd))
+    assert gmd.find_gmd(download=False) == tiny_gmd
+    windows = data.load_groove_4bar("test", cache_dir=tmp_path / "cache", progress=False)
+    assert len(windows) > 0
     with pytest.raises(gmd.DatasetNotFoundError) as error:
         gmd.find_gmd(tmp_path / "nowhere")  # no fallback from an explicit path
     assert "nowhere" in str(error.value) and constants.GMD_ZIP_NAME in str(error.value)

@@ -17,9 +17,9 @@ from helpers.data import GrooveSplit
 from helpers.magenta_js import MANIFEST
 from helpers.model import GrooVAE
 
-README = (
-    f"# Lab\n\n## Results\n\n{export.RESULTS_BEGIN}\nold words\n{export.RESULTS_END}\n\n"
-    "## Credits\n"
+RESULTS_PAGE = (
+    f"# How good?\n\n## Results\n\n{export.RESULTS_BEGIN}\nold words\n{export.RESULTS_END}\n\n"
+    "## Later\n"
 )
 
 
@@ -31,23 +31,23 @@ def _split(n, seed):
 def exported(tiny_run, tmp_path_factory):
     """The tiny run exported with a fake step-1 milestone, into a fresh repository-like tree."""
     tree = tmp_path_factory.mktemp("repo")
-    (tree / "README.md").write_text(README)
+    (tree / "docs").mkdir()
+    (tree / "docs" / "results.md").write_text(RESULTS_PAGE)
     (tree / "milestones").mkdir()
     shutil.copy(
         tiny_run / "checkpoints" / "ckpt-000000002.npz", tree / "milestones" / "ckpt-000000001.npz"
     )
-    folder = export.export(
-        tiny_run,
-        "tiny",
+    options = export.BundleOptions(
         root=tree / "pretrained",
         outputs_dir=tree / "outputs",
-        readme=tree / "README.md",
         search_dirs=(tree / "milestones",),
         milestone_steps=(1, 3000),
         splits=(_split(24, 1), _split(40, 2)),
         trained_on="a test machine",
         num_samples=30,
     )
+    folder = export.export(tiny_run, "tiny", options)
+    export.write_results(folder, tree / "docs" / "results.md")
     return tree, folder
 
 
@@ -71,7 +71,7 @@ def test_bundle_holds_weights_config_history_metrics_card_and_figures(exported):
     assert pd.read_csv(folder / "history.csv")["step"].max() == 2
 
 
-def test_card_and_readme_are_written_from_the_files(exported):
+def test_card_and_results_page_are_written_from_the_files(exported):
     tree, folder = exported
     metrics = json.loads((folder / "metrics.json").read_text())
     text = (folder / "MODEL_CARD.md").read_text()
@@ -79,10 +79,10 @@ def test_card_and_readme_are_written_from_the_files(exported):
     assert "step 2**" in text and "a test machine" in text
     assert f"{metrics['reconstruction']['f1']:.3f}" in text
     assert "3,000 steps not yet reached: the bundled model is at step 2." in text
-    readme = (tree / "README.md").read_text()
-    assert "old words" not in readme and readme.endswith("## Credits\n")
-    assert "(pretrained/tiny/training_curves.png)" in readme
-    assert "step 1 | **step 2** (bundled) | untrained model" in readme
+    page = (tree / "docs" / "results.md").read_text()
+    assert "old words" not in page and page.endswith("## Later\n")
+    assert "(../pretrained/tiny/training_curves.png)" in page
+    assert "step 1 | **step 2** (bundled) | untrained model" in page
 
 
 def test_committed_grooves_are_midi_and_pianorolls_named_as_the_main_job(exported):
@@ -99,31 +99,33 @@ def test_committed_grooves_are_midi_and_pianorolls_named_as_the_main_job(exporte
 
 def test_reexport_replaces_its_own_bundle_but_not_a_foreign_one(exported, tiny_run, tmp_path):
     tree, folder = exported
-    common = dict(
+    options = export.BundleOptions(
         root=tree / "pretrained",
         outputs_dir=tree / "outputs",
-        readme=tree / "README.md",
         splits=(_split(24, 1), _split(40, 2)),
         num_samples=30,
         milestone_steps=(1,),
         search_dirs=(tree / "milestones",),
     )
-    export.export(tiny_run, "tiny", **common)  # its own: replaced, the milestone reused
+    export.export(tiny_run, "tiny", options)  # its own: replaced, the milestone reused
     assert "1" in json.loads((folder / "metrics.json").read_text())["milestones"]
     (tree / "pretrained" / "other").mkdir()
     (tree / "pretrained" / "other" / "weights.npz").write_bytes(b"someone's")
     with pytest.raises(export.ExportError, match="did not write; pass --overwrite"):
-        export.export(tiny_run, "other", **common)
+        export.export(tiny_run, "other", options)
     assert (tree / "pretrained" / "other" / "weights.npz").read_bytes() == b"someone's"
 
 
-def test_missing_step_and_readme_without_markers_refuse_before_writing(tiny_run, tmp_path):
+def test_missing_step_and_a_page_without_markers_refuse_before_writing(
+    tiny_run, tmp_path, monkeypatch
+):
     with pytest.raises(export.ExportError, match="no checkpoint of step 7.*there are: 2"):
-        export.export(tiny_run, "tiny", step=7, root=tmp_path)
-    (tmp_path / "README.md").write_text("# no markers\n")
+        export.export(tiny_run, "tiny", export.BundleOptions(step=7, root=tmp_path))
+    (tmp_path / "results.md").write_text("# no markers\n")
+    monkeypatch.setattr(export, "RESULTS_PAGE", tmp_path / "results.md")
+    monkeypatch.setattr(export, "export", lambda *args: pytest.fail("exported before the check"))
     with pytest.raises(export.ExportError, match="lacks the lines"):
-        export.export(tiny_run, "tiny", root=tmp_path / "p", readme=tmp_path / "README.md")
-    assert not (tmp_path / "p").exists()
+        export.main(["--run-dir", str(tiny_run), "--name", "tiny"])
 
 
 def test_wall_time_adds_up_resumed_segments():
@@ -137,16 +139,14 @@ def test_card_of_a_mixed_precision_run_says_bfloat16(tiny_run, tmp_path):
     config = json.loads((run / "config.json").read_text())
     config["train"]["precision"] = "bfloat16"
     (run / "config.json").write_text(json.dumps(config))
-    folder = export.export(
-        run,
-        "tiny",
+    options = export.BundleOptions(
         root=tmp_path / "pretrained",
         outputs_dir=tmp_path / "outputs",
-        readme=None,
         splits=(_split(24, 1), _split(40, 2)),
         trained_on="a test machine",
         num_samples=30,
     )
+    folder = export.export(run, "tiny", options)
     text = (folder / "MODEL_CARD.md").read_text()
     assert "bfloat16 mixed precision, on all" in text and ", float32, on all" not in text
 

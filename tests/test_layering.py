@@ -10,12 +10,14 @@ import pytest
 HELPERS = Path(__file__).resolve().parents[1] / "helpers"
 TESTS = Path(__file__).resolve().parent
 
-# A module may import only modules listed before it; entry points (`if __name__ == "__main__":`)
-# may import anything. The command lines (`verbs`, `pipeline`, `export`) and the notebook-only
-# code (`notebook`) come last: they compose the library.
+# A module may import only modules listed before it, in its command line (`if __name__ ==
+# "__main__":`) too. The command lines (`verbs`, `pipeline`, `export`) and the notebook-only code
+# (`notebook`) come last: they compose the library.
 CHAIN = (
+    "quiet",
     "constants",
     "config",
+    "cli",
     "device",
     "processes",
     "audio",
@@ -43,19 +45,11 @@ CHAIN = (
 )
 
 
-def _is_main_guard(node: ast.stmt) -> bool:
-    return (
-        isinstance(node, ast.If)
-        and isinstance(node.test, ast.Compare)
-        and isinstance(node.test.left, ast.Name)
-        and node.test.left.id == "__name__"
-    )
-
-
 def _helpers_imports(tree: ast.Module) -> set[str]:
-    """Names of helpers modules imported anywhere outside a __main__ guard."""
+    """Names of helpers modules imported anywhere in the module, its main guard included, or run
+    by name (runpy)."""
     found = set()
-    todo = [n for n in tree.body if not _is_main_guard(n)]
+    todo = list(tree.body)
     while todo:
         node = todo.pop()
         if isinstance(node, ast.ImportFrom) and node.module:
@@ -67,8 +61,23 @@ def _helpers_imports(tree: ast.Module) -> set[str]:
                 found.update([node.module] if node.module else [a.name for a in node.names])
         elif isinstance(node, ast.Import):
             found.update(a.name.split(".")[1] for a in node.names if a.name.startswith("helpers."))
+        elif isinstance(node, ast.Call) and node.args and isinstance(node.args[0], ast.Constant):
+            named = node.args[0].value  # runpy.run_module("helpers.verbs"), import_module(...)
+            if isinstance(named, str) and named.startswith("helpers."):
+                found.add(named.split(".")[1])
         todo.extend(ast.iter_child_nodes(node))
     return found
+
+
+def test_a_main_guard_and_a_module_run_by_name_count_as_imports():
+    guarded = """
+if __name__ == "__main__":
+    import runpy
+    from helpers.cli import run_command
+
+    runpy.run_module("helpers.verbs", run_name="__main__")
+"""
+    assert _helpers_imports(ast.parse(guarded)) == {"cli", "verbs"}
 
 
 def test_every_module_is_in_the_chain():
@@ -103,32 +112,7 @@ def test_each_test_file_is_named_for_its_module_or_says_it_tests_across_modules(
     )
 
 
-def test_readme_package_map_follows_the_chain():
-    readme = (HELPERS.parent / "README.md").read_text()
-    mapped = re.findall(r"^\| `(\w+)\.py` \|", readme, flags=re.MULTILINE)
-    assert mapped == list(CHAIN), "README's package map lists helpers/ in CHAIN's order"
-
-
-@pytest.mark.parametrize(
-    "old, new",
-    [
-        ("magenta_weights", "magenta"),
-        ("pretrained", "bundles"),
-        ("card", "bundles"),
-        ("dataset", "train"),
-    ],
-)
-def test_last_releases_module_paths_still_import_with_a_warning(old, new):
-    import importlib
-
-    module = importlib.import_module(f"helpers.{old}")
-    name = {
-        "magenta_weights": "load_magenta_weights",
-        "pretrained": "bundled_names",
-        "card": "model_card",
-        "dataset": "train_batches",
-    }[old]
-    with pytest.warns(DeprecationWarning, match=f"helpers.{old} is now helpers.{new}"):
-        moved = getattr(module, name)
-    assert moved is getattr(importlib.import_module(f"helpers.{new}"), name)
-    assert not (HELPERS / f"{old}.py").exists()  # no module file: the fold stays folded
+def test_the_package_map_follows_the_chain():
+    page = (HELPERS.parent / "docs" / "package.md").read_text()
+    mapped = re.findall(r"^\| `(\w+)\.py` \|", page, flags=re.MULTILINE)
+    assert mapped == list(CHAIN), "docs/package.md's map lists helpers/ in CHAIN's order"

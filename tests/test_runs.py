@@ -71,7 +71,7 @@ def test_fine_tune_from_the_bundled_model(tiny_run, tmp_path, monkeypatch):
     runs.start_from(model, "pretrained:tiny")
     for ours, theirs in zip(_weights(model), _weights(runs.restore_model(tiny_run))):
         np.testing.assert_array_equal(ours, theirs.astype(np.float16).astype(np.float32))
-    with pytest.raises(bundles.PretrainedError, match="no bundled model 'groovae_4bar'"):
+    with pytest.raises(bundles.BundleError, match="no bundled model 'groovae_4bar'"):
         runs.start_from(model, "pretrained")
 
 

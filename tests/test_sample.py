@@ -258,7 +258,7 @@ def test_drumify_needs_a_tap_run(fake, make_drums):
 def test_load_midi_bad_files_raise_one_clear_error(tmp_path):
     (tmp_path / "bad.mid").write_bytes(b"not a midi file")
     for path in (tmp_path / "bad.mid", tmp_path / "missing.mid"):
-        with pytest.raises(windowing.GrooveError, match=f"cannot read .*{path.name} as MIDI"):
+        with pytest.raises(windowing.WindowingError, match=f"cannot read .*{path.name} as MIDI"):
             windowing.load_midi(path)
 
 

@@ -29,7 +29,7 @@ from conftest import (
 
 from helpers import data, runs
 from helpers import train as training
-from helpers.backends import ParallelError, make_optimizer, train_on_batch
+from helpers.backends import BackendError, make_optimizer, train_on_batch
 from helpers.config import get_config
 from helpers.constants import GROOVE_DEPTH, WINDOW_STEPS
 from helpers.model import GrooVAE
@@ -209,7 +209,7 @@ def test_main_cli_devices_it_cannot_use_fail_before_any_write(
 ):
     out = tmp_path / "run"
     args = ["--config", "tiny", "--out", str(out), "--steps", "1", "--batch-size", str(batch_size)]
-    with pytest.raises(ParallelError, match=message):
+    with pytest.raises(BackendError, match=message):
         training.main([*args, "--devices", str(devices)])
     assert not out.exists()
 

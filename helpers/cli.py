@@ -1,0 +1,153 @@
+"""The command lines' shared kit: their parser, the flags several of them take (each spelled
+once, Magenta's spellings as aliases), and how a command ends on a user's error (one `error:`
+line) or a bug (its traceback)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Callable
+
+from helpers.config import CONFIG_MAP, PRECISIONS
+from helpers.constants import DATA_DIR_ENV, OUTPUTS_DIR, SOUNDFONT_ENV
+
+
+def command_parser(module: str, doc: str) -> argparse.ArgumentParser:
+    """The parser of `python -m helpers.<module>`, described by its docstring's first line."""
+    return argparse.ArgumentParser(
+        prog=f"python -m helpers.{module}", description=doc.split("\n")[0]
+    )
+
+
+def add_run_dir(parser: argparse.ArgumentParser, *aliases: str, **kwargs) -> None:
+    """--run-dir (Magenta's --run_dir): a run folder, config.json + history.csv + checkpoints/.
+
+    Args:
+      aliases: the spellings this command line took before (e.g. --out, --checkpoint).
+      kwargs: for add_argument (required=, help=).
+    """
+    kwargs.setdefault("help", "run folder: config.json, history.csv, checkpoints/")
+    parser.add_argument("--run-dir", "--run_dir", *aliases, dest="run_dir", **kwargs)
+
+
+def add_outputs_dir(parser: argparse.ArgumentParser, *aliases: str) -> None:
+    """--outputs-dir: the folder holding cache/, runs/ and samples/ (default the repository's)."""
+    parser.add_argument(
+        "--outputs-dir",
+        "--outputs_dir",
+        *aliases,
+        dest="outputs_dir",
+        default=str(OUTPUTS_DIR),
+        help="folder holding cache/, runs/ and samples/ (default: %(default)s)",
+    )
+
+
+def add_data_dir(parser: argparse.ArgumentParser) -> None:
+    """--data-dir: GMD's folder or zip; not given, the library reads $GROOVE_DATA_DIR, else the
+    user cache or download (helpers.gmd.find_gmd)."""
+    parser.add_argument(
+        "--data-dir",
+        "--data_dir",
+        dest="data_dir",
+        help=f"Groove MIDI Dataset folder or zip (default: ${DATA_DIR_ENV}, else download once)",
+    )
+
+
+def add_soundfont(parser: argparse.ArgumentParser) -> None:
+    """--soundfont: a General MIDI .sf2 for the .wav files; default $GROOVAE_SOUNDFONT."""
+    parser.add_argument(
+        "--soundfont",
+        default=os.environ.get(SOUNDFONT_ENV) or None,
+        help=f"General MIDI .sf2 for the audio (default: ${SOUNDFONT_ENV}, else the system's)",
+    )
+
+
+def add_num(parser: argparse.ArgumentParser, default: int, help: str) -> None:
+    """--num (Magenta's --num_outputs): how many grooves."""
+    parser.add_argument("--num", "--num_outputs", dest="num", type=int, default=default, help=help)
+
+
+def add_training(parser: argparse.ArgumentParser, required: bool) -> None:
+    """--config, --steps (Magenta's --num_steps), --batch-size and --precision.
+
+    Args:
+      required: --config and --steps must be given; else groovae_4bar and its own steps.
+    """
+    parser.add_argument(
+        "--config",
+        required=required,
+        default=None if required else "groovae_4bar",
+        choices=sorted(CONFIG_MAP),
+        metavar="CONFIG",
+        help="a CONFIG_MAP name, e.g. groovae_4bar",
+    )
+    parser.add_argument(
+        "--steps",
+        "--num_steps",
+        dest="steps",
+        type=int,
+        required=required,
+        help="total steps to reach; a rerun continues",
+    )
+    parser.add_argument("--batch-size", type=int)
+    parser.add_argument(
+        "--precision",
+        choices=PRECISIONS,
+        default="auto",
+        help="compute precision (variables stay float32; float16 scales the loss); auto: a run "
+        "being continued keeps its own, a new one takes bfloat16 where the hardware has native "
+        "bf16 units, float16 on GPUs with float16 tensor cores only (T4, V100), else float32",
+    )
+
+
+def add_process_flags(parser: argparse.ArgumentParser) -> None:
+    """--coordinator, --num-processes, --process-id: this process's place among several (JAX)."""
+    parser.add_argument(
+        "--coordinator",
+        metavar="HOST:PORT",
+        help="process 0's address, reachable by every process, to train one run over several "
+        "(KERAS_BACKEND=jax); 'auto' on a Cloud TPU pod slice. Default: $TF_CONFIG, else alone",
+    )
+    parser.add_argument("--num-processes", type=int, help="processes training the run together")
+    parser.add_argument("--process-id", type=int, help="this process, 0 to --num-processes - 1")
+
+
+# Errors a user's own paths cause, besides the project's: an output name taken (nothing is ever
+# overwritten) or a folder the user may not write to.
+PATH_ERRORS = (FileExistsError, PermissionError)
+
+
+def is_user_error(error: BaseException) -> bool:
+    """An error whose message is all the user needs: one of the project's own (an `...Error`
+    class defined in helpers/, e.g. TrainError, SampleError, DatasetNotFoundError) or a PATH_ERRORS
+    one. Anything else is a bug, and its traceback is what fixes it."""
+    return isinstance(error, PATH_ERRORS) or any(
+        _module_of(cls).partition(".")[0] == "helpers" and cls.__name__.endswith("Error")
+        for cls in type(error).__mro__
+    )
+
+
+def _module_of(cls: type) -> str:
+    """The module defining `cls`, by its own name also when `python -m` runs it as __main__."""
+    if cls.__module__ != "__main__":
+        return cls.__module__
+    spec = getattr(sys.modules.get("__main__"), "__spec__", None)
+    return spec.name if spec else "__main__"
+
+
+def run_command(main: Callable[[], object]) -> None:
+    """Runs a command line's `main` as `python -m helpers.<module>` does: a user error ends it
+    with status 1 and one line, `error: ...`, on stderr; Ctrl-C with status 130; a bug keeps its
+    traceback.
+    """
+    try:
+        main()
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        raise SystemExit(130) from None
+    except Exception as error:
+        if not is_user_error(error):
+            raise
+        print("error: " + " ".join(str(error).split()), file=sys.stderr)
+        raise SystemExit(1) from None
