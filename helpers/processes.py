@@ -223,6 +223,22 @@ def join(layout: ProcessLayout, backend: str, timeout_s: float = JOIN_TIMEOUT_S)
     return layout
 
 
+def _jax_initialize_parameters() -> set[str]:
+    """What this JAX's jax.distributed.initialize takes: an older one (Colab's may be) may lack
+    some of our limits, and keeps its defaults for those."""
+    import jax
+
+    return set(inspect.signature(jax.distributed.initialize).parameters)
+
+
+def heartbeat_limit_s() -> int:
+    """How long a stopped process goes unnoticed: HEARTBEAT_TIMEOUT_S where this JAX takes the
+    limit, else JAX's own default, 10 missed heartbeats 10 s apart."""
+    return (
+        HEARTBEAT_TIMEOUT_S if "heartbeat_timeout_seconds" in _jax_initialize_parameters() else 100
+    )
+
+
 def _join_jax(layout: ProcessLayout, timeout_s: float) -> ProcessLayout:
     import jax
 
@@ -241,8 +257,7 @@ def _join_jax(layout: ProcessLayout, timeout_s: float) -> ProcessLayout:
         "heartbeat_timeout_seconds": HEARTBEAT_TIMEOUT_S,
         "shutdown_timeout_seconds": SHUTDOWN_TIMEOUT_S,
     }
-    # JAX versions older than this one's (Colab's may be) lack some: those keep JAX's defaults.
-    accepted = inspect.signature(jax.distributed.initialize).parameters
+    accepted = _jax_initialize_parameters()
     arguments.update({k: v for k, v in limits.items() if k in accepted})
     try:
         jax.distributed.initialize(**arguments)

@@ -22,7 +22,7 @@ import pytest
 from conftest import require_backends
 
 from helpers import processes, runs
-from helpers.processes import HEARTBEAT_TIMEOUT_S, ProcessError, ProcessLayout, layout_from
+from helpers.processes import ProcessError, ProcessLayout, layout_from
 
 JOB = Path(__file__).with_name("process_job.py")
 # How long a test waits for its processes: they run side by side, and on two cores other jobs
@@ -162,13 +162,15 @@ def test_a_killed_worker_ends_the_others_and_the_run_resumes(tmp_path):
     (survivor, log), (victim, _) = started
     victim.send_signal(signal.SIGKILL)
     killed = time.monotonic()
-    survivor.wait(HEARTBEAT_TIMEOUT_S + 60)
+    limit = processes.heartbeat_limit_s() + 60  # the heartbeat, and a busy machine's delay
+    survivor.wait(limit)
     ended = time.monotonic() - killed
     assert survivor.returncode != 0
     err = Path(f"{log}.err").read_text()
-    # JAX's coordination service names the process that stopped: "tasks are unhealthy ...: 1".
-    assert "The following tasks are unhealthy (stopped sending heartbeats):\n1\n" in err
-    assert ended < HEARTBEAT_TIMEOUT_S + 60  # the heartbeat, and a busy machine's delay
+    # JAX's coordination service names the process that stopped: "tasks are unhealthy (stopped
+    # sending heartbeats):" then "1" (this JAX), or ".../task:1" (older ones).
+    assert re.search(r"unhealthy \(stopped sending heartbeats\):\n1\n|task:1\b", err), err[-2000:]
+    assert ended < limit
     for path in runs.checkpoint_paths(run_dir):
         assert runs.checkpoint_problem(path) is None, path
     newest = runs.checkpoint_step(runs.latest_checkpoint(run_dir))
