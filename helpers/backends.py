@@ -11,6 +11,7 @@ from keras import ops
 from keras.optimizers import LossScaleOptimizer
 
 from helpers.config import TrainConfig
+from helpers.processes import ProcessLayout
 
 
 class MagentaDecay(keras.optimizers.schedules.LearningRateSchedule):
@@ -292,16 +293,29 @@ def _tensorflow_devices() -> list[str]:
     return [d.name for d in devices]
 
 
-def device_scope(devices: int, batch_size: int) -> contextlib.AbstractContextManager:
-    """The scope to build, compile and train a model in so that it trains over `devices` devices.
+def device_scope(
+    devices: int, batch_size: int, layout: ProcessLayout | None = None
+) -> contextlib.AbstractContextManager:
+    """The scope to build, compile and train a model in so that it trains over `devices` devices,
+    or over every device of every process of `layout`.
 
     Args:
-      devices: how many local accelerators (or CPU devices) share each global batch.
+      devices: how many local accelerators (or CPU devices) share each global batch; with
+        several processes each uses all of its own, so this stays 1.
       batch_size: the global batch, split evenly over the devices.
+      layout: the processes sharing each global batch, joined already (helpers.processes.join).
 
     Raises:
-      BackendError: fewer devices than asked, a batch that does not split evenly, or PyTorch.
+      BackendError: fewer devices than asked, a batch that does not split evenly, PyTorch, or
+        a device count given with several processes.
     """
+    layout = layout or ProcessLayout()
+    if layout.several:
+        if devices != 1:
+            raise BackendError(
+                "with several processes each trains on all of its own devices; drop --devices"
+            )
+        return _processes_scope(layout, batch_size)
     if devices == 1:
         return contextlib.nullcontext()
     if devices < 1 or batch_size % devices:
@@ -326,6 +340,18 @@ def device_scope(devices: int, batch_size: int) -> contextlib.AbstractContextMan
     import tensorflow as tf
 
     return tf.distribute.MirroredStrategy(devices=found[:devices]).scope()
+
+
+def _processes_scope(layout: ProcessLayout, batch_size: int) -> contextlib.AbstractContextManager:
+    """Keras's DataParallel over the devices of every JAX process (helpers.processes.join)."""
+    found = keras.distribution.list_devices()
+    if batch_size % len(found):
+        raise BackendError(
+            f"a global batch of {batch_size} does not split over the {len(found)} devices of "
+            f"{layout.num_processes} processes; pick a multiple of {len(found)}"
+        )
+    # Each process hands in its own rows already (train_on_batch, evaluate): no resharding.
+    return keras.distribution.DataParallel(devices=found, auto_shard_dataset=False).scope()
 
 
 def _tensorflow_replicas():
@@ -369,10 +395,12 @@ def replica_count() -> int:
 
 
 def train_on_batch(model: keras.Model, inputs: np.ndarray, targets: np.ndarray) -> dict:
-    """One update on one global batch; under a TF strategy each replica gets an equal slice.
+    """One update on one global batch, of which this process holds its rows (all of them when it
+    trains alone); under a TF strategy each replica gets an equal slice.
 
     Keras's own train_on_batch hands a TensorFlow replica the whole batch, and DataParallel shards
-    the batch itself on JAX, so only the MirroredStrategy case splits the batch here.
+    the batch itself on JAX (each process handing in its own rows), so only the MirroredStrategy
+    case splits the batch here.
     """
     # The returned logs are this step's alone: Keras 3.13 (Colab's) keeps metrics running across
     # train_on_batch calls where later versions reset them, so reset before every update.

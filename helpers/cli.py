@@ -116,6 +116,18 @@ def add_training(parser: argparse.ArgumentParser, required: bool) -> None:
     )
 
 
+def add_process_flags(parser: argparse.ArgumentParser) -> None:
+    """--coordinator, --num-processes, --process-id: this process's place among several (JAX)."""
+    parser.add_argument(
+        "--coordinator",
+        metavar="HOST:PORT",
+        help="process 0's address, reachable by every process, to train one run over several "
+        "(KERAS_BACKEND=jax); 'auto' on a Cloud TPU pod slice. Default: $TF_CONFIG, else alone",
+    )
+    parser.add_argument("--num-processes", type=int, help="processes training the run together")
+    parser.add_argument("--process-id", type=int, help="this process, 0 to --num-processes - 1")
+
+
 # Errors a user's own paths cause, besides the project's: an output name taken (nothing is ever
 # overwritten) or a folder the user may not write to.
 PATH_ERRORS = (FileExistsError, PermissionError)

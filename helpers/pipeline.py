@@ -3,8 +3,10 @@
     python -m helpers.pipeline [--config groovae_4bar] [--steps N] [--batch-size B]
         [--precision auto|float32|bfloat16|float16] [--data-dir GMD] [--outputs-dir DIR]
         [--num 5] [--temperature 0.5] [--seed S]
+        [--coordinator HOST:PORT --num-processes N --process-id I]
 
-Run again, it resumes the run and finds the seeded grooves already written.
+Run again, it resumes the run and finds the seeded grooves already written. Started on several
+processes (docs/several_machines.md), they train together and process 0 writes the grooves.
 """
 
 from __future__ import annotations
@@ -16,11 +18,13 @@ from helpers.cli import (
     add_data_dir,
     add_num,
     add_outputs_dir,
+    add_process_flags,
     add_soundfont,
     add_training,
     command_parser,
 )
 from helpers.device import describe_device, detect
+from helpers.processes import joined_layout
 from helpers.render import NUM_GROOVES
 from helpers.verbs import write_samples
 
@@ -35,7 +39,9 @@ def main(argv: list[str] | None = None) -> list[Path]:
     add_num(parser, NUM_GROOVES, "grooves to write")
     parser.add_argument("--temperature", type=float, default=sample.DEFAULT_TEMPERATURE)
     parser.add_argument("--seed", type=int, default=None)
+    add_process_flags(parser)
     args = parser.parse_args(argv)
+    layout = joined_layout(args)  # before anything asks the backend for its devices
 
     print("1/3 preprocess: GMD -> 4-bar groove tensors")
     cache_dir = constants.cache_dir(args.outputs_dir)
@@ -48,9 +54,12 @@ def main(argv: list[str] | None = None) -> list[Path]:
     run_dir = constants.run_dir(args.outputs_dir, args.config)
     config = runs.run_config(args.config, run_dir, args.precision, device)
     options = train.TrainOptions(
-        batch_size=args.batch_size, data_dir=args.data_dir, cache_dir=cache_dir
+        batch_size=args.batch_size, data_dir=args.data_dir, cache_dir=cache_dir, processes=layout
     )
     train.train(config, run_dir, args.steps, options=options)
+    if not layout.writes:
+        print(f"3/3 left to process 0 ({layout.describe()})")
+        return []
 
     print(f"3/3 sample {args.num} grooves")
     groovae = sample.pick_model(args.config, run_dir)  # the run just trained

@@ -235,10 +235,21 @@ def write_atomic(path: Path, write) -> None:
 
 
 class History:
-    """history.csv: training rows and validation rows; a resumed run drops rows past its step."""
+    """history.csv: training rows and validation rows; a resumed run drops rows past its step.
 
-    def __init__(self, path: Path, start_step: int):
+    With no path (a process other than 0 of several) it keeps the interval means but writes
+    nothing.
+    """
+
+    def __init__(self, path: Path | None, start_step: int):
         self.path = path
+        self.started = time.monotonic()
+        self._sums: dict[str, float] = {}
+        self._last: dict[str, float] = {}
+        self._steps = 0
+        self.file = self.writer = None
+        if path is None:
+            return
         kept = []
         if path.exists():
             with path.open(newline="") as f:  # a line cut short by a full disk has no split
@@ -254,10 +265,6 @@ class History:
         write_atomic(path, rewrite)
         self.file = path.open("a", newline="")
         self.writer = csv.DictWriter(self.file, HISTORY_COLUMNS, restval="")
-        self.started = time.monotonic()
-        self._sums: dict[str, float] = {}
-        self._last: dict[str, float] = {}
-        self._steps = 0
 
     def add_step(self, logs: dict) -> None:
         """Counts one training step's logs (single-step values) into the current interval."""
@@ -279,6 +286,8 @@ class History:
 
     def write(self, step: int, split: str, logs: dict, learning_rate: float | None = None) -> None:
         """One row as it is: `logs` under their summary names (unknown keys left out)."""
+        if self.writer is None:
+            return
         row = {LOGGED[k]: float(v) for k, v in logs.items() if k in LOGGED}
         row.update(step=step, split=split, seconds=round(time.monotonic() - self.started, 3))
         if learning_rate is not None:
@@ -287,7 +296,8 @@ class History:
         self.file.flush()
 
     def close(self) -> None:
-        self.file.close()
+        if self.file is not None:
+            self.file.close()
 
 
 def _flat(config: GrooVAEConfig) -> dict:
@@ -304,8 +314,12 @@ def config_changes(config: GrooVAEConfig, saved: GrooVAEConfig) -> list[str]:
     return changed + (["name"] if config.name != saved.name else [])
 
 
-def prepare_run_dir(out_dir: Path, config: GrooVAEConfig) -> None:
+def prepare_run_dir(out_dir: Path, config: GrooVAEConfig, claim: bool = True) -> None:
     """Claims `out_dir` for this run, or continues the run of the same config found there.
+
+    Args:
+      claim: write config.json; without, only check (a process other than 0 of several, after
+        process 0 claimed the folder).
 
     Raises:
       RunError: the directory holds files but no run config, or a run of another config.
@@ -329,8 +343,9 @@ def prepare_run_dir(out_dir: Path, config: GrooVAEConfig) -> None:
             f"{out_dir} has files but no {CONFIG_FILE} of a GrooVAE run; "
             "pick an empty or new out dir"
         )
-    out_dir.mkdir(parents=True, exist_ok=True)
-    write_atomic(config_path, lambda p: p.write_text(config.to_json()))
+    if claim:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        write_atomic(config_path, lambda p: p.write_text(config.to_json()))
 
 
 def run_config(

@@ -23,7 +23,13 @@ from helpers.backends import (
     refresh_evaluation,
     train_on_batch,
 )
-from helpers.cli import add_data_dir, add_run_dir, add_training, command_parser
+from helpers.cli import (
+    add_data_dir,
+    add_process_flags,
+    add_run_dir,
+    add_training,
+    command_parser,
+)
 from helpers.config import CONFIG_FILE, VELOCITY_OFFSET_LOSSES, GrooVAEConfig, with_overrides
 from helpers.constants import GROOVE_DEPTH
 from helpers.converter import GrooveConverter, encoder_inputs
@@ -31,8 +37,16 @@ from helpers.data import load_groove_4bar
 from helpers.device import describe_precision, detect
 from helpers.midi_folder import folder_windows
 from helpers.model import GrooVAE
+from helpers.processes import (
+    ProcessLayout,
+    check_same,
+    join,
+    joined_layout,
+    wait_for_all,
+)
 from helpers.runs import (
     CHECKPOINT_DIR,
+    HISTORY_COLUMNS,
     HISTORY_FILE,
     History,
     checkpoint_paths,
@@ -47,6 +61,7 @@ from helpers.runs import (
 
 MOMENT_BATCHES = 16  # batches whose gradients stand in for Adam's lost moments when continuing
 ETA_STEPS = 3  # steps timed after the first (which traces and compiles) for the ETA line
+EVERY_ROW = slice(None)  # the rows of a batch that one process training alone reads
 
 
 class TrainError(Exception):
@@ -76,6 +91,7 @@ def train_batches(
     batch_size: int,
     seed: int,
     start_step: int = 0,
+    rows: slice = EVERY_ROW,
 ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """An endless stream of shuffled (inputs, outputs) batches for training.
 
@@ -84,7 +100,9 @@ def train_batches(
     of it: a resumed run sees the batches the unbroken run would have seen, on every backend.
     Magenta shuffles through a 5,120-window buffer instead (spec §2.5); a full permutation mixes
     at least as well and needs no buffer to replay. Plain numpy keeps TensorFlow out of JAX and
-    PyTorch runs (Colab's TPU runtime has none).
+    PyTorch runs (Colab's TPU runtime has none). One of several processes draws the same
+    permutation and reads only its `rows` of each batch (ProcessLayout.rows), so the processes
+    together see the one-process stream, whatever their count.
 
     Args:
       inputs: (n, 64, 27) float32 encoder inputs.
@@ -92,19 +110,20 @@ def train_batches(
       batch_size: windows per batch; batches run across pass boundaries and never run short.
       seed: the shuffle seed.
       start_step: batches to skip, e.g. the step a run resumes from.
+      rows: the rows of each global batch to yield; default all.
 
     Returns:
-      An iterator of ((batch, 64, 27), (batch, 64, 27)) float32 pairs.
+      An iterator of ((rows, 64, 27), (rows, 64, 27)) float32 pairs.
 
     Raises:
       TrainError: mismatched shapes or fewer windows than one batch.
     """
     _check(inputs, outputs, batch_size)  # here, not at the first batch
     inputs, outputs = np.asarray(inputs, np.float32), np.asarray(outputs, np.float32)
-    return _stream(inputs, outputs, batch_size, seed, start_step)
+    return _stream(inputs, outputs, batch_size, seed, start_step, rows)
 
 
-def _stream(inputs: np.ndarray, outputs: np.ndarray, batch_size: int, seed: int, start_step: int):
+def _stream(inputs, outputs, batch_size: int, seed: int, start_step: int, rows: slice):
     n = len(inputs)
     orders: dict[int, np.ndarray] = {}
     position = start_step * batch_size
@@ -116,13 +135,17 @@ def _stream(inputs: np.ndarray, outputs: np.ndarray, batch_size: int, seed: int,
         for p in np.unique(passes):
             if p not in orders:
                 orders[p] = pass_order(n, seed, int(p))
-        indices = np.array([orders[p][i] for p, i in zip(passes, positions % n)])
+        indices = np.array([orders[p][i] for p, i in zip(passes, positions % n)])[rows]
         yield inputs[indices], outputs[indices]
         position += batch_size
 
 
 def eval_windows(
-    inputs: np.ndarray, outputs: np.ndarray, batch_size: int, max_batches: int | None = None
+    inputs: np.ndarray,
+    outputs: np.ndarray,
+    batch_size: int,
+    max_batches: int | None = None,
+    rows: slice = EVERY_ROW,
 ) -> tuple[np.ndarray, np.ndarray]:
     """The windows one evaluation sees: whole batches in order, no shuffling (spec §2.5).
 
@@ -130,9 +153,10 @@ def eval_windows(
       inputs, outputs: (n, 64, 27) float32 encoder inputs and decoder targets.
       batch_size: windows per batch; the remainder is dropped, as Magenta's eval does.
       max_batches: keep at most this many batches.
+      rows: the rows of each batch one of several processes reads; default all.
 
     Returns:
-      (inputs, outputs), each (batches * batch_size, 64, 27) float32.
+      (inputs, outputs), each (batches * rows, 64, 27) float32.
 
     Raises:
       TrainError: mismatched shapes or fewer windows than one batch.
@@ -141,8 +165,13 @@ def eval_windows(
     batches = len(inputs) // batch_size
     if max_batches is not None:
         batches = min(batches, max_batches)
-    end = batches * batch_size
-    return np.asarray(inputs[:end], np.float32), np.asarray(outputs[:end], np.float32)
+    shape = (batches, batch_size, *inputs.shape[1:])
+
+    def kept(windows: np.ndarray) -> np.ndarray:
+        ours = np.asarray(windows[: batches * batch_size], np.float32).reshape(shape)[:, rows]
+        return ours.reshape(-1, *inputs.shape[1:])
+
+    return kept(inputs), kept(outputs)
 
 
 def eta_line(seconds_per_step: float, remaining: int, now: float | None = None) -> str:
@@ -190,8 +219,12 @@ def _train_loop(
     validation_windows: np.ndarray,
     options: TrainOptions,
 ) -> None:
-    """Builds the model (inside any device scope), resumes its newest checkpoint, trains on."""
+    """Builds the model (inside any device scope), resumes its newest checkpoint, trains on.
+
+    Of several processes, each reads its rows of every batch and process 0 alone writes.
+    """
     t = config.train
+    layout = options.processes
     model = GrooVAE(config)
     model.compile(optimizer=make_optimizer(t))
     model.optimizer.build(model.trainable_variables)
@@ -209,23 +242,34 @@ def _train_loop(
         if options.continue_step:
             _continue_at(model, step, folder, run_dir, pairs)
     start = int(np.asarray(model.optimizer.iterations))
+    # Each process read the run folder on its own: a copy that lags would start another stream.
+    check_same(layout, "config, --steps or newest checkpoint", f"{config.to_json()} {start}")
 
-    batches = train_batches(*pairs, t.batch_size, t.seed, start)
+    rows = layout.rows(t.batch_size)
+    batches = train_batches(*pairs, t.batch_size, t.seed, start, rows)
     # A small MIDI folder may give no validation windows (evaluation is skipped) or fewer than
-    # a batch (they are evaluated as one smaller batch).
+    # a batch (they are evaluated as one smaller batch, of whole rows for every process).
     eval_batch = min(t.batch_size, len(validation_windows))
+    eval_batch -= eval_batch % layout.num_processes
     validation = None
     if eval_batch:
-        validation = eval_windows(*_pairs(validation_windows, config), eval_batch, t.eval_batches)
+        validation = eval_windows(
+            *_pairs(validation_windows, config),
+            eval_batch,
+            t.eval_batches,
+            layout.rows(eval_batch),
+        )
     else:
         print("no validation windows: this run trains without validation rows")
     learning_rate = MagentaDecay(t.learning_rate, t.decay_rate, t.min_learning_rate)
-    history = History(run_dir / HISTORY_FILE, start)
+    history = History(run_dir / HISTORY_FILE if layout.writes else None, start)
     print(
         f"{config.name}: {describe_precision(t.precision, detect())}, batch {t.batch_size}, "
         f"step {start:,} of {t.num_steps:,}; an ETA follows the first {ETA_STEPS + 1} steps"
+        + (f"; {layout.describe()}" if layout.several else "")
     )
-    bar = tqdm(total=t.num_steps, initial=start, unit="step", disable=not options.progress)
+    progress = options.progress and layout.writes
+    bar = tqdm(total=t.num_steps, initial=start, unit="step", disable=not progress)
     last_save = time.monotonic()
     try:
         for step in range(start + 1, t.num_steps + 1):
@@ -234,7 +278,7 @@ def _train_loop(
             history.add_step(logs)
             if step == start + 1:
                 timed_from = time.monotonic()
-            elif step == start + 1 + ETA_STEPS:
+            elif step == start + 1 + ETA_STEPS and layout.writes:
                 per_step = (time.monotonic() - timed_from) / ETA_STEPS
                 tqdm.write(eta_line(per_step, t.num_steps - step))
             evaluate = validation is not None and (
@@ -254,10 +298,13 @@ def _train_loop(
                 model.reset_eval_noise()  # rows differ by the model only, not by the z draws
                 refresh_evaluation(model)
                 results = model.evaluate(
-                    *validation, batch_size=eval_batch, verbose=0, return_dict=True
+                    *validation,
+                    batch_size=eval_batch // layout.num_processes,
+                    verbose=0,
+                    return_dict=True,
                 )
                 history.write(step, "validation", results)
-            if save:
+            if save and layout.writes:
                 save_checkpoint(model, run_dir)
                 last_save = time.monotonic()
             bar.update(1)
@@ -265,7 +312,10 @@ def _train_loop(
         bar.close()
         history.close()
     # The residuals per-hit decoding draws from (helpers.model.HitResiduals), as the run ends.
-    model.measure_hit_residuals(*pairs, seed=t.seed).write(run_dir)
+    # Over several processes every forward pass is a collective one; such a run keeps none of its
+    # own and its grooves draw the bundled groovae_4bar's (TrainedModel says so).
+    if not layout.several:
+        model.measure_hit_residuals(*pairs, seed=t.seed).write(run_dir)
 
 
 @dataclass(frozen=True)
@@ -284,7 +334,9 @@ class TrainOptions:
       init_from: a new run's first weights (start_from); its optimizer and learning-rate
         schedule start afresh. A resumed run continues from its own checkpoint instead.
       continue_step: with `init_from`, carry that training on at its step instead (a lost run
-        folder continued from its bundle; _continue_at). Same config only.
+        folder continued from its bundle; _continue_at). Same config, one process only.
+      processes: the processes sharing each global batch (helpers.processes); each must see the
+        run folder (one disk, or a shared one) and every process runs train() alike.
     """
 
     batch_size: int | None = None
@@ -295,6 +347,7 @@ class TrainOptions:
     devices: int = 1
     init_from: str | os.PathLike | None = None
     continue_step: bool = False
+    processes: ProcessLayout = ProcessLayout()
 
 
 def train(
@@ -327,14 +380,26 @@ def train(
     Raises:
       TrainError: `out_dir` holds something else, or its checkpoint does not fit.
       BackendError: `devices` cannot be used on this machine or backend.
+      ProcessError: the processes cannot join, or were started with different settings.
     """
     options = options or TrainOptions()
     overrides = {"num_steps": steps, "batch_size": options.batch_size}
     config = with_overrides(config, **{k: v for k, v in overrides.items() if v is not None})
     t = config.train
-    scope = device_scope(options.devices, t.batch_size)  # a bad count fails before any write
+    layout = join(options.processes, keras.backend.backend())
+    options = replace(options, processes=layout)
+    if layout.several and options.continue_step:
+        raise TrainError(
+            "--continue-step runs in one process: continue the run there for a step, then "
+            "resume it on several"
+        )
+    scope = device_scope(options.devices, t.batch_size, layout)  # fails before any write
     run_dir = Path(out_dir)
-    prepare_run_dir(run_dir, config)
+    if layout.writes:
+        prepare_run_dir(run_dir, config)
+    wait_for_all(layout, "run folder claimed")
+    if not layout.writes:
+        prepare_run_dir(run_dir, config, claim=False)
     keras.utils.set_random_seed(t.seed)
 
     if windows is None:
@@ -345,6 +410,9 @@ def train(
         )
     with scope:
         _train_loop(config, run_dir, *windows, options)
+    wait_for_all(layout, "history written")
+    if not (run_dir / HISTORY_FILE).exists():  # another machine's process, no shared folder
+        return pd.DataFrame(columns=HISTORY_COLUMNS)
     return pd.read_csv(run_dir / HISTORY_FILE)
 
 
@@ -371,7 +439,9 @@ def main(argv: list[str] | None = None) -> None:
         help="where velocity and offset errors count: all_cells (Magenta's objective) or "
         "hit_cells (only where the drummer played, so a drawn hit gets its own loudness)",
     )
+    add_process_flags(parser)
     args = parser.parse_args(argv)
+    layout = joined_layout(args)  # before run_config asks the backend for its devices
     config = run_config(
         args.config, args.run_dir, args.precision, velocity_offset_loss=args.velocity_offset_loss
     )
@@ -381,6 +451,7 @@ def main(argv: list[str] | None = None) -> None:
         devices=args.devices,
         init_from=args.init_from,
         continue_step=args.continue_step,
+        processes=layout,
     )
     windows = None  # GMD's splits
     if args.midi_dir:  # the folder's, and a batch lowered to fit them when they are few

@@ -19,6 +19,7 @@ CHAIN = (
     "config",
     "cli",
     "device",
+    "processes",
     "audio",
     "metrics",
     "converter",
