@@ -315,12 +315,16 @@ OBJECTIVES = {
 }
 
 
+DECODING_WORDS = {"per_hit": "per-hit decoding", "magenta": "Magenta's decoding"}
+
+
 def model_card(
     config: GrooVAEConfig, history: pd.DataFrame, metrics: dict, tool_figures: str = ""
 ) -> str:
     """MODEL_CARD.md of a bundle: data and credit, recipe, steps, machine, metrics, what it
     does as a tool (`tool_figures`, the bench's tables, when measured), limits."""
     bundle = metrics["bundle"]
+    decoding = bundle.get("decoding", "magenta")  # bundles exported before per-hit decoding
     bars = config.converter.split_bars
     controls = ", its decoder told which hits to play" if config.converter.hits_as_controls else ""
     return (
@@ -352,8 +356,8 @@ def model_card(
                 "drummers stray from it (hit_residuals.json, measured on training windows), scaled "
                 "by the square root of the temperature. "
                 '`TrainedModel.pretrained(..., decoding="magenta")` plays Magenta\'s exact decoding. '
-                "The reconstruction figures below decode greedily with per-hit decoding; the tool "
-                "tables give both decodings.",
+                f"The Results were measured with {DECODING_WORDS[decoding]} as the bundle was "
+                "exported; the tables under As a tool give both decodings.",
                 "",
                 "## Results",
                 "",

@@ -284,6 +284,7 @@ def export(run_dir: str | os.PathLike, name: str, options: BundleOptions | None 
                 "seed": SAMPLES_SEED,
                 "num_samples": num_samples,
                 "exported_by": EXPORTED_BY,
+                "decoding": groovae.decoding,
                 "check": reference_losses(groovae.model, splits[0].outputs),
             },
             "milestones": _milestones(

@@ -59,15 +59,20 @@ def length_in_bars(groove_steps: int, total_time: float, qpm: float) -> int:
     return max(1, groove_steps // STEPS_PER_BAR, by_notes)
 
 
+EARLY_OFFSET = 0.05  # half steps (a fortieth of a 16th) before a bar line that count as early
+
+
 def fold_early_downbeat(groove: np.ndarray) -> np.ndarray:
-    """A [steps, 27] groove whose last bar holds nothing but hits played just before its bar
+    """A tapped [steps, 27] groove whose last bar holds nothing but hits played just before its bar
     line (the converter rounds them onto that bar's first step, early), a bar shorter: they are
     the loop's next downbeat played early, so they move to step 0 where that drum has no hit of
     its own. Two bars tapped with the last tap a hair before the next downbeat stay two bars.
     """
     last = groove[-STEPS_PER_BAR:]
     first_hits = last[0, HITS] > 0.5
-    early = (last[0, OFFSETS] > 0)[first_hits]  # offsets are + early (spec §2.2)
+    # Offsets are + early (spec §2.2), in half steps; one on the bar line within float rounding
+    # is not early.
+    early = (last[0, OFFSETS] > EARLY_OFFSET)[first_hits]
     if len(groove) <= STEPS_PER_BAR or last[1:, HITS].any() or not early.all():
         return groove
     folded = groove[:-STEPS_PER_BAR].copy()
@@ -121,7 +126,9 @@ def sequence_windows(sequence: note_seq.NoteSequence, converter: GrooveConverter
         raise Rejected(NO_DRUM_NOTES)
     if max(note.end_time for note in drums.notes) > 60 * MAX_GROOVE_MINUTES:
         raise Rejected(f"longer than {MAX_GROOVE_MINUTES:g} minutes")
-    groove = fold_early_downbeat(converter.note_sequence_to_groove(drums))
+    groove = converter.note_sequence_to_groove(drums)
+    if converter.options.tapify:  # taps are played in a loop: see fold_early_downbeat
+        groove = fold_early_downbeat(groove)
     qpm = single_tempo([(t.time, t.qpm) for t in sequence.tempos])
     if qpm > MAX_QPM:
         raise Rejected(f"a tempo of {qpm:,.6g} qpm (the tools take up to {MAX_QPM:g})")

@@ -5,7 +5,8 @@ The scripts that build or use Magenta's side environment (bench/magenta_side.py:
 bench_magenta_export, magenta_family) need that environment, which `pip` builds from the network on
 first use; they skip without it. Measured on a 2-core CPU shared with two training runs (load
 average about 18, so each took several times what it takes alone): bench_humanize 94 s,
-bench_tools 74-361 s, bench_first_groove 194 s; marked slow: bench_data 293 s (a cold build of
+bench_tools 74-361 s; marked slow: bench_first_groove 194 s, bench_web_page (it needs chromium,
+as tests/test_web_page.py does), bench_data 293 s (a cold build of
 every GMD split), bench_family 350 s, bench_sample 393 s (a one-step groovae_4bar run first),
 bench_backends (three backends, the full model) and the side-environment ones.
 """
@@ -28,7 +29,9 @@ SIDE = "side"  # needs Magenta's side environment
 
 # script: (smallest arguments, what it needs, marks)
 RUNS = {
-    "bench_first_groove.py": (["--repeats", "1"], (), ()),
+    "bench_first_groove.py": (["--repeats", "1"], (), (pytest.mark.slow,)),
+    "bench_recording.py": (["--minutes", "0.05"], (), ()),
+    "bench_web_page.py": (["--repeats", "1"], (), (pytest.mark.slow,)),  # needs chromium
     "bench_family.py": (["--size", "tiny"], (), (pytest.mark.slow,)),
     "bench_sample.py": (
         ["--num", "1", "--repeats", "1", "--no-evaluate"],

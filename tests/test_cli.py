@@ -140,7 +140,7 @@ def test_every_command_line_runs_its_main_through_run_command(module):
         ("verbs", "interpolate --input {tmp}/a.mid --input {tmp}/b.mid --models bundled --out {tmp}",
          "cannot read"),
         ("evaluate", "--run-dir {tmp}/run", "has no config.json"),
-        ("export", "--run-dir {tmp}/run --no-readme", "holds no checkpoint to export"),
+        ("export", "--run-dir {tmp}/run --no-results-page", "holds no checkpoint to export"),
         ("pipeline", "--config tiny --data-dir {tmp}/gmd --outputs-dir {tmp}",
          "Groove MIDI Dataset not found"),
     ],

@@ -32,6 +32,9 @@ class FakeModel:
         mu = inputs.sum(axis=(1, 2))[:, None] + np.arange(z_size, dtype=np.float32)
         return mu, np.full_like(mu, 0.5)
 
+    def controls_of(self, grooves):
+        return None  # no hits_as_controls
+
     def decode(self, z, temperature=1.0, seed=None, controls=None, hits=None, **decoding):
         self.decoded.append((np.array(z), temperature, seed))
         return np.repeat(self.groove[None], len(z), axis=0)
@@ -158,6 +161,9 @@ class _EchoModel(FakeModel):
         self.windows = np.array(inputs)
         z = np.arange(len(inputs), dtype=np.float32)[:, None] * np.ones(self.config.model.z_size)
         return z, np.full_like(z, 1e-6)
+
+    def controls_of(self, grooves):
+        return None  # no hits_as_controls
 
     def decode(self, z, temperature=1.0, seed=None, controls=None, hits=None, **decoding):
         return self.windows[np.round(z[:, 0]).astype(int)]
