@@ -18,20 +18,11 @@ from conditions import run_watched
 
 from helpers.device import cpu_info
 from helpers.sample import TrainedModel
-from helpers.web_page import build_page, serve
+from helpers.web_page import CHROMIUM_ARGS, build_page, serve
 
 TAP_MODEL = "groovae_2bar_tap_fixed_velocity"  # a 2-bar model: decode and drumify both
 DECODE_TARGET_MS = 50.0
 LOAD_TARGET_MS = 3000.0
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 # Two bars of quarter-note taps at 120 qpm, handed to the page as its tap recorder keeps them.
 TAPS_THEN_LOOP = """async () => {
   const taps = groovaePage.taps;

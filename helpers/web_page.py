@@ -32,6 +32,17 @@ MODELS_DIR = "models"
 SOUNDS_DIR = "sounds"
 INDEX = "index.json"
 PANELS = ("generate", "drumify", "humanize")
+# How the page is opened headless (the tests and the bench): Debian's chromium, with its calls
+# home switched off, since nothing outside 127.0.0.1 may be reached.
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 SOUND_SECONDS = 1.0  # each drum's sample: its note and ring, the rest cut
 SOUND_RATE = audio.DEFAULT_SAMPLE_RATE
 

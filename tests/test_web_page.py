@@ -23,19 +23,10 @@ from helpers import export
 from helpers.constants import HITS, VELOCITIES
 from helpers.magenta_js import MagentaJsError
 from helpers.sample import TrainedModel
-from helpers.web_page import MODELS_DIR, SCRIPTS, build_page, serve
+from helpers.web_page import CHROMIUM_ARGS, MODELS_DIR, SCRIPTS, build_page, serve
 
 CHROMIUM = Path("/usr/bin/chromium")
 REQUIRE_BROWSER = os.environ.get("GROOVAE_REQUIRE_BROWSER") == "1"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 MODELS = {
     "generate": "groovae_4bar",
     "drumify": "groovae_2bar_tap_fixed_velocity",
