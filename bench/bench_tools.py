@@ -64,7 +64,6 @@ from helpers.metrics import (
     groove_features,
     wasserstein_1d,
 )
-from helpers.model import DECODINGS
 from helpers.runs import RunError
 from helpers.sample import (
     DEFAULT_TEMPERATURE,
@@ -147,16 +146,6 @@ def kept_and_added(score: np.ndarray, played: np.ndarray) -> tuple[float, float]
     return float((score & played).sum() / n), float((played & ~score).sum() / n)
 
 
-def decodings(model: TrainedModel, play: Callable[[], np.ndarray]) -> dict[str, np.ndarray]:
-    """What `play` returns under each decoding of `model`, per-hit first."""
-    played = {}
-    for decoding in DECODINGS:
-        model.decoding = decoding
-        played[decoding] = play()
-    model.decoding = DECODINGS[0]
-    return played
-
-
 def swingness(grooves: np.ndarray) -> float:
     """Mean GrooveEvaluator swingness of (n, steps, 27) grooves."""
     return float(np.mean(groove_features(grooves)["swingness"]))
@@ -199,8 +188,8 @@ def bench_generate(
     rows = [spread_row("the drummers (test windows)", real, real, bpm)]
     comparisons = {}
     for t in GENERATE_TEMPERATURES:
-        for decoding, grooves in decodings(
-            model, lambda t=t: model.sample_grooves(n, t, seed)
+        for decoding, grooves in model.under_each_decoding(
+            lambda t=t: model.sample_grooves(n, t, seed)
         ).items():
             name = f"T {t}, {decoding} decoding"
             rows.append(spread_row(name, grooves, real, bpm))
@@ -223,8 +212,8 @@ def bench_generate(
     mu, _ = model.model.encode(inputs)
     f1 = {
         decoding: f1_counts(hits_of(real), hits_of(greedy))[2][-1]
-        for decoding, greedy in decodings(
-            model, lambda: model.decode_grooves(np.asarray(mu), GREEDY_TEMPERATURE, seed)
+        for decoding, greedy in model.under_each_decoding(
+            lambda: model.decode_grooves(np.asarray(mu), GREEDY_TEMPERATURE, seed)
         ).items()
     }
     print(
@@ -257,16 +246,15 @@ def bench_humanize(
         played = {
             f"{name}, {decoding} decoding": grooves
             for name, z in codes.items()
-            for decoding, grooves in decodings(
-                model,
+            for decoding, grooves in model.under_each_decoding(
                 lambda z=z: model.decode_grooves(z, temperature, seed, controls=hits, hits=hits),
             ).items()
         }
     else:  # Magenta's humanize model re-encodes the score's hits and draws its own
         played = {
             f"the model, the score re-encoded (the verb), {decoding} decoding": grooves
-            for decoding, grooves in decodings(
-                model, lambda: reencode(model, score, temperature, seed)
+            for decoding, grooves in model.under_each_decoding(
+                lambda: reencode(model, score, temperature, seed)
             ).items()
         }
     given, ms = hits_of(real), ms_per_offset(bpm)
@@ -344,7 +332,9 @@ def bench_drumify(
     """Prints drumify's table (arguments as bench_humanize's)."""
     # The posterior sees the window as the tap converter makes it: one line of taps.
     played = hits_of(reencode(model, real, temperature, seed))
-    magenta = decodings(model, lambda: hits_of(reencode(model, real, temperature, seed)))["magenta"]
+    magenta = model.under_each_decoding(lambda: hits_of(reencode(model, real, temperature, seed)))[
+        "magenta"
+    ]
     given = hits_of(real)
     typical = np.broadcast_to(typical_pattern(train), given.shape)
     model_p, model_r, model_f1 = f1_counts(given, played)
@@ -399,8 +389,8 @@ def bench_transfer(
     feel = np.roll(real, len(real) // 2, axis=0)  # B: mostly another performance than A's
     mu, _ = model.posterior(feel)
     hits = model.model.controls_of(real)
-    played = decodings(
-        model, lambda: model.decode_grooves(mu, temperature, seed, controls=hits, hits=hits)
+    played = model.under_each_decoding(
+        lambda: model.decode_grooves(mu, temperature, seed, controls=hits, hits=hits)
     )
     ms = ms_per_offset(bpm)  # offsets at A's tempo, the one the transfer plays at
 
@@ -442,7 +432,7 @@ def bench_infill(
     real = real[with_hats]
     without = real.copy()
     without[..., [part.start + CLOSED_HI_HAT for part in (HITS, VELOCITIES, OFFSETS)]] = 0.0
-    decoded = decodings(model, lambda: reencode(model, without, temperature, seed))
+    decoded = model.under_each_decoding(lambda: reencode(model, without, temperature, seed))
     played = hits_of(decoded["per_hit"])
     given = hits_of(real)
     train = train[hits_of(train)[..., CLOSED_HI_HAT].any(1)]

@@ -116,13 +116,10 @@ def decodings_side_by_side(
     from IPython.display import Markdown, display
 
     z = np.random.default_rng(seed).standard_normal((num_samples, model.config.model.z_size))
-    chosen, grooves = model.decoding, {}
-    try:
-        for decoding in ("magenta", "per_hit"):
-            model.decoding = decoding
-            grooves[decoding] = model.decode_grooves(z.astype(np.float32), temperature, seed)
-    finally:
-        model.decoding = chosen
+    played = model.under_each_decoding(
+        lambda: model.decode_grooves(z.astype(np.float32), temperature, seed)
+    )
+    grooves = {decoding: played[decoding] for decoding in ("magenta", "per_hit")}
     names = [f"{decoding} decoding" for decoding in grooves]
     firsts = model.grooves_to_note_sequences(np.stack([g[0] for g in grooves.values()]), qpm)
     render.plot_grooves(firsts, names)

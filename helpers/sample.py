@@ -6,6 +6,7 @@ The groove tools' command line is `python -m helpers.verbs` (helpers/verbs.py).
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import note_seq
@@ -140,6 +141,18 @@ class TrainedModel:
         loaded.label = f"{model.config.name}-magenta"
         loaded.source = source
         return loaded
+
+    def under_each_decoding(self, play: Callable[[], np.ndarray]) -> dict[str, np.ndarray]:
+        """What `play` (a call of this model's) returns under each of DECODINGS, per-hit first;
+        the model keeps its own decoding afterwards."""
+        chosen, played = self.decoding, {}
+        try:
+            for decoding in DECODINGS:
+                self.decoding = decoding
+                played[decoding] = play()
+        finally:
+            self.decoding = chosen
+        return played
 
     @property
     def window_steps(self) -> int:

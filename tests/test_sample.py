@@ -377,3 +377,12 @@ def test_a_model_draws_from_its_own_residuals_else_the_bundled_groovae_4bars(tin
     assert "bundled groovae_4bar" in fallback.residuals_source and fallback.decoding == "magenta"
     with pytest.raises(sample.SampleError, match="per_hit, magenta"):
         sample.TrainedModel(tiny_run, decoding="loud")
+
+
+def test_under_each_decoding_plays_both_and_keeps_the_models_own(tiny_run):
+    model = sample.TrainedModel(tiny_run, decoding="magenta")
+    z = np.zeros((2, model.config.model.z_size), np.float32)
+    played = model.under_each_decoding(lambda: model.decode_grooves(z, 1.0, seed=3))
+    assert list(played) == ["per_hit", "magenta"] and model.decoding == "magenta"
+    np.testing.assert_array_equal(played["magenta"], model.decode_grooves(z, 1.0, seed=3))
+    assert not np.array_equal(played["per_hit"], played["magenta"])
