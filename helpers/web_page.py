@@ -183,3 +183,48 @@ def serve(folder: str | os.PathLike, port: int = 0) -> tuple[http.server.HTTPSer
     server = http.server.ThreadingHTTPServer(("127.0.0.1", port), handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     return server, f"http://127.0.0.1:{server.server_address[1]}/"
+
+
+NOTEBOOK_HEIGHT = 720  # pixels: the page's transport row, a panel and the pianoroll
+_shown: dict[str, http.server.HTTPServer] = {}  # the server of the page shown last, per folder
+
+
+def show_in_notebook(
+    models: list[TrainedModel], out_dir: str | os.PathLike, height: int = NOTEBOOK_HEIGHT
+) -> str | None:
+    """Builds the page of `models` into `out_dir` and shows it under the running cell, served by
+    a background thread of the kernel: in Colab through Colab's proxy of the kernel's port,
+    elsewhere as a frame of http://127.0.0.1:PORT/ (for a browser on the kernel's machine). The
+    cell returns at once; running it again replaces the page and stops the server it started.
+
+    Each model goes on the page under its label (a run's folder and checkpoint, or the bundled
+    name); a model given twice goes on once.
+
+    Returns:
+      The page's address in the kernel, or None, with the reason printed, where the page cannot
+      be built here (its scripts not built: `make setup`).
+    """
+    from IPython.display import IFrame, display
+
+    from helpers.notebook import in_colab
+
+    previous = _shown.pop(str(out_dir), None)
+    if previous is not None:  # it serves the folder about to be replaced
+        previous.shutdown()
+        previous.server_close()
+    named = {model.label: model for model in models}
+    try:
+        folder = build_page(named, out_dir)
+    except WebPageError as err:
+        print(f"The page is not shown: {err}")
+        return None
+    server, address = serve(folder)
+    _shown[str(out_dir)] = server
+    if in_colab():
+        from google.colab import output
+
+        output.serve_kernel_port_as_iframe(server.server_address[1], height=height)
+    else:
+        display(IFrame(address, width="100%", height=height))
+    print(f"the page of {', '.join(named)}, served by the kernel at {address}")
+    return address

@@ -11,6 +11,10 @@ mostly building and loading the models and librosa's first import.
 import json
 import os
 import shutil
+import sys
+import types
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 import note_seq
@@ -19,11 +23,18 @@ import pytest
 from conftest import drum_sequence
 from test_magenta_js_node import ATOL, greedy_decodes, performed_sequence
 
-from helpers import export
+from helpers import export, web_page
 from helpers.constants import HITS, VELOCITIES
 from helpers.magenta_js import MagentaJsError
 from helpers.sample import TrainedModel
-from helpers.web_page import CHROMIUM_ARGS, MODELS_DIR, SCRIPTS, build_page, serve
+from helpers.web_page import (
+    CHROMIUM_ARGS,
+    MODELS_DIR,
+    SCRIPTS,
+    build_page,
+    serve,
+    show_in_notebook,
+)
 
 CHROMIUM = Path("/usr/bin/chromium")
 REQUIRE_BROWSER = os.environ.get("GROOVAE_REQUIRE_BROWSER") == "1"
@@ -134,18 +145,28 @@ def test_page_loads_offline_and_names_what_it_cannot_play(browser, tmp_path):
     assert browser.errors == [] and browser.outside == []
 
 
-def test_generate_decodes_what_trained_model_decodes(browser, site):
+@pytest.mark.parametrize("kernel", ["wasm", "js"])
+def test_generate_decodes_what_trained_model_decodes(browser, site, kernel):
     trained = site[3][MODELS["generate"]]
     z, decoded, _ = greedy_decodes(trained, 2, seed=1)
+    # Either kernel of the network's products: WebAssembly SIMD, or plain JavaScript where a
+    # browser lacks SIMD.
     js = np.array(
         browser.page.evaluate(
-            "([name, zs]) => zs.map((z) => groovaePage.api.decode("
-            "groovaePage.models[name], z, {temperature: 0}))",
-            [MODELS["generate"], z.tolist()],
+            "([name, zs, kernel]) => {"
+            "  groovaePage.kernel = kernel;"
+            "  try {"
+            "    return zs.map((z) => groovaePage.api.decode("
+            "        groovaePage.models[name], z, {temperature: 0}));"
+            "  } finally { groovaePage.kernel = 'wasm'; }"
+            "}",
+            [MODELS["generate"], z.tolist(), kernel],
         )
     )
     np.testing.assert_array_equal(js[..., HITS], decoded[..., HITS])
     assert np.abs(js - decoded).max() <= ATOL
+    expected = {"wasm": "WebAssembly SIMD", "js": "plain JavaScript"}[kernel]
+    assert browser.page.evaluate(f"groovaePage.api.kernelName('{kernel}')") == expected
 
 
 def _python_reencode(trained: TrainedModel, grooves: np.ndarray) -> np.ndarray:
@@ -325,3 +346,39 @@ def test_export_main_writes_a_page_of_runs_and_refuses_what_it_must(tiny_run, tm
     with pytest.raises(MagentaJsError, match="not written by this exporter"):
         export.main(["--format", "web", "--run-dir", str(tiny_run), "--out", str(foreign)])
     assert (foreign / "index.html").read_text() == "mine"
+
+
+def _serves(address: str) -> bool:
+    try:
+        with urllib.request.urlopen(f"{address}models/index.json", timeout=10) as response:
+            return response.status == 200
+    except (urllib.error.URLError, ConnectionError):
+        return False
+
+
+def test_show_in_notebook_serves_the_page_from_the_kernel_and_replaces_it(
+    tiny_run, tmp_path, monkeypatch, capsys
+):
+    if not all(p.exists() for p in SCRIPTS):
+        _playwright_or_skip()  # says what is missing; skips or fails as the browser tests do
+    model, out = TrainedModel(run_dir=tiny_run), tmp_path / "web"
+    plain = show_in_notebook([model, model], out)  # off Colab: a frame of 127.0.0.1
+    assert plain.startswith("http://127.0.0.1:") and _serves(plain)
+    assert "IFrame" in capsys.readouterr().out
+    (entry,) = json.loads((out / MODELS_DIR / "index.json").read_text())["models"]
+    assert entry["name"] == model.label
+    framed = []  # Colab: its proxy of the kernel's port, stood in for here
+    colab = types.ModuleType("google.colab")
+    colab.output = types.SimpleNamespace(
+        serve_kernel_port_as_iframe=lambda port, height: framed.append((port, height))
+    )
+    monkeypatch.setitem(sys.modules, "google.colab", colab)
+    in_colab = show_in_notebook([model], out, height=500)
+    assert framed == [(int(in_colab.rsplit(":", 1)[1].strip("/")), 500)] and _serves(in_colab)
+    assert not _serves(plain), "a rerun leaves the earlier server running"
+    assert "IFrame" not in capsys.readouterr().out
+    monkeypatch.setattr(web_page, "SCRIPTS", (tmp_path / "absent.js",))
+    assert show_in_notebook([model], out) is None  # no scripts: said, not raised
+    said = capsys.readouterr().out
+    assert said.startswith("The page is not shown:") and "make setup" in said
+    assert not _serves(in_colab)
