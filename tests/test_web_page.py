@@ -45,8 +45,11 @@ MODELS = {
     "none": "groovae_2bar_add_closed_hh",  # infill: named on the page as not playable there
 }
 LOAD_TIMEOUT_MS = 120_000
-ONSET_TOLERANCE_S = 0.010
-ONSET_WORST_S = 0.02  # seconds: the farthest one onset may sit
+ONSET_TOLERANCE_S = 0.010  # seconds: the farthest an onset may sit from its note (the issue's)
+# The onset detector's analysis window: 256 samples (12 ms at 22050 Hz). librosa's default, 2048
+# (93 ms), times an onset after a ringing note up to 23 ms early and misses a third of them.
+ONSET_WINDOW = 256
+ONSET_HOP = 64  # samples: 3 ms
 LOUD_VELOCITY = 64  # MIDI: the notes whose onsets are timed
 SCREENSHOTS = os.environ.get("GROOVAE_WEB_SCREENSHOTS")  # a folder to keep the panels' pictures
 
@@ -248,8 +251,11 @@ def test_offline_audio_onsets_sit_on_the_notes(browser, site):
     audio, rate = np.array(rendered["samples"], np.float32), rendered["sampleRate"]
     assert np.abs(audio).max() > 0.05, "the rendered groove is silent"
     starts = np.sort([rendered["lead"] + max(0.0, n["startTime"]) for n in rendered["notes"]])
+    strength = librosa.onset.onset_strength(
+        y=audio, sr=rate, hop_length=ONSET_HOP, n_fft=ONSET_WINDOW, n_mels=32
+    )
     onsets = librosa.onset.onset_detect(
-        y=audio, sr=rate, hop_length=64, backtrack=True, units="time"
+        onset_envelope=strength, sr=rate, hop_length=ONSET_HOP, backtrack=True, units="time"
     )
     # Notes closer than 30 ms sound as one onset; an onset is timed against a loud note that
     # stands alone (none other within 50 ms), where one onset means one note.
@@ -263,14 +269,19 @@ def test_offline_audio_onsets_sit_on_the_notes(browser, site):
         if n["velocity"] >= LOUD_VELOCITY
     }
     alone = np.array([t for t in alone if round(t, 6) in loud])
-    near = [t for t in onsets if np.min(np.abs(alone - t)) <= 0.025] if len(alone) else []
-    assert near, "no onset heard near a note standing alone"
-    off = np.array([np.min(np.abs(alone - t)) for t in near])
+    assert len(alone) and len(onsets), (len(alone), len(onsets))
+    # Every loud note standing alone is heard within 10 ms, and every onset near one (within
+    # 25 ms) sits within 10 ms of it.
+    heard = np.array([np.min(np.abs(onsets - t)) for t in alone])
+    off = np.array(
+        [np.min(np.abs(alone - t)) for t in onsets if np.min(np.abs(alone - t)) <= 0.025]
+    )
     heard_apart = 1 + int(np.sum(np.diff(sorted(loud)) > 0.03))  # loud notes 30 ms apart
-    print(f"{len(onsets)} onsets, {heard_apart} note times 30 ms apart, worst {off.max():.4f} s")
-    # The issue asks every onset within 10 ms; the worst here is 11-16 ms (a detector's frame and
-    # a drum sample's attack), so the typical onset is held to 10 ms and the worst to 20 ms.
-    assert np.median(off) <= ONSET_TOLERANCE_S and off.max() <= ONSET_WORST_S
+    print(
+        f"{len(onsets)} onsets, {heard_apart} note times 30 ms apart, {len(alone)} loud notes "
+        f"alone: heard {heard.max() * 1000:.1f} ms off at worst, median {np.median(off) * 1000:.1f}"
+    )
+    assert heard.max() <= ONSET_TOLERANCE_S and off.max() <= ONSET_TOLERANCE_S
     assert len(onsets) >= 0.5 * heard_apart
 
 
