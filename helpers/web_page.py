@@ -1,11 +1,12 @@
 """The models as a browser instrument: a static folder (index.html, its scripts, the models in
 magenta-js's format and the kit's drum sounds) that plays Generate, Drumify and Humanize with no
-network access, and a server for it on 127.0.0.1.
+network access, a server for it on 127.0.0.1, and the page under a notebook cell (Colab's too).
 
 The page's sources are js/page/; its script (@magenta/music's browser build, which carries
 TensorFlow.js) is copied from the npm packages pinned in js/ into js/dist/ by js/build_page.js,
 which `make setup` runs. The page steps the decoder cells itself (js/page/groovae_page.js), as
-helpers/model.py does, so hits-conditioned models play there too.
+helpers/model.py does, so hits-conditioned models play there too; its matrix products run in a
+small WebAssembly SIMD kernel the script carries (plain JavaScript where a browser lacks SIMD).
 """
 
 from __future__ import annotations
@@ -223,7 +224,7 @@ def show_in_notebook(
     if in_colab():
         from google.colab import output
 
-        output.serve_kernel_port_as_iframe(server.server_address[1], height=height)
+        output.serve_kernel_port_as_iframe(server.server_address[1], height=str(height))
     else:
         display(IFrame(address, width="100%", height=height))
     print(f"the page of {', '.join(named)}, served by the kernel at {address}")

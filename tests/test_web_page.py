@@ -385,7 +385,7 @@ def test_show_in_notebook_serves_the_page_from_the_kernel_and_replaces_it(
     )
     monkeypatch.setitem(sys.modules, "google.colab", colab)
     in_colab = show_in_notebook([model], out, height=500)
-    assert framed == [(int(in_colab.rsplit(":", 1)[1].strip("/")), 500)] and _serves(in_colab)
+    assert framed == [(int(in_colab.rsplit(":", 1)[1].strip("/")), "500")] and _serves(in_colab)
     assert not _serves(plain), "a rerun leaves the earlier server running"
     assert "IFrame" not in capsys.readouterr().out
     monkeypatch.setattr(web_page, "SCRIPTS", (tmp_path / "absent.js",))

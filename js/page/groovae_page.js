@@ -919,6 +919,7 @@ async function main() {
     } else {
       try {
         page.models[info.name] = await loadModel(info);
+        network(page.models[info.name]);  // the weights on the heap now, not at the first press
         item.textContent = `${info.name}: ${info.panels.join(', ')} (${info.source})`;
         for (const panel of info.panels) $(`${panel}-model`).add(new Option(info.name, info.name));
       } catch (err) {
