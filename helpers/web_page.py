@@ -16,6 +16,7 @@ import http.server
 import json
 import os
 import shutil
+import subprocess
 import threading
 from pathlib import Path
 
@@ -27,6 +28,9 @@ from helpers.constants import DRUM_CLASS_NAMES, MIDI_DRUM_CHANNEL, REDUCED_DRUM_
 from helpers.sample import TrainedModel
 
 JS_DIR = Path(__file__).resolve().parents[1] / "js"
+INSTALL_NODE = (
+    JS_DIR.parent / "scripts" / "install_node.sh"
+)  # Node, js/ and js/dist: make setup's step
 PAGE_SOURCES = JS_DIR / "page"
 SCRIPTS = (JS_DIR / "dist" / "magentamusic.js",)
 MODELS_DIR = "models"
@@ -201,6 +205,10 @@ def show_in_notebook(
     Each model goes on the page under its label (a run's folder and checkpoint, or the bundled
     name); a model given twice goes on once.
 
+    In Colab, where a fresh clone lacks the page's scripts, it first builds them as `make setup`
+    does (scripts/install_node.sh: Node through apt where missing, then js/'s pinned packages
+    through npm), once a runtime.
+
     Returns:
       The page's address in the kernel, or None, with the reason printed, where the page cannot
       be built here (its scripts not built: `make setup`).
@@ -213,6 +221,9 @@ def show_in_notebook(
     if previous is not None:  # it serves the folder about to be replaced
         previous.shutdown()
         previous.server_close()
+    if in_colab() and not all(p.exists() for p in SCRIPTS):
+        print("building the page's scripts (Node and js/, once a runtime)...", flush=True)
+        subprocess.run(["bash", str(INSTALL_NODE)], check=False)  # it says what it could not do
     named = {model.label: model for model in models}
     try:
         folder = build_page(named, out_dir)
