@@ -44,7 +44,7 @@ CASES = {
     ],
     "evaluate": [
         ("--help", ["--help"]),
-        ("bad flag", ["--run-dir", "{tmp}/run", "--split", "train"]),
+        ("bad flag", ["--split", "train"]),
         ("0-byte file", ["--run-dir", "{tmp}/empty.mid"]),
     ],
     "export": [

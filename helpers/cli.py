@@ -13,7 +13,7 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-from helpers.config import CONFIG_MAP, PRECISIONS
+from helpers.config import CONFIG_FILE, CONFIG_MAP, PRECISIONS
 from helpers.constants import (
     AUDIO_SUFFIXES,
     DATA_DIR_ENV,
@@ -40,6 +40,19 @@ def add_run_dir(parser: argparse.ArgumentParser, *aliases: str, **kwargs) -> Non
     """
     kwargs.setdefault("help", "run folder: config.json, history.csv, checkpoints/")
     parser.add_argument("--run-dir", "--run_dir", *aliases, dest="run_dir", **kwargs)
+
+
+def run_folder(text: str) -> str:
+    """argparse's type for a run to read (evaluate's --run-dir): a folder holding config.json,
+    checked before the command loads the framework to read its checkpoints."""
+    path, wanted = Path(text), "give a run folder python -m helpers.train wrote"
+    if not path.exists():
+        raise argparse.ArgumentTypeError(f"{text} does not exist; {wanted}")
+    if not path.is_dir():
+        raise argparse.ArgumentTypeError(f"{text} is a file; {wanted}")
+    if not (path / CONFIG_FILE).is_file():
+        raise argparse.ArgumentTypeError(f"{text} has no {CONFIG_FILE}; {wanted}")
+    return text
 
 
 def add_outputs_dir(parser: argparse.ArgumentParser, *aliases: str) -> None:

@@ -59,7 +59,8 @@ TOOLS = {
 FIRST_BYTES = {
     "zero_bytes": "is empty (0 bytes)",
     "text": "is not a MIDI file: it starts b'drum', where a Standard MIDI File starts b'MThd'",
-    "wav_named_mid": "is not a MIDI file: it starts b'RIFF', where",
+    "wav_named_mid": "is not a MIDI file: it starts b'RIFF', where a Standard MIDI File starts "
+    "b'MThd'",
 }
 # Drumify hears every note as a tap, on any channel and pitch.
 DRUMIFY = {**TOOLS, "no_drum_channel": None, "pitches_off_the_map": None}
@@ -260,11 +261,12 @@ def test_each_odd_file_through_a_tool_is_refused_with_its_reason_or_handled(
 def test_each_odd_file_through_a_two_groove_tool_is_refused_or_handled(
     verb, odd, outputs, tmp_path
 ):
-    for kind, why in TOOLS.items():
+    for i, (kind, why) in enumerate(TOOLS.items()):
         if kind == LONG or kind in FIRST_BYTES:
             continue
-        out = tmp_path / kind
-        argv = [verb, "--input", str(odd[kind]), "--input", str(odd["good"])]
+        out, number = tmp_path / kind, 1 + i % 2  # the odd file first or second, in turn
+        inputs = [odd[kind], odd["good"]][:: 1 if number == 1 else -1]
+        argv = [verb, "--input", str(inputs[0]), "--input", str(inputs[1])]
         argv += ["--outputs-dir", str(outputs), "--out", str(out), "--num", "1", "--seed", "0"]
         result = _refused_or_handled(verbs.main, argv)
         if why is None:
@@ -272,7 +274,7 @@ def test_each_odd_file_through_a_two_groove_tool_is_refused_or_handled(
             _assert_whole_grooves(out, [f"{'interpolation' if verb == 'interpolate' else verb}_01"])
         else:
             assert why in str(result) and not out.exists(), (kind, result)
-            assert str(result).startswith("refused 1 of 2 inputs: --input 1: "), result
+            assert str(result).startswith(f"refused 1 of 2 inputs: --input {number}: "), result
             assert str(result).count(str(odd[kind])) == 1, result
 
 
@@ -357,7 +359,8 @@ def test_an_input_that_is_no_midi_file_is_refused_by_its_flag_before_any_work(
     for path, said in refusals.items():
         argv = [verb, "--input", str(odd["good"]), "--input", str(path), "--output-dir", str(out)]
         line = _refusal(argv, capsys)
-        assert f"error: --input 2 ({path}) {said}; give a MIDI file (.mid) or a recording" in line
+        assert f"error: --input 2 ({path}) {said}" in line, line
+        assert line.endswith("; give a MIDI file (.mid) or a recording (.wav, .mp3, ...)"), line
     assert not out.exists()
 
 

@@ -132,7 +132,7 @@ def test_cli_never_overwrites(tiny_run, tmp_path):
     args = ["sample", "--run-dir", str(tiny_run), "--num", "2", "--out", str(tmp_path)]
     verbs.main(args)
     before = (tmp_path / "groove_01.mid").read_bytes()
-    with pytest.raises(FileExistsError, match="groove_01.mid exists"):
+    with pytest.raises(FileExistsError, match="groove_01.mid exists; give --overwrite"):
         verbs.main(args + ["--seed", "9"])
     assert (tmp_path / "groove_01.mid").read_bytes() == before
 
