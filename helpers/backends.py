@@ -346,8 +346,8 @@ def _processes_scope(layout: ProcessLayout, batch_size: int) -> contextlib.Abstr
     """Keras's DataParallel over the devices of every JAX process, or the MultiWorkerMirroredStrategy
     of the TensorFlow ones (helpers.processes.join)."""
     strategy = tensorflow_strategy()
-    replicas = keras.distribution.list_devices() if strategy is None else None
-    count = len(replicas) if strategy is None else strategy.num_replicas_in_sync
+    devices = keras.distribution.list_devices() if strategy is None else []
+    count = strategy.num_replicas_in_sync if strategy is not None else len(devices)
     if batch_size % count:
         raise BackendError(
             f"a global batch of {batch_size} does not split over the {count} devices of "
@@ -356,7 +356,7 @@ def _processes_scope(layout: ProcessLayout, batch_size: int) -> contextlib.Abstr
     if strategy is not None:
         return strategy.scope()
     # Each process hands in its own rows already (train_on_batch, evaluate): no resharding.
-    return keras.distribution.DataParallel(devices=replicas, auto_shard_dataset=False).scope()
+    return keras.distribution.DataParallel(devices=devices, auto_shard_dataset=False).scope()
 
 
 def _tensorflow_replicas():

@@ -1,10 +1,12 @@
 """Tests for helpers/processes.py: one tiny run trained by real processes meeting on 127.0.0.1 (CPU,
-one device each, JAX's gloo collectives), against one process on one and on two devices; a resume
-on another process count; a killed worker; a coordinator nobody listens on; layouts refused.
+one device each; JAX's gloo collectives, TensorFlow's ring all-reduce over gRPC), against one
+process on one and on two devices; a resume on another process count; a killed worker; a
+coordinator nobody listens on; a TensorFlow process 0 left alone; layouts refused.
 
 Each process is tests/process_job.py. Cost: 200 s of CPU (user and system, its processes
-included) measured for the four tests that start processes, on 2 cores under a load of 20 to 40;
-the two-process refusal, about 25 s more, is marked slow.
+included) measured for the four JAX tests that start processes, on 2 cores under a load of 20 to
+40; the TensorFlow ones about 105 s more (load 1 to 9); the two-process refusal, about 25 s
+more, is marked slow.
 """
 
 import json
