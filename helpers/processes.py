@@ -297,12 +297,17 @@ def _configure_tensorflow_coordination(num_processes: int) -> None:
     # TensorFlow's versions.
     jobs = tf.compat.v1.ConfigProto().experimental.coordination_config.coordinated_job_list
     jobs.add(name="worker", num_tasks=num_processes)
-    context.context().configure_coordination_service(
+    configure = context.context().configure_coordination_service
+    limits = {  # an older TensorFlow may lack some, and keeps its defaults for those
+        "heartbeat_timeout_in_ms": HEARTBEAT_TIMEOUT_S * 1000,
+        "shutdown_barrier_timeout_in_ms": SHUTDOWN_TIMEOUT_S * 1000,
+    }
+    accepted = inspect.signature(configure).parameters
+    configure(
         service_type="standalone",
         service_leader="/job:worker/replica:0/task:0",
-        heartbeat_timeout_in_ms=HEARTBEAT_TIMEOUT_S * 1000,
-        shutdown_barrier_timeout_in_ms=SHUTDOWN_TIMEOUT_S * 1000,
         coordinated_jobs=list(jobs),
+        **{name: value for name, value in limits.items() if name in accepted},
     )
 
 
@@ -407,10 +412,10 @@ def stopped_processes_named(layout: ProcessLayout):
     """Turns the error a TensorFlow collective ends with when another process stopped into a
     ProcessError naming that process (JAX's runtime ends the process itself, naming it).
 
-    A stopped process's closed connections end the others' collectives at once (3 to 5 s
-    measured on one machine); a lost machine's missed heartbeats within HEARTBEAT_TIMEOUT_S
-    (TensorFlow's coordination service); a collective that waits longer than
-    COLLECTIVE_TIMEOUT_S fails anyway.
+    A killed process's closed connections end the others' collectives at once (3 to 5 s
+    measured on one machine); a lost or frozen one's missed heartbeats within HEARTBEAT_TIMEOUT_S
+    (TensorFlow's coordination service; 23 s measured for a process frozen with SIGSTOP); a
+    collective that waits longer than COLLECTIVE_TIMEOUT_S fails anyway.
     """
     if tensorflow_strategy() is None:
         yield
