@@ -157,12 +157,15 @@ def add_training(parser: argparse.ArgumentParser, required: bool) -> None:
 
 
 def add_process_flags(parser: argparse.ArgumentParser) -> None:
-    """--coordinator, --num-processes, --process-id: this process's place among several (JAX)."""
+    """--coordinator, --num-processes, --process-id: this process's place among several (JAX,
+    TensorFlow)."""
     parser.add_argument(
         "--coordinator",
         metavar="HOST:PORT",
         help="process 0's address, reachable by every process, to train one run over several "
-        "(KERAS_BACKEND=jax); 'auto' on a Cloud TPU pod slice. Default: $TF_CONFIG, else alone",
+        "(KERAS_BACKEND=jax or tensorflow; on tensorflow process i listens at PORT + i of this "
+        "machine: for several machines give $TF_CONFIG); 'auto' on a Cloud TPU pod slice (jax). "
+        "Default: $TF_CONFIG, else alone",
     )
     parser.add_argument("--num-processes", type=int, help="processes training the run together")
     parser.add_argument("--process-id", type=int, help="this process, 0 to --num-processes - 1")
