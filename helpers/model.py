@@ -520,7 +520,7 @@ class GrooVAE(keras.Model):
           windows: how many of them, drawn without replacement by `seed`, to measure on.
         """
         rows = np.sort(np.random.default_rng(seed).permutation(len(targets))[:windows])
-        inputs, targets = np.asarray(inputs)[rows], np.asarray(targets)[rows]
+        inputs, targets = np.asarray(inputs[rows]), np.asarray(targets[rows])
         batch_size = 256
         drums, velocities, offsets = [], [], []
         for begin in range(0, len(targets), batch_size):
