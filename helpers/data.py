@@ -36,9 +36,9 @@ OUTPUTS_FILE, META_FILE, SUMMARY_FILE, MANIFEST_FILE = (
     "manifest.json",
 )
 NPY_HEADER_BYTES = 128  # numpy pads a 3-axis float32 header to this, whatever the window count
-WHOLE_CHECKSUM_BYTES = 1 << 30  # files up to this size are hashed whole; larger ones by sample
-CHECKSUM_BLOCK_BYTES = 1 << 20
-CHECKSUM_SAMPLES = 1024
+WHOLE_CHECKSUM_BYTES = 1 << 28  # files up to this size are hashed whole; larger ones by sample
+CHECKSUM_BLOCK_BYTES = 1 << 20  # read at a time when hashing a whole file
+CHECKSUM_SAMPLES, CHECKSUM_SAMPLE_BYTES = 1024, 1 << 16  # 64 MiB read of a larger file
 CORRUPT_FILE = "corrupt file"
 META_COLUMNS = ["split", "drummer", "style", "bpm", "beat_type", "midi_filename", "clip"]
 
@@ -444,9 +444,9 @@ def read_windows(path: Path) -> np.ndarray:
 
 
 def checksum(path: Path) -> str:
-    """sha256 of a file: of all of it up to WHOLE_CHECKSUM_BYTES, else of CHECKSUM_SAMPLES blocks
-    spread over it (hashing gigabytes at every load would take longer than the training step
-    it feeds; the size, checked too, catches a cut-short copy)."""
+    """sha256 of a file: of all of it up to WHOLE_CHECKSUM_BYTES, else of its size and
+    CHECKSUM_SAMPLES blocks spread over it (hashing gigabytes at every load would take longer than
+    many training steps; the size, checked too, catches a copy cut short)."""
     size = path.stat().st_size
     digest = hashlib.sha256()
     with open(path, "rb") as file:
@@ -454,9 +454,10 @@ def checksum(path: Path) -> str:
             while block := file.read(CHECKSUM_BLOCK_BYTES):
                 digest.update(block)
         else:
-            for offset in np.linspace(0, size - CHECKSUM_BLOCK_BYTES, CHECKSUM_SAMPLES):
+            digest.update(str(size).encode())
+            for offset in np.linspace(0, size - CHECKSUM_SAMPLE_BYTES, CHECKSUM_SAMPLES):
                 file.seek(int(offset))
-                digest.update(file.read(CHECKSUM_BLOCK_BYTES))
+                digest.update(file.read(CHECKSUM_SAMPLE_BYTES))
     return digest.hexdigest()
 
 

@@ -333,3 +333,17 @@ def test_performance_windows_whole_file(tiny_gmd):
     outputs, start_bars = data.performance_windows(tiny_gmd / "a_good.mid")
     assert outputs.shape == (1, 64, 27)  # 6 bars: one window, the remainder dropped
     np.testing.assert_array_equal(start_bars, [0])
+
+
+def test_a_cache_larger_than_a_whole_hash_is_checked_by_sample(tmp_path, monkeypatch):
+    monkeypatch.setattr(data, "WHOLE_CHECKSUM_BYTES", 0)  # as if gigabytes
+    windows = np.random.default_rng(0).random((64, 64, 27), dtype=np.float32)
+    data.save_split(tmp_path / "split", [windows[:10], windows[10:]], [], {}, (64, 27))
+    np.testing.assert_array_equal(np.array(data.load_split(tmp_path / "split").outputs), windows)
+    outputs = tmp_path / "split" / data.OUTPUTS_FILE
+    changed = bytearray(outputs.read_bytes())
+    changed[-1] ^= 1
+    outputs.write_bytes(changed)
+    assert (
+        data.cache_damage(tmp_path / "split") == f"{data.OUTPUTS_FILE} does not match its checksum"
+    )
