@@ -40,4 +40,4 @@ run: setup
 test: setup
 	$(VENV)/bin/ruff format --check helpers tests bench
 	$(VENV)/bin/ruff check helpers tests bench
-	GROOVAE_SMOKE=1 GROOVAE_REQUIRE_BACKENDS=tensorflow,jax,torch $(PY) -m pytest -n 2 --dist loadgroup --nbmake --nbmake-timeout=900 -p no:cacheprovider
+	GROOVAE_SMOKE=1 GROOVAE_REQUIRE_BACKENDS=tensorflow,jax,torch $(PY) -m pytest -n 2 --dist loadgroup --nbmake --nbmake-timeout=900 --durations=25 -p no:cacheprovider

@@ -1,8 +1,10 @@
 """Keeps what we did not write out of the output of the command lines and notebooks:
-TensorFlow's start-up notices, its C++ info lines, pydub's ffmpeg warning and pyfluidsynth's
-library line. Real warnings and errors still show. helpers/__init__.py calls install() once."""
+TensorFlow's start-up notices, its C++ info lines (XLA's first compile among them), pydub's ffmpeg
+warning and pyfluidsynth's library line. Real warnings and errors still show.
+helpers/__init__.py calls install() once."""
 
 import contextlib
+import ctypes
 import importlib.abc
 import importlib.machinery
 import io
@@ -12,6 +14,8 @@ import sys
 import threading
 import warnings
 from collections.abc import Iterator
+from pathlib import Path
+from types import ModuleType
 
 # TensorFlow 2.20 and later log their start-up notices through Abseil before they read
 # TF_CPP_MIN_LOG_LEVEL (no environment variable reaches that logger), so every import on a
@@ -67,9 +71,51 @@ def quiet_startup() -> Iterator[None]:
         os.close(stderr)
 
 
+def _abseil_follows_tf_cpp_min_log_level(tensorflow: ModuleType) -> None:
+    """Gives the Abseil logger inside TensorFlow's C++ the minimum level TF_CPP_MIN_LOG_LEVEL asks.
+
+    TensorFlow 2.20 (Colab's) logs part of its C++ through Abseil, which it never tells that
+    level: after start-up, the first compiled call printed "All log messages before
+    absl::InitializeLog() ..." and XLA's "Compiled cluster using XLA!" on stderr whatever the
+    environment said (TF_CPP_MIN_LOG_LEVEL, GLOG_minloglevel and ABSL_MIN_LOG_LEVEL tried).
+    libtensorflow_framework exports absl::SetMinLogLevel, under the inline namespace of the Abseil
+    release TensorFlow was built with, which the headers TensorFlow ships name
+    (include/absl/base/options.h); it is called with the same number (both count 0 info,
+    1 warning, 2 error, 3 fatal). TensorFlow 2.21 follows the variable itself, so there this
+    changes nothing. Where the library, the header or the symbol is missing (another platform,
+    another build) nothing is done.
+
+    Args:
+        tensorflow: the tensorflow package, just imported.
+    """
+    try:
+        level = min(max(int(os.environ["TF_CPP_MIN_LOG_LEVEL"]), 0), 3)
+    except (KeyError, ValueError):
+        return
+    root = Path(tensorflow.__file__).parent
+    libraries = sorted(root.glob("libtensorflow_framework.*"))
+    options = root / "include" / "absl" / "base" / "options.h"
+    if not libraries or not options.is_file():
+        return
+    found = re.search(r"#define ABSL_OPTION_INLINE_NAMESPACE_NAME (\w+)", options.read_text())
+    if found is None:
+        return
+    release = found[1]
+    # absl::<release>::SetMinLogLevel(absl::<release>::LogSeverityAtLeast), Itanium-mangled.
+    symbol = f"_ZN4absl{len(release)}{release}14SetMinLogLevelENS0_18LogSeverityAtLeastE"
+    try:
+        set_min_log_level = getattr(ctypes.CDLL(str(libraries[0])), symbol)
+    except (OSError, AttributeError):
+        return
+    set_min_log_level.argtypes = [ctypes.c_int]
+    set_min_log_level.restype = None
+    set_min_log_level(level)
+
+
 class _QuietImports(importlib.abc.MetaPathFinder):
     """Imports TensorFlow inside quiet_startup and, as the Keras backend, lists its devices
     there too: CUDA's probe (and its cuInit line) runs at the first device lookup, not at import.
+    Then its Abseil logger follows TF_CPP_MIN_LOG_LEVEL, for the lines that come later.
     pyfluidsynth (imported by pretty_midi, so by note-seq) prints where it found libfluidsynth on
     stdout whenever CI is set, which put a line above every command line's own output; that
     print is dropped."""
@@ -89,6 +135,7 @@ class _QuietImports(importlib.abc.MetaPathFinder):
                 return
             with quiet_startup():
                 load(module)
+                _abseil_follows_tf_cpp_min_log_level(module)
                 if os.environ["KERAS_BACKEND"] == "tensorflow":
                     module.config.list_physical_devices()
 
