@@ -383,7 +383,7 @@ def encoder_inputs(
 
 
 def _groove_tensors(outputs) -> np.ndarray:
-    outputs = np.asarray(outputs)
+    outputs = np.asanyarray(outputs)  # a memory map stays one
     if outputs.shape[-1] != constants.GROOVE_DEPTH:
         raise ConverterError(f"want [..., steps, 27] groove tensors, got shape {outputs.shape}")
     return outputs
@@ -460,9 +460,13 @@ class EncoderInputs:
         picked = np.arange(len(self))[rows]
         single = picked.ndim == 0
         picked = np.atleast_1d(picked)
-        inputs = _derived_inputs(self.windows[picked], self.config, self._draws(picked))
+        inputs = self.of_rows(picked, self.windows[picked])
         inputs = inputs[0] if single else inputs
         return inputs[tuple(within)] if within else inputs
+
+    def of_rows(self, rows: np.ndarray, windows: np.ndarray) -> np.ndarray:
+        """The encoder inputs of rows [k] whose windows [k, steps, 27] the caller has read."""
+        return _derived_inputs(windows, self.config, self._draws(np.asarray(rows)))
 
     def __array__(self, dtype=None, copy=None) -> np.ndarray:
         """Every row at once: only for windows that fit in memory."""

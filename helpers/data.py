@@ -22,7 +22,7 @@ import pandas as pd
 
 from helpers import constants
 from helpers import converter as converter_lib
-from helpers.converter import GrooveConverter, Rejected
+from helpers.converter import EncoderInputs, GrooveConverter, Rejected
 from helpers.gmd import Clip, Performance, find_gmd, gmd_identity
 
 DEFAULT_CACHE_DIR = constants.cache_dir()
@@ -441,6 +441,44 @@ def read_windows(path: Path) -> np.ndarray:
     if not shape[0]:
         return np.load(path)
     return np.load(path, mmap_mode="r")
+
+
+def read_rows(windows: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """windows[rows], a new array; from a cache's map, read from its file instead.
+
+    Reading rows through the map would make them part of the process's resident memory, and far
+    more than them: the kernel maps the whole large page-cache folio (up to 2 MB) a 6.9 kB
+    window sits in, so a shuffled batch of 512 windows mapped about 700 MB and a pass the whole
+    file (measured on Linux 6.18, docs/several_machines.md). Read with positional reads, a batch
+    costs its own bytes. A slice or view of the map is indexed as any array.
+    """
+    rows = np.asarray(rows)
+    if not _whole_file_map(windows):
+        return np.asarray(windows[rows])
+    picked = np.empty((len(rows), *windows.shape[1:]), windows.dtype)
+    row_bytes = picked[0].nbytes if len(rows) else 0
+    with open(windows.filename, "rb", buffering=0) as file:
+        for i, row in enumerate(rows):
+            file.seek(windows.offset + int(row) * row_bytes)
+            if file.readinto(picked[i]) != row_bytes:
+                raise OSError(f"{windows.filename} is shorter than its {len(windows):,} windows")
+    return picked
+
+
+def _whole_file_map(windows) -> bool:
+    """An array mapping all of its file's data (np.load(mmap_mode=...)), not a slice of one."""
+    if not isinstance(windows, np.memmap) or not windows.filename or not windows.flags.c_contiguous:
+        return False
+    return windows.ndim > 0 and windows.offset + windows.nbytes == os.path.getsize(windows.filename)
+
+
+def training_rows(inputs, targets: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(inputs[rows], targets[rows]): the targets read once (read_rows), the inputs derived from
+    them where they are EncoderInputs of the targets."""
+    picked = read_rows(targets, rows)
+    if isinstance(inputs, EncoderInputs) and inputs.windows is targets:
+        return inputs.of_rows(rows, picked), picked
+    return read_rows(inputs, rows), picked
 
 
 def checksum(path: Path) -> str:

@@ -33,7 +33,7 @@ from helpers.cli import (
 from helpers.config import CONFIG_FILE, VELOCITY_OFFSET_LOSSES, GrooVAEConfig, with_overrides
 from helpers.constants import GROOVE_DEPTH
 from helpers.converter import EncoderInputs, GrooveConverter
-from helpers.data import load_groove_4bar
+from helpers.data import load_groove_4bar, training_rows
 from helpers.device import describe_precision, detect
 from helpers.midi_folder import folder_windows
 from helpers.model import GrooVAE
@@ -130,7 +130,7 @@ def _float32(windows):
     EncoderInputs derive only the rows read."""
     if isinstance(windows, EncoderInputs):
         return windows
-    return np.asarray(windows, np.float32)
+    return np.asanyarray(windows, np.float32)
 
 
 def _stream(inputs, outputs, batch_size: int, seed: int, start_step: int, rows: slice):
@@ -146,7 +146,7 @@ def _stream(inputs, outputs, batch_size: int, seed: int, start_step: int, rows: 
             if p not in orders:
                 orders[p] = pass_order(n, seed, int(p))
         indices = np.array([orders[p][i] for p, i in zip(passes, positions % n)])[rows]
-        yield np.asarray(inputs[indices]), np.asarray(outputs[indices])
+        yield training_rows(inputs, outputs, indices)
         position += batch_size
 
 
@@ -195,7 +195,7 @@ def eta_line(seconds_per_step: float, remaining: int, now: float | None = None) 
 def _pairs(outputs: np.ndarray, config: GrooVAEConfig) -> tuple[EncoderInputs, np.ndarray]:
     """(encoder inputs, decoder targets): the config's converter options shape the inputs, each
     batch's rows derived as they are read (a memory-mapped corpus is never copied whole)."""
-    outputs = np.asarray(outputs, np.float32)
+    outputs = np.asanyarray(outputs, np.float32)  # a memory map stays one (data.read_rows)
     return EncoderInputs(outputs, config.converter, config.train.seed), outputs
 
 

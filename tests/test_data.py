@@ -347,3 +347,14 @@ def test_a_cache_larger_than_a_whole_hash_is_checked_by_sample(tmp_path, monkeyp
     assert (
         data.cache_damage(tmp_path / "split") == f"{data.OUTPUTS_FILE} does not match its checksum"
     )
+
+
+def test_read_rows_of_a_cache_map_are_its_rows(tmp_path):
+    windows = np.random.default_rng(0).random((50, 64, 27), dtype=np.float32)
+    data.save_split(tmp_path / "split", [windows], [], {}, (64, 27))
+    mapped = data.load_split(tmp_path / "split").outputs
+    rows = np.array([49, 0, 7, 7, 23])
+    np.testing.assert_array_equal(data.read_rows(mapped, rows), windows[rows])
+    np.testing.assert_array_equal(data.read_rows(mapped[10:], rows[2:]), windows[10:][rows[2:]])
+    np.testing.assert_array_equal(data.read_rows(windows, rows), windows[rows])
+    assert data.read_rows(mapped, np.array([], int)).shape == (0, 64, 27)
