@@ -61,6 +61,8 @@ RUNS = {
         [
             "--windows",
             "512",
+            "--baseline-windows",
+            "0",
             "--config",
             "tiny",
             "--steps",
