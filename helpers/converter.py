@@ -371,20 +371,34 @@ def encoder_inputs(
     Raises:
       ConverterError: not [..., steps, 27], or note dropout without an rng.
     """
-    outputs = np.asarray(outputs)
-    if outputs.shape[-1] != constants.GROOVE_DEPTH:
-        raise ConverterError(f"want [..., steps, 27] groove tensors, got shape {outputs.shape}")
-    hits = outputs[..., constants.HITS].copy()
-    velocities = outputs[..., constants.VELOCITIES].copy()
-    offsets = outputs[..., constants.OFFSETS].copy()
-
+    outputs = _groove_tensors(outputs)
+    draws = None
     if config.max_note_dropout_probability:
         if rng is None:
             raise ConverterError("note dropout needs an rng (np.random.default_rng(seed))")
         rng = np.random.default_rng(rng)  # a Generator comes back as it is
         q = rng.uniform(0.0, config.max_note_dropout_probability, size=outputs.shape[:-2])
+        draws = q, rng.random((*outputs.shape[:-1], constants.NUM_DRUM_CLASSES))
+    return _derived_inputs(outputs, config, draws)
+
+
+def _groove_tensors(outputs) -> np.ndarray:
+    outputs = np.asanyarray(outputs)  # a memory map stays one
+    if outputs.shape[-1] != constants.GROOVE_DEPTH:
+        raise ConverterError(f"want [..., steps, 27] groove tensors, got shape {outputs.shape}")
+    return outputs
+
+
+def _derived_inputs(outputs: np.ndarray, config: ConverterConfig, draws: tuple | None):
+    """encoder_inputs given its dropout draws: (q per sequence, a uniform per cell) or None."""
+    hits = outputs[..., constants.HITS].copy()
+    velocities = outputs[..., constants.VELOCITIES].copy()
+    offsets = outputs[..., constants.OFFSETS].copy()
+
+    if draws is not None:
+        q, uniforms = draws
         drop_p = np.maximum(0.2, 1 - velocities) * q[..., None, None]
-        keep = (rng.random(velocities.shape) >= drop_p).astype(outputs.dtype)
+        keep = (uniforms >= drop_p).astype(outputs.dtype)
         hits, velocities, offsets = hits * keep, velocities * keep, offsets * keep
 
     if config.tapify:
@@ -408,3 +422,78 @@ def encoder_inputs(
             part[..., list(config.add_instruments)] = 0
     dtype = outputs.dtype if outputs.dtype.kind == "f" else np.float32
     return np.concatenate([hits, velocities, offsets], axis=-1).astype(dtype)
+
+
+class EncoderInputs:
+    """encoder_inputs(windows, config, seed) of windows [n, steps, 27], derived only for the rows
+    read: indexing it gives the rows the whole array would hold, bit for bit, without ever holding
+    the whole (the windows may be a memory-mapped cache larger than memory).
+
+    Note dropout draws its numbers for all n windows from one stream (q for every window, then a
+    uniform per cell, in row order); each double takes one step of numpy's PCG64, so the draws of
+    window i are found by advancing a copy of the stream to them.
+
+    Attributes:
+      windows: the converter outputs, (n, steps, 27).
+      shape, dtype, ndim: those of the whole encoder inputs.
+    """
+
+    def __init__(self, windows: np.ndarray, config: ConverterConfig, seed: int | None = None):
+        self.windows = _groove_tensors(windows)
+        if self.windows.ndim != 3:
+            raise ConverterError(f"want windows (n, steps, 27), got shape {self.windows.shape}")
+        if config.max_note_dropout_probability and seed is None:
+            raise ConverterError("note dropout needs a seed")
+        self.config, self.seed = config, seed
+        self.shape = self.windows.shape
+        self.ndim = 3
+        self.dtype = self.windows.dtype if self.windows.dtype.kind == "f" else np.dtype(np.float32)
+
+    def __len__(self) -> int:
+        return len(self.windows)
+
+    def __getitem__(self, index) -> np.ndarray:
+        """Rows by an int, slice or int array, optionally followed by indices within a window."""
+        rows, *within = index if isinstance(index, tuple) else (index,)
+        if rows is Ellipsis:  # inputs[..., :9]: every row
+            rows, within = slice(None), [Ellipsis, *within]
+        picked = np.arange(len(self))[rows]
+        single = picked.ndim == 0
+        picked = np.atleast_1d(picked)
+        inputs = self.of_rows(picked, self.windows[picked])
+        inputs = inputs[0] if single else inputs
+        return inputs[tuple(within)] if within else inputs
+
+    def of_rows(self, rows: np.ndarray, windows: np.ndarray) -> np.ndarray:
+        """The encoder inputs of rows [k] whose windows [k, steps, 27] the caller has read."""
+        return _derived_inputs(windows, self.config, self._draws(np.asarray(rows)))
+
+    def __array__(self, dtype=None, copy=None) -> np.ndarray:
+        """Every row at once: only for windows that fit in memory."""
+        inputs = self[:]
+        return inputs if dtype is None else inputs.astype(dtype)
+
+    def _draws(self, rows: np.ndarray) -> tuple | None:
+        """The dropout draws of these rows, as encoder_inputs draws them for all n at once."""
+        p = self.config.max_note_dropout_probability
+        if not p:
+            return None
+        n, steps = len(self), self.shape[1]
+        cells = steps * constants.NUM_DRUM_CLASSES
+        start = np.random.default_rng(self.seed).bit_generator.state
+        q, uniforms = np.empty(len(rows)), np.empty((len(rows), steps, constants.NUM_DRUM_CLASSES))
+        # Runs of consecutive rows are drawn together: a slice costs two jumps, not one a row.
+        breaks = np.flatnonzero(np.diff(rows) != 1) + 1
+        for run in np.split(np.arange(len(rows)), breaks) if len(rows) else ():
+            first, count = int(rows[run[0]]), len(run)
+            q[run] = self._stream(start, first).uniform(0.0, p, size=count)
+            uniforms[run] = self._stream(start, n + first * cells).random(
+                (count, steps, constants.NUM_DRUM_CLASSES)
+            )
+        return q, uniforms
+
+    @staticmethod
+    def _stream(state: dict, skip: int) -> np.random.Generator:
+        bit_generator = np.random.PCG64()
+        bit_generator.state = state
+        return np.random.Generator(bit_generator.advance(skip))

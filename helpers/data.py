@@ -5,11 +5,14 @@ Finding GMD on disk or downloading it is helpers/gmd.py.
 
 from __future__ import annotations
 
+import csv
 import dataclasses
 import hashlib
 import json
 import os
+import shutil
 import zipfile
+from collections.abc import Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
@@ -19,11 +22,23 @@ import pandas as pd
 
 from helpers import constants
 from helpers import converter as converter_lib
-from helpers.converter import GrooveConverter, Rejected
+from helpers.converter import EncoderInputs, GrooveConverter, Rejected
 from helpers.gmd import Clip, Performance, find_gmd, gmd_identity
 
 DEFAULT_CACHE_DIR = constants.cache_dir()
 CACHE_VERSION = 1  # bump when the clip route or the converter changes what it produces
+# The layout of a split's cache folder; format 1 was one .npz per split (read once, converted).
+CACHE_FORMAT = 2
+OUTPUTS_FILE, META_FILE, SUMMARY_FILE, MANIFEST_FILE = (
+    "outputs.npy",
+    "meta.csv",
+    "summary.json",
+    "manifest.json",
+)
+NPY_HEADER_BYTES = 128  # numpy pads a 3-axis float32 header to this, whatever the window count
+WHOLE_CHECKSUM_BYTES = 1 << 28  # files up to this size are hashed whole; larger ones by sample
+CHECKSUM_BLOCK_BYTES = 1 << 20  # read at a time when hashing a whole file
+CHECKSUM_SAMPLES, CHECKSUM_SAMPLE_BYTES = 1024, 1 << 16  # 64 MiB read of a larger file
 CORRUPT_FILE = "corrupt file"
 META_COLUMNS = ["split", "drummer", "style", "bpm", "beat_type", "midi_filename", "clip"]
 
@@ -154,27 +169,31 @@ def empty_windows(converter: GrooveConverter) -> np.ndarray:
     return np.zeros((0, steps, constants.GROOVE_DEPTH), np.float32)
 
 
-def run_jobs(work, jobs: list, workers: int, progress: bool, desc: str) -> list:
-    """`work` over `jobs` in order, over `workers` processes when there is more than one job,
-    with a progress bar."""
+def run_jobs(work, jobs: list, workers: int, progress: bool, desc: str) -> Iterator:
+    """`work` over `jobs`, its results in order as they come, over `workers` processes when
+    there is more than one job, with a progress bar."""
     from tqdm.auto import tqdm
 
     if workers > 1 and len(jobs) > 1:
         with ProcessPoolExecutor(min(workers, len(jobs))) as pool:
             results = pool.map(work, jobs, chunksize=8)
-            return list(tqdm(results, total=len(jobs), desc=desc, disable=not progress))
-    return [work(job) for job in tqdm(jobs, desc=desc, disable=not progress)]
+            yield from tqdm(results, total=len(jobs), desc=desc, disable=not progress)
+        return
+    yield from (work(job) for job in tqdm(jobs, desc=desc, disable=not progress))
 
 
-def _build_from_gmd(gmd_dir: Path, converter: GrooveConverter, workers: int, progress: bool):
-    """All three splits from the MIDI files: {split: (outputs, meta, summary row)}."""
+def _build_from_gmd(
+    gmd_dir: Path, converter: GrooveConverter, workers: int, progress: bool, spool: WindowSpool
+):
+    """All three splits from the MIDI files: {split: (windows, meta rows, summary row)}, the
+    windows read from `spool` as they are written."""
 
     info = read_info(gmd_dir)
     jobs = [
         (gmd_dir / row.midi_filename, row.bpm, int(row.time_signature.split("-")[0]), converter)
         for row in info.itertuples()
     ]
-    results = run_jobs(_performance_windows, jobs, workers, progress, "GMD clips")
+    results = spool.take(run_jobs(_performance_windows, jobs, workers, progress, "GMD clips"))
     built = {}
     for split in constants.GMD_SPLITS:
         rows = [(row, res) for row, res in zip(info.itertuples(), results) if row.split == split]
@@ -185,7 +204,7 @@ def _build_from_gmd(gmd_dir: Path, converter: GrooveConverter, workers: int, pro
                 corrupt += 1
                 continue
             clips += result["clips"]
-            windows.append(result["outputs"])
+            windows.append(result["rows"])
             meta += [_meta_row(row, clip) for clip in result["clip_index"]]
             for reason in result["reasons"]:
                 reasons[reason] = reasons.get(reason, 0) + 1
@@ -196,14 +215,12 @@ def _build_from_gmd(gmd_dir: Path, converter: GrooveConverter, workers: int, pro
             "performances": len(rows),
             CORRUPT_FILE: corrupt,
             "clips": clips,
-            "windows": 0,
+            "windows": sum(stop - start for start, stop in windows),
             **reasons,
             "skipped notes": sum(skipped.values()),
             "skipped pitches": json.dumps(dict(sorted(skipped.items()))),
         }
-        outputs = np.concatenate([empty_windows(converter), *windows])
-        summary["windows"] = len(outputs)
-        built[split] = (outputs, pd.DataFrame(meta, columns=META_COLUMNS), summary)
+        built[split] = (spool.windows(windows), meta, summary)
     return built
 
 
@@ -273,16 +290,15 @@ def _build_from_tfds(split, data_dir, converter: GrooveConverter, download: bool
     }
     for reason in reasons:
         summary[reason] = summary.get(reason, 0) + 1
-    meta = pd.DataFrame([examples[i][3] for i in clip_index], columns=META_COLUMNS)
-    outputs = np.concatenate([empty_windows(converter), *(w[None] for w in windows)])
-    return {split: (outputs, meta, summary)}
+    meta = [examples[i][3] for i in clip_index]
+    return {split: ([np.stack(windows)] if windows else [], meta, summary)}
 
 
 @dataclasses.dataclass
 class GrooveSplit:
     """One split's converter outputs with a metadata row per window and the build summary."""
 
-    outputs: np.ndarray  # float32 [n, 64, 27]
+    outputs: np.ndarray  # float32 [n, 64, 27]; read-only and memory-mapped from the cache
     meta: pd.DataFrame  # one row per window: split, drummer, style, bpm, ..., clip
     summary: dict  # clips, windows and the count of every drop reason
 
@@ -299,8 +315,9 @@ def load_groove_4bar_split(
     """The converter outputs of every kept window of a TFDS `groove/4bar-midionly` split.
 
     The first call builds all three splits (GMD MIDI cut as TFDS cuts it, spec §2.5) and caches
-    each as .npz under `cache_dir`; later calls only read the cache, until GMD's info.csv or
-    the size of a file it lists changes (gmd.gmd_identity).
+    each in a folder under `cache_dir` (save_split); later calls only read the cache, its windows
+    memory-mapped, until GMD's info.csv or the size of a file it lists changes
+    (gmd.gmd_identity).
 
     Args:
       split: 'train', 'validation' or 'test'.
@@ -313,7 +330,8 @@ def load_groove_4bar_split(
       progress: show a progress bar on the cold build.
 
     Returns:
-      GrooveSplit with outputs float32 [n, 64, 27] in (performance id, clip) order.
+      GrooveSplit with outputs float32 [n, 64, 27] (read-only, memory-mapped) in (performance id,
+      clip) order.
     """
     if split not in constants.GMD_SPLITS:
         raise ValueError(f"split must be one of {constants.GMD_SPLITS}, got {split!r}")
@@ -325,41 +343,275 @@ def load_groove_4bar_split(
     gmd_dir = find_gmd(data_dir) if source == "gmd" else None
     key = cache_key(converter, f"gmd {gmd_identity(gmd_dir)}" if gmd_dir else source)
     stem = f"groove_{converter.split_bars}bar_{source}_{key}"
-    path = cache_dir / f"{stem}_{split}.npz"
+    path = cache_dir / f"{stem}_{split}"
     cached = load_split(path)
     if cached is None:
-        if source == "gmd":
-            built = _build_from_gmd(gmd_dir, converter, workers or os.cpu_count() or 1, progress)
-        else:
-            built = _build_from_tfds(split, data_dir, converter, data_dir is None, progress)
         cache_dir.mkdir(parents=True, exist_ok=True)
-        for name, (outputs, meta, summary) in built.items():
-            save_split(cache_dir / f"{stem}_{name}.npz", outputs, meta, summary)
+        window_shape = empty_windows(converter).shape[1:]
+        with WindowSpool(cache_dir / f".{stem}.{os.getpid()}.spool.npy", window_shape) as spool:
+            if source == "gmd":
+                workers = workers or os.cpu_count() or 1
+                built = _build_from_gmd(gmd_dir, converter, workers, progress, spool)
+            else:
+                built = _build_from_tfds(split, data_dir, converter, data_dir is None, progress)
+            for name, (windows, meta, summary) in built.items():
+                save_split(cache_dir / f"{stem}_{name}", windows, meta, summary, window_shape)
         cached = load_split(path)
     return cached
 
 
-def save_split(path: Path, outputs: np.ndarray, meta: pd.DataFrame, summary: dict) -> None:
-    # Plain str/int arrays, so loading needs no pickle.
-    columns = {f"meta/{c}": np.asarray(meta[c].tolist()) for c in META_COLUMNS}
-    # Named by process: two notebooks (or test workers) building one cache never share a file.
-    partial = path.with_name(f"{path.name}.{os.getpid()}.partial.npz")
-    np.savez(partial, outputs=outputs, summary=json.dumps(summary), **columns)
-    partial.replace(path)
+# --- the cache on disk: one folder per split, its windows one memory-mappable .npy ------------
 
 
-def load_split(path: Path) -> GrooveSplit | None:
-    """The cached split, or None when there is none or it is unreadable (a write cut short by
-    a full disk or a Drive disconnect), so the caller rebuilds it."""
+class WindowFile:
+    """A float32 .npy of windows [n, steps, 27] written a few windows at a time, so that memory
+    holds no more than one append: its header, which holds n, is written when it is closed.
+
+    Use as a context manager; append() returns the rows an append took, (start, stop).
+    """
+
+    def __init__(self, path: Path, window_shape: tuple[int, ...]):
+        self.path, self.window_shape, self.count = Path(path), tuple(window_shape), 0
+        self.file = open(self.path, "wb")
+        self.file.seek(NPY_HEADER_BYTES)
+
+    def append(self, windows: np.ndarray) -> tuple[int, int]:
+        windows = np.ascontiguousarray(windows, "<f4")
+        if windows.shape[1:] != self.window_shape:
+            raise ValueError(f"want windows (n, {self.window_shape}), got {windows.shape}")
+        self.file.write(windows.tobytes())
+        start, self.count = self.count, self.count + len(windows)
+        return start, self.count
+
+    def __enter__(self) -> WindowFile:
+        return self
+
+    def __exit__(self, *failed) -> None:
+        if not failed[0]:
+            self.file.seek(0)
+            shape = (self.count, *self.window_shape)
+            d = {"descr": "<f4", "fortran_order": False, "shape": shape}
+            np.lib.format.write_array_header_1_0(self.file, d)
+            if self.file.tell() != NPY_HEADER_BYTES:  # numpy pads such headers to 128 bytes
+                raise AssertionError(f"npy header of {self.file.tell()} bytes for {shape}")
+        self.file.close()
+
+
+class WindowSpool:
+    """Every build job's windows, appended to one temporary .npy in job order as the results come
+    in, so that a build holds one file's windows at a time; removed when the build ends."""
+
+    def __init__(self, path: Path, window_shape: tuple[int, ...]):
+        self.path, self.window_shape = Path(path), tuple(window_shape)
+
+    def __enter__(self) -> WindowSpool:
+        return self
+
+    def __exit__(self, *failed) -> None:
+        self.path.unlink(missing_ok=True)
+
+    def take(self, results: Iterable[dict]) -> list[dict]:
+        """The results, each one's "outputs" written here and replaced by its "rows" (start,
+        stop)."""
+        kept = []
+        with WindowFile(self.path, self.window_shape) as spool:
+            for result in results:
+                if "outputs" in result:
+                    result["rows"] = spool.append(result.pop("outputs"))
+                kept.append(result)
+        return kept
+
+    def windows(self, ranges: list[tuple[int, int]]) -> Iterator[np.ndarray]:
+        """The windows of these (start, stop) rows, a range at a time, once take() is done.
+
+        Read, not memory-mapped: the pages of a map stay counted in the process's memory."""
+        window = int(np.prod(self.window_shape))
+        with open(self.path, "rb") as file:
+            for start, stop in ranges:
+                file.seek(NPY_HEADER_BYTES + 4 * window * start)
+                values = np.fromfile(file, "<f4", (stop - start) * window)
+                yield values.reshape(stop - start, *self.window_shape)
+
+
+def read_windows(path: Path) -> np.ndarray:
+    """A .npy of windows, memory-mapped (an empty one, which cannot be mapped, read)."""
+    with open(path, "rb") as file:
+        np.lib.format.read_magic(file)
+        shape, _, _ = np.lib.format.read_array_header_1_0(file)
+    if not shape[0]:
+        return np.load(path)
+    return np.load(path, mmap_mode="r")
+
+
+def read_rows(windows: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """windows[rows], a new array; from a cache's map, read from its file instead.
+
+    Reading rows through the map would make them part of the process's resident memory, and far
+    more than them: the kernel maps the whole large page-cache folio (up to 2 MB) a 6.9 kB
+    window sits in, so a shuffled batch of 512 windows mapped about 700 MB and a pass the whole
+    file (measured on Linux 6.18, docs/several_machines.md). Read with positional reads, a batch
+    costs its own bytes. A slice or view of the map is indexed as any array.
+    """
+    rows = np.asarray(rows)
+    if not _whole_file_map(windows):
+        return np.asarray(windows[rows])
+    picked = np.empty((len(rows), *windows.shape[1:]), windows.dtype)
+    row_bytes = picked[0].nbytes if len(rows) else 0
+    with open(windows.filename, "rb", buffering=0) as file:
+        for i, row in enumerate(rows):
+            file.seek(windows.offset + int(row) * row_bytes)
+            if file.readinto(picked[i]) != row_bytes:
+                raise OSError(f"{windows.filename} is shorter than its {len(windows):,} windows")
+    return picked
+
+
+def _whole_file_map(windows) -> bool:
+    """An array mapping all of its file's data (np.load(mmap_mode=...)), not a slice of one."""
+    if not isinstance(windows, np.memmap) or not windows.filename or not windows.flags.c_contiguous:
+        return False
+    return windows.ndim > 0 and windows.offset + windows.nbytes == os.path.getsize(windows.filename)
+
+
+def training_rows(inputs, targets: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(inputs[rows], targets[rows]): the targets read once (read_rows), the inputs derived from
+    them where they are EncoderInputs of the targets."""
+    picked = read_rows(targets, rows)
+    if isinstance(inputs, EncoderInputs) and inputs.windows is targets:
+        return inputs.of_rows(rows, picked), picked
+    return read_rows(inputs, rows), picked
+
+
+def checksum(path: Path) -> str:
+    """sha256 of a file: of all of it up to WHOLE_CHECKSUM_BYTES, else of its size and
+    CHECKSUM_SAMPLES blocks spread over it (hashing gigabytes at every load would take longer than
+    many training steps; the size, checked too, catches a copy cut short)."""
+    size = path.stat().st_size
+    digest = hashlib.sha256()
+    with open(path, "rb") as file:
+        if size <= WHOLE_CHECKSUM_BYTES:
+            while block := file.read(CHECKSUM_BLOCK_BYTES):
+                digest.update(block)
+        else:
+            digest.update(str(size).encode())
+            for offset in np.linspace(0, size - CHECKSUM_SAMPLE_BYTES, CHECKSUM_SAMPLES):
+                file.seek(int(offset))
+                digest.update(file.read(CHECKSUM_SAMPLE_BYTES))
+    return digest.hexdigest()
+
+
+def save_split(
+    folder: Path,
+    windows: Iterable[np.ndarray],
+    meta: Iterable[tuple],
+    summary: dict,
+    window_shape: tuple[int, ...],
+) -> None:
+    """Caches one split as a folder: outputs.npy (float32 [n, steps, 27], memory-mappable),
+    meta.csv (META_COLUMNS, a row per window), summary.json, and manifest.json (the format, the
+    window count, each file's size and checksum) written last.
+
+    The windows are written a chunk at a time; the folder is built under a name of its own
+    (two notebooks or test workers building one cache never share a file) and renamed into place
+    whole, so a build cut short leaves no folder that loads. Where another process put the folder
+    there first, its copy stays.
+    """
+    partial = folder.with_name(f".{folder.name}.{os.getpid()}.partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    partial.mkdir(parents=True)
+    try:
+        with WindowFile(partial / OUTPUTS_FILE, window_shape) as outputs:
+            for chunk in windows:
+                outputs.append(chunk)
+        with open(partial / META_FILE, "w", newline="") as file:
+            writer = csv.writer(file)
+            writer.writerow(META_COLUMNS)
+            writer.writerows(meta)
+        (partial / SUMMARY_FILE).write_text(json.dumps(summary))
+        files = {
+            name: {"bytes": (partial / name).stat().st_size, "sha256": checksum(partial / name)}
+            for name in (OUTPUTS_FILE, META_FILE, SUMMARY_FILE)
+        }
+        manifest = {
+            "format": CACHE_FORMAT,
+            "windows": outputs.count,
+            "window_shape": list(window_shape),
+            "files": files,
+        }
+        (partial / MANIFEST_FILE).write_text(json.dumps(manifest))
+        try:
+            partial.replace(folder)
+        except OSError:
+            if not (folder / MANIFEST_FILE).exists():  # not a copy another process finished
+                raise
+    finally:
+        shutil.rmtree(partial, ignore_errors=True)
+
+
+def cache_damage(folder: Path) -> str | None:
+    """What is wrong with a split's cache folder (a copy cut short, a file changed, another
+    format), or None when it is whole."""
+    try:
+        manifest = json.loads((folder / MANIFEST_FILE).read_text())
+    except (OSError, ValueError) as error:
+        return f"no readable {MANIFEST_FILE}: {type(error).__name__}"
+    if manifest.get("format") != CACHE_FORMAT:
+        return f"cache format {manifest.get('format')}, this version reads {CACHE_FORMAT}"
+    for name, expected in manifest["files"].items():
+        path = folder / name
+        if not path.exists():
+            return f"{name} is missing"
+        if path.stat().st_size != expected["bytes"]:
+            return f"{name} has {path.stat().st_size:,} bytes, not {expected['bytes']:,}"
+        if checksum(path) != expected["sha256"]:
+            return f"{name} does not match its checksum"
+    try:
+        outputs = read_windows(folder / OUTPUTS_FILE)
+    except (OSError, ValueError) as error:
+        return f"{OUTPUTS_FILE}: {type(error).__name__}: {error}"
+    if outputs.shape != (manifest["windows"], *manifest["window_shape"]):
+        return f"{OUTPUTS_FILE} holds {outputs.shape}, the manifest says {manifest['windows']}"
+    return None
+
+
+def load_split(folder: Path) -> GrooveSplit | None:
+    """The cached split, its windows memory-mapped, or None when there is none or it is damaged
+    (a write cut short by a full disk or a Drive disconnect; said in one line and removed), so
+    the caller builds it. A split cached as .npz by an earlier version is converted."""
+    if not folder.exists():
+        return _from_npz(folder)
+    damage = cache_damage(folder)
+    if damage:
+        print(f"{folder} is unreadable ({damage}); rebuilding it")
+        aside = folder.with_name(f".{folder.name}.{os.getpid()}.damaged")
+        try:
+            folder.replace(aside)
+        except FileNotFoundError:  # another process found it first and moved it
+            return None
+        shutil.rmtree(aside)
+        return None
+    # Strings stay strings ("" included) and counts integers, as the build wrote them.
+    types = {c: str for c in META_COLUMNS} | {"bpm": np.int64, "clip": np.int64}
+    meta = pd.read_csv(folder / META_FILE, dtype=types, keep_default_na=False)
+    summary = json.loads((folder / SUMMARY_FILE).read_text())
+    return GrooveSplit(read_windows(folder / OUTPUTS_FILE), meta, summary)
+
+
+def _from_npz(folder: Path) -> GrooveSplit | None:
+    """A split an earlier version cached as <folder>.npz, converted to a folder and loaded; None
+    when there is none or it is unreadable (so it is built again)."""
+    path = folder.with_name(f"{folder.name}.npz")
     if not path.exists():
         return None
     try:
         with np.load(path) as saved:
             meta = pd.DataFrame({c: saved[f"meta/{c}"] for c in META_COLUMNS})
-            return GrooveSplit(saved["outputs"], meta, json.loads(str(saved["summary"])))
+            outputs, summary = saved["outputs"], json.loads(str(saved["summary"]))
     except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as error:
         print(f"{path} is unreadable ({type(error).__name__}: {error}); rebuilding it")
         return None
+    rows = meta.itertuples(index=False, name=None)
+    save_split(folder, [outputs], rows, summary, outputs.shape[1:])
+    return load_split(folder)
 
 
 def load_groove_4bar(

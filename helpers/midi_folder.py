@@ -190,35 +190,34 @@ def file_windows(job: tuple) -> dict:
     return result
 
 
-def _split_arrays(
-    split: str, rows: list, converter: GrooveConverter, moved_in: list[str]
-) -> tuple[np.ndarray, pd.DataFrame, dict]:
-    """One split's windows, metadata and summary from (file, result) rows in file order."""
+def _split_contents(split: str, rows: list, moved_in: list[str]) -> tuple[list, list, dict]:
+    """One split's window ranges in the build's spool, metadata rows and summary, from (file,
+    result) rows in file order."""
     windows, meta, reasons, skipped_pitches, skipped_files = [], [], {}, {}, []
     for name, result in rows:
         if "reason" in result:
             skipped_files.append([name, result["reason"]])
-        windows.append(result.get("outputs", data.empty_windows(converter)))
+        if "rows" in result:
+            windows.append(result["rows"])
         bpm = round(result.get("qpm", 0))
         meta += [(split, "", "", bpm, "", name, clip) for clip in result.get("clip_index", [])]
         for reason in result.get("reasons", []):
             reasons[reason] = reasons.get(reason, 0) + 1
         for pitch, count in result.get("skipped_pitches", {}).items():
             skipped_pitches[pitch] = skipped_pitches.get(pitch, 0) + count
-    outputs = np.concatenate([data.empty_windows(converter), *windows])
     summary = {
         "split": split,
         "files": len(rows),
         "skipped files": len(skipped_files),
         "clips": sum(result.get("clips", 0) for _, result in rows),
-        "windows": len(outputs),
+        "windows": sum(stop - start for start, stop in windows),
         **reasons,
         "skipped notes": sum(skipped_pitches.values()),
         "skipped pitches": json.dumps(dict(sorted(skipped_pitches.items()))),
         "skipped": skipped_files,
         "moved in": moved_in,
     }
-    return outputs, pd.DataFrame(meta, columns=data.META_COLUMNS), summary
+    return windows, meta, summary
 
 
 def _fingerprint(folder: Path, files: list[str]) -> str:
@@ -241,8 +240,10 @@ def load_midi_folder(
 ) -> dict[str, data.GrooveSplit]:
     """The converter outputs of every window of every MIDI file under `midi_dir`, per split.
 
-    The first call reads the files (on all cores) and caches each split as .npz under
-    `cache_dir`; later calls read the cache until a file, or split.csv, changes.
+    The first call reads the files (on all cores) and caches each split in a folder under
+    `cache_dir` (data.save_split): file by file, each file's windows appended to a spool on disk
+    as it is read, so that a folder larger than memory builds in the memory of a few files. Later
+    calls read the cache, its windows memory-mapped, until a file, or split.csv, changes.
 
     Args:
       midi_dir: a folder of .mid / .midi files, searched recursively.
@@ -264,18 +265,22 @@ def load_midi_folder(
     converter = converter or GrooveConverter()
     cache_dir = Path(cache_dir or data.DEFAULT_CACHE_DIR)
     key = data.cache_key(converter, f"midi folder, balanced {_fingerprint(folder, files)}")
-    paths = {split: cache_dir / f"midi_folder_{key}_{split}.npz" for split in constants.GMD_SPLITS}
+    paths = {split: cache_dir / f"midi_folder_{key}_{split}" for split in constants.GMD_SPLITS}
     cached = {split: data.load_split(path) for split, path in paths.items()}
     if any(split is None for split in cached.values()):  # not built yet, or a write cut short
         jobs = [(folder, name, converter) for name in files]
         workers = workers or os.cpu_count() or 1
-        results = data.run_jobs(file_windows, jobs, workers, progress, "MIDI files")
-        usable = [f for f, result in zip(files, results) if "reason" not in result]
-        splits, moved = balance_splits(assign_splits(folder, files), usable, set(named))
         cache_dir.mkdir(parents=True, exist_ok=True)
-        for split, path in paths.items():
-            rows = [(f, r) for f, r in zip(files, results) if splits[f] == split]
-            data.save_split(path, *_split_arrays(split, rows, converter, moved[split]))
+        window_shape = data.empty_windows(converter).shape[1:]
+        spool_path = cache_dir / f".midi_folder_{key}.{os.getpid()}.spool.npy"
+        with data.WindowSpool(spool_path, window_shape) as spool:
+            results = spool.take(data.run_jobs(file_windows, jobs, workers, progress, "MIDI files"))
+            usable = [f for f, result in zip(files, results) if "reason" not in result]
+            splits, moved = balance_splits(assign_splits(folder, files), usable, set(named))
+            for split, path in paths.items():
+                rows = [(f, r) for f, r in zip(files, results) if splits[f] == split]
+                windows, meta, summary = _split_contents(split, rows, moved[split])
+                data.save_split(path, spool.windows(windows), meta, summary, window_shape)
         cached = {split: data.load_split(path) for split, path in paths.items()}
     return cached
 

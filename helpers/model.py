@@ -19,6 +19,7 @@ from helpers import backends
 from helpers.backends import posterior_noise
 from helpers.config import GrooVAEConfig
 from helpers.constants import GROOVE_DEPTH, HITS, NUM_DRUM_CLASSES, OFFSETS, VELOCITIES
+from helpers.data import training_rows
 from helpers.losses import loss_terms, reconstruction_losses
 
 TRAIN_TERMS = ("loss", "r_loss", "kl_loss", "kl_bits", "kl_beta", "global_norm")
@@ -520,7 +521,7 @@ class GrooVAE(keras.Model):
           windows: how many of them, drawn without replacement by `seed`, to measure on.
         """
         rows = np.sort(np.random.default_rng(seed).permutation(len(targets))[:windows])
-        inputs, targets = np.asarray(inputs)[rows], np.asarray(targets)[rows]
+        inputs, targets = training_rows(inputs, targets, rows)
         batch_size = 256
         drums, velocities, offsets = [], [], []
         for begin in range(0, len(targets), batch_size):

@@ -34,8 +34,8 @@ from helpers.cli import (
 )
 from helpers.config import CONFIG_FILE, VELOCITY_OFFSET_LOSSES, GrooVAEConfig, with_overrides
 from helpers.constants import GROOVE_DEPTH
-from helpers.converter import GrooveConverter, encoder_inputs
-from helpers.data import load_groove_4bar
+from helpers.converter import EncoderInputs, GrooveConverter
+from helpers.data import load_groove_4bar, training_rows
 from helpers.device import describe_precision, detect
 from helpers.midi_folder import folder_windows
 from helpers.model import GrooVAE
@@ -108,8 +108,10 @@ def train_batches(
     together see the one-process stream, whatever their count.
 
     Args:
-      inputs: (n, 64, 27) float32 encoder inputs.
-      outputs: (n, 64, 27) float32 decoder targets.
+      inputs: (n, 64, 27) float32 encoder inputs (an array, or EncoderInputs deriving each
+        batch's rows from the targets).
+      outputs: (n, 64, 27) float32 decoder targets; a memory-mapped cache is read a batch at a
+        time.
       batch_size: windows per batch; batches run across pass boundaries and never run short.
       seed: the shuffle seed.
       start_step: batches to skip, e.g. the step a run resumes from.
@@ -122,8 +124,16 @@ def train_batches(
       TrainError: mismatched shapes or fewer windows than one batch.
     """
     _check(inputs, outputs, batch_size)  # here, not at the first batch
-    inputs, outputs = np.asarray(inputs, np.float32), np.asarray(outputs, np.float32)
+    inputs, outputs = _float32(inputs), _float32(outputs)
     return _stream(inputs, outputs, batch_size, seed, start_step, rows)
+
+
+def _float32(windows):
+    """Windows as float32, without reading them: a memory map stays a map (a view of it), and
+    EncoderInputs derive only the rows read."""
+    if isinstance(windows, EncoderInputs):
+        return windows
+    return np.asanyarray(windows, np.float32)
 
 
 def _stream(inputs, outputs, batch_size: int, seed: int, start_step: int, rows: slice):
@@ -139,7 +149,7 @@ def _stream(inputs, outputs, batch_size: int, seed: int, start_step: int, rows: 
             if p not in orders:
                 orders[p] = pass_order(n, seed, int(p))
         indices = np.array([orders[p][i] for p, i in zip(passes, positions % n)])[rows]
-        yield inputs[indices], outputs[indices]
+        yield training_rows(inputs, outputs, indices)
         position += batch_size
 
 
@@ -168,13 +178,9 @@ def eval_windows(
     batches = len(inputs) // batch_size
     if max_batches is not None:
         batches = min(batches, max_batches)
-    shape = (batches, batch_size, *inputs.shape[1:])
-
-    def kept(windows: np.ndarray) -> np.ndarray:
-        ours = np.asarray(windows[: batches * batch_size], np.float32).reshape(shape)[:, rows]
-        return ours.reshape(-1, *inputs.shape[1:])
-
-    return kept(inputs), kept(outputs)
+    # The indices of our rows of each batch: only they are read (from a map, or derived).
+    ours = np.arange(batches * batch_size).reshape(batches, batch_size)[:, rows].ravel()
+    return np.asarray(_float32(inputs)[ours]), np.asarray(_float32(outputs)[ours])
 
 
 def eta_line(seconds_per_step: float, remaining: int, now: float | None = None) -> str:
@@ -189,10 +195,11 @@ def eta_line(seconds_per_step: float, remaining: int, now: float | None = None) 
     )
 
 
-def _pairs(outputs: np.ndarray, config: GrooVAEConfig) -> tuple[np.ndarray, np.ndarray]:
-    """(encoder inputs, decoder targets): the config's converter options shape the inputs."""
-    outputs = np.asarray(outputs, np.float32)
-    return encoder_inputs(outputs, config.converter, config.train.seed), outputs
+def _pairs(outputs: np.ndarray, config: GrooVAEConfig) -> tuple[EncoderInputs, np.ndarray]:
+    """(encoder inputs, decoder targets): the config's converter options shape the inputs, each
+    batch's rows derived as they are read (a memory-mapped corpus is never copied whole)."""
+    outputs = np.asanyarray(outputs, np.float32)  # a memory map stays one (data.read_rows)
+    return EncoderInputs(outputs, config.converter, config.train.seed), outputs
 
 
 def _continue_at(model: GrooVAE, step: int, source: Path, run_dir: Path, pairs: tuple) -> None:

@@ -7,8 +7,9 @@ first use; they skip without it. Measured on a 2-core CPU shared with two traini
 average about 18, so each took several times what it takes alone): bench_humanize 94 s,
 bench_tools 74-361 s; marked slow: bench_first_groove 194 s, bench_web_page (it needs chromium,
 as tests/test_web_page.py does), bench_data 293 s (a cold build of
-every GMD split), bench_family 350 s, bench_sample 393 s (a one-step groovae_4bar run first),
-bench_backends (three backends, the full model) and the side-environment ones.
+every GMD split), bench_family 350 s, bench_processes 28 s (two JAX processes start and compile;
+--windows sets the corpus, 512 windows here), bench_sample 393 s (a one-step groovae_4bar run
+first), bench_backends (three backends, the full model) and the side-environment ones.
 """
 
 import os
@@ -55,6 +56,24 @@ RUNS = {
     "bench_magenta_export.py": (
         ["--models", "tiny"],
         (SIDE,),
+        (pytest.mark.slow,),
+    ),
+    "bench_processes.py": (
+        [
+            "--windows",
+            "512",
+            "--baseline-windows",
+            "0",
+            "--config",
+            "tiny",
+            "--steps",
+            "1",
+            "--warmup",
+            "1",
+            "--processes",
+            "2",
+        ],
+        (),
         (pytest.mark.slow,),
     ),
     "magenta_family.py": (

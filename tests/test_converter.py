@@ -15,6 +15,7 @@ from helpers.converter import (
     NOT_4_4,
     SHORTER_THAN_WINDOW,
     ConverterError,
+    EncoderInputs,
     GrooveConverter,
     encoder_inputs,
 )
@@ -341,3 +342,31 @@ def test_encoder_inputs_keep_the_outputs_unchanged():
     before = groove.copy()
     encoder_inputs(groove, ConverterConfig(tapify=True, humanize=True, add_instruments=(1,)))
     np.testing.assert_array_equal(groove, before)
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {},
+        {"humanize": True},
+        {"tapify": True, "fixed_velocities": True, "max_note_dropout_probability": 0.8},
+        {"max_note_dropout_probability": 0.5, "add_instruments": (2, 7)},
+    ],
+)
+def test_encoder_inputs_of_rows_are_those_of_the_whole_corpus(options):
+    rng = np.random.default_rng(0)
+    windows = rng.random((40, 64, 27)).astype(np.float32)
+    windows[..., constants.HITS] = windows[..., constants.HITS] > 0.7
+    config = ConverterConfig(**options)
+    whole = encoder_inputs(windows, config, 7)
+    lazy = EncoderInputs(windows, config, 7)
+    assert lazy.shape == whole.shape and lazy.dtype == whole.dtype and len(lazy) == 40
+    rows = rng.permutation(40)[:16]  # a shuffled batch, as training reads it
+    np.testing.assert_array_equal(lazy[rows], whole[rows])
+    np.testing.assert_array_equal(lazy[np.sort(rows)], whole[np.sort(rows)])
+    np.testing.assert_array_equal(lazy[5:30], whole[5:30])
+    np.testing.assert_array_equal(lazy[3], whole[3])
+    np.testing.assert_array_equal(lazy[..., :9], whole[..., :9])
+    np.testing.assert_array_equal(np.asarray(lazy), whole)
+    if config.max_note_dropout_probability:  # another seed, other draws
+        assert not np.array_equal(EncoderInputs(windows, config, 8)[rows], lazy[rows])

@@ -1,6 +1,7 @@
 """Tests for helpers/data.py: GMD location, TFDS-identical clips, the cached split arrays,
 bad input."""
 
+import json
 import shutil
 import sys
 
@@ -222,7 +223,7 @@ def test_load_groove_4bar_cache_knows_which_gmd_it_holds(tiny_gmd, tmp_path_fact
     copy = tmp_path_factory.mktemp("copy") / "groove"
     shutil.copytree(tiny_gmd, copy)
     np.testing.assert_array_equal(data.load_groove_4bar("test", copy, cache_dir=cache), first)
-    assert len(list(cache.glob("*.npz"))) == 3
+    assert len(list(cache.glob("*_*"))) == 3
     # A file rewritten to another length is built again, as is an edited info.csv.
     _write_midi(copy / "b_good.mid", _groove_notes(6))
     longer = data.load_groove_4bar("test", copy, cache_dir=cache, workers=1, progress=False)
@@ -230,19 +231,67 @@ def test_load_groove_4bar_cache_knows_which_gmd_it_holds(tiny_gmd, tmp_path_fact
     info = pd.read_csv(copy / "info.csv")
     info[info.midi_filename != "b_good.mid"].to_csv(copy / "info.csv", index=False)
     assert len(data.load_groove_4bar("test", copy, cache_dir=cache, progress=False)) == 0
-    assert len(list(cache.glob("*.npz"))) == 9
+    assert len(list(cache.glob("*_*"))) == 9
     np.testing.assert_array_equal(data.load_groove_4bar("test", tiny_gmd, cache_dir=cache), first)
 
 
 def test_load_groove_4bar_rebuilds_an_unreadable_cache(tiny_gmd, tmp_path_factory, capsys):
     cache = tmp_path_factory.mktemp("cache")
-    first = data.load_groove_4bar("test", tiny_gmd, cache_dir=cache, workers=1, progress=False)
-    (path,) = cache.glob("*_test.npz")
-    path.write_bytes(path.read_bytes()[:100])  # a write cut short
+    # A copy: the file is damaged in place below, under the map (the project never writes so).
+    first = np.array(
+        data.load_groove_4bar("test", tiny_gmd, cache_dir=cache, workers=1, progress=False)
+    )
+    (folder,) = cache.glob("*_test")
+    outputs = folder / data.OUTPUTS_FILE
+    whole = outputs.read_bytes()
+    for damaged, said in [
+        (whole[:1000], "has 1,000 bytes"),  # a copy cut short
+        (whole[:-1] + bytes([whole[-1] ^ 1]), "does not match its checksum"),  # a bit flipped
+    ]:
+        outputs.write_bytes(damaged)
+        again = data.load_groove_4bar("test", tiny_gmd, cache_dir=cache, workers=1, progress=False)
+        np.testing.assert_array_equal(again, first)
+        line = capsys.readouterr().out
+        assert "unreadable" in line and said in line, line
+        np.testing.assert_array_equal(
+            data.load_groove_4bar("test", tiny_gmd, cache_dir=cache), first
+        )
+        whole = outputs.read_bytes()
+    # A folder that a build did not finish (no manifest) does not load either.
+    (folder / data.MANIFEST_FILE).unlink()
     again = data.load_groove_4bar("test", tiny_gmd, cache_dir=cache, workers=1, progress=False)
     np.testing.assert_array_equal(again, first)
-    assert "unreadable" in capsys.readouterr().out
-    np.testing.assert_array_equal(data.load_groove_4bar("test", tiny_gmd, cache_dir=cache), first)
+    assert f"no readable {data.MANIFEST_FILE}" in capsys.readouterr().out
+
+
+def test_load_groove_4bar_split_reads_its_cache_memory_mapped(tiny_gmd, tmp_path_factory):
+    cache = tmp_path_factory.mktemp("cache")
+    built = data.load_groove_4bar_split(
+        "train", tiny_gmd, cache_dir=cache, workers=2, progress=False
+    )
+    again = data.load_groove_4bar_split("train", tiny_gmd, cache_dir=cache)
+    assert isinstance(again.outputs, np.memmap) and not again.outputs.flags.writeable
+    np.testing.assert_array_equal(again.outputs, built.outputs)
+    pd.testing.assert_frame_equal(again.meta, built.meta)
+    assert again.summary == built.summary
+    assert not [p for p in cache.iterdir() if p.name.startswith(".")]  # no spool or partial left
+
+
+def test_load_groove_4bar_converts_an_npz_cache_of_an_earlier_version(tiny_gmd, tmp_path_factory):
+    cache = tmp_path_factory.mktemp("cache")
+    first = data.load_groove_4bar_split(
+        "test", tiny_gmd, cache_dir=cache, workers=1, progress=False
+    )
+    (folder,) = cache.glob("*_test")
+    columns = {f"meta/{c}": np.asarray(first.meta[c].tolist()) for c in data.META_COLUMNS}
+    outputs = np.array(first.outputs) + 1  # the npz's windows, told apart from a rebuild's
+    summary = json.dumps(first.summary)
+    np.savez(folder.with_name(f"{folder.name}.npz"), outputs=outputs, summary=summary, **columns)
+    shutil.rmtree(folder)
+    converted = data.load_groove_4bar_split("test", tiny_gmd, cache_dir=cache)
+    np.testing.assert_array_equal(converted.outputs, outputs)
+    assert list(converted.meta.midi_filename) == list(first.meta.midi_filename)
+    assert converted.summary == first.summary and folder.is_dir()
 
 
 def test_load_groove_4bar_split_rejects_unknown_split(tiny_gmd):
@@ -284,3 +333,28 @@ def test_performance_windows_whole_file(tiny_gmd):
     outputs, start_bars = data.performance_windows(tiny_gmd / "a_good.mid")
     assert outputs.shape == (1, 64, 27)  # 6 bars: one window, the remainder dropped
     np.testing.assert_array_equal(start_bars, [0])
+
+
+def test_a_cache_larger_than_a_whole_hash_is_checked_by_sample(tmp_path, monkeypatch):
+    monkeypatch.setattr(data, "WHOLE_CHECKSUM_BYTES", 100_000)  # as if gigabytes: 442 kB here
+    windows = np.random.default_rng(0).random((64, 64, 27), dtype=np.float32)
+    data.save_split(tmp_path / "split", [windows[:10], windows[10:]], [], {}, (64, 27))
+    np.testing.assert_array_equal(np.array(data.load_split(tmp_path / "split").outputs), windows)
+    outputs = tmp_path / "split" / data.OUTPUTS_FILE
+    changed = bytearray(outputs.read_bytes())
+    changed[-1] ^= 1
+    outputs.write_bytes(changed)
+    assert (
+        data.cache_damage(tmp_path / "split") == f"{data.OUTPUTS_FILE} does not match its checksum"
+    )
+
+
+def test_read_rows_of_a_cache_map_are_its_rows(tmp_path):
+    windows = np.random.default_rng(0).random((50, 64, 27), dtype=np.float32)
+    data.save_split(tmp_path / "split", [windows], [], {}, (64, 27))
+    mapped = data.load_split(tmp_path / "split").outputs
+    rows = np.array([49, 0, 7, 7, 23])
+    np.testing.assert_array_equal(data.read_rows(mapped, rows), windows[rows])
+    np.testing.assert_array_equal(data.read_rows(mapped[10:], rows[2:]), windows[10:][rows[2:]])
+    np.testing.assert_array_equal(data.read_rows(windows, rows), windows[rows])
+    assert data.read_rows(mapped, np.array([], int)).shape == (0, 64, 27)

@@ -106,7 +106,7 @@ def test_re_estimated_moments_keep_the_first_late_step_small(tiny_run, estimated
     model = runs.restore_model(tiny_run)
     model.compile(optimizer=make_optimizer(config.train))
     model.optimizer.build(model.trainable_variables)
-    batches = [training._pairs(g, config) for g in np.split(TRAIN[:32], 2)]
+    batches = [tuple(map(np.asarray, training._pairs(g, config))) for g in np.split(TRAIN[:32], 2)]
     if estimated:
         estimate_adam_moments(model, batches, step)
         assert all(not np.asarray(m).any() for m in model.optimizer._momentums)

@@ -32,6 +32,7 @@ from helpers import train as training
 from helpers.backends import BackendError, make_optimizer, train_on_batch
 from helpers.config import get_config
 from helpers.constants import GROOVE_DEPTH, WINDOW_STEPS
+from helpers.converter import encoder_inputs
 from helpers.model import GrooVAE
 from helpers.runs import HISTORY_COLUMNS, HISTORY_FILE
 from helpers.train import TrainError, eval_windows, pass_order, train_batches
@@ -267,6 +268,7 @@ import os, signal, sys
 import numpy as np
 from helpers import train
 from helpers.config import get_config
+from helpers.converter import encoder_inputs
 
 run_dir, data, steps, kill = sys.argv[1:]
 saves = []
@@ -483,3 +485,28 @@ def test_cli_midi_folder_too_small_for_its_batch_and_validation_still_trains(
     history = pd.read_csv(out / HISTORY_FILE)
     assert set(history.split) == {"train"} and history.step.max() == 2
     assert runs.latest_checkpoint(out).name == "ckpt-000000002.npz"
+
+
+def test_batches_from_a_memory_mapped_cache_are_those_of_the_array(tmp_path):
+    """A cache folder read memory-mapped, inputs derived per batch (note dropout on), gives each
+    of two processes its rows of the very batches the in-memory corpus gives one process."""
+    config = get_config("tiny", max_note_dropout_probability=0.5)
+    window_shape = TRAIN.shape[1:]
+    data.save_split(tmp_path / "split", [TRAIN[:20], TRAIN[20:]], [], {}, window_shape)
+    mapped = data.load_split(tmp_path / "split").outputs
+    assert isinstance(mapped, np.memmap)
+    whole = encoder_inputs(TRAIN, config.converter, config.train.seed), TRAIN
+    alone = list(itertools.islice(train_batches(*whole, 16, seed=4, start_step=3), 6))
+    for process in range(2):
+        rows = slice(8 * process, 8 * (process + 1))
+        stream = train_batches(*training._pairs(mapped, config), 16, 4, 3, rows)
+        for (inputs, outputs), (expected_inputs, expected_outputs) in zip(stream, alone):
+            assert type(inputs) is np.ndarray and type(outputs) is np.ndarray
+            np.testing.assert_array_equal(inputs, expected_inputs[rows])
+            np.testing.assert_array_equal(outputs, expected_outputs[rows])
+        evaluated = eval_windows(*training._pairs(mapped, config), 16, 2, rows)
+        expected = eval_windows(*whole, 16, 2)
+        for ours, all_rows in zip(evaluated, expected):
+            np.testing.assert_array_equal(
+                ours, all_rows.reshape(2, 16, 64, 27)[:, rows].reshape(16, 64, 27)
+            )
