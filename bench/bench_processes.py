@@ -80,7 +80,7 @@ def worker(args: argparse.Namespace) -> None:
     """One process of one run (the subprocess's side): trains, prints one JSON line."""
     import pandas as pd
 
-    from helpers import data, train
+    from helpers import data, training
     from helpers.config import get_config
     from helpers.processes import layout_from
 
@@ -92,13 +92,13 @@ def worker(args: argparse.Namespace) -> None:
     )
     corpus = Path(args.corpus)
     windows = tuple(data.load_split(corpus / split).outputs for split in ("train", "validation"))
-    options = train.TrainOptions(
+    options = training.TrainOptions(
         batch_size=args.batch_size,
         log_every_steps=1,
         progress=False,
         processes=layout_from(args.coordinator, args.num_processes, args.process_id),
     )
-    history = train.train(config, args.run_dir, args.warmup + args.steps, windows, options)
+    history = training.train(config, args.run_dir, args.warmup + args.steps, windows, options)
     report = {"memory": memory_figures(), "batch_size": args.batch_size or config.train.batch_size}
     rows = history[history.split == "train"].set_index("step")
     if len(rows):

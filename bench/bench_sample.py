@@ -26,7 +26,7 @@ from helpers import device  # noqa: E402
 from helpers.cli import add_data_dir  # noqa: E402
 from helpers.config import get_config  # noqa: E402
 from helpers.sample import TrainedModel  # noqa: E402
-from helpers.train import TrainOptions, train  # noqa: E402
+from helpers.training import TrainOptions, train  # noqa: E402
 
 SAMPLE_TARGET_S = 0.2
 EVALUATE_TARGET_S = 30.0

@@ -78,6 +78,7 @@ NUM_GROOVES = 5  # music_vae_generate.py's --num_outputs
 MIDI_HEADER = b"MThd"  # a Standard MIDI File's first four bytes
 # Recordings drumify hears (any other file is read as MIDI).
 AUDIO_SUFFIXES = (".wav", ".mp3", ".ogg", ".flac", ".m4a", ".aiff", ".aif", ".webm")
+MAGENTA_FORMATS = ("magenta-js", "magenta-tf1")  # Magenta's formats a model is exported in
 
 GMD_SPLITS = ("train", "validation", "test")
 GMD_ZIP_URL = (

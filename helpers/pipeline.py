@@ -43,7 +43,7 @@ def main(argv: list[str] | None = None) -> list[Path]:
     layout = joined_layout(args)  # before anything asks the backend for its devices
     # Imported only now, once the flags are checked: they load the model's framework (TensorFlow,
     # JAX or PyTorch: seconds), and --help or a refusal answers without it.
-    from helpers import data, runs, sample, train
+    from helpers import data, runs, sample, training
     from helpers.tools import write_samples
 
     print("1/3 preprocess: GMD -> 4-bar groove tensors")
@@ -56,10 +56,10 @@ def main(argv: list[str] | None = None) -> list[Path]:
     print(describe_device(device))
     run_dir = constants.run_dir(args.outputs_dir, args.config)
     config = runs.run_config(args.config, run_dir, args.precision, device)
-    options = train.TrainOptions(
+    options = training.TrainOptions(
         batch_size=args.batch_size, data_dir=args.data_dir, cache_dir=cache_dir, processes=layout
     )
-    train.train(config, run_dir, args.steps, options=options)
+    training.train(config, run_dir, args.steps, options=options)
     if not layout.writes:
         print(f"3/3 left to process 0 ({layout.describe()})")
         return []

@@ -19,7 +19,7 @@ import keras
 import numpy as np
 from conftest import random_grooves
 
-from helpers import backends, losses, runs, train
+from helpers import backends, losses, runs, training
 from helpers import model as groovae
 from helpers.config import get_config
 
@@ -35,7 +35,7 @@ SAFE_SCALE, OVERFLOWING_SCALE = 2.0**7, 2.0**40
 
 
 # A history row every step, no progress bar.
-EVERY_STEP = train.TrainOptions(log_every_steps=1, progress=False)
+EVERY_STEP = training.TrainOptions(log_every_steps=1, progress=False)
 
 
 def data() -> tuple[np.ndarray, np.ndarray]:
@@ -88,7 +88,7 @@ def resume(run_dir: str, total_steps: int) -> dict:
     if start is not None:
         report["start_r_loss"] = deterministic_r_loss(runs.restore_model(run_dir, start))
     config = get_config("tiny", **RUN)
-    train.train(config, run_dir, steps=total_steps, windows=data(), options=EVERY_STEP)
+    training.train(config, run_dir, steps=total_steps, windows=data(), options=EVERY_STEP)
     report["end_r_loss"] = deterministic_r_loss(runs.restore_model(run_dir))
     return report
 
@@ -105,7 +105,7 @@ def parallel(run_dir: str, dropout_keep_prob: str, precision: str = "", steps: i
     config = get_config("tiny", dropout_keep_prob=float(dropout_keep_prob), **float16)
     report = {}
     for devices in (1, 2):
-        history = train.train(
+        history = training.train(
             config,
             os.path.join(run_dir, str(devices)),
             steps=steps,
@@ -199,7 +199,7 @@ def float16_resume(run_dir: str) -> dict:
     report = {}
     for name, stops in (("unbroken", (8,)), ("resumed", (4, 8))):
         for steps in stops:
-            history = train.train(
+            history = training.train(
                 config,
                 os.path.join(run_dir, name),
                 steps=steps,

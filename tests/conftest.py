@@ -215,11 +215,11 @@ TRAIN_WINDOWS, VALIDATION_WINDOWS = random_grooves(48), random_grooves(16, seed=
 
 def train_every_step(config, out_dir: Path, steps: int):
     """Trains config on TRAIN_WINDOWS (validated on VALIDATION_WINDOWS), a history row a step."""
-    from helpers import train
+    from helpers import training
 
-    options = train.TrainOptions(log_every_steps=1, progress=False)
+    options = training.TrainOptions(log_every_steps=1, progress=False)
     windows = (TRAIN_WINDOWS, VALIDATION_WINDOWS)
-    return train.train(config, out_dir, steps=steps, windows=windows, options=options)
+    return training.train(config, out_dir, steps=steps, windows=windows, options=options)
 
 
 @pytest.fixture(scope="session")
@@ -228,17 +228,17 @@ def tiny_run(tmp_path_factory) -> Path:
 
     Shared by the whole session: tests read it; one that writes into a run copies it first.
     """
-    from helpers import train
+    from helpers import training
     from helpers.config import get_config
 
     grooves = random_grooves(32)
     run_dir = tmp_path_factory.mktemp("outputs") / "runs" / "tiny"
-    train.train(
+    training.train(
         get_config("tiny"),
         run_dir,
         steps=2,
         windows=(grooves, grooves[:16]),
-        options=train.TrainOptions(progress=False),
+        options=training.TrainOptions(progress=False),
     )
     return run_dir
 

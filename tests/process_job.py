@@ -11,7 +11,7 @@ import os
 import keras
 from conftest import random_grooves
 
-from helpers import train
+from helpers import training
 from helpers.cli import run_command
 from helpers.config import get_config
 from helpers.processes import layout_from
@@ -37,14 +37,14 @@ def main() -> None:
         cpu = tf.config.list_physical_devices("CPU")[0]
         several = [tf.config.LogicalDeviceConfiguration()] * args.devices
         tf.config.set_logical_device_configuration(cpu, several)
-    options = train.TrainOptions(
+    options = training.TrainOptions(
         log_every_steps=1,
         progress=False,
         devices=args.devices,
         processes=layout_from(args.coordinator, args.num_processes, args.process_id),
     )
     windows = random_grooves(64), random_grooves(16, seed=1)
-    history = train.train(CONFIG, args.run_dir, args.steps, windows, options)
+    history = training.train(CONFIG, args.run_dir, args.steps, windows, options)
     rows = history[history.split == "train"]
     report = {name: rows[name].tolist() for name in ("step", "loss", "global_norm")}
     report["backend"] = keras.backend.backend()

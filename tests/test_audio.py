@@ -288,19 +288,19 @@ def tap_outputs(tmp_path_factory) -> Path:
     imported here, so the rest of this file runs without it."""
     from conftest import random_grooves
 
-    from helpers import train
+    from helpers import training
     from helpers.config import VERB_CONFIGS, get_config
 
     outputs = tmp_path_factory.mktemp("outputs")
     name = VERB_CONFIGS["drumify"]
     config = get_config("tiny", name=name, tapify=True, fixed_velocities=True)
     grooves = random_grooves(32)
-    train.train(
+    training.train(
         config,
         outputs / "runs" / name,
         steps=2,
         windows=(grooves, grooves[:16]),
-        options=train.TrainOptions(progress=False),
+        options=training.TrainOptions(progress=False),
     )
     return outputs
 

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from conftest import beat_notes, drum_sequence, random_grooves
 
-from helpers import audio, midi_folder, notebook, render, sample, train, verbs
+from helpers import audio, midi_folder, notebook, render, sample, train, training, verbs
 from helpers.cli import is_user_error
 from helpers.config import VERB_CONFIGS, get_config
 
@@ -201,12 +201,12 @@ def outputs(tmp_path_factory):
     }
     for verb, variant in variants.items():
         name = VERB_CONFIGS[verb]
-        train.train(
+        training.train(
             get_config("tiny", name=name, **variant),
             outputs / "runs" / name,
             steps=2,
             windows=(grooves, grooves[:16]),
-            options=train.TrainOptions(progress=False),
+            options=training.TrainOptions(progress=False),
         )
     return outputs
 

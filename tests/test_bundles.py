@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from conftest import REPO
 
-from helpers import bundles, data, export, runs, sample, train, verbs, windowing
-from helpers.config import VERB_CONFIGS, get_config, with_overrides
+from helpers import bundles, data, exporting, runs, sample, verbs, windowing
+from helpers.config import CONFIG_FILE, VERB_CONFIGS, get_config, with_overrides
 from helpers.converter import GrooveConverter
 from helpers.data import load_groove_4bar_split
 
@@ -21,7 +21,7 @@ def tiny_bundle(tiny_run, tmp_path_factory):
     root = tmp_path_factory.mktemp("pretrained")
     folder = root / "tiny"
     folder.mkdir()
-    shutil.copy(tiny_run / train.CONFIG_FILE, folder)
+    shutil.copy(tiny_run / CONFIG_FILE, folder)
     model = runs.restore_model(tiny_run)
     bundles.save_weights(model, folder / bundles.WEIGHTS_FILE, step=2)
     return root
@@ -51,7 +51,7 @@ def test_round_trip_is_float32_and_decodes_as_the_run(tiny_run, tiny_bundle):
 def test_bundle_of_a_mixed_precision_run_loads_at_float32(tiny_run, tmp_path, precision):
     config = with_overrides(get_config("tiny"), precision=precision)
     (tmp_path / "mixed").mkdir()
-    (tmp_path / "mixed" / train.CONFIG_FILE).write_text(config.to_json())
+    (tmp_path / "mixed" / CONFIG_FILE).write_text(config.to_json())
     bundles.save_weights(runs.restore_model(tiny_run), tmp_path / "mixed" / "weights.npz", 7)
     model, step = bundles.load_bundle("mixed", tmp_path)
     assert step == 7 and model.dtype_policy.compute_dtype == "float32"
@@ -163,7 +163,7 @@ def test_bundle_reproduces_its_recorded_test_loss(bundled, metrics, gmd_dir):
     recorded = metrics["bundle"]["check"]
     converter = GrooveConverter.from_config(bundled.config.converter)  # its 2- or 4-bar cut
     test = load_groove_4bar_split("test", gmd_dir, converter).outputs
-    got = export.reference_losses(bundled.model, test, recorded["windows"], recorded["seed"])
+    got = exporting.reference_losses(bundled.model, test, recorded["windows"], recorded["seed"])
     assert got["loss"] == pytest.approx(recorded["loss"], rel=1e-3)
     for key in ("hits_loss", "velocities_loss", "offsets_loss"):
         assert got[key] == pytest.approx(recorded[key], abs=1e-3), key
@@ -181,7 +181,7 @@ def test_committed_grooves_are_the_bundled_models():
     def notes(sequence):  # by drum then time; MIDI starts an early first note at 0, on a tick
         return sorted((n.pitch, max(n.start_time, 0.0), n.velocity) for n in sequence.notes)
 
-    again = bundled.sample(5, export.SAMPLES_TEMPERATURE, export.SAMPLES_SEED)
+    again = bundled.sample(5, exporting.SAMPLES_TEMPERATURE, exporting.SAMPLES_SEED)
     for sequence, path in zip(again, sorted(GROOVES.glob("*.mid"))):
         written, expected = notes(windowing.load_midi(path)), notes(sequence)
         assert [n[::2] for n in written] == [n[::2] for n in expected], path.name

@@ -1,4 +1,5 @@
-"""Tests for helpers/export.py: a tiny run exported as a bundle, end to end."""
+"""Tests for helpers/export.py and the exporting it runs (helpers/exporting.py): a tiny run
+exported as a bundle, end to end."""
 
 import json
 import shutil
@@ -11,14 +12,14 @@ import pandas as pd
 import pytest
 from conftest import REPO, random_grooves
 
-from helpers import bundles, export, magenta, magenta_js, sample, windowing
+from helpers import bundles, export, exporting, magenta, magenta_js, sample, windowing
 from helpers.config import get_config, with_overrides
 from helpers.data import GrooveSplit
 from helpers.magenta_js import MANIFEST
 from helpers.model import GrooVAE, HitResiduals
 
 RESULTS_PAGE = (
-    f"# How good?\n\n## Results\n\n{export.RESULTS_BEGIN}\nold words\n{export.RESULTS_END}\n\n"
+    f"# How good?\n\n## Results\n\n{exporting.RESULTS_BEGIN}\nold words\n{exporting.RESULTS_END}\n\n"
     "## Later\n"
 )
 
@@ -37,7 +38,7 @@ def exported(tiny_run, tmp_path_factory):
     shutil.copy(
         tiny_run / "checkpoints" / "ckpt-000000002.npz", tree / "milestones" / "ckpt-000000001.npz"
     )
-    options = export.BundleOptions(
+    options = exporting.BundleOptions(
         root=tree / "pretrained",
         outputs_dir=tree / "outputs",
         search_dirs=(tree / "milestones",),
@@ -46,8 +47,8 @@ def exported(tiny_run, tmp_path_factory):
         trained_on="a test machine",
         num_samples=30,
     )
-    folder = export.export(tiny_run, "tiny", options)
-    export.write_results(folder, tree / "docs" / "results.md")
+    folder = exporting.export(tiny_run, "tiny", options)
+    exporting.write_results(folder, tree / "docs" / "results.md")
     return tree, folder
 
 
@@ -93,14 +94,14 @@ def test_committed_grooves_are_midi_and_pianorolls_named_as_the_main_job(exporte
     assert sorted(p.name for p in out_dir.iterdir()) == sorted(
         f"groove_0{i}{s}" for i in range(1, 6) for s in (".mid", ".png")
     )
-    again = groovae.sample(5, export.SAMPLES_TEMPERATURE, export.SAMPLES_SEED)
+    again = groovae.sample(5, exporting.SAMPLES_TEMPERATURE, exporting.SAMPLES_SEED)
     written = windowing.load_midi(out_dir / "groove_01.mid")
     assert len(written.notes) == len(again[0].notes)
 
 
 def test_reexport_replaces_its_own_bundle_but_not_a_foreign_one(exported, tiny_run, tmp_path):
     tree, folder = exported
-    options = export.BundleOptions(
+    options = exporting.BundleOptions(
         root=tree / "pretrained",
         outputs_dir=tree / "outputs",
         splits=(_split(24, 1), _split(40, 2)),
@@ -108,24 +109,24 @@ def test_reexport_replaces_its_own_bundle_but_not_a_foreign_one(exported, tiny_r
         milestone_steps=(1,),
         search_dirs=(tree / "milestones",),
     )
-    export.export(tiny_run, "tiny", options)  # its own: replaced, the milestone reused
+    exporting.export(tiny_run, "tiny", options)  # its own: replaced, the milestone reused
     assert "1" in json.loads((folder / "metrics.json").read_text())["milestones"]
     (tree / "pretrained" / "other").mkdir()
     (tree / "pretrained" / "other" / "weights.npz").write_bytes(b"someone's")
-    with pytest.raises(export.ExportError, match="did not write; pass --overwrite"):
-        export.export(tiny_run, "other", options)
+    with pytest.raises(exporting.ExportError, match="did not write; pass --overwrite"):
+        exporting.export(tiny_run, "other", options)
     assert (tree / "pretrained" / "other" / "weights.npz").read_bytes() == b"someone's"
 
 
 def test_missing_step_and_a_page_without_markers_refuse_before_writing(
     tiny_run, tmp_path, monkeypatch
 ):
-    with pytest.raises(export.ExportError, match="no checkpoint of step 7.*there are: 2"):
-        export.export(tiny_run, "tiny", export.BundleOptions(step=7, root=tmp_path))
+    with pytest.raises(exporting.ExportError, match="no checkpoint of step 7.*there are: 2"):
+        exporting.export(tiny_run, "tiny", exporting.BundleOptions(step=7, root=tmp_path))
     (tmp_path / "results.md").write_text("# no markers\n")
-    monkeypatch.setattr(export, "RESULTS_PAGE", tmp_path / "results.md")
-    monkeypatch.setattr(export, "export", lambda *args: pytest.fail("exported before the check"))
-    with pytest.raises(export.ExportError, match="lacks the lines"):
+    monkeypatch.setattr(exporting, "RESULTS_PAGE", tmp_path / "results.md")
+    monkeypatch.setattr(exporting, "export", lambda *args: pytest.fail("exported before the check"))
+    with pytest.raises(exporting.ExportError, match="lacks the lines"):
         export.main(["--run-dir", str(tiny_run), "--name", "tiny"])
 
 
@@ -140,14 +141,14 @@ def test_card_of_a_mixed_precision_run_says_bfloat16(tiny_run, tmp_path):
     config = json.loads((run / "config.json").read_text())
     config["train"]["precision"] = "bfloat16"
     (run / "config.json").write_text(json.dumps(config))
-    options = export.BundleOptions(
+    options = exporting.BundleOptions(
         root=tmp_path / "pretrained",
         outputs_dir=tmp_path / "outputs",
         splits=(_split(24, 1), _split(40, 2)),
         trained_on="a test machine",
         num_samples=30,
     )
-    folder = export.export(run, "tiny", options)
+    folder = exporting.export(run, "tiny", options)
     text = (folder / "MODEL_CARD.md").read_text()
     assert "bfloat16 mixed precision, on all" in text and ", float32, on all" not in text
 
@@ -155,10 +156,10 @@ def test_card_of_a_mixed_precision_run_says_bfloat16(tiny_run, tmp_path):
 # --- Magenta's formats ----------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("fmt", export.MAGENTA_FORMATS)
+@pytest.mark.parametrize("fmt", exporting.MAGENTA_FORMATS)
 def test_export_magenta_round_trips_through_magenta_load(tiny_run, tmp_path, fmt):
     trained = sample.TrainedModel(tiny_run)
-    folder = export.export_magenta(trained, fmt, tmp_path / "tiny")
+    folder = exporting.export_magenta(trained, fmt, tmp_path / "tiny")
     source = folder / "tiny.tar" if fmt == "magenta-tf1" else folder
     back, _ = magenta.load(source, trained.config if fmt == "magenta-tf1" else None)
     exported = magenta.magenta_weights(trained.model)
@@ -175,27 +176,27 @@ def test_export_magenta_refuses_what_a_format_cannot_hold(tiny_run, tmp_path):
     hits = with_overrides(hits, enc_rnn_size=(16,), dec_rnn_size=(16, 16))
     conditioned = sample.TrainedModel(model=GrooVAE(hits))
     with pytest.raises(magenta_js.MagentaJsError, match="hits_as_controls"):
-        export.export_magenta(conditioned, "magenta-js", tmp_path / "js")
+        exporting.export_magenta(conditioned, "magenta-js", tmp_path / "js")
     trained = sample.TrainedModel(tiny_run)
-    with pytest.raises(export.ExportError, match="float32"):
-        export.export_magenta(trained, "magenta-tf1", tmp_path / "tf1", quantization="uint8")
-    with pytest.raises(export.ExportError, match="format must be one of"):
-        export.export_magenta(trained, "onnx", tmp_path / "onnx")
+    with pytest.raises(exporting.ExportError, match="float32"):
+        exporting.export_magenta(trained, "magenta-tf1", tmp_path / "tf1", quantization="uint8")
+    with pytest.raises(exporting.ExportError, match="format must be one of"):
+        exporting.export_magenta(trained, "onnx", tmp_path / "onnx")
     assert not any(tmp_path.iterdir())
 
 
 def test_magenta_zip_holds_the_folder_and_replaces_only_its_own(tiny_run, tmp_path):
     trained = sample.TrainedModel(tiny_run)
-    archive = export.magenta_zip(trained, "magenta-js", tmp_path / "tiny", "float16")
+    archive = exporting.magenta_zip(trained, "magenta-js", tmp_path / "tiny", "float16")
     assert archive == tmp_path / "tiny.zip"
-    export.magenta_zip(trained, "magenta-js", tmp_path / "tiny")  # its own: replaced
+    exporting.magenta_zip(trained, "magenta-js", tmp_path / "tiny")  # its own: replaced
     with zipfile.ZipFile(archive) as zipped:
         names = sorted(zipped.namelist())
     files = ("config.json", "group1-shard1of1", HitResiduals.FILE, MANIFEST)
     assert names == [f"tiny/{p}" for p in files]
     (tmp_path / "other.zip").write_bytes(b"not ours")
-    with pytest.raises(export.ExportError, match="not written by this exporter"):
-        export.magenta_zip(trained, "magenta-tf1", tmp_path / "other")
+    with pytest.raises(exporting.ExportError, match="not written by this exporter"):
+        exporting.magenta_zip(trained, "magenta-tf1", tmp_path / "other")
     assert (tmp_path / "other.zip").read_bytes() == b"not ours"
 
 

@@ -11,8 +11,8 @@ HELPERS = Path(__file__).resolve().parents[1] / "helpers"
 TESTS = Path(__file__).resolve().parent
 
 # A module may import only modules listed before it, in its command line (`if __name__ ==
-# "__main__":`) too. The command lines (`verbs`, `pipeline`, `export`) and the notebook-only code
-# (`notebook`) come last: they compose the library.
+# "__main__":`) too. The command lines (`verbs`, `pipeline`, `train`, `export`) and the notebook-only
+# code (`notebook`) come last: they compose the library.
 CHAIN = (
     "quiet",
     "constants",
@@ -34,15 +34,17 @@ CHAIN = (
     "magenta",
     "bundles",
     "runs",
-    "train",
+    "training",
     "sample",
     "render",
     "tools",
     "evaluate",
+    "exporting",
     "verbs",
     "notebook",
     "pipeline",
     "web_page",
+    "train",
     "export",
 )
 

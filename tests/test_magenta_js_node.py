@@ -27,7 +27,7 @@ from conftest import drum_sequence
 from helpers.config import get_config, with_overrides
 from helpers.constants import HITS, NUM_DRUM_CLASSES, OFFSETS, VELOCITIES
 from helpers.converter import encoder_inputs
-from helpers.export import export_magenta
+from helpers.exporting import export_magenta
 from helpers.model import GrooVAE
 from helpers.sample import TrainedModel
 

@@ -5,8 +5,7 @@ import pandas as pd
 import pytest
 from conftest import random_grooves
 
-from helpers import data, pipeline
-from helpers import train as training
+from helpers import data, pipeline, training
 from helpers.constants import DEFAULT_QPM, NUM_GROOVES, REDUCED_DRUM_PITCH_CLASSES
 
 FOUR_BARS = 16 * 60.0 / DEFAULT_QPM  # seconds of one decoded groove

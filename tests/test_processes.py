@@ -351,10 +351,11 @@ def test_several_processes_on_pytorch_are_refused():
         processes.join(ProcessLayout(2, 1, "127.0.0.1:1"), "torch")
 
 
-def test_train_command_refuses_a_layout_before_any_write(tmp_path):
+def test_train_command_refuses_a_layout_before_any_write(tmp_path, capsys):
     from helpers import train
 
     args = ["--config", "tiny", "--steps", "2", "--run-dir", str(tmp_path / "run")]
-    with pytest.raises(ProcessError, match="needs --coordinator"):
+    with pytest.raises(SystemExit) as exit_info:
         train.main([*args, "--num-processes", "2", "--process-id", "1"])
+    assert exit_info.value.code == 2 and "needs --coordinator" in capsys.readouterr().err
     assert not (tmp_path / "run").exists()

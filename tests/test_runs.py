@@ -15,8 +15,7 @@ from conftest import (
     train_every_step,
 )
 
-from helpers import bundles, runs
-from helpers import train as training
+from helpers import bundles, runs, training
 from helpers.backends import make_optimizer, train_on_batch
 from helpers.config import CONFIG_FILE, get_config
 from helpers.model import GrooVAE

@@ -7,8 +7,7 @@ import numpy as np
 import pytest
 from conftest import random_grooves
 
-from helpers import runs, sample, tools, windowing
-from helpers import train as training
+from helpers import runs, sample, tools, training, windowing
 from helpers.bundles import PRETRAINED_DIR
 from helpers.config import get_config
 from helpers.constants import DEFAULT_QPM, HITS, OFFSETS, VELOCITIES

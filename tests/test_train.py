@@ -1,5 +1,5 @@
-"""Tests for helpers/train.py: batches, the training loop, resuming, MIDI
-folders (spec §4, §6)."""
+"""Tests for helpers/train.py and the training it runs (helpers/training.py): batches, the
+training loop, resuming, MIDI folders (spec §4, §6)."""
 
 import itertools
 import json
@@ -27,15 +27,14 @@ from conftest import (
     write_midi,
 )
 
-from helpers import data, runs
-from helpers import train as training
+from helpers import data, runs, train, training
 from helpers.backends import BackendError, make_optimizer, train_on_batch
 from helpers.config import get_config
 from helpers.constants import GROOVE_DEPTH, WINDOW_STEPS
 from helpers.converter import encoder_inputs
 from helpers.model import GrooVAE
 from helpers.runs import HISTORY_COLUMNS, HISTORY_FILE
-from helpers.train import TrainError, eval_windows, pass_order, train_batches
+from helpers.training import TrainError, eval_windows, pass_order, train_batches
 
 REPO = Path(__file__).resolve().parents[1]
 TRAIN, VALIDATION = TRAIN_WINDOWS, VALIDATION_WINDOWS  # decoder-target windows
@@ -164,9 +163,9 @@ def test_train_refuses_a_run_of_another_config(tiny_config, tmp_path):
 def test_main_cli_continues_to_total_steps(tmp_path, monkeypatch):
     splits = {"train": TRAIN, "validation": VALIDATION}
     monkeypatch.setattr(training, "load_groove_4bar", lambda split, *a, **k: splits[split])
-    training.main(["--config", "tiny", "--out", str(tmp_path), "--batch-size", "8", "--steps", "2"])
+    train.main(["--config", "tiny", "--out", str(tmp_path), "--batch-size", "8", "--steps", "2"])
     # --run-dir is the spelling now, --out the one users typed before; Magenta's --num_steps too.
-    training.main(
+    train.main(
         ["--config", "tiny", "--run-dir", str(tmp_path), "--batch-size", "8", "--num_steps", "3"]
     )
     history = json.loads((tmp_path / training.CONFIG_FILE).read_text())
@@ -179,7 +178,7 @@ def test_main_cli_precision_choice(tmp_path, monkeypatch, precision):
     splits = {"train": TRAIN, "validation": VALIDATION}
     monkeypatch.setattr(training, "load_groove_4bar", lambda split, *a, **k: splits[split])
     args = ["--config", "tiny", "--out", str(tmp_path), "--steps", "1", "--precision", precision]
-    training.main(args)
+    train.main(args)
     saved = json.loads((tmp_path / training.CONFIG_FILE).read_text())["train"]
     assert saved["precision"] == precision
     assert runs.restore_model(tmp_path).dtype_policy.name == f"mixed_{precision}"
@@ -196,8 +195,8 @@ def test_main_cli_auto_precision_continues_a_run_in_its_own(
     auto = lambda choice, device=None: hardware if choice == "auto" else choice  # noqa: E731
     monkeypatch.setattr(runs, "resolve_precision", auto)
     args = ["--config", "tiny", "--out", str(tmp_path)]
-    training.main([*args, "--steps", "1", "--precision", started])
-    training.main([*args, "--steps", "2"])  # auto, on hardware that deserves the other precision
+    train.main([*args, "--steps", "1", "--precision", started])
+    train.main([*args, "--steps", "2"])  # auto, on hardware that deserves the other precision
     saved = json.loads((tmp_path / training.CONFIG_FILE).read_text())["train"]
     assert saved["precision"] == started and saved["num_steps"] == 2
 
@@ -211,7 +210,7 @@ def test_main_cli_devices_it_cannot_use_fail_before_any_write(
     out = tmp_path / "run"
     args = ["--config", "tiny", "--out", str(out), "--steps", "1", "--batch-size", str(batch_size)]
     with pytest.raises(BackendError, match=message):
-        training.main([*args, "--devices", str(devices)])
+        train.main([*args, "--devices", str(devices)])
     assert not out.exists()
 
 
@@ -226,7 +225,7 @@ def test_main_cli_trains_a_small_midi_folder_and_shows_its_split(tmp_path, monke
     monkeypatch.setattr(data, "DEFAULT_CACHE_DIR", tmp_path / "cache")
     run = tmp_path / "run"
     argv = ["--config", "tiny", "--midi-dir", str(folder), "--steps", "3", "--run-dir", str(run)]
-    training.main(argv)
+    train.main(argv)
     said = capsys.readouterr().out
     chosen = re.search(
         r"split chosen \(files with windows\): (\d+) train, (\d+) validation, "
@@ -266,7 +265,7 @@ def test_pairs_humanize_inputs_keep_hits_only():
 KILLED_TRAINING = """
 import os, signal, sys
 import numpy as np
-from helpers import train
+from helpers import training
 from helpers.config import get_config
 from helpers.converter import encoder_inputs
 
@@ -299,8 +298,8 @@ elif kill == "before-record":
 arrays = np.load(data)
 config = get_config("tiny", checkpoint_every_steps=2, eval_every_steps=4)
 windows = (arrays["train"], arrays["validation"])
-options = train.TrainOptions(log_every_steps=1, progress=False)
-train.train(config, run_dir, steps=int(steps), windows=windows, options=options)
+options = training.TrainOptions(log_every_steps=1, progress=False)
+training.train(config, run_dir, steps=int(steps), windows=windows, options=options)
 """
 
 
@@ -447,7 +446,7 @@ def midi_dir(tmp_path, monkeypatch):
 
 def test_cli_trains_a_tiny_config_on_a_midi_folder(midi_dir, tmp_path, capsys):
     out = tmp_path / "run"
-    training.main(
+    train.main(
         [
             "--config",
             "tiny",
@@ -477,7 +476,7 @@ def test_cli_midi_folder_too_small_for_its_batch_and_validation_still_trains(
     (midi_dir / "split.csv").write_text("midi_filename,split\n16_bars.mid,train\n")
     out = tmp_path / "run"
     argv = ["--config", "tiny", "--steps", "2", "--batch-size", "64", "--midi-dir", str(midi_dir)]
-    training.main([*argv, "--out", str(out)])
+    train.main([*argv, "--out", str(out)])
     printed = capsys.readouterr().out
     assert "with under 3 such files, all train, without validation" in printed
     assert "batch size lowered from 64 to 27: the train split has no more windows" in printed

@@ -1,8 +1,5 @@
 """Tests for helpers/verbs.py: the four verbs on tiny runs, any length in, bad files named."""
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import note_seq
@@ -12,7 +9,7 @@ from conftest import drum_sequence, random_grooves, write_groove_files
 from hypothesis import Phase, given, settings
 from hypothesis import strategies as st
 
-from helpers import audio, notebook, sample, tools, train, verbs, windowing
+from helpers import audio, notebook, sample, tools, training, verbs, windowing
 from helpers.config import VERB_CONFIGS, get_config
 from helpers.constants import MAX_QPM, MIDI_SLOWEST_QPM
 from helpers.converter import GrooveConverter
@@ -43,12 +40,12 @@ def variant_runs(tmp_path_factory) -> dict:
         name = VERB_CONFIGS[verb]
         config = get_config("tiny", name=name, **variant)
         runs[verb] = outputs / "runs" / name
-        train.train(
+        training.train(
             config,
             runs[verb],
             steps=2,
             windows=(grooves, grooves[:16]),
-            options=train.TrainOptions(progress=False),
+            options=training.TrainOptions(progress=False),
         )
     runs["transfer"] = runs["humanize"]  # one hits-conditioned model plays both
     return runs
@@ -235,42 +232,6 @@ def test_cli_wrong_inputs_are_usage_errors(argv, message, tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_info:
         verbs.main(argv + ["--out", str(tmp_path)])
     assert exit_info.value.code == 2 and message in capsys.readouterr().err
-
-
-FRAMEWORKS = ("tensorflow", "jax", "torch", "keras")
-# `python -m helpers.verbs ARGV`, then a last line naming the frameworks it loaded.
-LOADED = f"""
-import runpy, sys
-try:
-    runpy.run_module("helpers.verbs", run_name="__main__", alter_sys=True)
-finally:
-    print("loaded:", *sorted({{m.split(".")[0] for m in sys.modules}} & set({FRAMEWORKS})))
-"""
-
-
-@pytest.mark.parametrize(
-    "argv, status, said",
-    [
-        (["--help"], 0, "usage: python -m helpers.verbs"),
-        (["sample", "--seed", "-1", "--output-dir", "{tmp}/out"], 2, "--seed must be from 0"),
-        (["humanize", "--input", "{tmp}/empty.mid", "--output-dir", "{tmp}/out"], 2,
-         "--input 1 ({tmp}/empty.mid) is empty (0 bytes)"),
-    ],
-)  # fmt: skip
-def test_cli_help_and_refusals_answer_without_loading_a_framework(argv, status, said, tmp_path):
-    """About 0.3 s each: the frameworks load only once every flag and file is checked."""
-    (tmp_path / "empty.mid").write_bytes(b"")
-    done = subprocess.run(
-        [sys.executable, "-c", LOADED, *(a.format(tmp=tmp_path) for a in argv)],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        cwd=tmp_path,
-        env={**os.environ, "PYTHONPATH": str(REPO)},
-    )
-    assert done.returncode == status and said.format(tmp=tmp_path) in done.stdout + done.stderr
-    assert done.stdout.splitlines()[-1] == "loaded:", done.stdout[-500:]
-    assert not (tmp_path / "out").exists()
 
 
 def test_your_groove_goes_through_every_tool_into_a_new_folder(

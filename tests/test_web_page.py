@@ -23,7 +23,7 @@ import pytest
 from conftest import drum_sequence
 from test_magenta_js_node import ATOL, greedy_decodes, performed_sequence
 
-from helpers import export, web_page
+from helpers import export, exporting, web_page
 from helpers.constants import HITS, VELOCITIES
 from helpers.magenta_js import MagentaJsError
 from helpers.sample import TrainedModel
@@ -75,7 +75,7 @@ def _playwright_or_skip():
 def site(tmp_path_factory):
     """The page of the four bundled models, served on 127.0.0.1: (folder, address)."""
     sync_playwright = _playwright_or_skip()
-    models = export.page_models(list(MODELS.values()), None)
+    models = exporting.page_models(list(MODELS.values()), None)
     folder = build_page(models, tmp_path_factory.mktemp("page") / "site")
     server, address = serve(folder)
     yield sync_playwright, folder, address, models
@@ -347,8 +347,8 @@ def test_export_main_writes_a_page_of_runs_and_refuses_what_it_must(tiny_run, tm
     assert entry["unavailable"] is None and entry["decoding"] == "per_hit"
     assert len(entry["residuals"]) == 2 and len(entry["residuals"][0]) == 9
     assert sorted(p.name for p in (out / "sounds").glob("*.wav"))[0] == "0_kick.wav"
-    with pytest.raises(export.ExportError, match="two models named tiny"):
-        export.page_models(None, [str(tiny_run), str(tiny_run)])
+    with pytest.raises(exporting.ExportError, match="two models named tiny"):
+        exporting.page_models(None, [str(tiny_run), str(tiny_run)])
     with pytest.raises(SystemExit):
         export.main(["--format", "web", "--run-dir", str(tiny_run)])  # no --out
     foreign = tmp_path / "foreign"
