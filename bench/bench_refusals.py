@@ -49,7 +49,7 @@ CASES = {
     ],
     "export": [
         ("--help", ["--help"]),
-        ("bad flag", ["--run-dir", "{tmp}/run", "--format", "onnx"]),
+        ("bad flag", ["--format", "onnx", "--run-dir", "{tmp}/run"]),
         ("0-byte file", ["--run-dir", "{tmp}/empty.mid", "--no-results-page"]),
     ],
     "pipeline": [

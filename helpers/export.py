@@ -31,8 +31,6 @@ from helpers.cli import (
 )
 from helpers.config import CONFIG_FILE, GrooVAEConfig
 from helpers.constants import MAGENTA_FORMATS
-from helpers.converter import GrooveConverter
-from helpers.data import load_groove_4bar_split
 
 # hit-residuals: re-measure a bundle's HitResiduals on GMD's training split (--bundled).
 FORMATS = ("bundle", *MAGENTA_FORMATS, "web", "hit-residuals")
@@ -101,13 +99,14 @@ def main(argv: list[str] | None = None) -> Path:
     with --format web (and --out), the page's folder, then serves it with --serve."""
     args = _parse_args(argv)
     # Imported only now, once every flag and folder is checked: exporting loads the model's
-    # framework (TensorFlow, JAX or PyTorch: seconds), and --help or a refusal answers without it.
-    from helpers import bundles, exporting, sample, web_page
+    # framework (TensorFlow, JAX or PyTorch: seconds) and note-seq (a second), and --help or a
+    # refusal answers without them.
+    from helpers import bundles, converter, data, exporting, sample, web_page
 
     if args.format == "hit-residuals":
         config = GrooVAEConfig.read(bundles.bundle_dir(args.bundled[0]) / CONFIG_FILE)
-        converter = GrooveConverter.from_config(config.converter)
-        train = load_groove_4bar_split("train", args.data_dir, converter).outputs
+        cut = converter.GrooveConverter.from_config(config.converter)
+        train = data.load_groove_4bar_split("train", args.data_dir, cut).outputs
         path = exporting.measure_hit_residuals(args.bundled[0], train)
         print(f"wrote {path}")
         return path

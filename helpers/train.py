@@ -26,7 +26,6 @@ from helpers.cli import (
     run_folder,
 )
 from helpers.config import VELOCITY_OFFSET_LOSSES
-from helpers.midi_folder import MidiFolderError, find_midi_files, folder_windows
 from helpers.processes import ProcessError, joined_layout, layout_from
 
 PRETRAINED = "pretrained"  # --init-from's word for a bundled model (pretrained[:NAME])
@@ -80,6 +79,10 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     except ProcessError as error:
         parser.error(str(error))
     if args.midi_dir is not None:
+        # Only with a folder to check: reading MIDI loads note-seq (a second), which --help and
+        # the other refusals do without.
+        from helpers.midi_folder import MidiFolderError, find_midi_files
+
         try:
             find_midi_files(args.midi_dir)
         except MidiFolderError as error:
@@ -95,7 +98,7 @@ def main(argv: list[str] | None = None) -> None:
     # Imported only now, once every flag and folder is checked: the training loop loads the
     # model's framework (TensorFlow, JAX or PyTorch: seconds), and --help or a refusal answers
     # without it.
-    from helpers import runs, training
+    from helpers import midi_folder, runs, training
 
     config = runs.run_config(
         args.config, args.run_dir, args.precision, velocity_offset_loss=args.velocity_offset_loss
@@ -110,7 +113,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     windows = None  # GMD's splits
     if args.midi_dir:  # the folder's, and a batch lowered to fit them when they are few
-        windows, batch_size = folder_windows(args.midi_dir, config, args.batch_size)
+        windows, batch_size = midi_folder.folder_windows(args.midi_dir, config, args.batch_size)
         options = replace(options, batch_size=batch_size)
     history = training.train(config, args.run_dir, args.steps, windows, options)
     print(history.tail(3).to_string(index=False))
