@@ -24,7 +24,7 @@ from helpers.constants import HITS, MAX_MIDI_VELOCITY, OFFSETS, VELOCITIES
 from helpers.converter import encoder_inputs
 from helpers.data import load_groove_4bar
 from helpers.sample import TrainedModel
-from helpers.verbs import quantized_score
+from helpers.tools import quantized_score
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -44,8 +44,9 @@ from conditions import run_watched
 from helpers import device
 from helpers.bundles import PRETRAINED_DIR, TOOL_FIGURES, BundleError
 from helpers.cli import add_data_dir, add_outputs_dir
-from helpers.config import ConverterConfig
+from helpers.config import MODELS, ConverterConfig
 from helpers.constants import (
+    DEFAULT_TEMPERATURE,
     DRUM_CLASS_NAMES,
     HITS,
     MAX_MIDI_VELOCITY,
@@ -65,14 +66,8 @@ from helpers.metrics import (
     wasserstein_1d,
 )
 from helpers.runs import RunError
-from helpers.sample import (
-    DEFAULT_TEMPERATURE,
-    MODELS,
-    SampleError,
-    TrainedModel,
-    pick_model,
-)
-from helpers.verbs import CLOSED_HI_HAT, quantized_score
+from helpers.sample import SampleError, TrainedModel, pick_model
+from helpers.tools import CLOSED_HI_HAT, quantized_score
 
 TOOLS = ("generate", "humanize", "drumify", "transfer", "infill")
 GENERATE_TEMPERATURES = (0.5, 1.0)
@@ -317,7 +312,7 @@ def posterior_sample(model: TrainedModel, grooves: np.ndarray, seed: int) -> np.
 
 
 def reencode(model: TrainedModel, grooves: np.ndarray, temperature: float, seed: int) -> np.ndarray:
-    """verbs.reencode on arrays: a sample of each window's posterior, decoded."""
+    """tools.reencode on arrays: a sample of each window's posterior, decoded."""
     return model.decode_grooves(posterior_sample(model, grooves, seed), temperature, seed)
 
 

@@ -1,14 +1,17 @@
 """Times the web page in headless chromium on this CPU: a model's first load (float16 export),
 one 2-bar decode, and drumify from the end of the taps to the loop starting. The page's encoder
-and decoder run in plain JavaScript; TF.js reads the weights, on the backend the page asked for
-(cpu by default; webgl runs in software where there is no GPU, and must hand the weights back).
+and decoder run their matrix products in a WebAssembly SIMD kernel (wasm) or in plain
+JavaScript (js, where a browser lacks SIMD); TF.js reads the weights, on the backend the page
+asked for (cpu by default; webgl runs in software where there is no GPU, and must hand the
+weights back).
 
-    python bench/bench_web_page.py [--repeats 20] [--backends cpu webgl]
+    python bench/bench_web_page.py [--repeats 20] [--kernels wasm js] [--backends cpu webgl]
 
 Needs what tests/test_web_page.py needs: /usr/bin/chromium, playwright, js/dist (make setup).
 """
 
 import argparse
+import itertools
 import os
 import statistics
 import tempfile
@@ -34,12 +37,14 @@ TAPS_THEN_LOOP = """async () => {
 }"""
 
 
-def measure(browser, address: str, backend: str, repeats: int) -> dict:
-    """First load, decode and taps-to-loop times (ms) in a fresh tab on `backend`."""
+def measure(browser, address: str, backend: str, kernel: str, repeats: int) -> dict:
+    """First load, decode and taps-to-loop times (ms) in a fresh tab on `backend`, the network's
+    products by `kernel`."""
     page = browser.new_page()
-    page.goto(f"{address}?backend={backend}")
+    page.goto(f"{address}?backend={backend}&kernel={kernel}")
     page.wait_for_function("window.groovaePage.ready === true", timeout=300_000)
     ran = page.evaluate("groovaePage.backend")
+    kernel_ran = page.evaluate("groovaePage.api.kernelName(groovaePage.kernel)")
     decode = page.evaluate(
         """([name, repeats]) => {
           const model = groovaePage.models[name];
@@ -58,7 +63,13 @@ def measure(browser, address: str, backend: str, repeats: int) -> dict:
     taps_to_loop = [page.evaluate(TAPS_THEN_LOOP) for _ in range(3)]
     load = page.evaluate("groovaePage.loadMs")
     page.close()
-    return {"backend": ran, "load": load, "decode": decode, "taps_to_loop": taps_to_loop}
+    return {
+        "backend": ran,
+        "kernel": kernel_ran,
+        "load": load,
+        "decode": decode,
+        "taps_to_loop": taps_to_loop,
+    }
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -66,6 +77,7 @@ def main(argv: list[str] | None = None) -> None:
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=20)
+    parser.add_argument("--kernels", nargs="+", default=["wasm", "js"], choices=["wasm", "js"])
     parser.add_argument("--backends", nargs="+", default=["cpu"])
     args = parser.parse_args(argv)
 
@@ -79,12 +91,13 @@ def main(argv: list[str] | None = None) -> None:
                 executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS
             )
             print(f"chromium {browser.version}, headless; {TAP_MODEL} as float16 ({size:.1f} MiB)")
-            for backend in args.backends:
-                run = measure(browser, address, backend, args.repeats)
+            for backend, kernel in itertools.product(args.backends, args.kernels):
+                run = measure(browser, address, backend, kernel, args.repeats)
                 decode = statistics.median(run["decode"])
                 taps = statistics.median(run["taps_to_loop"])
                 print(
-                    f"weights read by TF.js's {run['backend']} backend (asked {backend}): first load "
+                    f"products in {run['kernel']} (asked {kernel}), weights read by TF.js's "
+                    f"{run['backend']} backend (asked {backend}): first load "
                     f"{run['load']:.0f} ms (target under {LOAD_TARGET_MS:.0f}: "
                     f"{'met' if run['load'] < LOAD_TARGET_MS else 'NOT met'}); 2-bar decode "
                     f"median {decode:.1f} ms of {len(run['decode'])}, fastest "

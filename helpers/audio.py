@@ -255,7 +255,6 @@ def save_wav(
 
 # --- recordings in: taps for drumify -----------------------------------------------------------
 
-AUDIO_SUFFIXES = (".wav", ".mp3", ".ogg", ".flac", ".m4a", ".aiff", ".aif", ".webm")
 TAP_PITCH = 42  # any drum pitch: tapify keeps the loudest onset of each step on one line
 # Samples between onset-strength frames: about 6 ms at 22,050 Hz. librosa's default 512 (23 ms)
 # puts a tap up to a quarter of a 16th off at 160 qpm, which drumify would keep as microtiming.

@@ -11,7 +11,7 @@ from keras import ops
 from keras.optimizers import LossScaleOptimizer
 
 from helpers.config import TrainConfig
-from helpers.processes import ProcessLayout
+from helpers.processes import ProcessLayout, tensorflow_strategy
 
 
 class MagentaDecay(keras.optimizers.schedules.LearningRateSchedule):
@@ -343,15 +343,20 @@ def device_scope(
 
 
 def _processes_scope(layout: ProcessLayout, batch_size: int) -> contextlib.AbstractContextManager:
-    """Keras's DataParallel over the devices of every JAX process (helpers.processes.join)."""
-    found = keras.distribution.list_devices()
-    if batch_size % len(found):
+    """Keras's DataParallel over the devices of every JAX process, or the MultiWorkerMirroredStrategy
+    of the TensorFlow ones (helpers.processes.join)."""
+    strategy = tensorflow_strategy()
+    devices = keras.distribution.list_devices() if strategy is None else []
+    count = strategy.num_replicas_in_sync if strategy is not None else len(devices)
+    if batch_size % count:
         raise BackendError(
-            f"a global batch of {batch_size} does not split over the {len(found)} devices of "
-            f"{layout.num_processes} processes; pick a multiple of {len(found)}"
+            f"a global batch of {batch_size} does not split over the {count} devices of "
+            f"{layout.num_processes} processes; pick a multiple of {count}"
         )
+    if strategy is not None:
+        return strategy.scope()
     # Each process hands in its own rows already (train_on_batch, evaluate): no resharding.
-    return keras.distribution.DataParallel(devices=found, auto_shard_dataset=False).scope()
+    return keras.distribution.DataParallel(devices=devices, auto_shard_dataset=False).scope()
 
 
 def _tensorflow_replicas():
@@ -394,34 +399,107 @@ def replica_count() -> int:
     return _tensorflow_replicas()[1]
 
 
+def replicas_in_sync() -> int:
+    """How many equal slices the TensorFlow strategy in scope cuts each global batch into, over
+    every process (1 outside one, and on other backends)."""
+    if keras.backend.backend() != "tensorflow":
+        return 1
+    import tensorflow as tf
+
+    return tf.distribute.get_strategy().num_replicas_in_sync
+
+
+def _local_replicas():
+    """(the TensorFlow strategy in scope, its replicas on this process) when it has more than one
+    replica in all, else (None, 1)."""
+    if replicas_in_sync() == 1:
+        return None, 1
+    import tensorflow as tf
+
+    strategy = tf.distribute.get_strategy()
+    return strategy, len(strategy.extended.worker_devices)
+
+
+# Each model's step functions over a TensorFlow strategy's replicas (_replicated), traced once.
+_REPLICATED: dict[tuple[int, str], object] = {}
+
+
+def _replicated(model: keras.Model, step: str):
+    """`model`'s train_step or test_step run on every replica, its logs averaged over them.
+
+    Keras's own TensorFlow trainer averages them with strategy.reduce(..., axis=0) under a
+    MultiWorkerMirroredStrategy, which fails on our scalar logs (they have no axis 0); axis=None
+    averages over replicas only, as Keras does under MirroredStrategy. A train step's logs are
+    equal on every replica already (replica_mean); a test step's are each replica's own.
+    """
+    import tensorflow as tf
+
+    key = (id(model), step)
+    if key not in _REPLICATED:
+        strategy = tf.distribute.get_strategy()
+        function = getattr(model, step)
+
+        @tf.function(reduce_retracing=True)
+        def run(data):
+            logs = strategy.run(function, args=(data,))
+            return {name: strategy.reduce("MEAN", value, axis=None) for name, value in logs.items()}
+
+        _REPLICATED.clear()  # a new model: the old one's function holds its variables
+        _REPLICATED[key] = run
+    return _REPLICATED[key]
+
+
+def _on_replicas(model: keras.Model, step: str, inputs: np.ndarray, targets: np.ndarray) -> dict:
+    """One replicated step on this process's rows, each of its replicas taking an equal slice."""
+    strategy, local_replicas = _local_replicas()
+    rows = len(inputs) // local_replicas
+
+    def replica_slice(context):
+        part = slice((context.replica_id_in_sync_group % local_replicas) * rows, None)
+        return inputs[part][:rows], targets[part][:rows]
+
+    data = strategy.experimental_distribute_values_from_function(replica_slice)
+    logs = _replicated(model, step)(data)
+    return {name: float(value) for name, value in logs.items()}
+
+
 def train_on_batch(model: keras.Model, inputs: np.ndarray, targets: np.ndarray) -> dict:
     """One update on one global batch, of which this process holds its rows (all of them when it
     trains alone); under a TF strategy each replica gets an equal slice.
 
     Keras's own train_on_batch hands a TensorFlow replica the whole batch, and DataParallel shards
-    the batch itself on JAX (each process handing in its own rows), so only the MirroredStrategy
-    case splits the batch here.
+    the batch itself on JAX (each process handing in its own rows), so only the TensorFlow
+    strategies split the batch here.
     """
     # The returned logs are this step's alone: Keras 3.13 (Colab's) keeps metrics running across
     # train_on_batch calls where later versions reset them, so reset before every update.
     model.reset_metrics()
-    if keras.backend.backend() == "tensorflow":
-        import tensorflow as tf
-
-        strategy = tf.distribute.get_strategy()
-        replicas = strategy.num_replicas_in_sync
-        if replicas > 1:
-            local = len(inputs) // replicas
-
-            def replica_slice(context):
-                part = slice(context.replica_id_in_sync_group * local, None)
-                return inputs[part][:local], targets[part][:local]
-
-            data = strategy.experimental_distribute_values_from_function(replica_slice)
-            model.make_train_function()
-            logs = model.train_function([data])
-            return {name: float(value) for name, value in logs.items()}
+    if _local_replicas()[0] is not None:
+        return _on_replicas(model, "train_step", inputs, targets)
     # Keras 3.13's JAX trainer lays out every part of (x, y, sample_weight) under a distribution
     # and fails on a None weight; our steps ignore the weights, so ones change nothing.
     weights = np.ones(len(inputs), "float32")
     return model.train_on_batch(inputs, targets, sample_weight=weights, return_dict=True)
+
+
+def validation_logs(
+    model: keras.Model, inputs: np.ndarray, targets: np.ndarray, batch_size: int
+) -> dict:
+    """The evaluation logs of `model` over whole batches of (inputs, targets), this process's rows
+    of each validation batch; under a TF strategy each replica takes an equal slice of a batch.
+
+    Keras's own evaluate lets a TensorFlow MultiWorkerMirroredStrategy shard the data over the
+    processes again, and averages the logs along an axis they lack (_replicated).
+
+    Args:
+      inputs, targets: (batches * batch_size, 64, 27) float32.
+      batch_size: this process's rows of one validation batch, a multiple of its replicas.
+    """
+    if _local_replicas()[0] is None:
+        return model.evaluate(inputs, targets, batch_size=batch_size, verbose=0, return_dict=True)
+    model.reset_metrics()
+    logs = {}
+    for start in range(0, len(inputs), batch_size):
+        part = slice(start, start + batch_size)
+        logs = _on_replicas(model, "test_step", inputs[part], targets[part])
+    return logs

@@ -13,8 +13,15 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-from helpers.config import CONFIG_MAP, PRECISIONS
-from helpers.constants import DATA_DIR_ENV, OUTPUTS_DIR, SOUNDFONT_ENV
+from helpers.config import CONFIG_FILE, CONFIG_MAP, PRECISIONS
+from helpers.constants import (
+    AUDIO_SUFFIXES,
+    DATA_DIR_ENV,
+    GMD_ZIP_NAME,
+    MIDI_HEADER,
+    OUTPUTS_DIR,
+    SOUNDFONT_ENV,
+)
 
 
 def command_parser(module: str, doc: str) -> argparse.ArgumentParser:
@@ -33,6 +40,19 @@ def add_run_dir(parser: argparse.ArgumentParser, *aliases: str, **kwargs) -> Non
     """
     kwargs.setdefault("help", "run folder: config.json, history.csv, checkpoints/")
     parser.add_argument("--run-dir", "--run_dir", *aliases, dest="run_dir", **kwargs)
+
+
+def run_folder(text: str) -> str:
+    """argparse's type for a run to read (evaluate's --run-dir): a folder holding config.json,
+    checked before the command loads the framework to read its checkpoints."""
+    path, wanted = Path(text), "give a run folder python -m helpers.train wrote"
+    if not path.exists():
+        raise argparse.ArgumentTypeError(f"{text} does not exist; {wanted}")
+    if not path.is_dir():
+        raise argparse.ArgumentTypeError(f"{text} is a file; {wanted}")
+    if not (path / CONFIG_FILE).is_file():
+        raise argparse.ArgumentTypeError(f"{text} has no {CONFIG_FILE}; {wanted}")
+    return text
 
 
 def add_outputs_dir(parser: argparse.ArgumentParser, *aliases: str) -> None:
@@ -54,8 +74,28 @@ def add_data_dir(parser: argparse.ArgumentParser) -> None:
         "--data-dir",
         "--data_dir",
         dest="data_dir",
+        type=gmd_path,
         help=f"Groove MIDI Dataset folder or zip (default: ${DATA_DIR_ENV}, else download once)",
     )
+
+
+ZIP_HEADER = b"PK\x03\x04"  # a zip file's first four bytes
+
+
+def gmd_path(text: str) -> str:
+    """argparse's type for --data-dir: a path that exists and, if a file, is a zip by its first
+    bytes (a folder's contents are looked into once the data is read)."""
+    path, wanted = Path(text).expanduser(), f"give GMD's folder (info.csv) or its {GMD_ZIP_NAME}"
+    if not path.exists():
+        raise argparse.ArgumentTypeError(f"{text} does not exist; {wanted}")
+    if path.is_file():
+        with path.open("rb") as opened:
+            head = opened.read(len(ZIP_HEADER))
+        if not head:
+            raise argparse.ArgumentTypeError(f"{text} is empty (0 bytes); {wanted}")
+        if head != ZIP_HEADER:
+            raise argparse.ArgumentTypeError(f"{text} is not a zip file; {wanted}")
+    return text
 
 
 def add_soundfont(parser: argparse.ArgumentParser) -> None:
@@ -117,12 +157,15 @@ def add_training(parser: argparse.ArgumentParser, required: bool) -> None:
 
 
 def add_process_flags(parser: argparse.ArgumentParser) -> None:
-    """--coordinator, --num-processes, --process-id: this process's place among several (JAX)."""
+    """--coordinator, --num-processes, --process-id: this process's place among several (JAX,
+    TensorFlow)."""
     parser.add_argument(
         "--coordinator",
         metavar="HOST:PORT",
         help="process 0's address, reachable by every process, to train one run over several "
-        "(KERAS_BACKEND=jax); 'auto' on a Cloud TPU pod slice. Default: $TF_CONFIG, else alone",
+        "(KERAS_BACKEND=jax or tensorflow; on tensorflow process i listens at PORT + i of this "
+        "machine: for several machines give $TF_CONFIG); 'auto' on a Cloud TPU pod slice (jax). "
+        "Default: $TF_CONFIG, else alone",
     )
     parser.add_argument("--num-processes", type=int, help="processes training the run together")
     parser.add_argument("--process-id", type=int, help="this process, 0 to --num-processes - 1")
@@ -152,6 +195,31 @@ def check_output_folder(parser: argparse.ArgumentParser, flag: str, folder: str)
     free = shutil.disk_usage(existing).free
     if free < MIN_FREE_BYTES:
         parser.error(f"{flag} {folder} is on a full disk ({free:,} bytes free); free some space")
+
+
+def check_input_file(parser: argparse.ArgumentParser, flag: str, path: str) -> None:
+    """Refuses (parser.error: one line naming `flag` and the file) an input file that is missing,
+    a folder, unreadable, empty or, unless named as a recording (AUDIO_SUFFIXES), not a Standard
+    MIDI File by its first bytes. Reads those bytes only: the libraries that read the whole file
+    take seconds to load, and a file refused here is refused at once."""
+    where, wanted = f"{flag} ({path})", "give a MIDI file (.mid) or a recording (.wav, .mp3, ...)"
+    file = Path(path)
+    if not file.exists():
+        parser.error(f"{where} does not exist; {wanted}")
+    if file.is_dir():
+        parser.error(f"{where} is a folder; {wanted}")
+    try:
+        with file.open("rb") as opened:
+            head = opened.read(len(MIDI_HEADER))
+    except OSError as error:
+        parser.error(f"{where} cannot be read: {error.strerror}")
+    if not head:
+        parser.error(f"{where} is empty (0 bytes); {wanted}")
+    if file.suffix.lower() not in AUDIO_SUFFIXES and head != MIDI_HEADER:
+        parser.error(
+            f"{where} is not a MIDI file: it starts {head!r}, where a Standard MIDI File starts "
+            f"{MIDI_HEADER!r}; {wanted}"
+        )
 
 
 def check_range(

@@ -1,5 +1,5 @@
-"""Frozen dataclass configs for the converter, the model and training, and CONFIG_MAP: every
-registered config by name (Magenta's own and this project's variants)."""
+"""Frozen dataclass configs for the converter, the model and training, CONFIG_MAP: every
+registered config by name (Magenta's own and this project's variants), and which plays each verb."""
 
 from __future__ import annotations
 
@@ -228,6 +228,19 @@ MAGENTA_CONFIGS = (
     "groovae_2bar_add_closed_hh",
     "groovae_2bar_hits_control_tfds",
 )
+
+# Which config plays each verb: Magenta's demo notebook's choices, except that humanize plays
+# the hits-conditioned model, which keeps every hit it is given (groovae_2bar_humanize redraws
+# them; pick it by name for Magenta's own humanize).
+VERB_CONFIGS = {
+    "sample": "groovae_4bar",
+    "interpolate": "groovae_4bar",
+    "humanize": "groovae_2bar_hits_control_tfds",
+    "drumify": "groovae_2bar_tap_fixed_velocity",
+    "transfer": "groovae_2bar_hits_control_tfds",
+    "infill": "groovae_2bar_add_closed_hh",
+}
+MODELS = ("bundled", "magenta")  # besides a folder: whose weights play (sample.pick_model)
 
 
 def get_config(name: str, /, **overrides: typing.Any) -> GrooVAEConfig:

@@ -73,6 +73,11 @@ MAX_QPM = 1000.0
 MIDI_SLOWEST_QPM = 60e6 / 0xFFFFFF
 # The longest groove the tools take, in minutes: their audio must fit in memory.
 MAX_GROOVE_MINUTES = 30.0
+DEFAULT_TEMPERATURE = 0.5  # music_vae_generate.py's default (spec §5)
+NUM_GROOVES = 5  # music_vae_generate.py's --num_outputs
+MIDI_HEADER = b"MThd"  # a Standard MIDI File's first four bytes
+# Recordings drumify hears (any other file is read as MIDI).
+AUDIO_SUFFIXES = (".wav", ".mp3", ".ogg", ".flac", ".m4a", ".aiff", ".aif", ".webm")
 
 GMD_SPLITS = ("train", "validation", "test")
 GMD_ZIP_URL = (

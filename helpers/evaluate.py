@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from helpers.cli import add_data_dir, add_run_dir, command_parser
+from helpers.cli import add_data_dir, add_run_dir, command_parser, run_folder
 from helpers.constants import DEFAULT_QPM
 from helpers.converter import GrooveConverter, encoder_inputs
 from helpers.metrics import (
@@ -329,7 +329,7 @@ def metrics_table(metrics: dict) -> str:
 def main(argv: list[str] | None = None) -> dict:
     """`python -m helpers.evaluate --run-dir RUN`: prints the metrics table; returns the metrics."""
     parser = command_parser("evaluate", __doc__)
-    add_run_dir(parser, "--checkpoint", required=True)
+    add_run_dir(parser, "--checkpoint", required=True, type=run_folder)
     parser.add_argument("--split", default="test", choices=("test", "validation"))
     add_data_dir(parser)
     parser.add_argument(

@@ -27,11 +27,11 @@ import pandas as pd
 from helpers import bundles, constants, device, magenta, magenta_js, render, web_page
 from helpers.cli import add_data_dir, add_run_dir, command_parser
 from helpers.config import CONFIG_FILE, GrooVAEConfig
-from helpers.constants import DEFAULT_QPM, OUTPUTS_DIR
+from helpers.constants import DEFAULT_QPM, NUM_GROOVES, OUTPUTS_DIR
 from helpers.converter import GrooveConverter, encoder_inputs
 from helpers.data import GrooveSplit, load_groove_4bar_split
 from helpers.evaluate import evaluate_model, json_ready, magenta_eval_losses
-from helpers.render import NUM_GROOVES, save_grooves
+from helpers.render import save_grooves
 from helpers.runs import CHECKPOINT_DIR, HISTORY_FILE, checkpoint_step, restore_model
 from helpers.sample import TrainedModel
 

@@ -110,8 +110,15 @@ def _extract(zip_path: Path) -> Path:
     if not (target / COMPLETE).is_file():
         partial = target.with_name(target.name + ".partial")
         shutil.rmtree(partial, ignore_errors=True)
-        with zipfile.ZipFile(zip_path) as archive:
-            archive.extractall(partial)
+        try:
+            with zipfile.ZipFile(zip_path) as archive:
+                archive.extractall(partial)
+        except (zipfile.BadZipFile, EOFError) as error:  # cut short, or not a zip at all
+            shutil.rmtree(partial, ignore_errors=True)
+            raise DatasetNotFoundError(
+                f"{zip_path} cannot be unzipped ({error}); give GMD's {constants.GMD_ZIP_NAME} "
+                "whole (download it again) or its unzipped folder"
+            ) from None
         if not (partial / "groove" / "info.csv").is_file():
             shutil.rmtree(partial)
             raise DatasetNotFoundError(f"{zip_path} holds no groove/info.csv: not GMD's zip")

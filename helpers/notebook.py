@@ -16,14 +16,19 @@ import numpy as np
 import pandas as pd
 
 from helpers import constants, render
-from helpers.audio import AUDIO_SUFFIXES
-from helpers.constants import HITS, OUTPUTS_DIR
+from helpers.constants import (
+    AUDIO_SUFFIXES,
+    DEFAULT_TEMPERATURE,
+    HITS,
+    NUM_GROOVES,
+    OUTPUTS_DIR,
+)
 from helpers.data import GrooveSplit
 from helpers.metrics import compare_sets, comparison_markdown, groove_features, nearest_neighbours
-from helpers.render import NUM_GROOVES, save_grooves
+from helpers.render import save_grooves
 from helpers.runs import write_atomic
-from helpers.sample import DEFAULT_TEMPERATURE, TrainedModel
-from helpers.verbs import read_groove, versions
+from helpers.sample import TrainedModel
+from helpers.tools import read_groove, versions
 
 MIDI_ACCEPT = ".mid,.midi"
 RECORDING_ACCEPT = ",".join(AUDIO_SUFFIXES)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from helpers import constants, data, runs, sample, train
+from helpers import constants
 from helpers.cli import (
     add_data_dir,
     add_num,
@@ -23,10 +23,9 @@ from helpers.cli import (
     add_training,
     command_parser,
 )
+from helpers.constants import DEFAULT_TEMPERATURE, NUM_GROOVES
 from helpers.device import describe_device, detect
 from helpers.processes import joined_layout
-from helpers.render import NUM_GROOVES
-from helpers.verbs import write_samples
 
 
 def main(argv: list[str] | None = None) -> list[Path]:
@@ -37,11 +36,15 @@ def main(argv: list[str] | None = None) -> list[Path]:
     add_outputs_dir(parser, "--outputs")
     add_soundfont(parser)
     add_num(parser, NUM_GROOVES, "grooves to write")
-    parser.add_argument("--temperature", type=float, default=sample.DEFAULT_TEMPERATURE)
+    parser.add_argument("--temperature", type=float, default=DEFAULT_TEMPERATURE)
     parser.add_argument("--seed", type=int, default=None)
     add_process_flags(parser)
     args = parser.parse_args(argv)
     layout = joined_layout(args)  # before anything asks the backend for its devices
+    # Imported only now, once the flags are checked: they load the model's framework (TensorFlow,
+    # JAX or PyTorch: seconds), and --help or a refusal answers without it.
+    from helpers import data, runs, sample, train
+    from helpers.tools import write_samples
 
     print("1/3 preprocess: GMD -> 4-bar groove tensors")
     cache_dir = constants.cache_dir(args.outputs_dir)

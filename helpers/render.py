@@ -328,7 +328,6 @@ def plot_groove_statistics(sets: dict[str, np.ndarray]) -> Figure:
     return fig
 
 
-NUM_GROOVES = 5  # music_vae_generate.py's --num_outputs
 SUFFIXES = (".mid", ".png", ".wav")  # a groove's MIDI, pianoroll and audio
 
 

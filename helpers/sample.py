@@ -1,6 +1,7 @@
 """Trained models and which one plays: sample, encode, decode, interpolate, in Magenta's surface.
 
-The groove tools' command line is `python -m helpers.verbs` (helpers/verbs.py).
+The groove tools played by these models are in helpers/tools.py, their command line
+`python -m helpers.verbs` in helpers/verbs.py.
 """
 
 from __future__ import annotations
@@ -14,27 +15,14 @@ import numpy as np
 
 from helpers import constants, magenta
 from helpers.bundles import PRETRAINED_DIR, bundled_names, load_bundle
-from helpers.config import GrooVAEConfig, get_config
-from helpers.constants import DEFAULT_QPM, GROOVE_DEPTH, OUTPUTS_DIR
+from helpers.config import VERB_CONFIGS, GrooVAEConfig, get_config
+from helpers.constants import DEFAULT_QPM, DEFAULT_TEMPERATURE, GROOVE_DEPTH, OUTPUTS_DIR
 from helpers.converter import GrooveConverter, Rejected, encoder_inputs
 from helpers.model import DECODINGS, HitResiduals
 from helpers.runs import RunError, checkpoint_step, find_run, latest_checkpoint, restore_model
 from helpers.windowing import Windows, cycle, sequence_windows, set_tempo, stitch
 
-DEFAULT_TEMPERATURE = 0.5  # music_vae_generate.py's default (spec §5)
 DECODE_BATCH = 512
-# Which config plays each verb: Magenta's demo notebook's choices, except that humanize plays
-# the hits-conditioned model, which keeps every hit it is given (groovae_2bar_humanize redraws
-# them; pick it by name for Magenta's own humanize).
-VERB_CONFIGS = {
-    "sample": "groovae_4bar",
-    "interpolate": "groovae_4bar",
-    "humanize": "groovae_2bar_hits_control_tfds",
-    "drumify": "groovae_2bar_tap_fixed_velocity",
-    "transfer": "groovae_2bar_hits_control_tfds",
-    "infill": "groovae_2bar_add_closed_hh",
-}
-MODELS = ("bundled", "magenta")  # besides a folder: which weights pick_model loads
 
 
 class SampleError(Exception):

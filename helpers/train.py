@@ -21,7 +21,9 @@ from helpers.backends import (
     estimate_adam_moments,
     make_optimizer,
     refresh_evaluation,
+    replicas_in_sync,
     train_on_batch,
+    validation_logs,
 )
 from helpers.cli import (
     add_data_dir,
@@ -42,6 +44,7 @@ from helpers.processes import (
     check_same,
     join,
     joined_layout,
+    stopped_processes_named,
     wait_for_all,
 )
 from helpers.runs import (
@@ -255,9 +258,10 @@ def _train_loop(
     rows = layout.rows(t.batch_size)
     batches = train_batches(*pairs, t.batch_size, t.seed, start, rows)
     # A small MIDI folder may give no validation windows (evaluation is skipped) or fewer than
-    # a batch (they are evaluated as one smaller batch, of whole rows for every process).
+    # a batch (they are evaluated as one smaller batch, of whole rows for every process, and for
+    # every replica of a TensorFlow strategy).
     eval_batch = min(t.batch_size, len(validation_windows))
-    eval_batch -= eval_batch % layout.num_processes
+    eval_batch -= eval_batch % max(layout.num_processes, replicas_in_sync())
     validation = None
     if eval_batch:
         validation = eval_windows(
@@ -304,12 +308,7 @@ def _train_loop(
             if evaluate:
                 model.reset_eval_noise()  # rows differ by the model only, not by the z draws
                 refresh_evaluation(model)
-                results = model.evaluate(
-                    *validation,
-                    batch_size=eval_batch // layout.num_processes,
-                    verbose=0,
-                    return_dict=True,
-                )
+                results = validation_logs(model, *validation, eval_batch // layout.num_processes)
                 history.write(step, "validation", results)
             if save and layout.writes:
                 save_checkpoint(model, run_dir)
@@ -415,9 +414,10 @@ def train(
             load_groove_4bar(split, options.data_dir, converter, options.cache_dir)
             for split in ("train", "validation")
         )
-    with scope:
-        _train_loop(config, run_dir, *windows, options)
-    wait_for_all(layout, "history written")
+    with stopped_processes_named(layout):
+        with scope:
+            _train_loop(config, run_dir, *windows, options)
+        wait_for_all(layout, "history written")
     if not (run_dir / HISTORY_FILE).exists():  # another machine's process, no shared folder
         return pd.DataFrame(columns=HISTORY_COLUMNS)
     return pd.read_csv(run_dir / HISTORY_FILE)

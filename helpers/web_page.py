@@ -1,11 +1,12 @@
 """The models as a browser instrument: a static folder (index.html, its scripts, the models in
 magenta-js's format and the kit's drum sounds) that plays Generate, Drumify and Humanize with no
-network access, and a server for it on 127.0.0.1.
+network access, a server for it on 127.0.0.1, and the page under a notebook cell (Colab's too).
 
 The page's sources are js/page/; its script (@magenta/music's browser build, which carries
 TensorFlow.js) is copied from the npm packages pinned in js/ into js/dist/ by js/build_page.js,
 which `make setup` runs. The page steps the decoder cells itself (js/page/groovae_page.js), as
-helpers/model.py does, so hits-conditioned models play there too.
+helpers/model.py does, so hits-conditioned models play there too; its matrix products run in a
+small WebAssembly SIMD kernel the script carries (plain JavaScript where a browser lacks SIMD).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import http.server
 import json
 import os
 import shutil
+import subprocess
 import threading
 from pathlib import Path
 
@@ -26,6 +28,9 @@ from helpers.constants import DRUM_CLASS_NAMES, MIDI_DRUM_CHANNEL, REDUCED_DRUM_
 from helpers.sample import TrainedModel
 
 JS_DIR = Path(__file__).resolve().parents[1] / "js"
+INSTALL_NODE = (
+    JS_DIR.parent / "scripts" / "install_node.sh"
+)  # Node, js/ and js/dist: make setup's step
 PAGE_SOURCES = JS_DIR / "page"
 SCRIPTS = (JS_DIR / "dist" / "magentamusic.js",)
 MODELS_DIR = "models"
@@ -183,3 +188,55 @@ def serve(folder: str | os.PathLike, port: int = 0) -> tuple[http.server.HTTPSer
     server = http.server.ThreadingHTTPServer(("127.0.0.1", port), handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     return server, f"http://127.0.0.1:{server.server_address[1]}/"
+
+
+NOTEBOOK_HEIGHT = 720  # pixels: the page's transport row, a panel and the pianoroll
+_shown: dict[str, http.server.HTTPServer] = {}  # the server of the page shown last, per folder
+
+
+def show_in_notebook(
+    models: list[TrainedModel], out_dir: str | os.PathLike, height: int = NOTEBOOK_HEIGHT
+) -> str | None:
+    """Builds the page of `models` into `out_dir` and shows it under the running cell, served by
+    a background thread of the kernel: in Colab through Colab's proxy of the kernel's port,
+    elsewhere as a frame of http://127.0.0.1:PORT/ (for a browser on the kernel's machine). The
+    cell returns at once; running it again replaces the page and stops the server it started.
+
+    Each model goes on the page under its label (a run's folder and checkpoint, or the bundled
+    name); a model given twice goes on once.
+
+    In Colab, where a fresh clone lacks the page's scripts, it first builds them as `make setup`
+    does (scripts/install_node.sh: Node through apt where missing, then js/'s pinned packages
+    through npm), once a runtime.
+
+    Returns:
+      The page's address in the kernel, or None, with the reason printed, where the page cannot
+      be built here (its scripts not built: `make setup`).
+    """
+    from IPython.display import IFrame, display
+
+    from helpers.notebook import in_colab
+
+    previous = _shown.pop(str(out_dir), None)
+    if previous is not None:  # it serves the folder about to be replaced
+        previous.shutdown()
+        previous.server_close()
+    if in_colab() and not all(p.exists() for p in SCRIPTS):
+        print("building the page's scripts (Node and js/, once a runtime)...", flush=True)
+        subprocess.run(["bash", str(INSTALL_NODE)], check=False)  # it says what it could not do
+    named = {model.label: model for model in models}
+    try:
+        folder = build_page(named, out_dir)
+    except WebPageError as err:
+        print(f"The page is not shown: {err}")
+        return None
+    server, address = serve(folder)
+    _shown[str(out_dir)] = server
+    if in_colab():
+        from google.colab import output
+
+        output.serve_kernel_port_as_iframe(server.server_address[1], height=str(height))
+    else:
+        display(IFrame(address, width="100%", height=height))
+    print(f"the page of {', '.join(named)}, served by the kernel at {address}")
+    return address

@@ -206,20 +206,25 @@ def with_ringing_notes_closed(midi_bytes: bytes, name: str | os.PathLike) -> byt
 
 
 def load_midi(path: str | os.PathLike) -> note_seq.NoteSequence:
-    """Reads a MIDI file as a NoteSequence; note-ons without a note-off are given a 16th note's
-    length, with a warning line naming the file and their pitches.
+    """Reads a MIDI file as a NoteSequence, its `filename` the path (a refusal of it names the
+    file); note-ons without a note-off are given a 16th note's length, with a warning line naming
+    the file and their pitches.
 
     Raises:
       WindowingError: the file is missing or is not a readable MIDI file.
     """
     path = Path(path)
     try:
-        return note_seq.midi_to_note_sequence(with_ringing_notes_closed(path.read_bytes(), path))
+        sequence = note_seq.midi_to_note_sequence(
+            with_ringing_notes_closed(path.read_bytes(), path)
+        )
     except Exception as err:  # note-seq and mido raise many types for a corrupt file
         raise WindowingError(
             f"cannot read {path} as MIDI ({type(err).__name__}: {err}); give a Standard MIDI "
             "File (.mid) holding a drum groove in 4/4 at one tempo"
         ) from err
+    sequence.filename = str(path)
+    return sequence
 
 
 def set_tempo(

@@ -30,6 +30,13 @@ def main() -> None:
     parser.add_argument("--process-id", type=int)
     parser.add_argument("--devices", type=int, default=1)
     args = parser.parse_args()
+    if args.devices > 1 and keras.backend.backend() == "tensorflow":
+        # JAX takes XLA_FLAGS from the test; TensorFlow's CPU is cut into logical devices here.
+        import tensorflow as tf
+
+        cpu = tf.config.list_physical_devices("CPU")[0]
+        several = [tf.config.LogicalDeviceConfiguration()] * args.devices
+        tf.config.set_logical_device_configuration(cpu, several)
     options = train.TrainOptions(
         log_every_steps=1,
         progress=False,

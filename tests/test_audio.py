@@ -289,8 +289,7 @@ def tap_outputs(tmp_path_factory) -> Path:
     from conftest import random_grooves
 
     from helpers import train
-    from helpers.config import get_config
-    from helpers.sample import VERB_CONFIGS
+    from helpers.config import VERB_CONFIGS, get_config
 
     outputs = tmp_path_factory.mktemp("outputs")
     name = VERB_CONFIGS["drumify"]
@@ -309,7 +308,7 @@ def tap_outputs(tmp_path_factory) -> Path:
 def test_cli_drumify_a_recording_keeps_its_bars_and_tempo(tap_outputs, tmp_path, capsys):
     import note_seq
 
-    from helpers import verbs
+    from helpers import tools, verbs
     from helpers.sample import pick_model
 
     qpm, bars = 120.0, 3
@@ -344,5 +343,5 @@ def test_cli_drumify_a_recording_keeps_its_bars_and_tempo(tap_outputs, tmp_path,
     assert (bars - 1) * bar_s <= last < bars * bar_s  # notes in the third bar, none past it
     # The groove itself (a MIDI file ends at its last note) lasts exactly the recording's bars.
     model = pick_model("drumify", outputs_dir=tap_outputs)
-    played = verbs.drumify(model, verbs.read_groove(tmp_path / "clicks.wav"), seed=0)
+    played = tools.drumify(model, tools.read_groove(tmp_path / "clicks.wav"), seed=0)
     np.testing.assert_allclose(played.total_time, bars * bar_s, rtol=1e-6)

@@ -18,7 +18,7 @@ from conftest import beat_notes, drum_sequence, random_grooves
 
 from helpers import audio, midi_folder, notebook, render, sample, train, verbs
 from helpers.cli import is_user_error
-from helpers.config import get_config
+from helpers.config import VERB_CONFIGS, get_config
 
 CANNOT_READ = "cannot read"
 NO_DRUM_NOTES = "no drum notes"
@@ -53,6 +53,14 @@ TOOLS = {
     "1_tick_per_quarter": None,
     "32767_ticks_per_quarter": None,
     "two_drum_tracks": None,
+}
+# The files the command line refuses from their first bytes, before any work (the tools and the
+# notebook, reading them whole, say CANNOT_READ).
+FIRST_BYTES = {
+    "zero_bytes": "is empty (0 bytes)",
+    "text": "is not a MIDI file: it starts b'drum', where a Standard MIDI File starts b'MThd'",
+    "wav_named_mid": "is not a MIDI file: it starts b'RIFF', where a Standard MIDI File starts "
+    "b'MThd'",
 }
 # Drumify hears every note as a tap, on any channel and pitch.
 DRUMIFY = {**TOOLS, "no_drum_channel": None, "pitches_off_the_map": None}
@@ -192,7 +200,7 @@ def outputs(tmp_path_factory):
         "infill": {"add_instruments": (2,)},
     }
     for verb, variant in variants.items():
-        name = sample.VERB_CONFIGS[verb]
+        name = VERB_CONFIGS[verb]
         train.train(
             get_config("tiny", name=name, **variant),
             outputs / "runs" / name,
@@ -231,18 +239,19 @@ def test_each_odd_file_through_a_tool_is_refused_with_its_reason_or_handled(
     verb, odd, outputs, tmp_path, caplog
 ):
     expected = DRUMIFY if verb == "drumify" else TOOLS
-    kinds = [kind for kind in expected if verb == "humanize" or kind != LONG]
+    kinds = [k for k in expected if (verb == "humanize" or k != LONG) and k not in FIRST_BYTES]
     out = tmp_path / "out"
     argv = [verb, "--outputs-dir", str(outputs), "--out", str(out), "--num", "1", "--seed", "0"]
     for kind in kinds:
         argv += ["--input", str(odd[kind])]
     error = _refused_or_handled(verbs.main, argv)
     refused = [kind for kind in kinds if expected[kind]]
-    assert isinstance(error, sample.SampleError)
+    assert isinstance(error, verbs.RefusedInputsError)
     assert str(error).startswith(f"refused {len(refused)} of {len(kinds)} inputs: ")
-    for kind in refused:  # "...: <path>: <why>; <next path>: ..."
-        said = str(error).split(f"{odd[kind]}: ", 1)[1].split(f"; {odd[kind].parent}", 1)[0]
-        assert expected[kind] in said, (kind, said)
+    for number, kind in enumerate(kinds, 1):  # "...: --input N: <why, naming the file>; ..."
+        if kind in refused:
+            said = str(error).split(f"--input {number}: ", 1)[1].split("; --input ", 1)[0]
+            assert expected[kind] in said and said.count(str(odd[kind])) == 1, (kind, said)
     _assert_whole_grooves(out, [f"{kind}_{verb}_01" for kind in kinds if not expected[kind]])
     warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
     assert f"warning: {odd['no_note_offs']}: 32 note-ons without a note-off" in "\n".join(warnings)
@@ -252,11 +261,12 @@ def test_each_odd_file_through_a_tool_is_refused_with_its_reason_or_handled(
 def test_each_odd_file_through_a_two_groove_tool_is_refused_or_handled(
     verb, odd, outputs, tmp_path
 ):
-    for kind, why in TOOLS.items():
-        if kind == LONG:
+    for i, (kind, why) in enumerate(TOOLS.items()):
+        if kind == LONG or kind in FIRST_BYTES:
             continue
-        out = tmp_path / kind
-        argv = [verb, "--input", str(odd[kind]), "--input", str(odd["good"])]
+        out, number = tmp_path / kind, 1 + i % 2  # the odd file first or second, in turn
+        inputs = [odd[kind], odd["good"]][:: 1 if number == 1 else -1]
+        argv = [verb, "--input", str(inputs[0]), "--input", str(inputs[1])]
         argv += ["--outputs-dir", str(outputs), "--out", str(out), "--num", "1", "--seed", "0"]
         result = _refused_or_handled(verbs.main, argv)
         if why is None:
@@ -264,8 +274,8 @@ def test_each_odd_file_through_a_two_groove_tool_is_refused_or_handled(
             _assert_whole_grooves(out, [f"{'interpolation' if verb == 'interpolate' else verb}_01"])
         else:
             assert why in str(result) and not out.exists(), (kind, result)
-            if why != CANNOT_READ:  # a file that reads is named by its flag
-                assert str(result).startswith(f"--input 1 ({odd[kind]}) cannot"), result
+            assert str(result).startswith(f"refused 1 of 2 inputs: --input {number}: "), result
+            assert str(result).count(str(odd[kind])) == 1, result
 
 
 def test_each_odd_upload_is_saved_whole_then_refused_or_played(odd, outputs, tmp_path):
@@ -334,6 +344,24 @@ def _refusal(argv, capsys) -> str:
         verbs.main(argv)
     assert exited.value.code == 2
     return capsys.readouterr().err.strip().splitlines()[-1]
+
+
+@pytest.mark.parametrize("verb", ["humanize", "drumify", "interpolate"])
+def test_an_input_that_is_no_midi_file_is_refused_by_its_flag_before_any_work(
+    verb, odd, tmp_path, capsys
+):
+    refusals = {
+        **{odd[kind]: said for kind, said in FIRST_BYTES.items()},
+        tmp_path / "missing.mid": "does not exist",
+        tmp_path: "is a folder",
+    }
+    out = tmp_path / "out"
+    for path, said in refusals.items():
+        argv = [verb, "--input", str(odd["good"]), "--input", str(path), "--output-dir", str(out)]
+        line = _refusal(argv, capsys)
+        assert f"error: --input 2 ({path}) {said}" in line, line
+        assert line.endswith("; give a MIDI file (.mid) or a recording (.wav, .mp3, ...)"), line
+    assert not out.exists()
 
 
 @pytest.mark.parametrize(

@@ -32,6 +32,7 @@ SIDE = "side"  # needs Magenta's side environment
 RUNS = {
     "bench_first_groove.py": (["--repeats", "1"], (), (pytest.mark.slow,)),
     "bench_recording.py": (["--minutes", "0.05"], (), ()),
+    "bench_refusals.py": (["--repeats", "1", "--commands", "verbs"], (), ()),
     "bench_web_page.py": (["--repeats", "1"], (), (pytest.mark.slow,)),  # needs chromium
     "bench_family.py": (["--size", "tiny"], (), (pytest.mark.slow,)),
     "bench_sample.py": (

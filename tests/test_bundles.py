@@ -10,7 +10,7 @@ import pytest
 from conftest import REPO
 
 from helpers import bundles, data, export, runs, sample, train, verbs, windowing
-from helpers.config import get_config, with_overrides
+from helpers.config import VERB_CONFIGS, get_config, with_overrides
 from helpers.converter import GrooveConverter
 from helpers.data import load_groove_4bar_split
 
@@ -231,5 +231,5 @@ def test_notebook_03_without_a_run_plays_the_bundle(tmp_path, gmd_dir, monkeypat
     )
     assert f"model: the bundled {NAME}" in printed
     for tool in ("humanize", "drumify", "transfer", "infill"):  # every section says what plays
-        assert f"model: the bundled {sample.VERB_CONFIGS[tool]}" in printed
+        assert f"model: the bundled {VERB_CONFIGS[tool]}" in printed
     assert len(list(tmp_path.rglob("groove_0*.wav"))) >= 5

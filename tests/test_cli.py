@@ -19,6 +19,7 @@ from helpers.cli import (
     command_parser,
     is_user_error,
     run_command,
+    run_folder,
 )
 from helpers.constants import DATA_DIR_ENV
 from helpers.gmd import DatasetNotFoundError
@@ -30,9 +31,9 @@ COMMAND_LINES = ("train", "verbs", "evaluate", "export", "pipeline")  # and samp
 CI_ENV = {**os.environ, "CI": "1"}
 
 
-def _parsed(add, argv, *aliases):
+def _parsed(add, argv, *aliases, **kwargs):
     parser = command_parser("test", "A test command line.\n\nMore.")
-    add(parser, *aliases)
+    add(parser, *aliases, **kwargs)
     return vars(parser.parse_args(argv))
 
 
@@ -52,10 +53,40 @@ def test_an_alias_not_given_is_refused(capsys):
     assert "--checkpoint" in capsys.readouterr().err
 
 
-def test_data_dir_not_given_leaves_the_environment_to_the_library(monkeypatch):
+def test_data_dir_not_given_leaves_the_environment_to_the_library(monkeypatch, tmp_path):
     monkeypatch.setenv(DATA_DIR_ENV, "/gmd")  # helpers.gmd.find_gmd reads it (tests/test_data.py)
     assert _parsed(add_data_dir, []) == {"data_dir": None}
-    assert _parsed(add_data_dir, ["--data_dir", "/mine"]) == {"data_dir": "/mine"}
+    assert _parsed(add_data_dir, ["--data_dir", str(tmp_path)]) == {"data_dir": str(tmp_path)}
+
+
+def test_a_data_dir_that_cannot_hold_gmd_is_refused_by_the_parser(tmp_path, capsys):
+    (tmp_path / "empty.zip").write_bytes(b"")
+    (tmp_path / "notes.txt").write_text("not a zip")
+    (tmp_path / "gmd.zip").write_bytes(b"PK\x03\x04")  # a zip's first bytes: unzipping tells
+    refusals = {
+        "nowhere": "does not exist",
+        "empty.zip": "is empty (0 bytes)",
+        "notes.txt": "is not a zip file",
+    }
+    for name, said in refusals.items():
+        with pytest.raises(SystemExit):
+            _parsed(add_data_dir, ["--data-dir", str(tmp_path / name)])
+        line = capsys.readouterr().err.strip().splitlines()[-1]
+        assert f"argument --data-dir/--data_dir: {tmp_path / name} {said}; give GMD's" in line
+    assert _parsed(add_data_dir, ["--data-dir", str(tmp_path / "gmd.zip")])
+
+
+def test_a_run_to_read_without_config_json_is_refused_by_the_parser(tmp_path, capsys):
+    (tmp_path / "empty.mid").write_bytes(b"")
+    (tmp_path / "run").mkdir()
+    refusals = {"nowhere": "does not exist", "empty.mid": "is a file", "run": "has no config.json"}
+    for name, said in refusals.items():
+        with pytest.raises(SystemExit):
+            _parsed(add_run_dir, ["--run-dir", str(tmp_path / name)], type=run_folder)
+        line = capsys.readouterr().err.strip().splitlines()[-1]
+        assert f"{tmp_path / name} {said}; give a run folder python -m helpers.train wrote" in line
+    (tmp_path / "run" / "config.json").write_text("{}")
+    assert _parsed(add_run_dir, ["--run-dir", str(tmp_path / "run")], type=run_folder)
 
 
 def test_training_flags_take_magentas_num_steps():
@@ -139,7 +170,7 @@ def test_every_command_line_runs_its_main_through_run_command(module):
          "nowhere is neither one of Magenta's released models"),
         ("verbs", "interpolate --input {tmp}/a.mid --input {tmp}/b.mid --models bundled --out {tmp}",
          "cannot read"),
-        ("evaluate", "--run-dir {tmp}/run", "has no config.json"),
+        ("evaluate", "--run-dir {tmp}/untrained", "has no checkpoint yet"),
         ("export", "--run-dir {tmp}/run --no-results-page", "holds no checkpoint to export"),
         ("pipeline", "--config tiny --data-dir {tmp}/gmd --outputs-dir {tmp}",
          "Groove MIDI Dataset not found"),
@@ -148,6 +179,11 @@ def test_every_command_line_runs_its_main_through_run_command(module):
 def test_a_user_error_is_one_error_line_and_status_1(module, argv, message, tmp_path, capsys):
     (tmp_path / "notes").mkdir()
     (tmp_path / "notes" / "mine.txt").write_text("not a run")
+    for name in ("a.mid", "b.mid"):  # a MIDI file's first bytes, and nothing after them
+        (tmp_path / name).write_bytes(b"MThd")
+    (tmp_path / "gmd").mkdir()  # a folder without GMD in it
+    (tmp_path / "untrained").mkdir()
+    (tmp_path / "untrained" / "config.json").write_text("{}")
     main = importlib.import_module(f"helpers.{module}").main
     with pytest.raises(SystemExit) as exit_info:
         run_command(lambda: main(argv.format(tmp=tmp_path).split()))
@@ -187,6 +223,7 @@ def test_a_command_line_starts_without_tensorflows_startup_lines():
 )
 def test_a_command_line_user_error_is_one_line_without_a_traceback(module, argv, message, tmp_path):
     (tmp_path / "mine.txt").write_text("not a run")
+    (tmp_path / "a.mid").write_bytes(b"MThd")
     done = subprocess.run(
         [sys.executable, "-m", f"helpers.{module}", *argv],
         capture_output=True,

@@ -74,8 +74,12 @@ def test_evaluate_run_writes_metrics_json(tiny_run, tmp_path, monkeypatch):
 
 
 @pytest.mark.parametrize("run_flag", ["--run-dir", "--checkpoint"])
-def test_main_passes_its_flags_down(monkeypatch, capsys, run_flag):
+def test_main_passes_its_flags_down(monkeypatch, capsys, run_flag, tmp_path):
     called = {}
+    run, gmd = tmp_path / "run", tmp_path / "gmd"
+    for folder in (run, gmd):
+        folder.mkdir()
+    (run / "config.json").write_text("{}")  # what the parser looks for; the rest is faked
 
     def fake_run(run_dir, split, data_dir, num_samples, seed):
         called.update(
@@ -85,13 +89,22 @@ def test_main_passes_its_flags_down(monkeypatch, capsys, run_flag):
 
     monkeypatch.setattr(evaluate, "evaluate_run", fake_run)
     monkeypatch.setattr(evaluate, "metrics_table", lambda metrics: f"table of {sorted(metrics)}")
-    argv = [run_flag, "run", "--split", "validation", "--num_samples", "7", "--data-dir", "/gmd"]
+    argv = [
+        run_flag,
+        str(run),
+        "--split",
+        "validation",
+        "--num_samples",
+        "7",
+        "--data-dir",
+        str(gmd),
+    ]
     metrics = evaluate.main(argv)
     assert metrics == {"r_loss": 1.0} and capsys.readouterr().out == "table of ['r_loss']\n"
     assert called == {
-        "run_dir": "run",
+        "run_dir": str(run),
         "split": "validation",
-        "data_dir": "/gmd",
+        "data_dir": str(gmd),
         "num_samples": 7,
         "seed": 0,
     }

@@ -91,6 +91,14 @@ def test_failed_download_is_one_clear_error_and_leaves_nothing(
     assert list(user_cache.iterdir()) == []
 
 
+def test_a_damaged_zip_is_refused_and_nothing_is_extracted(gmd_zip, user_cache, tmp_path):
+    cut = tmp_path / constants.GMD_ZIP_NAME
+    cut.write_bytes(gmd_zip[: len(gmd_zip) // 2])
+    with pytest.raises(gmd.DatasetNotFoundError, match="cannot be unzipped .*download it again"):
+        gmd.find_gmd(cut)
+    assert not user_cache.exists() or not list(user_cache.iterdir())
+
+
 def test_interrupted_extraction_is_redone(server, gmd_zip, user_cache, monkeypatch):
     url, requests = server
     sha256 = hashlib.sha256(gmd_zip).hexdigest()

@@ -37,6 +37,7 @@ CHAIN = (
     "train",
     "sample",
     "render",
+    "tools",
     "evaluate",
     "verbs",
     "notebook",

@@ -5,9 +5,9 @@ import pandas as pd
 import pytest
 from conftest import random_grooves
 
-from helpers import data, pipeline, render
+from helpers import data, pipeline
 from helpers import train as training
-from helpers.constants import DEFAULT_QPM, REDUCED_DRUM_PITCH_CLASSES
+from helpers.constants import DEFAULT_QPM, NUM_GROOVES, REDUCED_DRUM_PITCH_CLASSES
 
 FOUR_BARS = 16 * 60.0 / DEFAULT_QPM  # seconds of one decoded groove
 
@@ -29,7 +29,7 @@ def random_gmd(monkeypatch):
 def test_main_tiny_trains_and_writes_five_grooves(tmp_path, random_gmd, outputs_flag):
     paths = pipeline.main(["--config", "tiny", "--steps", "2", outputs_flag, str(tmp_path)])
     assert training.latest_checkpoint(tmp_path / "runs" / "tiny").name == "ckpt-000000002.npz"
-    assert len(paths) == render.NUM_GROOVES == 5
+    assert len(paths) == NUM_GROOVES == 5
     drum_pitches = {pitch for pitches in REDUCED_DRUM_PITCH_CLASSES for pitch in pitches}
     patterns = []
     for path in paths:

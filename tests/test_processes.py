@@ -1,15 +1,18 @@
 """Tests for helpers/processes.py: one tiny run trained by real processes meeting on 127.0.0.1 (CPU,
-one device each, JAX's gloo collectives), against one process on one and on two devices; a resume
-on another process count; a killed worker; a coordinator nobody listens on; layouts refused.
+one device each; JAX's gloo collectives, TensorFlow's ring all-reduce over gRPC), against one
+process on one and on two devices; a resume on another process count; a killed worker; a
+coordinator nobody listens on; a TensorFlow process 0 left alone; layouts refused.
 
 Each process is tests/process_job.py. Cost: 200 s of CPU (user and system, its processes
-included) measured for the four tests that start processes, on 2 cores under a load of 20 to 40;
-the two-process refusal, about 25 s more, is marked slow.
+included) measured for the four JAX tests that start processes, on 2 cores under a load of 20 to
+40; the TensorFlow ones about 105 s more (load 1 to 9); the two-process refusal, about 25 s
+more, is marked slow.
 """
 
 import json
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -47,8 +50,23 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-# The parity runs take no process starved of CPU on a busy machine for a stopped one.
-PATIENT = {"GROOVAE_HEARTBEAT_TIMEOUT": "300"}
+def free_ports(count: int) -> int:
+    """The first of `count` consecutive free ports: processes given by flags listen at the
+    coordinator's port + their id on TensorFlow."""
+    while True:
+        first = free_port()
+        try:
+            for port in range(first + 1, first + count):
+                with socket.socket() as sock:
+                    sock.bind(("127.0.0.1", port))
+            return first
+        except OSError:
+            continue
+
+
+# The parity runs take no process starved of CPU on a busy machine for a stopped one, nor a
+# TensorFlow collective waiting for another process's first tracing for a failed one.
+PATIENT = {"GROOVAE_HEARTBEAT_TIMEOUT": "300", "GROOVAE_COLLECTIVE_TIMEOUT": "900"}
 
 
 def start(backend: str, run_dir: Path, steps: int, *flags: str, env: dict | None = None):
@@ -66,7 +84,8 @@ def start(backend: str, run_dir: Path, steps: int, *flags: str, env: dict | None
 
 
 def start_processes(backend: str, run_dir: Path, steps: int, count: int, env=None) -> list:
-    coordinator = f"127.0.0.1:{free_port()}"
+    """`count` processes of one run, their layout from the flags."""
+    coordinator = f"127.0.0.1:{free_ports(count)}"
     return [
         start(
             backend,
@@ -75,6 +94,25 @@ def start_processes(backend: str, run_dir: Path, steps: int, count: int, env=Non
             *("--coordinator", coordinator, "--num-processes", str(count)),
             *("--process-id", str(i)),
             env=env,
+        )
+        for i in range(count)
+    ]
+
+
+def start_cluster(backend: str, run_dir: Path, steps: int, count: int, env=None) -> list:
+    """`count` processes of one run, their layout from $TF_CONFIG (ports not in a row)."""
+    workers = [f"127.0.0.1:{free_port()}" for _ in range(count)]
+    return [
+        start(
+            backend,
+            run_dir,
+            steps,
+            env={
+                **(env or {}),
+                "TF_CONFIG": json.dumps(
+                    {"cluster": {"worker": workers}, "task": {"type": "worker", "index": i}}
+                ),
+            },
         )
         for i in range(count)
     ]
@@ -95,35 +133,48 @@ def checkpoint_arrays(run_dir: Path) -> dict:
         return {"step": runs.checkpoint_step(path), **{k: saved[k] for k in saved.files}}
 
 
-@pytest.fixture(scope="module")
-def jax_runs(tmp_path_factory):
-    """Four runs side by side: 2 processes x 1 device, 1 x 2, 1 x 1, all to step 4, and a second
-    2-process run on another port to step 2, then resumed to step 4 by one process."""
-    require_backends("jax")
-    root = tmp_path_factory.mktemp("jax-processes")
-    two = start_processes("jax", root / "two", 4, 2, PATIENT)
-    other = start_processes("jax", root / "other", 2, 2, PATIENT)
+# One device per process: JAX's CPU is cut into two devices by XLA_FLAGS for the 1 x 2 run,
+# TensorFlow's by tests/process_job.py.
+TWO_DEVICES = {"jax": {"XLA_FLAGS": "--xla_force_host_platform_device_count=2"}, "tensorflow": {}}
+
+
+@pytest.fixture(scope="module", params=["jax", "tensorflow"])
+def parity_runs(request, tmp_path_factory):
+    """Runs side by side on one backend: 2 processes x 1 device, 1 x 2, 1 x 1, all to step 4;
+    then a 2-process run's step-2 checkpoint resumed to step 4 by one process.
+
+    On JAX the 2-process run takes its layout from the flags, and a second one (from $TF_CONFIG)
+    on other ports, to step 2, is the one resumed. On TensorFlow, whose processes cost more to
+    start, the one 2-process run takes its layout from $TF_CONFIG (the killed-worker test starts
+    one from the flags) and a copy of it without its step-4 checkpoint is resumed.
+    """
+    backend = request.param
+    require_backends(backend)
+    root = tmp_path_factory.mktemp(f"{backend}-processes")
+    jax = backend == "jax"
+    two = (start_processes if jax else start_cluster)(backend, root / "two", 4, 2, PATIENT)
+    other = start_cluster(backend, root / "other", 2, 2, PATIENT) if jax else []
     two_devices = start(
-        "jax",
-        root / "two_devices",
-        4,
-        "--devices",
-        "2",
-        env={"XLA_FLAGS": "--xla_force_host_platform_device_count=2"},
+        backend, root / "two_devices", 4, "--devices", "2", env=TWO_DEVICES[backend]
     )
-    one = start("jax", root / "one", 4)
+    one = start(backend, root / "one", 4)
     reports = {
         "two": [finish(p) for p in two],
         "other": [finish(p) for p in other],
         "two_devices": finish(two_devices),
         "one": finish(one),
     }
-    reports["resumed"] = finish(start("jax", root / "other", 4))
+    if not jax:
+        shutil.copytree(root / "two", root / "other")
+        for path in (root / "other" / "checkpoints").glob("ckpt-000000004.*"):
+            path.unlink()
+    reports["resumed"] = finish(start(backend, root / "other", 4))
+    assert {r["backend"] for r in [*reports["two"], reports["one"]]} == {backend}
     return root, reports
 
 
-def test_two_processes_train_as_one_process_on_one_or_two_devices(jax_runs):
-    root, reports = jax_runs
+def test_two_processes_train_as_one_process_on_one_or_two_devices(parity_runs):
+    root, reports = parity_runs
     one = reports["one"]
     assert one["step"] == [1, 2, 3, 4]
     for name in ("two_devices", "two"):
@@ -140,9 +191,10 @@ def test_two_processes_train_as_one_process_on_one_or_two_devices(jax_runs):
             np.testing.assert_allclose(saved[key], value, rtol=1e-5, atol=1e-6, err_msg=key)
 
 
-def test_a_two_process_run_resumed_by_one_process_continues_exactly(jax_runs):
-    root, reports = jax_runs
-    assert reports["other"][0]["step"] == [1, 2]  # the run on another port met no one else
+def test_a_two_process_run_resumed_by_one_process_continues_exactly(parity_runs):
+    root, reports = parity_runs
+    if reports["other"]:  # JAX's second run, on other ports at once, met no one else
+        assert reports["other"][0]["step"] == [1, 2]
     resumed, one = reports["resumed"], reports["one"]
     assert resumed["step"] == [1, 2, 3, 4]
     np.testing.assert_allclose(resumed["loss"], one["loss"], rtol=1e-5)
@@ -151,10 +203,21 @@ def test_a_two_process_run_resumed_by_one_process_continues_exactly(jax_runs):
         np.testing.assert_allclose(saved[key], value, rtol=1e-5, atol=1e-6, err_msg=key)
 
 
-def test_a_killed_worker_ends_the_others_and_the_run_resumes(tmp_path):
-    require_backends("jax")
+# How the survivor names the killed process 1. JAX's coordination service: "tasks are unhealthy
+# (stopped sending heartbeats):" then "1" (this JAX), or ".../task:1" (older ones), among its log
+# lines. TensorFlow's error, as helpers.processes puts it, on the last line.
+KILLED = {
+    "jax": r"unhealthy \(stopped sending heartbeats\):\n1\n|task:1\b",
+    "tensorflow": r"\nerror: process 1 stopped, which ends process 0 of 2 .*resumes from its newest "
+    r"checkpoint\n$",
+}
+
+
+@pytest.mark.parametrize("backend", ["jax", "tensorflow"])
+def test_a_killed_worker_ends_the_others_and_the_run_resumes(backend, tmp_path):
+    require_backends(backend)
     run_dir = tmp_path / "run"
-    started = start_processes("jax", run_dir, 1000, 2)
+    started = start_processes(backend, run_dir, 1000, 2)
     deadline = time.monotonic() + RUN_TIMEOUT_S
     while not (run_dir / "checkpoints" / "ckpt-000000004.json").exists():
         assert time.monotonic() < deadline and all(p.poll() is None for p, _ in started)
@@ -162,19 +225,19 @@ def test_a_killed_worker_ends_the_others_and_the_run_resumes(tmp_path):
     (survivor, log), (victim, _) = started
     victim.send_signal(signal.SIGKILL)
     killed = time.monotonic()
-    limit = processes.heartbeat_limit_s() + 60  # the heartbeat, and a busy machine's delay
+    # The heartbeat (a closed connection ends TensorFlow's sooner), and a busy machine's delay.
+    heartbeat = processes.heartbeat_limit_s() if backend == "jax" else processes.HEARTBEAT_TIMEOUT_S
+    limit = heartbeat + 60
     survivor.wait(limit)
     ended = time.monotonic() - killed
     assert survivor.returncode != 0
     err = Path(f"{log}.err").read_text()
-    # JAX's coordination service names the process that stopped: "tasks are unhealthy (stopped
-    # sending heartbeats):" then "1" (this JAX), or ".../task:1" (older ones).
-    assert re.search(r"unhealthy \(stopped sending heartbeats\):\n1\n|task:1\b", err), err[-2000:]
+    assert re.search(KILLED[backend], err), err[-2000:]
     assert ended < limit
     for path in runs.checkpoint_paths(run_dir):
         assert runs.checkpoint_problem(path) is None, path
     newest = runs.checkpoint_step(runs.latest_checkpoint(run_dir))
-    report = finish(start("jax", run_dir, newest + 2))
+    report = finish(start(backend, run_dir, newest + 2))
     assert report["step"] == list(range(1, newest + 3))
 
 
@@ -246,9 +309,46 @@ def test_processes_started_with_other_settings_are_refused(tmp_path):
         )
 
 
-def test_several_processes_on_tensorflow_are_refused():
-    with pytest.raises(ProcessError, match="several processes train on the jax backend"):
-        processes.join(ProcessLayout(2, 1, "127.0.0.1:1"), "tensorflow")
+def test_a_tensorflow_process_0_left_alone_ends_in_the_stated_time(tmp_path):
+    """TensorFlow's strategy would wait for the others without end (and ignores SIGTERM)."""
+    require_backends("tensorflow")
+    flags = ("--coordinator", f"127.0.0.1:{free_ports(2)}", "--num-processes", "2")
+    process, log = start(
+        "tensorflow",
+        tmp_path / "run",
+        4,
+        *flags,
+        "--process-id",
+        "0",
+        env={"GROOVAE_JOIN_TIMEOUT": "3"},
+    )
+    process.wait(RUN_TIMEOUT_S)
+    err = Path(f"{log}.err").read_text().strip().splitlines()
+    assert process.returncode != 0
+    assert re.match(
+        r"error: the 2 processes at 127\.0\.0\.1:\d+, 127\.0\.0\.1:\d+ did not all "
+        r"join within 3 s \(process 0 of 2",
+        err[-1],
+    ), err[-3:]
+    assert not (tmp_path / "run").exists()
+
+
+def test_tensorflow_cluster_from_flags_or_tf_config():
+    from_flags = ProcessLayout(3, 1, "127.0.0.1:9000")
+    assert processes.tf_config(from_flags) == {
+        "cluster": {"worker": ["127.0.0.1:9000", "127.0.0.1:9001", "127.0.0.1:9002"]},
+        "task": {"type": "worker", "index": 1},
+    }
+    cluster = '{"cluster": {"worker": ["a:1", "b:2"]}, "task": {"index": 1}}'
+    layout = layout_from("a:1", 2, 1, environ={"TF_CONFIG": cluster})
+    assert processes.tf_config(layout)["cluster"]["worker"] == ["a:1", "b:2"]
+    with pytest.raises(ProcessError, match=r"on another machine: .* give them in \$TF_CONFIG"):
+        processes.tf_config(ProcessLayout(2, 1, "192.0.2.1:9000"))  # TEST-NET: nobody's
+
+
+def test_several_processes_on_pytorch_are_refused():
+    with pytest.raises(ProcessError, match="several processes train on the jax and tensorflow"):
+        processes.join(ProcessLayout(2, 1, "127.0.0.1:1"), "torch")
 
 
 def test_train_command_refuses_a_layout_before_any_write(tmp_path):

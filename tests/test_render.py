@@ -7,7 +7,7 @@ import note_seq
 import numpy as np
 import pytest
 
-from helpers import render, sample, verbs
+from helpers import render, sample, tools
 
 matplotlib.use("Agg")
 
@@ -211,20 +211,20 @@ def test_save_grooves_existing_wav_refused_and_nothing_written(tmp_path, make_dr
 
 
 def test_write_samples_seeded_reuses_its_folder(groovae, tmp_path):
-    grooves, _, paths = verbs.write_samples(groovae, num=2, seed=3, outputs_dir=tmp_path)
+    grooves, _, paths = tools.write_samples(groovae, num=2, seed=3, outputs_dir=tmp_path)
     folder = paths[0].parent
     assert folder.parent == tmp_path / "samples" and "-seed3-" in folder.name
     written = {p.name: p.stat().st_mtime_ns for p in folder.iterdir()}
     assert len(written) == 6  # .mid, .png and .wav per groove
-    again, _, paths_again = verbs.write_samples(groovae, num=2, seed=3, outputs_dir=tmp_path)
+    again, _, paths_again = tools.write_samples(groovae, num=2, seed=3, outputs_dir=tmp_path)
     assert paths_again == paths
     np.testing.assert_array_equal(again, grooves)
     assert {p.name: p.stat().st_mtime_ns for p in folder.iterdir()} == written
 
 
 def test_write_samples_unseeded_takes_new_numbered_folders(groovae, tmp_path):
-    first = verbs.write_samples(groovae, num=1, outputs_dir=tmp_path)[2][0].parent
-    second = verbs.write_samples(groovae, num=1, outputs_dir=tmp_path)[2][0].parent
+    first = tools.write_samples(groovae, num=1, outputs_dir=tmp_path)[2][0].parent
+    second = tools.write_samples(groovae, num=1, outputs_dir=tmp_path)[2][0].parent
     assert first.name.endswith("-001") and second.name.endswith("-002")
     assert first.name[:-4] == second.name[:-4] and first.parent == second.parent
     assert all(len(list(folder.iterdir())) == 3 for folder in (first, second))
@@ -251,10 +251,10 @@ def test_save_grooves_more_than_99_get_wider_numbers(tmp_path, make_drums):
 
 
 def test_write_samples_adds_only_missing_audio(groovae, tmp_path):
-    _, _, paths = verbs.write_samples(groovae, num=2, seed=3, outputs_dir=tmp_path)
+    _, _, paths = tools.write_samples(groovae, num=2, seed=3, outputs_dir=tmp_path)
     midi_before = paths[0].read_bytes()
     paths[1].with_suffix(".wav").unlink()
-    verbs.write_samples(groovae, num=2, seed=3, outputs_dir=tmp_path)
+    tools.write_samples(groovae, num=2, seed=3, outputs_dir=tmp_path)
     assert paths[1].with_suffix(".wav").exists() and paths[0].read_bytes() == midi_before
 
 

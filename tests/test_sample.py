@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from conftest import random_grooves
 
-from helpers import runs, sample, verbs, windowing
+from helpers import runs, sample, tools, windowing
 from helpers import train as training
 from helpers.bundles import PRETRAINED_DIR
 from helpers.config import get_config
@@ -173,7 +173,7 @@ class _EchoModel(FakeModel):
 def test_reencode_keeps_length_tempo_and_notes(tiny_config, make_drums, bars, qpm):
     model = sample.TrainedModel(model=_EchoModel(tiny_config))
     ns = _kicks(make_drums, bars, qpm)
-    out = verbs.reencode(model, ns)
+    out = tools.reencode(model, ns)
     bar = 4 * 60 / qpm
     assert [t.qpm for t in out.tempos] == [qpm]
     assert [(t.numerator, t.denominator) for t in out.time_signatures] == [(4, 4)]
@@ -238,7 +238,7 @@ def test_interpolate_long_start_walks_each_window_to_the_end(fake, make_drums):
 def test_humanize_encoder_sees_hits_only(make_drums):
     model = sample.TrainedModel(model=FakeModel(get_config("tiny", humanize=True)))
     ns = _four_bars(make_drums, qpm=100.0)
-    out = verbs.humanize(model, ns)
+    out = tools.humanize(model, ns)
     inputs = model.model.inputs[0][0]
     assert inputs[:, HITS].sum() == 5 and not inputs[:, VELOCITIES].any()
     assert not inputs[:, OFFSETS].any() and out.tempos[0].qpm == 100.0
@@ -246,7 +246,7 @@ def test_humanize_encoder_sees_hits_only(make_drums):
 
 def test_humanize_needs_a_humanize_run(fake, make_drums):
     with pytest.raises(sample.SampleError, match="cannot humanize"):
-        verbs.humanize(fake, _four_bars(make_drums))
+        tools.humanize(fake, _four_bars(make_drums))
 
 
 def test_drumify_any_pitch_becomes_one_tapped_line(make_drums):
@@ -254,7 +254,7 @@ def test_drumify_any_pitch_becomes_one_tapped_line(make_drums):
     taps = make_drums([(60 + i, 100, i * BAR, i * BAR + 0.1) for i in range(4)])
     for note in taps.notes:
         note.is_drum = False  # a melody, not drums
-    verbs.drumify(model, taps)
+    tools.drumify(model, taps)
     hits = model.model.inputs[0][0][:, HITS]
     assert hits[[0, 16, 32, 48], 3].all() and hits.sum() == 4
     assert taps.notes[0].pitch == 60  # input untouched
@@ -262,7 +262,7 @@ def test_drumify_any_pitch_becomes_one_tapped_line(make_drums):
 
 def test_drumify_needs_a_tap_run(fake, make_drums):
     with pytest.raises(sample.SampleError, match="cannot drumify"):
-        verbs.drumify(fake, _four_bars(make_drums))
+        tools.drumify(fake, _four_bars(make_drums))
 
 
 def test_load_midi_bad_files_raise_one_clear_error(tmp_path):
@@ -354,7 +354,7 @@ def test_variant_runs_turn_a_score_into_a_groove(variant, tmp_path):
     groovae = sample.pick_model(name, outputs_dir=tmp_path)
     assert groovae.run_dir == run_dir and groovae.source.startswith("your run")
     score = groovae.grooves_to_note_sequences(grooves[:1])[0]
-    played = verbs.TOOLS[verb](groovae, score, temperature=0.5, seed=0)
+    played = tools.TOOLS[verb](groovae, score, temperature=0.5, seed=0)
     assert played.notes, f"{variant} played no notes"
     early = FOUR_BARS / 64 / 2  # a first note may be played up to half a 16th early
     assert all(n.is_drum and -early <= n.start_time < FOUR_BARS for n in played.notes)

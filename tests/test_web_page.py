@@ -11,6 +11,10 @@ mostly building and loading the models and librosa's first import.
 import json
 import os
 import shutil
+import sys
+import types
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 import note_seq
@@ -19,11 +23,18 @@ import pytest
 from conftest import drum_sequence
 from test_magenta_js_node import ATOL, greedy_decodes, performed_sequence
 
-from helpers import export
+from helpers import export, web_page
 from helpers.constants import HITS, VELOCITIES
 from helpers.magenta_js import MagentaJsError
 from helpers.sample import TrainedModel
-from helpers.web_page import CHROMIUM_ARGS, MODELS_DIR, SCRIPTS, build_page, serve
+from helpers.web_page import (
+    CHROMIUM_ARGS,
+    MODELS_DIR,
+    SCRIPTS,
+    build_page,
+    serve,
+    show_in_notebook,
+)
 
 CHROMIUM = Path("/usr/bin/chromium")
 REQUIRE_BROWSER = os.environ.get("GROOVAE_REQUIRE_BROWSER") == "1"
@@ -34,8 +45,11 @@ MODELS = {
     "none": "groovae_2bar_add_closed_hh",  # infill: named on the page as not playable there
 }
 LOAD_TIMEOUT_MS = 120_000
-ONSET_TOLERANCE_S = 0.010
-ONSET_WORST_S = 0.02  # seconds: the farthest one onset may sit
+ONSET_TOLERANCE_S = 0.010  # seconds: the farthest an onset may sit from its note (the issue's)
+# The onset detector's analysis window: 256 samples (12 ms at 22050 Hz). librosa's default, 2048
+# (93 ms), times an onset after a ringing note up to 23 ms early and misses a third of them.
+ONSET_WINDOW = 256
+ONSET_HOP = 64  # samples: 3 ms
 LOUD_VELOCITY = 64  # MIDI: the notes whose onsets are timed
 SCREENSHOTS = os.environ.get("GROOVAE_WEB_SCREENSHOTS")  # a folder to keep the panels' pictures
 
@@ -134,18 +148,28 @@ def test_page_loads_offline_and_names_what_it_cannot_play(browser, tmp_path):
     assert browser.errors == [] and browser.outside == []
 
 
-def test_generate_decodes_what_trained_model_decodes(browser, site):
+@pytest.mark.parametrize("kernel", ["wasm", "js"])
+def test_generate_decodes_what_trained_model_decodes(browser, site, kernel):
     trained = site[3][MODELS["generate"]]
     z, decoded, _ = greedy_decodes(trained, 2, seed=1)
+    # Either kernel of the network's products: WebAssembly SIMD, or plain JavaScript where a
+    # browser lacks SIMD.
     js = np.array(
         browser.page.evaluate(
-            "([name, zs]) => zs.map((z) => groovaePage.api.decode("
-            "groovaePage.models[name], z, {temperature: 0}))",
-            [MODELS["generate"], z.tolist()],
+            "([name, zs, kernel]) => {"
+            "  groovaePage.kernel = kernel;"
+            "  try {"
+            "    return zs.map((z) => groovaePage.api.decode("
+            "        groovaePage.models[name], z, {temperature: 0}));"
+            "  } finally { groovaePage.kernel = 'wasm'; }"
+            "}",
+            [MODELS["generate"], z.tolist(), kernel],
         )
     )
     np.testing.assert_array_equal(js[..., HITS], decoded[..., HITS])
     assert np.abs(js - decoded).max() <= ATOL
+    expected = {"wasm": "WebAssembly SIMD", "js": "plain JavaScript"}[kernel]
+    assert browser.page.evaluate(f"groovaePage.api.kernelName('{kernel}')") == expected
 
 
 def _python_reencode(trained: TrainedModel, grooves: np.ndarray) -> np.ndarray:
@@ -227,8 +251,11 @@ def test_offline_audio_onsets_sit_on_the_notes(browser, site):
     audio, rate = np.array(rendered["samples"], np.float32), rendered["sampleRate"]
     assert np.abs(audio).max() > 0.05, "the rendered groove is silent"
     starts = np.sort([rendered["lead"] + max(0.0, n["startTime"]) for n in rendered["notes"]])
+    strength = librosa.onset.onset_strength(
+        y=audio, sr=rate, hop_length=ONSET_HOP, n_fft=ONSET_WINDOW, n_mels=32
+    )
     onsets = librosa.onset.onset_detect(
-        y=audio, sr=rate, hop_length=64, backtrack=True, units="time"
+        onset_envelope=strength, sr=rate, hop_length=ONSET_HOP, backtrack=True, units="time"
     )
     # Notes closer than 30 ms sound as one onset; an onset is timed against a loud note that
     # stands alone (none other within 50 ms), where one onset means one note.
@@ -242,14 +269,19 @@ def test_offline_audio_onsets_sit_on_the_notes(browser, site):
         if n["velocity"] >= LOUD_VELOCITY
     }
     alone = np.array([t for t in alone if round(t, 6) in loud])
-    near = [t for t in onsets if np.min(np.abs(alone - t)) <= 0.025] if len(alone) else []
-    assert near, "no onset heard near a note standing alone"
-    off = np.array([np.min(np.abs(alone - t)) for t in near])
+    assert len(alone) and len(onsets), (len(alone), len(onsets))
+    # Every loud note standing alone is heard within 10 ms, and every onset near one (within
+    # 25 ms) sits within 10 ms of it.
+    heard = np.array([np.min(np.abs(onsets - t)) for t in alone])
+    off = np.array(
+        [np.min(np.abs(alone - t)) for t in onsets if np.min(np.abs(alone - t)) <= 0.025]
+    )
     heard_apart = 1 + int(np.sum(np.diff(sorted(loud)) > 0.03))  # loud notes 30 ms apart
-    print(f"{len(onsets)} onsets, {heard_apart} note times 30 ms apart, worst {off.max():.4f} s")
-    # The issue asks every onset within 10 ms; the worst here is 11-16 ms (a detector's frame and
-    # a drum sample's attack), so the typical onset is held to 10 ms and the worst to 20 ms.
-    assert np.median(off) <= ONSET_TOLERANCE_S and off.max() <= ONSET_WORST_S
+    print(
+        f"{len(onsets)} onsets, {heard_apart} note times 30 ms apart, {len(alone)} loud notes "
+        f"alone: heard {heard.max() * 1000:.1f} ms off at worst, median {np.median(off) * 1000:.1f}"
+    )
+    assert heard.max() <= ONSET_TOLERANCE_S and off.max() <= ONSET_TOLERANCE_S
     assert len(onsets) >= 0.5 * heard_apart
 
 
@@ -325,3 +357,45 @@ def test_export_main_writes_a_page_of_runs_and_refuses_what_it_must(tiny_run, tm
     with pytest.raises(MagentaJsError, match="not written by this exporter"):
         export.main(["--format", "web", "--run-dir", str(tiny_run), "--out", str(foreign)])
     assert (foreign / "index.html").read_text() == "mine"
+
+
+def _serves(address: str) -> bool:
+    try:
+        with urllib.request.urlopen(f"{address}models/index.json", timeout=10) as response:
+            return response.status == 200
+    except (urllib.error.URLError, ConnectionError):
+        return False
+
+
+def test_show_in_notebook_serves_the_page_from_the_kernel_and_replaces_it(
+    tiny_run, tmp_path, monkeypatch, capsys
+):
+    if not all(p.exists() for p in SCRIPTS):
+        _playwright_or_skip()  # says what is missing; skips or fails as the browser tests do
+    model, out = TrainedModel(run_dir=tiny_run), tmp_path / "web"
+    plain = show_in_notebook([model, model], out)  # off Colab: a frame of 127.0.0.1
+    assert plain.startswith("http://127.0.0.1:") and _serves(plain)
+    assert "IFrame" in capsys.readouterr().out
+    (entry,) = json.loads((out / MODELS_DIR / "index.json").read_text())["models"]
+    assert entry["name"] == model.label
+    framed = []  # Colab: its proxy of the kernel's port, stood in for here
+    colab = types.ModuleType("google.colab")
+    colab.output = types.SimpleNamespace(
+        serve_kernel_port_as_iframe=lambda port, height: framed.append((port, height))
+    )
+    monkeypatch.setitem(sys.modules, "google.colab", colab)
+    in_colab = show_in_notebook([model], out, height=500)
+    assert framed == [(int(in_colab.rsplit(":", 1)[1].strip("/")), "500")] and _serves(in_colab)
+    assert not _serves(plain), "a rerun leaves the earlier server running"
+    assert "IFrame" not in capsys.readouterr().out
+    # No scripts: in Colab they are built first (by a stand-in of scripts/install_node.sh
+    # here), and where they are still missing that is said, not raised.
+    install = tmp_path / "install_node.sh"
+    install.write_text(f"touch {tmp_path / 'installed'}\n")
+    monkeypatch.setattr(web_page, "INSTALL_NODE", install)
+    monkeypatch.setattr(web_page, "SCRIPTS", (tmp_path / "absent.js",))
+    assert show_in_notebook([model], out) is None
+    said = capsys.readouterr().out
+    assert (tmp_path / "installed").exists()
+    assert "\nThe page is not shown:" in said and "make setup" in said
+    assert not _serves(in_colab)

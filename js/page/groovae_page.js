@@ -24,6 +24,7 @@ const page = {
   sounds: [],
   output: 'built-in',
   midiAccess: null,
+  kernel: 'wasm',  // what runs the network's products: 'wasm' (SIMD, where there is) or 'js'
 };
 window.groovaePage = page;
 
@@ -100,72 +101,201 @@ async function loadModel(info) {
   return {info, weights};
 }
 
-// --- the network in plain JavaScript: one groove at a time is a chain of small vector-matrix
-// products, where TF.js's per-operation cost outweighs the arithmetic (bench/bench_web_page.py).
+// --- the network: one groove at a time is a chain of small matrix-vector products, where
+// TF.js's per-operation cost outweighs the arithmetic (bench/bench_web_page.py). TF.js only reads
+// the weights. The products run on one Float32Array heap: by a WebAssembly SIMD kernel where the
+// browser has WebAssembly SIMD (Chrome 91, Firefox 89, Safari 16.4 and later), else by the same
+// kernel in plain JavaScript (?kernel=js asks for that one).
 
-// x (length rows) times a row-major (rows, cols) matrix, added to `out`; zero inputs skipped.
-function addProduct(out, x, matrix, cols, rowOffset = 0) {
-  for (let i = 0; i < x.length; i++) {
-    const xi = x[i];
-    if (xi === 0) continue;
-    const row = (rowOffset + i) * cols;
-    for (let j = 0; j < cols; j++) out[j] += xi * matrix[row + j];
+function leb128(n) {
+  const bytes = [];
+  do {
+    bytes.push((n & 0x7F) | (n > 0x7F ? 0x80 : 0));
+    n >>>= 7;
+  } while (n);
+  return bytes;
+}
+const wasmSection = (id, bytes) => [id, ...leb128(bytes.length), ...bytes];
+const wasmName = (text) => [text.length, ...Array.from(text, (ch) => ch.charCodeAt(0))];
+
+// The WebAssembly module: gemv(x, w, out, rows, cols) adds to out[j] the sum over i of
+// x[i] * w[j * rows + i], for j < cols, in float32 on the memory env.heap, four rows at a time.
+// x, w and out are byte addresses (multiples of 16), rows is in bytes (a multiple of 16).
+// Parameters 0-4, then the locals j (5), i (6), wp (7, w's row j) and sum (8, four lanes).
+const GEMV_CODE = [
+  0x02, 0x03, 0x7F, 0x01, 0x7B,  // locals: 3 i32, 1 v128
+  0x20, 0x01, 0x21, 0x07,  // wp = w
+  0x02, 0x40, 0x03, 0x40,  // block, loop (over j)
+  0x20, 0x05, 0x20, 0x04, 0x4F, 0x0D, 0x01,  // j >= cols: out of the block
+  0xFD, 0x0C, ...new Array(16).fill(0), 0x21, 0x08,  // sum = 0
+  0x41, 0x00, 0x21, 0x06,  // i = 0
+  0x02, 0x40, 0x03, 0x40,  // block, loop (over i)
+  0x20, 0x06, 0x20, 0x03, 0x4F, 0x0D, 0x01,  // i >= rows: out of the inner block
+  0x20, 0x08,  // sum +
+  0x20, 0x00, 0x20, 0x06, 0x6A, 0xFD, 0x00, 0x04, 0x00,  // v128.load(x + i)
+  0x20, 0x07, 0xFD, 0x00, 0x04, 0x00,  // * v128.load(wp)
+  0xFD, 0xE6, 0x01, 0xFD, 0xE4, 0x01, 0x21, 0x08,  // f32x4.mul, f32x4.add -> sum
+  0x20, 0x06, 0x41, 0x10, 0x6A, 0x21, 0x06,  // i += 16
+  0x20, 0x07, 0x41, 0x10, 0x6A, 0x21, 0x07,  // wp += 16
+  0x0C, 0x00, 0x0B, 0x0B,  // again; end loop, block
+  0x20, 0x02, 0x20, 0x05, 0x41, 0x02, 0x74, 0x6A, 0x21, 0x06,  // i = out + 4 j
+  0x20, 0x06, 0x20, 0x06, 0x2A, 0x02, 0x00,  // address, f32.load(address)
+  0x20, 0x08, 0xFD, 0x1F, 0x00, 0x92,  // + lane 0
+  0x20, 0x08, 0xFD, 0x1F, 0x01, 0x92,  // + lane 1
+  0x20, 0x08, 0xFD, 0x1F, 0x02, 0x92,  // + lane 2
+  0x20, 0x08, 0xFD, 0x1F, 0x03, 0x92,  // + lane 3
+  0x38, 0x02, 0x00,  // f32.store
+  0x20, 0x05, 0x41, 0x01, 0x6A, 0x21, 0x05,  // j += 1
+  0x0C, 0x00, 0x0B, 0x0B,  // again; end loop, block
+  0x0B,  // end
+];
+const GEMV_WASM = new Uint8Array([
+  0x00, 0x61, 0x73, 0x6D, 0x01, 0x00, 0x00, 0x00,  // "\0asm", version 1
+  ...wasmSection(1, [1, 0x60, 5, 0x7F, 0x7F, 0x7F, 0x7F, 0x7F, 0]),  // type 0: (5 i32) -> ()
+  ...wasmSection(2, [1, ...wasmName('env'), ...wasmName('heap'), 0x02, 0x00, 0x01]),  // memory
+  ...wasmSection(3, [1, 0]),  // function 0 has type 0
+  ...wasmSection(7, [1, ...wasmName('gemv'), 0x00, 0x00]),  // exported as gemv
+  ...wasmSection(10, [1, ...leb128(GEMV_CODE.length), ...GEMV_CODE]),
+]);
+const WASM_PAGE_BYTES = 65536;
+
+// The same kernel in plain JavaScript, addresses and rows counted in floats.
+function gemvJs(heap) {
+  return (x, w, out, rows, cols) => {
+    for (let j = 0; j < cols; j++) {
+      const row = w + j * rows;
+      let s0 = 0;
+      let s1 = 0;
+      let s2 = 0;
+      let s3 = 0;
+      for (let i = 0; i < rows; i += 4) {
+        s0 += heap[x + i] * heap[row + i];
+        s1 += heap[x + i + 1] * heap[row + i + 1];
+        s2 += heap[x + i + 2] * heap[row + i + 2];
+        s3 += heap[x + i + 3] * heap[row + i + 3];
+      }
+      heap[out + j] += s0 + s1 + s2 + s3;
+    }
+  };
+}
+
+// Which kernel runs the products when `kernel` ('wasm' or 'js') is asked for.
+function kernelName(kernel) {
+  return kernel !== 'js' && WebAssembly.validate(GEMV_WASM) ? 'WebAssembly SIMD' : 'plain JavaScript';
+}
+
+// A heap of `floats` and its kernel, gemv(x, w, out, rows, cols) in floats.
+function heapAndKernel(floats, kernel) {
+  if (kernelName(kernel) === 'WebAssembly SIMD') {
+    const memory = new WebAssembly.Memory({initial: Math.ceil(4 * floats / WASM_PAGE_BYTES)});
+    const module = new WebAssembly.Module(GEMV_WASM);
+    const {gemv} = new WebAssembly.Instance(module, {env: {heap: memory}}).exports;
+    return {heap: new Float32Array(memory.buffer), kernel: 'WebAssembly SIMD',
+            gemv: (x, w, out, rows, cols) => gemv(4 * x, 4 * w, 4 * out, 4 * rows, cols)};
   }
+  const heap = new Float32Array(floats);
+  return {heap, kernel: 'plain JavaScript', gemv: gemvJs(heap)};
+}
+
+const roundUp4 = (n) => Math.ceil(n / 4) * 4;
+
+// The weights on a heap, once per model (and per kernel): each layer's kernel (rows, cols) as
+// the rows a product reads, transposed to (cols, rows rounded up to 4), zeros in the padding.
+function network(model, kernel = page.kernel) {
+  if (model.network && model.network.asked === kernel) return model.network;
+  const w = model.weights;
+  const blocks = [];
+  let floats = 0;
+  let [mostRows, mostCols] = [0, 0];
+  const place = (array) => {
+    blocks.push([floats, array]);
+    floats += roundUp4(array.length);
+    return floats - roundUp4(array.length);
+  };
+  // The rows [start, end) of each range, in order, as a product's matrix.
+  const matrix = (name, ranges) => {
+    const [, cols] = w[name].shape;
+    const values = w[name].dataSync();
+    const inputs = ranges.reduce((n, [start, end]) => n + end - start, 0);
+    const rows = roundUp4(inputs);
+    const transposed = new Float32Array(cols * rows);
+    let r = 0;
+    for (const [start, end] of ranges) {
+      for (let i = start; i < end; i++, r++) {
+        for (let j = 0; j < cols; j++) transposed[j * rows + r] = values[i * cols + j];
+      }
+    }
+    [mostRows, mostCols] = [Math.max(mostRows, rows), Math.max(mostCols, cols)];
+    return {at: place(transposed), rows, inputs, cols};
+  };
+  const bias = (scope) => w[`${scope}/bias`].dataSync();
+  const layer = (scope) => ({...matrix(`${scope}/kernel`, [[0, w[`${scope}/kernel`].shape[0]]]),
+                             bias: bias(scope)});
+  // A cell reads [its input parts, h] at each step; `fixed` rows (z's, in the decoder) once.
+  const cell = (scope, fixed = null) => {
+    const rows = w[`${scope}/kernel`].shape[0];
+    const units = w[`${scope}/bias`].shape[0] / 4;
+    if (!fixed) return {units, bias: bias(scope), step: matrix(`${scope}/kernel`, [[0, rows]])};
+    const [start, end] = fixed;
+    return {units, bias: bias(scope), fixed: matrix(`${scope}/kernel`, [fixed]),
+            step: matrix(`${scope}/kernel`, [[0, start], [end, rows]])};
+  };
+  const encoder = 'encoder/cell_0/bidirectional_rnn';
+  const zRows = [DEPTH, DEPTH + model.info.z_size];  // the first decoder cell's [output, z, controls]
+  const net = {
+    asked: kernel,
+    forward: cell(`${encoder}/fw/multi_rnn_cell/cell_0/lstm_cell`),
+    backward: cell(`${encoder}/bw/multi_rnn_cell/cell_0/lstm_cell`),
+    mu: layer('encoder/mu'),
+    initial: layer('decoder/z_to_initial_state'),
+    decoder: model.info.dec_rnn_size.map((_, i) => cell(`decoder/multi_rnn_cell/cell_${i}/lstm_cell`,
+                                                         i === 0 ? zRows : null)),
+    output: layer('decoder/output_projection'),
+  };
+  net.x = place(new Float32Array(mostRows));  // scratch: the longest x, the longest out
+  net.out = place(new Float32Array(mostCols));
+  Object.assign(net, heapAndKernel(floats, kernel));
+  for (const [at, array] of blocks) net.heap.set(array, at);
+  model.network = net;
+  return net;
+}
+
+// `base` (cols) + the matrix times x, x given in parts that fill its inputs: (cols,) float32.
+function product(net, matrix, parts, base) {
+  const {heap} = net;
+  let at = net.x;
+  for (const part of parts) {
+    heap.set(part, at);
+    at += part.length;
+  }
+  heap.fill(0, at, net.x + matrix.rows);
+  heap.set(base, net.out);
+  net.gemv(net.x, matrix.at, net.out, matrix.rows, matrix.cols);
+  return heap.slice(net.out, net.out + matrix.cols);
 }
 
 function sigmoid(v) { return 1 / (1 + Math.exp(-v)); }
 
 // A Magenta LSTM cell (TF1 layout): gates = [x, h] kernel + bias, split i, j, f, o; the forget
-// gate gets FORGET_BIAS. x comes in parts, [vector, its first row in the kernel]; `gates` may
-// hold the product of a part already computed.
-function lstmStep(cell, parts, state, gates = null) {
-  const {kernel, bias, units} = cell;
-  const cols = 4 * units;
-  const sum = gates ? Float64Array.from(gates) : new Float64Array(cols);
-  for (const [x, row] of parts) addProduct(sum, x, kernel, cols, row);
-  addProduct(sum, state.h, kernel, cols, cell.inputRows);
+// gate gets FORGET_BIAS. x comes in parts; `base` is the bias, with the product of the fixed
+// rows where the cell has them.
+function lstmStep(net, cell, parts, state, base = cell.bias) {
+  const {units} = cell;
+  const gates = product(net, cell.step, [...parts, state.h], base);
   const c = new Float64Array(units);
   const h = new Float64Array(units);
   for (let k = 0; k < units; k++) {
-    const i = sigmoid(sum[k] + bias[k]);
-    const j = Math.tanh(sum[units + k] + bias[units + k]);
-    const f = sigmoid(sum[2 * units + k] + bias[2 * units + k] + FORGET_BIAS);
-    const o = sigmoid(sum[3 * units + k] + bias[3 * units + k]);
+    const i = sigmoid(gates[k]);
+    const j = Math.tanh(gates[units + k]);
+    const f = sigmoid(gates[2 * units + k] + FORGET_BIAS);
+    const o = sigmoid(gates[3 * units + k]);
     c[k] = state.c[k] * f + i * j;
     h[k] = Math.tanh(c[k]) * o;
   }
   return {c, h};
 }
 
-function denseLayer(layer, x) {
-  const out = Float64Array.from(layer.bias);
-  addProduct(out, x, layer.kernel, layer.bias.length);
-  return out;
-}
-
-// The weights as typed arrays, once per model.
-function network(model) {
-  if (model.network) return model.network;
-  const w = model.weights;
-  const array = (name) => w[name].dataSync();
-  const cell = (scope) => {
-    const units = w[`${scope}/bias`].shape[0] / 4;
-    const rows = w[`${scope}/kernel`].shape[0];
-    return {kernel: array(`${scope}/kernel`), bias: array(`${scope}/bias`), units,
-            inputRows: rows - units};
-  };
-  const layer = (scope) => ({kernel: array(`${scope}/kernel`), bias: array(`${scope}/bias`)});
-  const encoder = 'encoder/cell_0/bidirectional_rnn';
-  model.network = {
-    forward: cell(`${encoder}/fw/multi_rnn_cell/cell_0/lstm_cell`),
-    backward: cell(`${encoder}/bw/multi_rnn_cell/cell_0/lstm_cell`),
-    mu: layer('encoder/mu'),
-    initial: layer('decoder/z_to_initial_state'),
-    decoder: model.info.dec_rnn_size.map((_, i) => cell(`decoder/multi_rnn_cell/cell_${i}/lstm_cell`)),
-    output: layer('decoder/output_projection'),
-  };
-  return model.network;
-}
+function denseLayer(net, layer, parts) { return product(net, layer, parts, layer.bias); }
 
 // Encoder inputs of converter outputs, as helpers/converter.py's encoder_inputs derives them at
 // inference (no note dropout): tapify -> humanize -> fixed_velocities -> add_instruments.
@@ -207,12 +337,12 @@ function encode(model, groove) {
   const net = network(model);
   const inputs = encoderInputs(groove, model.info.converter);
   const controls = controlsOf(model, groove);
-  const rows = inputs.map((row, t) => (controls ? [[row, 0], [controls[t], DEPTH]] : [[row, 0]]));
+  const rows = inputs.map((row, t) => (controls ? [row, controls[t]] : [row]));
   let forward = zeroState(net.forward.units);
-  for (const row of rows) forward = lstmStep(net.forward, row, forward);
+  for (const row of rows) forward = lstmStep(net, net.forward, row, forward);
   let backward = zeroState(net.backward.units);
-  for (const row of rows.slice().reverse()) backward = lstmStep(net.backward, row, backward);
-  return Array.from(denseLayer(net.mu, [...forward.h, ...backward.h]));
+  for (const row of rows.slice().reverse()) backward = lstmStep(net, net.backward, row, backward);
+  return Array.from(denseLayer(net, net.mu, [forward.h, backward.h]));
 }
 
 // How a drawn hit's velocity and offset come out of the decoder's logits. "magenta" is Magenta's
@@ -269,7 +399,7 @@ function decode(model, z, {temperature = 0.5, seed = 0, controls = null, hits = 
   if (!decoding) throw new Error(`${model.info.name}: no decoding ${model.info.decoding} on this page`);
   const random = mulberry32(seed);
   const started = performance.now();
-  const flat = denseLayer(net.initial, z).map(Math.tanh);
+  const flat = Float64Array.from(denseLayer(net, net.initial, [z]), Math.tanh);
   let at = 0;
   let states = net.decoder.map((cell) => {  // Magenta's order: c1, h1, c2, h2, ...
     const state = {c: flat.slice(at, at + cell.units), h: flat.slice(at + cell.units, at + 2 * cell.units)};
@@ -279,18 +409,15 @@ function decode(model, z, {temperature = 0.5, seed = 0, controls = null, hits = 
   // z is the same at every step: its share of the first cell's gates is computed once. The
   // first cell's input is [previous output, z, controls].
   const first = net.decoder[0];
-  const zGates = new Float64Array(4 * first.units);
-  addProduct(zGates, z, first.kernel, 4 * first.units, DEPTH);
+  const zGates = product(net, first.fixed, [z], first.bias);
   let previous = new Array(DEPTH).fill(0);
   const groove = [];
   for (let t = 0; t < steps; t++) {
-    const parts = [[previous, 0]];
-    if (controls) parts.push([controls[t], DEPTH + z.length]);
-    states[0] = lstmStep(first, parts, states[0], zGates);
+    states[0] = lstmStep(net, first, controls ? [previous, controls[t]] : [previous], states[0], zGates);
     for (let i = 1; i < states.length; i++) {
-      states[i] = lstmStep(net.decoder[i], [[states[i - 1].h, 0]], states[i]);
+      states[i] = lstmStep(net, net.decoder[i], [states[i - 1].h], states[i]);
     }
-    const logits = denseLayer(net.output, states[states.length - 1].h);
+    const logits = denseLayer(net, net.output, [states[states.length - 1].h]);
     const played = hits ? hits[t].slice() : Array.from(logits.slice(0, NUM_DRUMS), (logit) => {
       if (temperature <= 0) return logit > 0 ? 1 : 0;
       return random() < sigmoid(logit / temperature) ? 1 : 0;
@@ -763,14 +890,16 @@ function wire() {
 async function main() {
   wire();
   selectPanel('generate');
-  // The plain JavaScript kernels by default: the decoder's 27-wide steps read each step's hits
-  // back, which costs WebGL more than it saves (?backend=webgl asks for it anyway).
-  const asked = new URLSearchParams(location.search).get('backend') || 'cpu';
+  // TF.js's cpu backend reads the weights (?backend=webgl asks for WebGL, which has to hand
+  // them back).
+  const params = new URLSearchParams(location.search);
+  page.kernel = params.get('kernel') || 'wasm';
+  const asked = params.get('backend') || 'cpu';
   if (!(await tf.setBackend(asked).catch(() => false))) await tf.setBackend('cpu');
   await tf.ready();
   page.backend = tf.getBackend();
-  $('backend').textContent = `The network runs in plain JavaScript; TensorFlow.js ${tf.version.tfjs} ` +
-      `reads its weights on the ${page.backend} backend`;
+  $('backend').textContent = `The network runs in ${kernelName(page.kernel)}; TensorFlow.js ` +
+      `${tf.version.tfjs} reads its weights on the ${page.backend} backend`;
   let index;
   try {
     index = await (await fetch('models/index.json')).json();
@@ -790,6 +919,7 @@ async function main() {
     } else {
       try {
         page.models[info.name] = await loadModel(info);
+        network(page.models[info.name]);  // the weights on the heap now, not at the first press
         item.textContent = `${info.name}: ${info.panels.join(', ')} (${info.source})`;
         for (const panel of info.panels) $(`${panel}-model`).add(new Option(info.name, info.name));
       } catch (err) {
@@ -814,5 +944,5 @@ async function main() {
   page.ready = true;
 }
 
-page.api = {decode, encode, encoderInputs, sequenceGroove, grooveNotes, priorZ, finishTaps};
+page.api = {kernelName, decode, encode, encoderInputs, sequenceGroove, grooveNotes, priorZ, finishTaps};
 page.loaded = main().catch((err) => showMessage(`the page failed to start: ${err.message}`));
