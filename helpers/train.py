@@ -31,7 +31,7 @@ from helpers.processes import ProcessError, joined_layout, layout_from
 PRETRAINED = "pretrained"  # --init-from's word for a bundled model (pretrained[:NAME])
 
 
-def start_point(text: str) -> str:
+def _start_point(text: str) -> str:
     """argparse's type for --init-from: 'pretrained[:NAME]', or a run folder holding config.json
     (helpers.cli.run_folder), checked before the framework loads."""
     if text.partition(":")[0] == PRETRAINED:
@@ -49,7 +49,7 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--midi-dir", help="train on the .mid/.midi files under this folder")
     parser.add_argument(
         "--init-from",
-        type=start_point,
+        type=_start_point,
         help="fine-tune from 'pretrained' (bundled) or a run folder",
     )
     parser.add_argument(

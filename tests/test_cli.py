@@ -216,10 +216,15 @@ TRAIN = ["--config", "tiny", "--steps", "1", "--run-dir", "{tmp}/out"]
         ("train", [*TRAIN, "--midi-dir", "{tmp}/nowhere"], 2,
          "--midi-dir: {tmp}/nowhere is not a folder"),
         ("train", [*TRAIN, "--init-from", "{tmp}/empty.mid"], 2, "{tmp}/empty.mid is a file"),
+        ("train", [*TRAIN, "--continue-step"], 2, "--continue-step takes --init-from"),
+        ("train", [*TRAIN, "--num-processes", "2", "--process-id", "1"], 2, "needs --coordinator"),
         ("train", ["--config", "tiny", "--steps", "1", "--run-dir", "{tmp}/empty.mid"], 2,
          "--run-dir {tmp}/empty.mid is a file"),
         ("export", ["--help"], 0, "usage: python -m helpers.export"),
         ("export", ["--format", "magenta-js", "--bundled", "groovae_4bar"], 2, "takes --out"),
+        ("export", ["--format", "magenta-tf1", "--bundled", "groovae_4bar", "--out", "{tmp}/out",
+                    "--quantize", "uint8"], 2, "--quantize is for --format magenta-js and web"),
+        ("export", ["--run-dir", "{tmp}/run", "--serve"], 2, "--serve is for --format web"),
         ("export", ["--run-dir", "{tmp}/nowhere", "--no-results-page"], 2,
          "{tmp}/nowhere does not exist; give a run folder"),
         ("export", ["--format", "web", "--out", "{tmp}/empty.mid/out"], 2,
@@ -230,6 +235,8 @@ def test_help_and_refusals_answer_without_loading_a_framework(module, argv, stat
     """About 0.3 s each: a command line loads the frameworks only once every flag and file is
     checked."""
     (tmp_path / "empty.mid").write_bytes(b"")
+    (tmp_path / "run").mkdir()  # a run folder, as far as the flags can tell
+    (tmp_path / "run" / "config.json").write_text("{}")
     done = subprocess.run(
         [sys.executable, "-c", LOADED, module, *(a.format(tmp=tmp_path) for a in argv)],
         capture_output=True,
