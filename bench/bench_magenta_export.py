@@ -1,4 +1,4 @@
-"""Our models exported as TF1 checkpoints (helpers.export, magenta-tf1), run by Magenta's own code.
+"""Our models exported as TF1 checkpoints (helpers.exporting, magenta-tf1), run by Magenta's own code.
 
     python bench/bench_magenta_export.py [--models tiny hits_2bar_tiny ... groovae_4bar] [--out DIR]
 
@@ -145,7 +145,7 @@ def run(names: list[str], out: Path) -> dict[str, dict]:
     """
     import numpy as np
 
-    from helpers.export import export_magenta
+    from helpers.exporting import export_magenta
 
     jobs, mine = [], {}
     for name in names:

@@ -57,7 +57,7 @@ from helpers.constants import (
 from helpers.converter import GrooveConverter, encoder_inputs
 from helpers.data import load_groove_4bar_split
 from helpers.evaluate import GREEDY_TEMPERATURE
-from helpers.export import write_model_card
+from helpers.exporting import write_model_card
 from helpers.magenta import MagentaError
 from helpers.metrics import (
     MarginalSampler,
