@@ -1,11 +1,13 @@
-"""Training over several JAX processes on this machine: examples per second and the resident
-memory of each process, training on a memory-mapped window cache far larger than memory.
+"""Training over several processes on this machine (JAX by default, or TensorFlow): examples
+per second and the resident memory of each process, training on a memory-mapped window cache
+far larger than memory.
 
 Run: python bench/bench_processes.py [--windows 1000000] [--processes 1 2] [--config groovae_4bar]
+    [--backend jax|tensorflow]
 A synthetic corpus of --windows training windows (float32, 6,912 bytes each: 1,000,000 is 6.9 GB)
 is written once as a window cache (helpers.data.save_split) in a temporary folder under the home
-directory, removed at the end. For each process count, that many JAX processes (one CPU device
-each, meeting on 127.0.0.1 as tests/test_processes.py's do) train one run on it, each process
+directory, removed at the end. For each process count, that many processes of --backend (one CPU
+device each, meeting on 127.0.0.1 as tests/test_processes.py's do) train one run on it, each process
 reading only its rows of every global batch from the cache; examples/s is taken from process 0's
 history after --warmup steps (tracing and XLA compilation), and each process reports its peak
 resident memory (any of the cache's mapped pages included, shown apart as they stand at the end)
@@ -114,7 +116,7 @@ def free_port() -> int:
 
 
 def run_layout(args: argparse.Namespace, processes: int, corpus: Path, run_dir: Path) -> list:
-    """Trains one run over `processes` JAX processes; their reports, process 0's first."""
+    """Trains one run over `processes` processes of `args.backend`; their reports, process 0's first."""
     flags = [
         "--worker",
         "--corpus",
@@ -132,7 +134,7 @@ def run_layout(args: argparse.Namespace, processes: int, corpus: Path, run_dir: 
         flags += ["--batch-size", str(args.batch_size)]
     if processes > 1:
         flags += ["--coordinator", f"127.0.0.1:{free_port()}", "--num-processes", str(processes)]
-    env = {**os.environ, "KERAS_BACKEND": "jax", "PYTHONPATH": str(REPO), **PATIENT}
+    env = {**os.environ, "KERAS_BACKEND": args.backend, "PYTHONPATH": str(REPO), **PATIENT}
     started = [
         subprocess.Popen(
             [
@@ -185,6 +187,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--processes", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--config", default="groovae_4bar", help="e.g. tiny for a quick run")
+    parser.add_argument("--backend", choices=("jax", "tensorflow"), default="jax")
     parser.add_argument("--batch-size", type=int, help="default: the config's")
     parser.add_argument("--steps", type=int, default=4, help="timed steps")
     parser.add_argument("--warmup", type=int, default=2, help="steps before the timed ones")
@@ -202,7 +205,9 @@ def main(argv: list[str] | None = None) -> None:
     from helpers.device import cpu_info
 
     cores = os.cpu_count() or 1
-    print(f"CPU: {cpu_info().describe()}, {cores} cores; {args.config}, JAX, one CPU device each")
+    print(
+        f"CPU: {cpu_info().describe()}, {cores} cores; {args.config}, {args.backend}, one CPU device each"
+    )
     home = Path.home()
     windows = corpus_windows(args.windows, home)
     scratch = Path(tempfile.mkdtemp(prefix="groovae-bench-processes-", dir=home))
