@@ -26,6 +26,10 @@ from helpers.gmd import DatasetNotFoundError
 from helpers.training import TrainError
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "bench"))
+# bench_refusals times the same fresh processes; its probe names the frameworks they loaded
+from bench_refusals import LOADED  # noqa: E402  (bench/ is no package)
+
 COMMAND_LINES = ("train", "verbs", "evaluate", "export", "pipeline")  # and sample, via verbs
 # CI services set CI, which makes pyfluidsynth print where it found libfluidsynth at import.
 CI_ENV = {**os.environ, "CI": "1"}
@@ -190,16 +194,6 @@ def test_a_user_error_is_one_error_line_and_status_1(module, argv, message, tmp_
     assert message in err
 
 
-FRAMEWORKS = ("tensorflow", "jax", "torch", "keras")
-# `python -m helpers.MODULE ARGV`, then a last line naming the frameworks it loaded.
-LOADED = f"""
-import runpy, sys
-module = sys.argv.pop(1)
-try:
-    runpy.run_module(f"helpers.{{module}}", run_name="__main__", alter_sys=True)
-finally:
-    print("loaded:", *sorted({{m.split(".")[0] for m in sys.modules}} & set({FRAMEWORKS})))
-"""
 TRAIN = ["--config", "tiny", "--steps", "1", "--run-dir", "{tmp}/out"]
 
 
