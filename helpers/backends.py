@@ -444,14 +444,16 @@ def _replicated(model: keras.Model, step: str):
             logs = strategy.run(function, args=(data,))
             return {name: strategy.reduce("MEAN", value, axis=None) for name, value in logs.items()}
 
-        _REPLICATED.clear()  # a new model: the old one's function holds its variables
+        if any(model_id != id(model) for model_id, _ in _REPLICATED):
+            _REPLICATED.clear()  # a new model: the old one's functions hold its variables
         _REPLICATED[key] = run
     return _REPLICATED[key]
 
 
-def _on_replicas(model: keras.Model, step: str, inputs: np.ndarray, targets: np.ndarray) -> dict:
-    """One replicated step on this process's rows, each of its replicas taking an equal slice."""
-    strategy, local_replicas = _local_replicas()
+def _on_replicas(model: keras.Model, step: str, inputs: np.ndarray, targets: np.ndarray, replicas):
+    """One replicated step on this process's rows, each of its replicas taking an equal slice.
+    replicas: _local_replicas(), looked up once per step by the caller."""
+    strategy, local_replicas = replicas
     rows = len(inputs) // local_replicas
 
     def replica_slice(context):
@@ -474,8 +476,9 @@ def train_on_batch(model: keras.Model, inputs: np.ndarray, targets: np.ndarray) 
     # The returned logs are this step's alone: Keras 3.13 (Colab's) keeps metrics running across
     # train_on_batch calls where later versions reset them, so reset before every update.
     model.reset_metrics()
-    if _local_replicas()[0] is not None:
-        return _on_replicas(model, "train_step", inputs, targets)
+    replicas = _local_replicas()
+    if replicas[0] is not None:
+        return _on_replicas(model, "train_step", inputs, targets, replicas)
     # Keras 3.13's JAX trainer lays out every part of (x, y, sample_weight) under a distribution
     # and fails on a None weight; our steps ignore the weights, so ones change nothing.
     weights = np.ones(len(inputs), "float32")
@@ -495,11 +498,12 @@ def validation_logs(
       inputs, targets: (batches * batch_size, 64, 27) float32.
       batch_size: this process's rows of one validation batch, a multiple of its replicas.
     """
-    if _local_replicas()[0] is None:
+    replicas = _local_replicas()
+    if replicas[0] is None:
         return model.evaluate(inputs, targets, batch_size=batch_size, verbose=0, return_dict=True)
     model.reset_metrics()
     logs = {}
     for start in range(0, len(inputs), batch_size):
         part = slice(start, start + batch_size)
-        logs = _on_replicas(model, "test_step", inputs[part], targets[part])
+        logs = _on_replicas(model, "test_step", inputs[part], targets[part], replicas)
     return logs
