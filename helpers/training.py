@@ -168,9 +168,9 @@ def eval_windows(
     batches = len(inputs) // batch_size
     if max_batches is not None:
         batches = min(batches, max_batches)
-    # The indices of our rows of each batch: only they are read (from a map, or derived).
+    # The indices of our rows of each batch: only they are read (from the cache file, or derived).
     ours = np.arange(batches * batch_size).reshape(batches, batch_size)[:, rows].ravel()
-    return np.asarray(_float32(inputs)[ours]), np.asarray(_float32(outputs)[ours])
+    return training_rows(_float32(inputs), _float32(outputs), ours)
 
 
 def eta_line(seconds_per_step: float, remaining: int, now: float | None = None) -> str:
