@@ -17,6 +17,7 @@ from helpers.config import CONFIG_FILE, CONFIG_MAP, PRECISIONS
 from helpers.constants import (
     AUDIO_SUFFIXES,
     DATA_DIR_ENV,
+    DEFAULT_TEMPERATURE,
     GMD_ZIP_NAME,
     MIDI_HEADER,
     OUTPUTS_DIR,
@@ -107,9 +108,24 @@ def add_soundfont(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def add_num(parser: argparse.ArgumentParser, default: int, help: str) -> None:
-    """--num (Magenta's --num_outputs): how many grooves."""
-    parser.add_argument("--num", "--num_outputs", dest="num", type=int, default=default, help=help)
+def add_sampling(parser: argparse.ArgumentParser, num_default: int, num_help: str) -> None:
+    """--num (Magenta's --num_outputs): how many grooves; --temperature and --seed: how they are
+    drawn. check_sampling checks them."""
+    parser.add_argument(
+        "--num", "--num_outputs", dest="num", type=int, default=num_default, help=num_help
+    )
+    parser.add_argument("--temperature", type=float, default=DEFAULT_TEMPERATURE)
+    parser.add_argument("--seed", type=int, default=None)
+
+
+def check_sampling(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Refuses (parser.error) add_sampling's flags out of range, before any work starts."""
+    if args.num < 1:
+        parser.error(f"--num must be at least 1, got {args.num}")
+    # Take i of --num plays with seed + i.
+    check_range(parser, "--seed", args.seed, 0, MAX_SEED - args.num + 1)
+    if not (math.isfinite(args.temperature) and args.temperature > 0):
+        parser.error(f"--temperature must be a finite number above 0, got {args.temperature}")
 
 
 def count(text: str) -> int:

@@ -16,14 +16,15 @@ from pathlib import Path
 from helpers import constants
 from helpers.cli import (
     add_data_dir,
-    add_num,
     add_outputs_dir,
     add_process_flags,
+    add_sampling,
     add_soundfont,
     add_training,
+    check_sampling,
     command_parser,
 )
-from helpers.constants import DEFAULT_TEMPERATURE, NUM_GROOVES
+from helpers.constants import NUM_GROOVES
 from helpers.device import describe_device, detect
 from helpers.processes import joined_layout
 
@@ -35,11 +36,10 @@ def main(argv: list[str] | None = None) -> list[Path]:
     add_data_dir(parser)
     add_outputs_dir(parser, "--outputs")
     add_soundfont(parser)
-    add_num(parser, NUM_GROOVES, "grooves to write")
-    parser.add_argument("--temperature", type=float, default=DEFAULT_TEMPERATURE)
-    parser.add_argument("--seed", type=int, default=None)
+    add_sampling(parser, NUM_GROOVES, "grooves to write")
     add_process_flags(parser)
     args = parser.parse_args(argv)
+    check_sampling(parser, args)  # here, not after training
     layout = joined_layout(args)  # before anything asks the backend for its devices
     # Imported only now, once the flags are checked: they load the model's framework (TensorFlow,
     # JAX or PyTorch: seconds), and --help or a refusal answers without it.

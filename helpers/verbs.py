@@ -16,23 +16,22 @@ from __future__ import annotations
 
 import argparse
 import functools
-import math
 import sys
 from pathlib import Path
 
 from helpers import constants
 from helpers.cli import (
-    MAX_SEED,
-    add_num,
     add_outputs_dir,
+    add_sampling,
     add_soundfont,
     check_input_file,
     check_output_folder,
     check_range,
+    check_sampling,
     command_parser,
 )
 from helpers.config import MODELS, VERB_CONFIGS
-from helpers.constants import DEFAULT_QPM, DEFAULT_TEMPERATURE, MIDI_SLOWEST_QPM, NUM_GROOVES
+from helpers.constants import DEFAULT_QPM, MIDI_SLOWEST_QPM, NUM_GROOVES
 
 VERBS = tuple(VERB_CONFIGS)
 # How many inputs each verb takes: (fewest, most).
@@ -86,9 +85,7 @@ def _parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--model", help="a config to play instead of the verb's own")
     add_outputs_dir(parser)
     add_soundfont(parser)
-    add_num(parser, NUM_GROOVES, "grooves to sample, interpolation steps, or versions")
-    parser.add_argument("--temperature", type=float, default=DEFAULT_TEMPERATURE)
-    parser.add_argument("--seed", type=int, default=None)
+    add_sampling(parser, NUM_GROOVES, "grooves to sample, interpolation steps, or versions")
     parser.add_argument(
         "--qpm", type=float, default=None, help="tempo; default 120 for sample, else the input's"
     )
@@ -98,13 +95,8 @@ def _parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if len(args.input) < fewest or (most is not None and len(args.input) > most):
         wanted = f"exactly {fewest}" if fewest == most else f"at least {fewest}"
         parser.error(f"{args.verb} takes {wanted} --input, got {len(args.input)}")
-    if args.num < 1:
-        parser.error(f"--num must be at least 1, got {args.num}")
-    # Take i of --num plays with seed + i.
-    check_range(parser, "--seed", args.seed, 0, MAX_SEED - args.num + 1)
+    check_sampling(parser, args)
     check_range(parser, "--qpm", args.qpm, MIDI_SLOWEST_QPM, constants.MAX_QPM)
-    if not (math.isfinite(args.temperature) and args.temperature > 0):
-        parser.error(f"--temperature must be a finite number above 0, got {args.temperature}")
     for number, path in enumerate(args.input, 1):
         check_input_file(parser, f"--input {number}", path)
     check_output_folder(parser, "--output-dir", args.output_dir)

@@ -214,6 +214,8 @@ TRAIN = ["--config", "tiny", "--steps", "1", "--run-dir", "{tmp}/out"]
         ("train", [*TRAIN, "--num-processes", "2", "--process-id", "1"], 2, "needs --coordinator"),
         ("train", ["--config", "tiny", "--steps", "1", "--run-dir", "{tmp}/empty.mid"], 2,
          "--run-dir {tmp}/empty.mid is a file"),
+        ("pipeline", ["--config", "tiny", "--temperature", "nan"], 2,
+         "--temperature must be a finite number above 0, got nan"),
         ("export", ["--help"], 0, "usage: python -m helpers.export"),
         ("export", ["--format", "magenta-js", "--bundled", "groovae_4bar"], 2, "takes --out"),
         ("export", ["--format", "magenta-tf1", "--bundled", "groovae_4bar", "--out", "{tmp}/out",
