@@ -20,7 +20,6 @@ import json
 import os
 import resource
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -109,14 +108,11 @@ def worker(args: argparse.Namespace) -> None:
     print(json.dumps(report), flush=True)
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def run_layout(args: argparse.Namespace, processes: int, corpus: Path, run_dir: Path) -> list:
-    """Trains one run over `processes` processes of `args.backend`; their reports, process 0's first."""
+    """Trains one run over `processes` processes of `args.backend`; their reports, process 0's
+    first."""
+    from helpers.processes import free_ports
+
     flags = [
         "--worker",
         "--corpus",
@@ -133,7 +129,9 @@ def run_layout(args: argparse.Namespace, processes: int, corpus: Path, run_dir: 
     if args.batch_size:
         flags += ["--batch-size", str(args.batch_size)]
     if processes > 1:
-        flags += ["--coordinator", f"127.0.0.1:{free_port()}", "--num-processes", str(processes)]
+        # On TensorFlow process i listens at the coordinator's port + i: all must be free.
+        coordinator = f"127.0.0.1:{free_ports(processes)}"
+        flags += ["--coordinator", coordinator, "--num-processes", str(processes)]
     env = {**os.environ, "KERAS_BACKEND": args.backend, "PYTHONPATH": str(REPO), **PATIENT}
     started = [
         subprocess.Popen(
@@ -206,7 +204,8 @@ def main(argv: list[str] | None = None) -> None:
 
     cores = os.cpu_count() or 1
     print(
-        f"CPU: {cpu_info().describe()}, {cores} cores; {args.config}, {args.backend}, one CPU device each"
+        f"CPU: {cpu_info().describe()}, {cores} cores; {args.config}, {args.backend}, "
+        "one CPU device each"
     )
     home = Path.home()
     windows = corpus_windows(args.windows, home)

@@ -113,6 +113,22 @@ def _tf_config_layout(text: str) -> ProcessLayout:
     return ProcessLayout(len(workers), index, workers[0] if workers else None, tuple(workers))
 
 
+def free_ports(count: int = 1) -> int:
+    """The first of `count` consecutive free ports on 127.0.0.1, for a --coordinator of processes
+    on this machine (on TensorFlow, process i listens at the coordinator's port + i)."""
+    while True:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            first = sock.getsockname()[1]
+        try:
+            for port in range(first + 1, first + count):
+                with socket.socket() as sock:
+                    sock.bind(("127.0.0.1", port))
+            return first
+        except OSError:
+            continue
+
+
 def layout_from(
     coordinator: str | None = None,
     num_processes: int | None = None,

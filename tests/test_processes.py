@@ -14,7 +14,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -25,7 +24,7 @@ import pytest
 from conftest import require_backends
 
 from helpers import processes, runs
-from helpers.processes import ProcessError, ProcessLayout, layout_from
+from helpers.processes import ProcessError, ProcessLayout, free_ports, layout_from
 
 JOB = Path(__file__).with_name("process_job.py")
 # How long a test waits for its processes: they run side by side, and on two cores other jobs
@@ -42,26 +41,6 @@ def _kill_leftovers():
         if process.poll() is None:
             process.kill()
             process.wait()
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def free_ports(count: int) -> int:
-    """The first of `count` consecutive free ports: processes given by flags listen at the
-    coordinator's port + their id on TensorFlow."""
-    while True:
-        first = free_port()
-        try:
-            for port in range(first + 1, first + count):
-                with socket.socket() as sock:
-                    sock.bind(("127.0.0.1", port))
-            return first
-        except OSError:
-            continue
 
 
 # The parity runs take no process starved of CPU on a busy machine for a stopped one, nor a
@@ -101,7 +80,7 @@ def start_processes(backend: str, run_dir: Path, steps: int, count: int, env=Non
 
 def start_cluster(backend: str, run_dir: Path, steps: int, count: int, env=None) -> list:
     """`count` processes of one run, their layout from $TF_CONFIG (ports not in a row)."""
-    workers = [f"127.0.0.1:{free_port()}" for _ in range(count)]
+    workers = [f"127.0.0.1:{free_ports()}" for _ in range(count)]
     return [
         start(
             backend,
@@ -243,7 +222,7 @@ def test_a_killed_worker_ends_the_others_and_the_run_resumes(backend, tmp_path):
 
 def test_a_coordinator_nobody_listens_on_fails_in_the_stated_time(tmp_path):
     require_backends("jax")
-    flags = ("--coordinator", f"127.0.0.1:{free_port()}", "--num-processes", "2")
+    flags = ("--coordinator", f"127.0.0.1:{free_ports()}", "--num-processes", "2")
     process, log = start(
         "jax", tmp_path / "run", 4, *flags, "--process-id", "1", env={"GROOVAE_JOIN_TIMEOUT": "3"}
     )
@@ -288,7 +267,7 @@ def test_layout_from_tf_config_and_each_process_rows():
 @pytest.mark.slow  # two more JAX processes, about 25 s of CPU
 def test_processes_started_with_other_settings_are_refused(tmp_path):
     require_backends("jax")
-    coordinator = f"127.0.0.1:{free_port()}"
+    coordinator = f"127.0.0.1:{free_ports()}"
     started = [
         start(
             "jax",
