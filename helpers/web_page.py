@@ -53,7 +53,7 @@ SOUND_RATE = audio.DEFAULT_SAMPLE_RATE
 
 
 class WebPageError(Exception):
-    """A page that cannot be built as asked: its scripts not built, or two models of one name."""
+    """A page that cannot be built as asked: its scripts not built, or no models to put on it."""
 
 
 def page_panels(model: TrainedModel) -> tuple[list[str], str | None]:
